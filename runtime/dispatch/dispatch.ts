@@ -1,0 +1,142 @@
+import type { HookAnswer, HookFailure } from "../schema/envelope.js";
+import { partialDataSchema, type HookName } from "../schema/hooks.js";
+import type { Invocation, ScriptSandbox } from "../sandbox/sandbox.js";
+
+/** What happens to the rest of a hook's scripts when one fails. */
+export type FailurePolicy = "error" | "skip";
+
+/** One script in a hook's pipeline, with what the config gives it. */
+export interface PipelineScript {
+  sandbox: ScriptSandbox;
+  order: number;
+  settingsJson: string;
+}
+
+export interface DispatchOptions {
+  requestId: string;
+  /** "error" (default): the first failure is the answer. "skip": the failed script changes nothing. */
+  policy: FailurePolicy;
+  /** Over all the hook's scripts; past it the answer is a `deadline` error, sent in time. */
+  deadlineMs: number;
+  measureHeap?: boolean;
+  /** Each finished invocation, as it finishes (for logs and metrics). */
+  onInvocation?: (invocation: Invocation) => void;
+}
+
+export interface DispatchResult {
+  answer: HookAnswer;
+  invocations: Invocation[];
+  /** Failures that the `skip` policy stepped over. */
+  skipped: HookFailure[];
+  /** A script cancelled the CRM request. */
+  cancelledBy?: string;
+}
+
+/** Scripts of one hook run by ascending order, then by name: documented and deterministic. */
+export function pipelineOrder(a: PipelineScript, b: PipelineScript): number {
+  return a.order - b.order || (a.sandbox.name < b.sandbox.name ? -1 : a.sandbox.name > b.sandbox.name ? 1 : 0);
+}
+
+const DEADLINE = Symbol("deadline");
+
+/**
+ * Run a hook's pipeline: each script sees the input and the data so far and returns changes that
+ * are checked against the hook's data schema and merged over it. A failure is never a cancel: it
+ * is an error answer, so the connector falls back to its own default behaviour.
+ */
+export async function dispatch(
+  hook: HookName,
+  input: Record<string, unknown>,
+  defaults: Record<string, unknown>,
+  scripts: readonly PipelineScript[],
+  options: DispatchOptions,
+): Promise<DispatchResult> {
+  const result: DispatchResult = {
+    answer: { state: "success", data: defaults },
+    invocations: [],
+    skipped: [],
+  };
+  if (scripts.length === 0) return result;
+
+  const ordered = [...scripts].sort(pipelineOrder);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof DEADLINE>((resolve) => {
+    timer = setTimeout(() => resolve(DEADLINE), options.deadlineMs);
+  });
+  try {
+    const answer = await Promise.race([runPipeline(hook, input, defaults, ordered, options, result), deadline]);
+    if (answer !== DEADLINE) {
+      result.answer = answer;
+    } else {
+      // The script still running finishes in its own time limit; its late result is not used.
+      const running = ordered[result.invocations.length]?.sandbox.name ?? null;
+      result.answer = {
+        state: "error",
+        error: {
+          reason: "deadline",
+          script: running,
+          message: `The scripts of ${hook} did not finish within the request deadline of ${options.deadlineMs} ms`,
+        },
+      };
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return result;
+}
+
+async function runPipeline(
+  hook: HookName,
+  input: Record<string, unknown>,
+  defaults: Record<string, unknown>,
+  scripts: readonly PipelineScript[],
+  options: DispatchOptions,
+  result: DispatchResult,
+): Promise<HookAnswer> {
+  const inputJson = JSON.stringify(input);
+  const schema = partialDataSchema(hook);
+  let data = defaults;
+  for (const script of scripts) {
+    const invocation = await script.sandbox.invoke(
+      { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId: options.requestId },
+      { heap: options.measureHeap ?? false },
+    );
+    let failure: HookFailure | undefined;
+    const { outcome } = invocation;
+    if (outcome.kind === "failure") {
+      failure = outcome.failure;
+    } else if (outcome.kind === "cancel") {
+      record(invocation, options, result);
+      result.cancelledBy = invocation.script;
+      return { state: "success", data: {} };
+    } else if (outcome.kind === "data") {
+      const checked = schema.safeParse(outcome.data);
+      if (checked.success) {
+        data = { ...data, ...(checked.data as Record<string, unknown>) };
+      } else {
+        failure = {
+          reason: "invalid_output",
+          script: invocation.script,
+          message: `The returned data does not fit ${hook}: ${checked.error.issues
+            .map((issue) => `${["data", ...issue.path].join(".")}: ${issue.message}`)
+            .join("; ")}`,
+        };
+        invocation.outcome = { kind: "failure", failure };
+      }
+    }
+    record(invocation, options, result);
+    if (failure) {
+      if (options.policy === "skip") {
+        result.skipped.push(failure);
+        continue;
+      }
+      return { state: "error", error: failure };
+    }
+  }
+  return { state: "success", data };
+}
+
+function record(invocation: Invocation, options: DispatchOptions, result: DispatchResult): void {
+  result.invocations.push(invocation);
+  options.onInvocation?.(invocation);
+}

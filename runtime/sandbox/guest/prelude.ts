@@ -1,0 +1,321 @@
+/**
+ * The code that runs INSIDE each script's isolate, ahead of the script. It owns the guest side of
+ * the host boundary: only strings cross it (JSON in, JSON out), so no host object, and no
+ * isolated-vm object, is ever reachable from script code.
+ *
+ * It is evaluated before the script's own modules, so the intrinsics it captures here are the
+ * originals even if a script later replaces them (which can only ever break that script).
+ */
+import type { GuestInvocation, GuestLogLine, GuestMeta, GuestOutcome, GuestResult } from "../protocol.js";
+
+const SCRIPT_MARK = Symbol.for("callscript.script");
+const CANCEL_MARK = Symbol.for("callscript.cancel");
+
+const parseJson = JSON.parse;
+const toJson = JSON.stringify;
+const objectKeys = Object.keys;
+const getPrototype = Object.getPrototypeOf;
+const freeze = Object.freeze;
+const isArray = Array.isArray;
+const objectPrototype = Object.prototype;
+const ErrorClass = Error;
+const StringOf = String;
+const isFiniteNumber = Number.isFinite;
+
+const MAX_DEPTH = 64;
+
+/** UTF-8 length of a string, counted without TextEncoder (not in a bare isolate). */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+// ---- logging -------------------------------------------------------------------------------
+
+interface LogSink {
+  lines: GuestLogLine[];
+  bytes: number;
+  limit: number;
+  dropped: number;
+  droppedBytes: number;
+  startedAt: number;
+}
+
+const newSink = (limit: number): LogSink => ({ lines: [], bytes: 0, limit, dropped: 0, droppedBytes: 0, startedAt: Date.now() });
+
+/** Lines written at load time (top-level code) go here and are reported with the script's meta. */
+let loadSink = newSink(16 * 1024);
+let sink = loadSink;
+
+function describe(value: unknown, depth: number, seen: unknown[]): string {
+  if (typeof value === "string") return depth === 0 ? value : toJson(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return `[Function ${(value as { name?: string }).name || "anonymous"}]`;
+  if (typeof value === "symbol" || typeof value !== "object" || value === null) return StringOf(value);
+  if (value instanceof ErrorClass) return value.stack ?? `${value.name}: ${value.message}`;
+  if (seen.includes(value)) return "[Circular]";
+  if (depth > 4) return isArray(value) ? "[Array]" : "[Object]";
+  seen.push(value);
+  try {
+    if (isArray(value)) return `[${value.map((item) => describe(item, depth + 1, seen)).join(", ")}]`;
+    const parts = objectKeys(value).map(
+      (key) => `${key}: ${describe((value as Record<string, unknown>)[key], depth + 1, seen)}`,
+    );
+    return `{ ${parts.join(", ")} }`;
+  } catch {
+    return "[Uninspectable]";
+  } finally {
+    seen.pop();
+  }
+}
+
+function write(level: GuestLogLine["level"], args: unknown[]): void {
+  let message: string;
+  try {
+    message = args.map((arg) => describe(arg, 0, [])).join(" ");
+  } catch {
+    message = "[Uninspectable]";
+  }
+  const size = utf8Length(message);
+  if (sink.bytes + size > sink.limit) {
+    sink.dropped++;
+    sink.droppedBytes += size;
+    return;
+  }
+  sink.bytes += size;
+  sink.lines.push({ level, message, atMs: Date.now() - sink.startedAt });
+}
+
+const logger = freeze({
+  debug: (...args: unknown[]) => write("debug", args),
+  info: (...args: unknown[]) => write("info", args),
+  warn: (...args: unknown[]) => write("warn", args),
+  error: (...args: unknown[]) => write("error", args),
+});
+
+(globalThis as { console?: unknown }).console = freeze({
+  ...logger,
+  log: logger.info,
+  trace: logger.debug,
+});
+
+function takeLogs(from: LogSink): GuestOutcome["logs"] {
+  return { lines: from.lines, bytes: from.bytes, dropped: from.dropped, droppedBytes: from.droppedBytes };
+}
+
+// ---- output ----------------------------------------------------------------------------------
+
+class WireError extends ErrorClass {}
+
+const pathOf = (path: string, key: string | number) =>
+  typeof key === "number" ? `${path}[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${toJson(key)}]`;
+
+/** A plain JSON copy of a returned value, or a WireError that names the first bad path. */
+function toWire(value: unknown, path: string, depth: number, ancestors: unknown[]): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (!isFiniteNumber(value)) throw new WireError(`${path} is ${StringOf(value)}; only finite numbers are JSON`);
+      return value;
+    case "bigint":
+      throw new WireError(`${path} is a BigInt; convert it with String() or Number()`);
+    case "symbol":
+      throw new WireError(`${path} is a Symbol`);
+    case "function":
+      throw new WireError(`${path} is a function`);
+    case "undefined":
+      throw new WireError(`${path} is undefined`);
+  }
+  if (value === null) return null;
+  if (depth > MAX_DEPTH) throw new WireError(`${path} is nested deeper than ${MAX_DEPTH} levels`);
+  if (ancestors.includes(value)) throw new WireError(`${path} refers back to itself (a cycle)`);
+  ancestors.push(value);
+  try {
+    if (isArray(value)) {
+      const copy: unknown[] = [];
+      for (let i = 0; i < value.length; i++) copy.push(toWire(value[i], pathOf(path, i), depth + 1, ancestors));
+      return copy;
+    }
+    const prototype = getPrototype(value);
+    if (prototype !== objectPrototype && prototype !== null) {
+      const kind = (prototype as { constructor?: { name?: string } })?.constructor?.name || "non-plain object";
+      throw new WireError(`${path} is a ${kind}; return plain objects, arrays and JSON values`);
+    }
+    const copy: Record<string, unknown> = {};
+    for (const key of objectKeys(value as object)) {
+      const item = (value as Record<string, unknown>)[key];
+      // As in JSON, a key set to undefined is left out.
+      if (item === undefined) continue;
+      copy[key] = toWire(item, pathOf(path, key), depth + 1, ancestors);
+    }
+    return copy;
+  } finally {
+    ancestors.pop();
+  }
+}
+
+function describeError(error: unknown): { name: string; message: string; stack?: string } {
+  try {
+    if (error instanceof ErrorClass) {
+      return { name: StringOf(error.name), message: StringOf(error.message), stack: StringOf(error.stack ?? "") };
+    }
+    return { name: "Thrown value", message: `a non-Error value was thrown: ${describe(error, 1, [])}` };
+  } catch {
+    return { name: "Thrown value", message: "an uninspectable value was thrown" };
+  }
+}
+
+// ---- settings --------------------------------------------------------------------------------
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object") {
+    for (const key of objectKeys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+    freeze(value);
+  }
+  return value;
+}
+
+let lastSettingsJson: string | undefined;
+let lastSettings: unknown;
+
+/** Settings rarely change, so the frozen object is reused while its JSON is the same. */
+function settingsFrom(json: string): unknown {
+  if (json !== lastSettingsJson) {
+    lastSettings = deepFreeze(parseJson(json));
+    lastSettingsJson = json;
+  }
+  return lastSettings;
+}
+
+// ---- binding ---------------------------------------------------------------------------------
+
+type Handler = (input: unknown, ctx: unknown) => unknown;
+
+interface ScriptShape {
+  hooks: Record<string, Handler>;
+  order?: unknown;
+  limits?: unknown;
+  settings?: unknown;
+}
+
+function definitionOf(module: Record<string, unknown>): ScriptShape {
+  const definition = module.default as ScriptShape | undefined;
+  if (definition === undefined) {
+    throw new ErrorClass(
+      "The script has no default export. End it with: export default defineScript({ hooks: { ... } })",
+    );
+  }
+  if (definition === null || typeof definition !== "object" || !(definition as unknown as Record<symbol, unknown>)[SCRIPT_MARK]) {
+    throw new ErrorClass(
+      "The default export is not a script. Wrap it in defineScript({ hooks: { ... } }) imported from 'callscript'",
+    );
+  }
+  const hooks = definition.hooks as Record<string, Handler> | null | undefined;
+  if (hooks === null || hooks === undefined || typeof hooks !== "object") {
+    throw new ErrorClass("defineScript({ hooks }) needs a hooks object: { need_registration(input, ctx) { ... } }");
+  }
+  for (const name of objectKeys(hooks)) {
+    if (typeof hooks[name] !== "function") throw new ErrorClass(`hooks.${name} is not a function`);
+  }
+  return definition;
+}
+
+export interface GuestEntry {
+  meta(): string;
+  invoke(...request: GuestInvocation): Promise<string>;
+}
+
+export function bindScript(module: Record<string, unknown>, scriptName: string): GuestEntry {
+  const definition = definitionOf(module);
+  const hooks = definition.hooks;
+
+  function meta(): string {
+    const value: GuestMeta = {
+      hooks: objectKeys(hooks),
+      order: definition.order,
+      limits: definition.limits,
+      settings: definition.settings,
+      logs: takeLogs(loadSink),
+    };
+    try {
+      return toJson(toWire(value, "definition", 0, []));
+    } catch (error) {
+      throw new ErrorClass(`defineScript({ order, limits, settings }) must hold JSON values: ${describeError(error).message}`);
+    }
+  }
+
+  async function invoke(...[hook, input, data, settings, requestId, logBytes, outputBytes]: GuestInvocation): Promise<string> {
+    const current = newSink(logBytes);
+    sink = current;
+    let outcome: GuestResult;
+    try {
+      const handler = hooks[hook];
+      if (typeof handler !== "function") throw new ErrorClass(`This script has no handler for ${hook}`);
+      const ctx = freeze({
+        hook,
+        data: parseJson(data),
+        settings: settingsFrom(settings),
+        log: logger,
+        requestId,
+        script: scriptName,
+      });
+      const result = await handler(parseJson(input), ctx);
+      outcome = encodeResult(result, outputBytes);
+    } catch (error) {
+      outcome = { kind: "exception", error: describeError(error) };
+    } finally {
+      sink = loadSink = newSink(0);
+    }
+    return toJson({ ...outcome, logs: takeLogs(current) });
+  }
+
+  return freeze({ meta, invoke });
+}
+
+function encodeResult(result: unknown, outputLimit: number): GuestResult {
+  if (result === undefined) return { kind: "none", outputBytes: 0 };
+  if (result !== null && typeof result === "object" && (result as Record<symbol, unknown>)[CANCEL_MARK] === true) {
+    return { kind: "cancel", outputBytes: 0 };
+  }
+  if (result === null) {
+    return {
+      kind: "invalid_output",
+      message: "The handler returned null. Return an object of changes, undefined for no change, or cancel()",
+    };
+  }
+  if (typeof result !== "object" || isArray(result)) {
+    return {
+      kind: "invalid_output",
+      message: `The handler returned ${isArray(result) ? "an array" : `a ${typeof result}`}. Return an object of changes, undefined for no change, or cancel()`,
+    };
+  }
+  let data: unknown;
+  try {
+    data = toWire(result, "data", 0, []);
+  } catch (error) {
+    if (error instanceof WireError) return { kind: "invalid_output", message: error.message };
+    return { kind: "invalid_output", message: `The returned data could not be read: ${describeError(error).message}` };
+  }
+  const json = toJson(data);
+  const outputBytes = utf8Length(json);
+  if (outputBytes > outputLimit) {
+    return {
+      kind: "invalid_output",
+      message: `The returned data is ${outputBytes} bytes of JSON, over this script's output limit of ${outputLimit} bytes`,
+      outputBytes,
+    };
+  }
+  return { kind: "data", data: data as Record<string, unknown>, outputBytes };
+}
+

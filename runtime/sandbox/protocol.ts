@@ -1,0 +1,52 @@
+/**
+ * What crosses the isolate boundary, both ways, as JSON text. Shared by the host and the guest
+ * prelude (type-only on the guest side).
+ */
+
+/** The arguments of the guest's `invoke`: primitives only, so they cross without a copy step. */
+export type GuestInvocation = [
+  hook: string,
+  /** The hook input, as JSON. */
+  input: string,
+  /** The data so far, as JSON. */
+  data: string,
+  /** The script's settings, as JSON. */
+  settings: string,
+  requestId: string,
+  logBytes: number,
+  outputBytes: number,
+];
+
+export interface GuestLogLine {
+  level: "debug" | "info" | "warn" | "error";
+  message: string;
+  /** Milliseconds since the invocation started. */
+  atMs: number;
+}
+
+export interface GuestLogs {
+  lines: GuestLogLine[];
+  bytes: number;
+  /** Lines past the log limit, dropped; reported with a visible marker, never silently. */
+  dropped: number;
+  droppedBytes: number;
+}
+
+/** What a handler's call came to, before the logs are attached. */
+export type GuestResult = { outputBytes?: number } & (
+  | { kind: "data"; data: Record<string, unknown> }
+  | { kind: "none" }
+  | { kind: "cancel" }
+  | { kind: "invalid_output"; message: string }
+  | { kind: "exception"; error: { name: string; message: string; stack?: string } }
+);
+
+export type GuestOutcome = GuestResult & { logs: GuestLogs };
+
+export interface GuestMeta {
+  hooks: string[];
+  order?: unknown;
+  limits?: unknown;
+  settings?: unknown;
+  logs: GuestLogs;
+}

@@ -1,0 +1,372 @@
+import { performance } from "node:perf_hooks";
+import type { Context, Isolate, Reference } from "isolated-vm";
+import { z } from "zod";
+import { bundleFileName, type CompiledScript } from "../compile/compile.js";
+import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
+import type { HookFailure } from "../schema/envelope.js";
+import { isolatedVm } from "./ivm.js";
+import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
+import type { GuestLogs, GuestOutcome } from "./protocol.js";
+import { BundleSourceMap } from "./source-map.js";
+import { closest } from "./suggest.js";
+
+export interface SandboxOptions {
+  defaults: Limits;
+  max: Limits;
+  /** Invocations that may wait behind the running one; past it: `overloaded` at once. */
+  maxQueue: number;
+  /** Called when isolated-vm reports that V8 lost control of an isolate. */
+  onCatastrophicError?: (script: string, message: string) => void;
+}
+
+export interface InvocationRequest {
+  hook: HookName;
+  inputJson: string;
+  dataJson: string;
+  settingsJson: string;
+  requestId: string;
+}
+
+export interface InvocationStats {
+  /** Wall time from the start of the call into the isolate to its answer. */
+  wallMs: number;
+  /** CPU time the isolate spent on this invocation. */
+  cpuMs: number;
+  /** Time spent waiting behind other invocations of this script. */
+  queuedMs: number;
+  outputBytes: number;
+  logBytes: number;
+  /** Heap in use after the invocation, when measured. */
+  heapUsedBytes?: number;
+}
+
+export type InvocationOutcome =
+  | { kind: "data"; data: Record<string, unknown> }
+  | { kind: "none" }
+  | { kind: "cancel" }
+  | { kind: "failure"; failure: HookFailure };
+
+export interface Invocation {
+  script: string;
+  version: string;
+  outcome: InvocationOutcome;
+  logs: GuestLogs;
+  stats: InvocationStats;
+}
+
+const guestMetaSchema = z.object({
+  hooks: z.array(z.string()),
+  order: z.number({ error: "order must be a number" }).int("order must be an integer").optional(),
+  limits: partialLimitsSchema.optional(),
+  settings: z.record(z.string(), z.unknown(), { error: "settings must be an object" }).optional(),
+  logs: z.object({ lines: z.array(z.any()), bytes: z.number(), dropped: z.number(), droppedBytes: z.number() }),
+});
+export type ScriptMeta = Omit<z.output<typeof guestMetaSchema>, "hooks"> & { hooks: HookName[] };
+
+/** A script that compiled but does not load: its top level throws, or its definition is wrong. */
+export class ScriptLoadFailure extends Error {
+  constructor(
+    readonly script: string,
+    message: string,
+    readonly location?: HookFailure["location"],
+    readonly mappedStack?: string,
+  ) {
+    super(message);
+    this.name = "ScriptLoadFailure";
+  }
+}
+
+interface Booted {
+  isolate: Isolate;
+  context: Context;
+  invoke: Reference<(...args: unknown[]) => Promise<string>>;
+}
+
+const EMPTY_LOGS: GuestLogs = { lines: [], bytes: 0, dropped: 0, droppedBytes: 0 };
+const TIMED_OUT = Symbol("timed out");
+/** How long a script's top-level code may run when it loads. */
+const LOAD_TIMEOUT_MS = 2_000;
+/** Room beyond the limits for the envelope around the data and the logs. */
+const ENVELOPE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * One version of one script in its own isolate. Invocations run one at a time, behind a bounded
+ * queue; a timeout or heap exhaustion disposes the isolate and a fresh one is built from the same
+ * compiled code, so the next call finds the script as it was after loading.
+ */
+export class ScriptSandbox {
+  private booted: Booted | undefined;
+  private booting: Promise<Booted> | undefined;
+  private tail: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  private disposed = false;
+  private readonly sourceMap: BundleSourceMap;
+
+  private constructor(
+    readonly compiled: CompiledScript,
+    readonly meta: ScriptMeta,
+    readonly limits: Limits,
+    readonly warnings: string[],
+    private readonly options: SandboxOptions,
+    booted: Booted,
+  ) {
+    this.booted = booted;
+    this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir);
+  }
+
+  get name(): string {
+    return this.compiled.name;
+  }
+
+  get version(): string {
+    return this.compiled.version;
+  }
+
+  /** Invocations running or waiting. */
+  get queueDepth(): number {
+    return this.pending;
+  }
+
+  implements(hook: HookName): boolean {
+    return this.meta.hooks.includes(hook);
+  }
+
+  /** Load a compiled script: boot an isolate, run its top level, read and check its definition. */
+  static async load(compiled: CompiledScript, options: SandboxOptions): Promise<ScriptSandbox> {
+    const sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir);
+    let booted = await boot(compiled, options.defaults.memoryMb, sourceMap, options);
+    let meta: ScriptMeta;
+    try {
+      meta = await readMeta(booted, compiled.name);
+    } catch (error) {
+      booted.isolate.dispose();
+      throw error;
+    }
+    const { limits, warnings } = resolveLimits(meta.limits, options.defaults, options.max);
+    if (limits.memoryMb !== options.defaults.memoryMb) {
+      // The heap size is fixed when an isolate is made, and known only once the script has said it.
+      booted.isolate.dispose();
+      booted = await boot(compiled, limits.memoryMb, sourceMap, options);
+    }
+    return new ScriptSandbox(compiled, meta, limits, warnings, options, booted);
+  }
+
+  async invoke(request: InvocationRequest, measure: { heap?: boolean } = {}): Promise<Invocation> {
+    if (this.disposed) {
+      return this.failed("exception", "This script version was unloaded", 0);
+    }
+    if (this.pending > this.options.maxQueue) {
+      return this.failed(
+        "overloaded",
+        `${this.pending} invocations of this script are already running or waiting (queue limit ${this.options.maxQueue}); retry later`,
+        0,
+      );
+    }
+    this.pending++;
+    const enqueuedAt = performance.now();
+    const run = this.tail.then(() => this.run(request, performance.now() - enqueuedAt, measure));
+    this.tail = run.catch(() => undefined);
+    try {
+      return await run;
+    } finally {
+      this.pending--;
+    }
+  }
+
+  /** Dispose once every started invocation has finished. */
+  async drainAndDispose(): Promise<void> {
+    this.disposed = true;
+    await this.tail;
+    this.booted?.isolate.dispose();
+    this.booted = undefined;
+  }
+
+  /** Heap in use by this script's isolate now, if it is up. */
+  heapUsedBytes(): number | undefined {
+    const isolate = this.booted?.isolate;
+    if (!isolate || isolate.isDisposed) return undefined;
+    try {
+      return isolate.getHeapStatisticsSync().used_heap_size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async ready(): Promise<Booted> {
+    if (this.booted && !this.booted.isolate.isDisposed) return this.booted;
+    this.booting ??= boot(this.compiled, this.limits.memoryMb, this.sourceMap, this.options).finally(() => {
+      this.booting = undefined;
+    });
+    this.booted = await this.booting;
+    return this.booted;
+  }
+
+  /** Throw the broken isolate away and start building the next one before anyone asks. */
+  private retire(booted: Booted): void {
+    if (!booted.isolate.isDisposed) {
+      try {
+        booted.isolate.dispose();
+      } catch {
+        // Already going away.
+      }
+    }
+    if (this.booted === booted) this.booted = undefined;
+    if (!this.disposed) this.ready().catch(() => undefined);
+  }
+
+  private async run(request: InvocationRequest, queuedMs: number, measure: { heap?: boolean }): Promise<Invocation> {
+    let booted: Booted;
+    try {
+      booted = await this.ready();
+    } catch (error) {
+      return this.failed("exception", `The script's isolate could not be rebuilt: ${(error as Error).message}`, queuedMs);
+    }
+    const { limits } = this;
+    const startedAt = performance.now();
+    const cpuBefore = booted.isolate.cpuTime;
+    const call = booted.invoke.apply(
+      undefined,
+      [request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes],
+      { timeout: limits.timeoutMs, result: { promise: true } },
+    ) as Promise<string>;
+    let timer: NodeJS.Timeout | undefined;
+    // isolated-vm's own timeout stops synchronous loops; this one also ends promises that never settle.
+    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(() => resolve(TIMED_OUT), limits.timeoutMs + 2);
+    });
+    const settled = await Promise.race([
+      call.then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error: error as Error }),
+      ),
+      deadline,
+    ]);
+    clearTimeout(timer);
+    const wallMs = performance.now() - startedAt;
+    const cpuMs = cpuOf(booted.isolate, cpuBefore);
+    const base = { wallMs, cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
+
+    if (settled === TIMED_OUT || (!settled.ok && /timed out/i.test(settled.error?.message ?? ""))) {
+      call.catch(() => undefined);
+      this.retire(booted);
+      return this.failed("timeout", `The script ran past its time limit of ${limits.timeoutMs} ms (a loop that does not end, or a promise that never settles)`, queuedMs, base);
+    }
+    if (!settled.ok) {
+      const outOfMemory = booted.isolate.isDisposed || /memory limit/i.test(settled.error?.message ?? "");
+      this.retire(booted);
+      return outOfMemory
+        ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
+        : this.failed("exception", `The sandbox failed: ${settled.error?.message ?? String(settled.error)}`, queuedMs, base);
+    }
+    const answer = settled.value;
+    if (typeof answer !== "string" || answer.length > limits.outputBytes + limits.logBytes + ENVELOPE_SLACK_BYTES) {
+      return this.failed("invalid_output", "The script's answer is over its output limit", queuedMs, base);
+    }
+    const outcome = JSON.parse(answer) as GuestOutcome;
+    const stats: InvocationStats = { ...base, outputBytes: outcome.outputBytes ?? 0, logBytes: outcome.logs.bytes };
+    if (measure.heap) {
+      try {
+        stats.heapUsedBytes = booted.isolate.getHeapStatisticsSync().used_heap_size;
+      } catch {
+        // The isolate went away between the answer and the measure; the answer stands.
+      }
+    }
+    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome), logs: outcome.logs, stats };
+  }
+
+  private toOutcome(outcome: GuestOutcome): InvocationOutcome {
+    switch (outcome.kind) {
+      case "data":
+        return { kind: "data", data: outcome.data };
+      case "none":
+        return { kind: "none" };
+      case "cancel":
+        return { kind: "cancel" };
+      case "invalid_output":
+        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: outcome.message } };
+      case "exception": {
+        const { name, message, stack } = outcome.error;
+        const failure: HookFailure = { reason: "exception", script: this.name, message: name && name !== "Error" ? `${name}: ${message}` : message };
+        if (stack) {
+          const mapped = this.sourceMap.mapStack(stack);
+          failure.stack = mapped.stack;
+          if (mapped.location) failure.location = mapped.location;
+        }
+        return { kind: "failure", failure };
+      }
+    }
+  }
+
+  private failed(reason: HookFailure["reason"], message: string, queuedMs: number, stats?: Omit<InvocationStats, "queuedMs"> & { queuedMs: number }): Invocation {
+    return {
+      script: this.name,
+      version: this.version,
+      outcome: { kind: "failure", failure: { reason, script: this.name, message } },
+      logs: EMPTY_LOGS,
+      stats: stats ?? { wallMs: 0, cpuMs: 0, queuedMs, outputBytes: 0, logBytes: 0 },
+    };
+  }
+}
+
+function cpuOf(isolate: Isolate, before: bigint): number {
+  try {
+    return Number(isolate.cpuTime - before) / 1e6;
+  } catch {
+    return 0;
+  }
+}
+
+async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions): Promise<Booted> {
+  const ivm = isolatedVm();
+  const isolate = new ivm.Isolate({
+    memoryLimit: memoryMb,
+    onCatastrophicError: (message) => options.onCatastrophicError?.(compiled.name, message),
+  });
+  try {
+    const context = await isolate.createContext();
+    const script = await isolate.compileScript(compiled.code, { filename: bundleFileName(compiled.name) });
+    const entry = (await script.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as Reference<Record<string, unknown>>;
+    script.release();
+    const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
+    const booted: Booted = { isolate, context, invoke };
+    (booted as Booted & { entry: Reference }).entry = entry;
+    return booted;
+  } catch (error) {
+    const disposedForMemory = isolate.isDisposed;
+    if (!isolate.isDisposed) isolate.dispose();
+    const message = disposedForMemory
+      ? `its top-level code ran out of its heap of ${memoryMb} MB`
+      : /timed out/i.test((error as Error).message)
+        ? `its top-level code ran past ${LOAD_TIMEOUT_MS} ms`
+        : (error as Error).message;
+    const mapped = (error as Error).stack ? sourceMap.mapStack((error as Error).stack!) : undefined;
+    throw new ScriptLoadFailure(compiled.name, message, mapped?.location, mapped?.stack);
+  }
+}
+
+async function readMeta(booted: Booted, name: string): Promise<ScriptMeta> {
+  const entry = (booted as Booted & { entry: Reference<Record<string, unknown>> }).entry;
+  const metaFn = (await entry.get("meta", { reference: true })) as Reference<() => string>;
+  let json: string;
+  try {
+    json = (await metaFn.apply(undefined, [], { timeout: LOAD_TIMEOUT_MS })) as string;
+  } catch (error) {
+    throw new ScriptLoadFailure(name, (error as Error).message);
+  }
+  const parsed = guestMetaSchema.safeParse(JSON.parse(json));
+  if (!parsed.success) {
+    throw new ScriptLoadFailure(name, `defineScript(): ${parsed.error.issues.map((i) => `${i.path.join(".") || "definition"}: ${i.message}`).join("; ")}`);
+  }
+  const unknown = parsed.data.hooks.filter((hook) => !isHookName(hook));
+  if (unknown.length > 0) {
+    const hints = unknown.map((hook) => {
+      const suggestion = closest(hook, hookNames);
+      return suggestion ? `'${hook}' (did you mean '${suggestion}'?)` : `'${hook}'`;
+    });
+    throw new ScriptLoadFailure(name, `Unknown hook ${hints.join(", ")} in defineScript({ hooks }). Known hooks: ${hookNames.join(", ")}`);
+  }
+  if (parsed.data.hooks.length === 0) {
+    throw new ScriptLoadFailure(name, "defineScript({ hooks }) has no handlers; add at least one, e.g. need_registration(input, ctx) { ... }");
+  }
+  return { ...parsed.data, hooks: parsed.data.hooks as HookName[] };
+}
