@@ -13,13 +13,19 @@ export const pbxTime = z
 
 export const ZERO_TIME = "0001-01-01 00:00:00";
 
+/** The connector writes an empty list or map as `null` (or a PHP-style `[]` for a map). */
+const emptyAs = (empty: () => unknown) => (value: unknown) =>
+  value === null || (Array.isArray(value) && value.length === 0) ? empty() : value;
+const list = <T extends z.ZodType>(item: T) => z.preprocess(emptyAs(() => []), z.array(item));
+const map = () => z.preprocess(emptyAs(() => ({})), z.record(z.string(), z.unknown()));
+
 export const numberData = z
   .looseObject({
     base: z.string().describe("The number without prefixes"),
     custom: z.string().describe("The number after auto-substitution or customization; empty if none"),
     is_local: z.boolean().describe("Whether the number is internal (an extension)"),
     original: z.string().describe("The number as received from Asterisk"),
-    variants: z.array(z.string()).describe("base, and each configured prefix + base"),
+    variants: list(z.string()).describe("base, and each configured prefix + base"),
   })
   .describe("A phone number in the forms the connector knows");
 
@@ -29,7 +35,7 @@ export const channelType = z.enum(["local", "incoming", "outgoing", "unknown"]);
 export const channel = z.looseObject({
   answer_time: pbxTime,
   end_time: pbxTime,
-  extra: z.record(z.string(), z.unknown()).describe("Extra fields from the CEL table"),
+  extra: map().describe("Extra fields from the CEL table"),
   from: numberData,
   id: z.string().describe("The channel's uniqueid"),
   is_primary: z.boolean().describe("Whether uniqueid = linkedid"),
@@ -46,9 +52,9 @@ export const user = z.looseObject({
   email: z.string(),
   id: z.string().describe("The user's id in the CRM"),
   name: z.string(),
-  phones: z.array(z.string()),
+  phones: list(z.string()),
   position: z.string(),
-  raw: z.record(z.string(), z.unknown()).describe("The user as the CRM returns it"),
+  raw: map().describe("The user as the CRM returns it"),
 });
 
 export const conversation = z.looseObject({
@@ -63,8 +69,8 @@ export const entity = z.looseObject({
   id: z.string(),
   is_new: z.boolean().describe("Whether the entity was created when registering this call"),
   name: z.string(),
-  phones: z.array(numberData),
-  raw: z.record(z.string(), z.unknown()),
+  phones: list(numberData),
+  raw: map(),
   responsible: user.nullable(),
   responsible_id: z.string(),
   type: entityType,
@@ -82,11 +88,7 @@ export const registration = z.looseObject({
   responsible_id: z.string(),
 });
 
-/** A connector with no conversations yet may encode the empty map as `[]` or `null`. */
-const conversations = z.preprocess(
-  (value) => (value === null || (Array.isArray(value) && value.length === 0) ? {} : value),
-  z.record(z.string(), conversation),
-);
+const conversations = z.preprocess(emptyAs(() => ({})), z.record(z.string(), conversation));
 
 export const callFull = z.looseObject({
   active_conversation_id: z.string().describe("uniqueid of the current conversation, or empty"),

@@ -65,25 +65,28 @@ const phoneInput = withCallFull({
 });
 const phoneData = z.strictObject({ phone: z.string() });
 
-const originateParams = z.strictObject({
+const originateShape = {
   caller_id: z.string(),
   channel: z.string(),
   context: z.string(),
   extension: z.string(),
   priority: id,
-  request_data: z.unknown(),
-});
+  request_data: z.unknown().optional().describe("The CRM's click-to-call request, as received"),
+};
+/** Strict on the way back (a misspelt key would be dropped by the PBX), lenient on the way in. */
+const originateParams = z.strictObject(originateShape);
+const originateParamsInput = z.looseObject(originateShape);
 
 const registrationParams = z.looseObject({
   USER_ID: id.optional(),
-  USER_PHONE_INNER: z.string().optional(),
+  USER_PHONE_INNER: id.optional(),
   PHONE_NUMBER: z.string().optional(),
   TYPE: id.optional(),
   CRM_CREATE: z.union([id, z.boolean()]).optional(),
   CRM_ENTITY_TYPE: z.string().optional(),
   CRM_ENTITY_ID: id.optional(),
   SHOW: z.union([id, z.boolean()]).optional(),
-  LINE_NUMBER: z.string().optional(),
+  LINE_NUMBER: id.optional(),
 });
 
 const kommoCallParams = z.looseObject({
@@ -134,7 +137,7 @@ export const hookCatalog = {
   process_originate_params: hook({
     crm: "both",
     summary: "Click-to-call: the parameters of the AMI Originate",
-    input: z.looseObject({ call_full: callFull.optional(), params: originateParams }),
+    input: z.looseObject({ call_full: callFull.optional(), params: originateParamsInput }),
     data: originateParams,
     defaults: (input) => ({ ...input.params }),
   }),

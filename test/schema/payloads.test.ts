@@ -214,8 +214,9 @@ describe("defaults", () => {
       extension: "+7 (900) 123-45-67",
       priority: "1",
     });
-    // a copy: a script changing it does not change the input
-    expect(defaults).not.toBe(parse("process_originate_params.click-to-call.json").input.params);
+    // a copy: a script changing the data does not change the input
+    const { hook, input } = parse("process_originate_params.click-to-call.json");
+    expect(defaultsFor(hook, input)).not.toBe(input.params);
   });
 
   it("process_final_params: the top-level params without call_full and call_stage", () => {

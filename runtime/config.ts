@@ -1,0 +1,129 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+import { hookNames } from "./schema/hooks.js";
+import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema } from "./sandbox/limits.js";
+
+export const failurePolicy = z
+  .enum(["error", "skip"])
+  .describe("error: the first failure is the answer (the connector falls back to its default); skip: the failed script changes nothing and the rest run");
+
+export const hookSettingsSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe("A disabled hook answers its defaults without running scripts"),
+  deadlineMs: z.number().int().positive().optional().describe("Over all the hook's scripts"),
+  failurePolicy: failurePolicy.default("error"),
+});
+
+export const scriptSettingsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  order: z.number().int().optional().describe("Overrides the script's own order"),
+  settings: z.record(z.string(), z.unknown()).optional().describe("Overrides the script's default settings, key by key"),
+});
+
+export const configSchema = z.strictObject({
+  host: z.string().default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(8787),
+  token: z.string().min(16, "token must be at least 16 characters").optional(),
+  scriptsDir: z.string().default("scripts"),
+  watch: z.boolean().default(true).describe("Reload scripts when their files change"),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
+  maxQueue: z.number().int().min(0).default(32).describe("Invocations that may wait per script"),
+  deadlineMs: z.number().int().positive().default(2_000).describe("Default request deadline over a hook's scripts"),
+  limits: z
+    .strictObject({
+      defaults: partialLimitsSchema.default({}),
+      max: partialLimitsSchema.default({}),
+    })
+    .default({ defaults: {}, max: {} }),
+  hooks: z.partialRecord(z.enum(hookNames as [string, ...string[]]), hookSettingsSchema).default({}),
+  scripts: z.record(z.string(), scriptSettingsSchema).default({}),
+  record: z
+    .strictObject({
+      dir: z.string().describe("Save every incoming hook input here as a JSON file"),
+      anonymize: z.boolean().default(true).describe("Replace client phone numbers and names"),
+    })
+    .optional(),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Limits after the built-in values are filled in. */
+export function effectiveLimits(config: Config) {
+  const max = { ...BUILTIN_MAX_LIMITS, ...config.limits.max };
+  const defaults = { ...BUILTIN_DEFAULT_LIMITS, ...config.limits.defaults };
+  return { defaults, max };
+}
+
+export function deadlineFor(config: Config, hook: string): number {
+  const own = config.hooks[hook]?.deadlineMs;
+  if (own) return own;
+  return hook === "process_record_file_path" ? Math.max(config.deadlineMs, 9_000) : config.deadlineMs;
+}
+
+/** Environment variables that override the file, for service managers and containers. */
+const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: string) => unknown }> = {
+  CALLSCRIPT_HOST: { key: "host", parse: (v) => v },
+  CALLSCRIPT_PORT: { key: "port", parse: (v) => (/^\d+$/.test(v) ? Number(v) : v) },
+  CALLSCRIPT_TOKEN: { key: "token", parse: (v) => v },
+  CALLSCRIPT_SCRIPTS: { key: "scriptsDir", parse: (v) => v },
+  CALLSCRIPT_LOG_LEVEL: { key: "logLevel", parse: (v) => v },
+  CALLSCRIPT_WATCH: { key: "watch", parse: (v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v) },
+};
+
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.join(".") : "(root)"}: ${issue.message}`).join("; ");
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(file, `is not valid ${/\.ya?ml$/i.test(file) ? "YAML" : "JSON"}: ${(error as Error).message}`);
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError(file, "must hold an object");
+  return value as Record<string, unknown>;
+}
+
+export interface LoadConfigOptions {
+  file?: string;
+  /** Command-line values: they win over the environment and the file. */
+  overrides?: Partial<ConfigInput>;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The configuration: the file (JSON or YAML), then the environment, then the command line. A
+ * relative `scriptsDir` or `record.dir` in the file is relative to the file.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const fromFile = options.file ? readConfigFile(options.file) : {};
+  const base = options.file ? path.dirname(path.resolve(options.file)) : process.cwd();
+  const merged: Record<string, unknown> = { ...fromFile };
+  for (const [name, { key, parse }] of Object.entries(ENVIRONMENT)) {
+    const value = env[name];
+    if (value !== undefined && value !== "") merged[key] = parse(value);
+  }
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) merged[key] = value;
+  }
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) throw new ConfigError(options.file ?? "the configuration", formatIssues(parsed.error));
+  const config = parsed.data;
+  const fileScripts = typeof fromFile.scriptsDir === "string" && merged.scriptsDir === fromFile.scriptsDir;
+  config.scriptsDir = path.resolve(fileScripts ? base : process.cwd(), config.scriptsDir);
+  if (config.record) config.record.dir = path.resolve(base, config.record.dir);
+  return config;
+}

@@ -1,0 +1,286 @@
+import { EventEmitter } from "node:events";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { compileScript, formatDiagnostic, scriptNameOf } from "../compile/compile.js";
+import { effectiveLimits, type Config } from "../config.js";
+import type { PipelineScript } from "../dispatch/dispatch.js";
+import { pipelineOrder } from "../dispatch/dispatch.js";
+import type { FailureReason, SourceLocation } from "../schema/envelope.js";
+import type { HookName } from "../schema/hooks.js";
+import { ScriptLoadFailure, ScriptSandbox, type Invocation, type SandboxOptions } from "../sandbox/sandbox.js";
+
+export interface ScriptProblem {
+  at: string;
+  stage: "compile" | "load";
+  message: string;
+  location?: SourceLocation;
+}
+
+export interface ScriptState {
+  name: string;
+  file: string;
+  /** active: serving; failed: never loaded; stale: serving an older version because the newest failed. */
+  state: "active" | "failed" | "stale" | "disabled";
+  version: string | null;
+  previousVersion: string | null;
+  loadedAt: string | null;
+  hooks: HookName[];
+  order: number | null;
+  limits: ScriptSandbox["limits"] | null;
+  warnings: string[];
+  lastError: ScriptProblem | null;
+  queueDepth: number;
+  invocations: number;
+  outcomes: Record<string, number>;
+}
+
+interface Entry {
+  name: string;
+  file: string;
+  active?: PipelineScript;
+  previousVersion: string | null;
+  loadedAt: string | null;
+  lastError: ScriptProblem | null;
+  /** Newer reloads of the same file win over older ones still in flight. */
+  generation: number;
+  invocations: number;
+  outcomes: Record<string, number>;
+}
+
+export type ReloadResult =
+  | { ok: true; name: string; version: string; ms: number; unchanged: boolean }
+  | { ok: false; name: string; problem: ScriptProblem; ms: number }
+  | { ok: false; name: string; superseded: true; ms: number };
+
+export interface RegistryEvents {
+  loaded: [name: string, version: string, ms: number];
+  failed: [name: string, problem: ScriptProblem];
+  unloaded: [name: string];
+}
+
+/** Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers. */
+export function isScriptFile(file: string, scriptsDir: string): boolean {
+  const relative = path.relative(scriptsDir, file);
+  if (relative.includes(path.sep) || relative.startsWith("..")) return false;
+  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".");
+}
+
+/**
+ * The loaded version of every script. A new version is compiled and loaded to the side and only
+ * then swapped in; invocations already running finish on the version they started with, which
+ * is disposed once they have.
+ */
+export class ScriptRegistry extends EventEmitter<RegistryEvents> {
+  private readonly entries = new Map<string, Entry>();
+  private readonly pipelines = new Map<HookName, PipelineScript[]>();
+  private readonly sandboxOptions: SandboxOptions;
+  readonly scriptsDir: string;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Pick<Logger, "info" | "warn" | "error" | "debug">,
+    onCatastrophicError?: (script: string, message: string) => void,
+  ) {
+    super();
+    this.scriptsDir = config.scriptsDir;
+    const { defaults, max } = effectiveLimits(config);
+    this.sandboxOptions = { defaults, max, maxQueue: config.maxQueue };
+    if (onCatastrophicError) this.sandboxOptions.onCatastrophicError = onCatastrophicError;
+  }
+
+  scriptFiles(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.scriptsDir);
+    } catch (error) {
+      throw new Error(`The scripts folder ${this.scriptsDir} cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    }
+    return names
+      .map((name) => path.join(this.scriptsDir, name))
+      .filter((file) => isScriptFile(file, this.scriptsDir))
+      .sort();
+  }
+
+  /** Load every script of the folder, in parallel. */
+  async loadAll(): Promise<ReloadResult[]> {
+    return Promise.all(this.scriptFiles().map((file) => this.reload(file)));
+  }
+
+  /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
+  async reload(file: string): Promise<ReloadResult> {
+    const started = performance.now();
+    const name = scriptNameOf(file);
+    const entry = this.entryFor(name, file);
+    const generation = ++entry.generation;
+    const elapsed = () => performance.now() - started;
+
+    if (this.config.scripts[name]?.enabled === false) {
+      await this.retire(entry);
+      entry.lastError = null;
+      this.log.info({ script: name }, "script disabled in the configuration; not loaded");
+      return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
+    }
+    const compiled = await compileScript(file, this.scriptsDir);
+    if (generation !== entry.generation) return { ok: false, name, superseded: true, ms: elapsed() };
+    if (!compiled.ok) {
+      const first = compiled.diagnostics[0];
+      const problem = this.problem(entry, "compile", compiled.diagnostics.map(formatDiagnostic).join("\n"), first?.location);
+      return { ok: false, name, problem, ms: elapsed() };
+    }
+    if (entry.active?.sandbox.version === compiled.script.version) {
+      entry.lastError = null;
+      return { ok: true, name, version: compiled.script.version, ms: elapsed(), unchanged: true };
+    }
+    let sandbox: ScriptSandbox;
+    try {
+      sandbox = await ScriptSandbox.load(compiled.script, this.sandboxOptions);
+    } catch (error) {
+      if (!(error instanceof ScriptLoadFailure)) throw error;
+      if (generation !== entry.generation) return { ok: false, name, superseded: true, ms: elapsed() };
+      const problem = this.problem(entry, "load", error.message, error.location);
+      return { ok: false, name, problem, ms: elapsed() };
+    }
+    if (generation !== entry.generation) {
+      void sandbox.drainAndDispose();
+      return { ok: false, name, superseded: true, ms: elapsed() };
+    }
+    const previous = entry.active;
+    entry.active = { sandbox, order: this.config.scripts[name]?.order ?? sandbox.meta.order ?? 0, settingsJson: this.settingsJson(name, sandbox) };
+    entry.previousVersion = previous?.sandbox.version ?? entry.previousVersion;
+    entry.loadedAt = new Date().toISOString();
+    entry.lastError = null;
+    this.pipelines.clear();
+    if (previous) void previous.sandbox.drainAndDispose();
+    const ms = elapsed();
+    for (const line of sandbox.meta.logs.lines) this.log.info({ script: name, version: sandbox.version, level: line.level }, line.message);
+    for (const warning of sandbox.warnings) this.log.warn({ script: name }, warning);
+    this.log.info({ script: name, version: sandbox.version, hooks: sandbox.meta.hooks, ms: round(ms) }, previous ? "script reloaded" : "script loaded");
+    this.emit("loaded", name, sandbox.version, ms);
+    return { ok: true, name, version: sandbox.version, ms, unchanged: false };
+  }
+
+  /** Stop running a script whose file is gone. */
+  async unload(file: string): Promise<boolean> {
+    const entry = this.entries.get(scriptNameOf(file));
+    if (!entry) return false;
+    entry.generation++;
+    this.entries.delete(entry.name);
+    await this.retire(entry);
+    this.log.info({ script: entry.name }, "script unloaded");
+    this.emit("unloaded", entry.name);
+    return true;
+  }
+
+  /** Names of the loaded scripts whose bundle includes `file` (a helper module, or the script itself). */
+  dependentsOf(file: string): string[] {
+    const absolute = path.resolve(file);
+    const names: string[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry.file === absolute || entry.active?.sandbox.compiled.inputs.includes(absolute)) names.push(entry.name);
+    }
+    return names;
+  }
+
+  fileOf(name: string): string | undefined {
+    return this.entries.get(name)?.file;
+  }
+
+  /** The scripts that run for a hook, in pipeline order. */
+  pipeline(hook: HookName): PipelineScript[] {
+    let scripts = this.pipelines.get(hook);
+    if (!scripts) {
+      scripts = [...this.entries.values()]
+        .map((entry) => entry.active)
+        .filter((active): active is PipelineScript => active !== undefined && active.sandbox.implements(hook))
+        .sort(pipelineOrder);
+      this.pipelines.set(hook, scripts);
+    }
+    return scripts;
+  }
+
+  count(invocation: Invocation): void {
+    const entry = this.entries.get(invocation.script);
+    if (!entry) return;
+    entry.invocations++;
+    const outcome = invocation.outcome.kind === "failure" ? invocation.outcome.failure.reason : invocation.outcome.kind;
+    entry.outcomes[outcome] = (entry.outcomes[outcome] ?? 0) + 1;
+  }
+
+  /** At least one script serves, and none has failed to load without a version to fall back on. */
+  get ready(): boolean {
+    return [...this.entries.values()].some((entry) => entry.active !== undefined);
+  }
+
+  states(): ScriptState[] {
+    return [...this.entries.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((entry) => {
+        const sandbox = entry.active?.sandbox;
+        const disabled = this.config.scripts[entry.name]?.enabled === false;
+        return {
+          name: entry.name,
+          file: path.relative(this.scriptsDir, entry.file),
+          state: disabled ? "disabled" : !sandbox ? "failed" : entry.lastError ? "stale" : "active",
+          version: sandbox?.version ?? null,
+          previousVersion: entry.previousVersion,
+          loadedAt: entry.loadedAt,
+          hooks: sandbox?.meta.hooks ?? [],
+          order: entry.active?.order ?? null,
+          limits: sandbox?.limits ?? null,
+          warnings: sandbox?.warnings ?? [],
+          lastError: entry.lastError,
+          queueDepth: sandbox?.queueDepth ?? 0,
+          invocations: entry.invocations,
+          outcomes: { ...entry.outcomes },
+        } satisfies ScriptState;
+      });
+  }
+
+  /** Loaded sandboxes, for metrics such as queue depth and heap. */
+  sandboxes(): ScriptSandbox[] {
+    return [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
+  }
+
+  async close(): Promise<void> {
+    const entries = [...this.entries.values()];
+    this.entries.clear();
+    this.pipelines.clear();
+    await Promise.all(entries.map((entry) => this.retire(entry)));
+  }
+
+  private entryFor(name: string, file: string): Entry {
+    let entry = this.entries.get(name);
+    if (!entry) {
+      entry = { name, file: path.resolve(file), previousVersion: null, loadedAt: null, lastError: null, generation: 0, invocations: 0, outcomes: {} };
+      this.entries.set(name, entry);
+    }
+    return entry;
+  }
+
+  private async retire(entry: Entry): Promise<void> {
+    const active = entry.active;
+    entry.active = undefined;
+    this.pipelines.clear();
+    if (active) await active.sandbox.drainAndDispose();
+  }
+
+  private problem(entry: Entry, stage: ScriptProblem["stage"], message: string, location?: SourceLocation): ScriptProblem {
+    const problem: ScriptProblem = { at: new Date().toISOString(), stage, message };
+    if (location) problem.location = location;
+    entry.lastError = problem;
+    const serving = entry.active ? `; version ${entry.active.sandbox.version} keeps serving` : "";
+    this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${stage}${serving}: ${message}`);
+    this.emit("failed", entry.name, problem);
+    return problem;
+  }
+
+  private settingsJson(name: string, sandbox: ScriptSandbox): string {
+    return JSON.stringify({ ...(sandbox.meta.settings ?? {}), ...(this.config.scripts[name]?.settings ?? {}) });
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+export type { FailureReason };
