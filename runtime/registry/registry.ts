@@ -3,13 +3,14 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { compileScript, formatDiagnostic, scriptNameOf } from "../compile/compile.js";
-import { effectiveLimits, type Config } from "../config.js";
+import { scriptNameOf } from "../compile/compile.js";
+import type { Config } from "../config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineOrder } from "../dispatch/dispatch.js";
 import type { FailureReason, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
-import { ScriptLoadFailure, ScriptSandbox, type Invocation, type SandboxOptions } from "../sandbox/sandbox.js";
+import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
+import { loadScriptFile, sandboxOptionsFrom } from "./load-script.js";
 
 export interface ScriptProblem {
   at: string;
@@ -85,8 +86,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   ) {
     super();
     this.scriptsDir = config.scriptsDir;
-    const { defaults, max } = effectiveLimits(config);
-    this.sandboxOptions = { defaults, max, maxQueue: config.maxQueue };
+    this.sandboxOptions = sandboxOptionsFrom(config);
     if (onCatastrophicError) this.sandboxOptions.onCatastrophicError = onCatastrophicError;
   }
 
@@ -122,32 +122,24 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       this.log.info({ script: name }, "script disabled in the configuration; not loaded");
       return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
     }
-    const compiled = await compileScript(file, this.scriptsDir);
-    if (generation !== entry.generation) return { ok: false, name, superseded: true, ms: elapsed() };
-    if (!compiled.ok) {
-      const first = compiled.diagnostics[0];
-      const problem = this.problem(entry, "compile", compiled.diagnostics.map(formatDiagnostic).join("\n"), first?.location);
-      return { ok: false, name, problem, ms: elapsed() };
-    }
-    if (entry.active?.sandbox.version === compiled.script.version) {
-      entry.lastError = null;
-      return { ok: true, name, version: compiled.script.version, ms: elapsed(), unchanged: true };
-    }
-    let sandbox: ScriptSandbox;
-    try {
-      sandbox = await ScriptSandbox.load(compiled.script, this.sandboxOptions);
-    } catch (error) {
-      if (!(error instanceof ScriptLoadFailure)) throw error;
-      if (generation !== entry.generation) return { ok: false, name, superseded: true, ms: elapsed() };
-      const problem = this.problem(entry, "load", error.message, error.location);
-      return { ok: false, name, problem, ms: elapsed() };
-    }
+    const loaded = await loadScriptFile(file, this.scriptsDir, this.config, { sandbox: this.sandboxOptions });
     if (generation !== entry.generation) {
-      void sandbox.drainAndDispose();
+      if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return { ok: false, name, superseded: true, ms: elapsed() };
     }
+    if (!loaded.ok) {
+      const problem = this.problem(entry, loaded.stage, loaded.failure.message, loaded.failure.location);
+      return { ok: false, name, problem, ms: elapsed() };
+    }
+    const sandbox = loaded.script.sandbox;
+    if (entry.active?.sandbox.version === sandbox.version) {
+      // Saved without a change that reaches the bundle: keep the running version and its state.
+      void sandbox.drainAndDispose();
+      entry.lastError = null;
+      return { ok: true, name, version: sandbox.version, ms: elapsed(), unchanged: true };
+    }
     const previous = entry.active;
-    entry.active = { sandbox, order: this.config.scripts[name]?.order ?? sandbox.meta.order ?? 0, settingsJson: this.settingsJson(name, sandbox) };
+    entry.active = loaded.script;
     entry.previousVersion = previous?.sandbox.version ?? entry.previousVersion;
     entry.loadedAt = new Date().toISOString();
     entry.lastError = null;
@@ -274,10 +266,6 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${stage}${serving}: ${message}`);
     this.emit("failed", entry.name, problem);
     return problem;
-  }
-
-  private settingsJson(name: string, sandbox: ScriptSandbox): string {
-    return JSON.stringify({ ...(sandbox.meta.settings ?? {}), ...(this.config.scripts[name]?.settings ?? {}) });
   }
 }
 

@@ -1,0 +1,66 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { HookFailure, SourceLocation } from "../schema/envelope.js";
+import type { GuestLogs } from "../sandbox/protocol.js";
+
+/** Terminal colours only when a person is reading. */
+const useColour = process.stdout.isTTY && !process.env.NO_COLOR;
+const paint = (code: number) => (text: string) => (useColour ? `\u001b[${code}m${text}\u001b[0m` : text);
+export const red = paint(31);
+export const green = paint(32);
+export const yellow = paint(33);
+export const dim = paint(2);
+export const bold = paint(1);
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1).replace(/\.0$/, "")} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, "")} MB`;
+}
+
+export function formatMs(ms: number): string {
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 100) return `${ms.toFixed(1)} ms`;
+  return `${Math.round(ms)} ms`;
+}
+
+export function formatLogs(logs: GuestLogs, indent = "  "): string[] {
+  const lines = logs.lines.map((line) => `${indent}${dim(`+${formatMs(line.atMs)}`)} ${levelTag(line.level)} ${line.message}`);
+  if (logs.dropped > 0) {
+    lines.push(`${indent}${yellow(`… ${logs.dropped} more line(s), ${formatBytes(logs.droppedBytes)}, dropped: over the log limit`)}`);
+  }
+  return lines;
+}
+
+function levelTag(level: string): string {
+  const tag = level.padEnd(5);
+  return level === "error" ? red(tag) : level === "warn" ? yellow(tag) : dim(tag);
+}
+
+/** The source line a location points at, with a caret, read from the scripts folder. */
+export function codeFrame(scriptsDir: string, location: SourceLocation): string[] {
+  let lines: string[];
+  try {
+    lines = readFileSync(path.resolve(scriptsDir, location.file), "utf8").split("\n");
+  } catch {
+    return [];
+  }
+  const frame: string[] = [];
+  for (let number = Math.max(1, location.line - 1); number <= Math.min(lines.length, location.line + 1); number++) {
+    const marker = number === location.line ? ">" : " ";
+    frame.push(`  ${marker} ${String(number).padStart(4)} | ${lines[number - 1]}`);
+    if (number === location.line) frame.push(`         | ${" ".repeat(Math.max(0, location.column - 1))}^`);
+  }
+  return frame;
+}
+
+export function formatFailure(failure: HookFailure, scriptsDir: string): string[] {
+  const where = failure.location ? ` at ${failure.location.file}:${failure.location.line}:${failure.location.column}` : "";
+  const lines = [`${red(failure.reason)}${failure.script ? ` in ${failure.script}` : ""}${where}`, `  ${failure.message}`];
+  if (failure.location) lines.push("", ...codeFrame(scriptsDir, failure.location));
+  if (failure.stack) {
+    const frames = failure.stack.split("\n").filter((line) => line.trimStart().startsWith("at "));
+    if (frames.length > 0) lines.push("", ...frames.map((frame) => dim(`  ${frame.trim()}`)));
+  }
+  return lines;
+}

@@ -1,0 +1,107 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { Command } from "commander";
+import { loadConfig } from "../config.js";
+import { callHook, parseHookInput, resolveHook } from "../dispatch/hook-call.js";
+import { UsageError } from "../errors.js";
+import { loadScriptFile } from "../registry/load-script.js";
+import type { HookAnswer } from "../schema/envelope.js";
+import type { Limits } from "../sandbox/limits.js";
+import type { Invocation } from "../sandbox/sandbox.js";
+import { bold, dim, formatBytes, formatFailure, formatLogs, formatMs, green, yellow } from "./format.js";
+import { readJsonFile, readJsonObject } from "./inputs.js";
+
+interface RunOptions {
+  hook: string;
+  input: string;
+  settings?: string;
+  config?: string;
+  json?: boolean;
+}
+
+/** Exit codes: 0 the scripts answered with data, 1 they failed, 2 the command was wrong. */
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("Run one script for one hook on a recorded input, exactly as the server would")
+    .argument("<script>", "the script's .ts file")
+    .requiredOption("--hook <name>", "the hook to run")
+    .requiredOption("--input <file>", "the hook input JSON, as the connector POSTs it")
+    .option("--settings <file>", "JSON object of settings, over the script's defaults and the config's")
+    .option("--config <file>", "the server's config file (limits, hook policy, script settings)")
+    .option("--json", "print only the answer the server would send")
+    .action(async (script: string, options: RunOptions) => {
+      process.exitCode = await run(script, options);
+    });
+}
+
+async function run(scriptFile: string, options: RunOptions): Promise<number> {
+  const file = path.resolve(scriptFile);
+  if (!existsSync(file)) throw new UsageError(`Script ${scriptFile} does not exist`);
+  const hook = resolveHook(options.hook);
+  const body = readJsonFile(options.input, "Input file");
+  const parsed = parseHookInput(hook, body);
+  if (!parsed.ok) {
+    const lines = parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`);
+    throw new UsageError(`Input file ${options.input} is not a valid ${hook} input:\n${lines.join("\n")}`);
+  }
+  const config = loadConfig(options.config ? { file: options.config } : {});
+  const settings = options.settings ? readJsonObject(options.settings, "Settings file") : undefined;
+  const scriptsDir = path.dirname(file);
+  const loaded = await loadScriptFile(file, scriptsDir, config, settings ? { settings } : {});
+  if (!loaded.ok) {
+    const answer: HookAnswer = { state: "error", error: loaded.failure };
+    if (options.json) console.log(JSON.stringify(answer));
+    else console.log([`${bold(loaded.failure.script ?? "")} does not ${loaded.stage}`, "", ...formatFailure(loaded.failure, scriptsDir)].join("\n"));
+    return 1;
+  }
+  const { sandbox } = loaded.script;
+  try {
+    if (!sandbox.implements(hook)) {
+      throw new UsageError(`${sandbox.name} has no handler for ${hook}; it handles: ${sandbox.meta.hooks.join(", ")}`);
+    }
+    const result = await callHook(config, hook, parsed.input, [loaded.script], { requestId: "run", measureHeap: true });
+    if (options.json) {
+      console.log(JSON.stringify(result.answer));
+    } else {
+      console.log(report(hook, sandbox.name, sandbox.version, result.answer, result.invocations[0], sandbox.limits, scriptsDir).join("\n"));
+    }
+    return result.answer.state === "success" ? 0 : 1;
+  } finally {
+    await sandbox.drainAndDispose();
+  }
+}
+
+function report(
+  hook: string,
+  name: string,
+  version: string,
+  answer: HookAnswer,
+  invocation: Invocation | undefined,
+  limits: Limits,
+  scriptsDir: string,
+): string[] {
+  const lines = [`${bold(name)} ${dim(`· ${hook} · version ${version}`)}`, ""];
+  if (answer.state === "success") {
+    const cancelled = invocation?.outcome.kind === "cancel";
+    lines.push(cancelled ? yellow("cancelled: the CRM request is not sent (data {})") : green("data"));
+    if (!cancelled) lines.push(...JSON.stringify(answer.data, null, 2).split("\n").map((line) => `  ${line}`));
+  } else {
+    lines.push(...formatFailure(answer.error, scriptsDir));
+  }
+  if (invocation) {
+    lines.push("", "log");
+    const logLines = formatLogs(invocation.logs);
+    lines.push(...(logLines.length ? logLines : [dim("  (nothing logged)")]));
+    const { stats } = invocation;
+    lines.push(
+      "",
+      "limits",
+      `  time    ${formatMs(stats.wallMs).padEnd(10)} of ${limits.timeoutMs} ms ${dim(`(cpu ${formatMs(stats.cpuMs)})`)}`,
+      `  heap    ${(stats.heapUsedBytes === undefined ? "?" : formatBytes(stats.heapUsedBytes)).padEnd(10)} of ${limits.memoryMb} MB`,
+      `  output  ${formatBytes(stats.outputBytes).padEnd(10)} of ${formatBytes(limits.outputBytes)}`,
+      `  log     ${formatBytes(stats.logBytes).padEnd(10)} of ${formatBytes(limits.logBytes)}`,
+    );
+  }
+  return lines;
+}
