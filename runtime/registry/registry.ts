@@ -103,9 +103,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       .sort();
   }
 
-  /** Load every script of the folder, in parallel. */
+  /** Bring the registry in line with the folder: load every script, unload those whose file is gone. */
   async loadAll(): Promise<ReloadResult[]> {
-    return Promise.all(this.scriptFiles().map((file) => this.reload(file)));
+    const files = this.scriptFiles();
+    const present = new Set(files.map((file) => path.resolve(file)));
+    const gone = [...this.entries.values()].filter((entry) => !present.has(entry.file));
+    await Promise.all(gone.map((entry) => this.unload(entry.file)));
+    return Promise.all(files.map((file) => this.reload(file)));
   }
 
   /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
