@@ -60,6 +60,50 @@ function toDiagnostic(message: esbuild.Message, scriptsDir: string): CompileDiag
   return diagnostic;
 }
 
+function entrySource(name: string, importPath: string): string {
+  return (
+    `import { bindScript } from ${JSON.stringify(PRELUDE_SPECIFIER)};\n` +
+    `import * as scriptModule from ${JSON.stringify(importPath)};\n` +
+    `export const entry = bindScript(scriptModule, ${JSON.stringify(name)});\n`
+  );
+}
+
+const importPathOf = (root: string, file: string) => "./" + path.relative(root, file).split(path.sep).join("/");
+
+function commonOptions(root: string): esbuild.BuildOptions {
+  return {
+    absWorkingDir: root,
+    bundle: true,
+    write: false,
+    format: "iife",
+    globalName: ENTRY_GLOBAL,
+    footer: { js: `${ENTRY_GLOBAL}.entry;` },
+    platform: "neutral",
+    target: "es2022",
+    sourcemap: "external",
+    sourcesContent: true,
+    metafile: true,
+    logLevel: "silent",
+    charset: "utf8",
+    legalComments: "none",
+    tsconfigRaw: { compilerOptions: {} },
+    resolveExtensions: [".ts", ".mts", ".js", ".mjs", ".json"],
+  };
+}
+
+/** Files of the scripts folder among a bundle's inputs (the SDK and the prelude are ours). */
+function ownInputs(root: string, inputs: Iterable<string>): string[] {
+  return [...inputs]
+    .filter((input) => !input.includes(":") && !input.startsWith("<"))
+    .map((input) => path.resolve(root, input))
+    .filter((input) => !path.relative(root, input).startsWith(".."));
+}
+
+function compiledScript(name: string, file: string, root: string, code: string, sourceMap: string, inputs: string[]): CompiledScript {
+  const version = createHash("sha256").update(code).digest("hex").slice(0, 12);
+  return { name, file, scriptsDir: root, code, sourceMap, inputs, version };
+}
+
 /**
  * Bundle one script for the sandbox. The entry imports the guest prelude first (so it captures
  * the intrinsics before any script code runs), then the script, then binds the script's default
@@ -69,44 +113,71 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
   const absoluteFile = path.resolve(file);
   const root = path.resolve(scriptsDir);
   const name = scriptNameOf(absoluteFile);
-  const importPath = "./" + path.relative(root, absoluteFile).split(path.sep).join("/");
-  const entry =
-    `import { bindScript } from ${JSON.stringify(PRELUDE_SPECIFIER)};\n` +
-    `import * as scriptModule from ${JSON.stringify(importPath)};\n` +
-    `export const entry = bindScript(scriptModule, ${JSON.stringify(name)});\n`;
   try {
     const result = await esbuild.build({
-      stdin: { contents: entry, resolveDir: root, sourcefile: "<entry>", loader: "ts" },
-      absWorkingDir: root,
+      ...commonOptions(root),
+      stdin: { contents: entrySource(name, importPathOf(root, absoluteFile)), resolveDir: root, sourcefile: "<entry>", loader: "ts" },
       outfile: path.join(root, `${name}.bundle.js`),
-      bundle: true,
-      write: false,
-      format: "iife",
-      globalName: ENTRY_GLOBAL,
-      footer: { js: `${ENTRY_GLOBAL}.entry;` },
-      platform: "neutral",
-      target: "es2022",
-      sourcemap: "external",
-      sourcesContent: true,
-      metafile: true,
-      logLevel: "silent",
-      charset: "utf8",
-      legalComments: "none",
-      tsconfigRaw: { compilerOptions: {} },
-      resolveExtensions: [".ts", ".mts", ".js", ".mjs", ".json"],
       plugins: [importRules(root)],
     });
-    const code = result.outputFiles.find((output) => output.path.endsWith(".js"))!.text;
-    const sourceMap = result.outputFiles.find((output) => output.path.endsWith(".map"))!.text;
-    const inputs = Object.keys(result.metafile.inputs)
-      .filter((input) => !input.includes(":") && !input.startsWith("<"))
-      .map((input) => path.resolve(root, input))
-      .filter((input) => !path.relative(root, input).startsWith(".."));
-    const version = createHash("sha256").update(code).digest("hex").slice(0, 12);
-    return { ok: true, script: { name, file: absoluteFile, scriptsDir: root, code, sourceMap, inputs, version } };
+    const code = result.outputFiles!.find((output) => output.path.endsWith(".js"))!.text;
+    const sourceMap = result.outputFiles!.find((output) => output.path.endsWith(".map"))!.text;
+    const inputs = ownInputs(root, Object.keys(result.metafile!.inputs));
+    return { ok: true, script: compiledScript(name, absoluteFile, root, code, sourceMap, inputs) };
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
     if (!Array.isArray(failure.errors)) throw error;
     return { ok: false, name, file: absoluteFile, diagnostics: failure.errors.map((m) => toDiagnostic(m, root)) };
   }
+}
+
+const VIRTUAL_ENTRY = "callscript-entry";
+
+/**
+ * Bundle many scripts in one esbuild run, so the SDK and shared helpers are parsed once (cold start
+ * with hundreds of scripts). If any script fails, each is compiled on its own so every failure is
+ * reported against its own file.
+ */
+export async function compileScripts(files: readonly string[], scriptsDir: string): Promise<CompileResult[]> {
+  const root = path.resolve(scriptsDir);
+  const absolute = files.map((file) => path.resolve(file));
+  if (absolute.length <= 1) return Promise.all(absolute.map((file) => compileScript(file, root)));
+  const byName = new Map(absolute.map((file) => [scriptNameOf(file), file]));
+  if (byName.size !== absolute.length) return Promise.all(absolute.map((file) => compileScript(file, root)));
+  const entries: esbuild.Plugin = {
+    name: "callscript-entries",
+    setup(build) {
+      build.onResolve({ filter: new RegExp(`^${VIRTUAL_ENTRY}:`) }, (args) => ({ path: args.path.slice(VIRTUAL_ENTRY.length + 1), namespace: VIRTUAL_ENTRY }));
+      build.onLoad({ filter: /.*/, namespace: VIRTUAL_ENTRY }, (args) => ({
+        contents: entrySource(args.path, importPathOf(root, byName.get(args.path)!)),
+        resolveDir: root,
+        loader: "ts",
+      }));
+    },
+  };
+  let result: esbuild.BuildResult;
+  try {
+    result = await esbuild.build({
+      ...commonOptions(root),
+      entryPoints: [...byName.keys()].map((name) => ({ in: `${VIRTUAL_ENTRY}:${name}`, out: `${name}.bundle` })),
+      // Beside the scripts, as in compileScript, so that source map paths are relative to the folder.
+      outdir: root,
+      plugins: [entries, importRules(root)],
+    });
+  } catch (error) {
+    if (!Array.isArray((error as esbuild.BuildFailure).errors)) throw error;
+    return Promise.all(absolute.map((file) => compileScript(file, root)));
+  }
+  const outputs = new Map(result.outputFiles!.map((output) => [output.path, output.text]));
+  return absolute.map((file) => {
+    const name = scriptNameOf(file);
+    const outPath = path.join(root, `${name}.bundle.js`);
+    const meta = result.metafile!.outputs[path.relative(root, outPath).split(path.sep).join("/")];
+    const code = outputs.get(outPath);
+    const sourceMap = outputs.get(`${outPath}.map`);
+    if (!meta || code === undefined || sourceMap === undefined) {
+      throw new Error(`esbuild produced no bundle for ${name}`);
+    }
+    return { ok: true, script: compiledScript(name, file, root, code, sourceMap, ownInputs(root, Object.keys(meta.inputs))) };
+  });
 }

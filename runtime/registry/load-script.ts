@@ -1,4 +1,4 @@
-import { compileScript, formatDiagnostic, scriptNameOf, type CompileDiagnostic } from "../compile/compile.js";
+import { compileScript, formatDiagnostic, scriptNameOf, type CompileDiagnostic, type CompileResult } from "../compile/compile.js";
 import { effectiveLimits, type Config } from "../config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
@@ -26,10 +26,10 @@ export async function loadScriptFile(
   file: string,
   scriptsDir: string,
   config: Config,
-  options: { sandbox?: SandboxOptions; settings?: Record<string, unknown> } = {},
+  options: { sandbox?: SandboxOptions; settings?: Record<string, unknown>; compiled?: CompileResult } = {},
 ): Promise<LoadedScript> {
   const name = scriptNameOf(file);
-  const compiled = await compileScript(file, scriptsDir);
+  const compiled = options.compiled ?? (await compileScript(file, scriptsDir));
   if (!compiled.ok) {
     const failure: HookFailure = { reason: "compile", script: name, message: compiled.diagnostics.map(formatDiagnostic).join("\n") };
     const location = compiled.diagnostics[0]?.location;

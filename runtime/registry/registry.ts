@@ -3,7 +3,7 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { scriptNameOf } from "../compile/compile.js";
+import { compileScripts, scriptNameOf, type CompileResult } from "../compile/compile.js";
 import type { Config } from "../config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineOrder } from "../dispatch/dispatch.js";
@@ -109,11 +109,12 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const present = new Set(files.map((file) => path.resolve(file)));
     const gone = [...this.entries.values()].filter((entry) => !present.has(entry.file));
     await Promise.all(gone.map((entry) => this.unload(entry.file)));
-    return Promise.all(files.map((file) => this.reload(file)));
+    const compiled = await compileScripts(files, this.scriptsDir);
+    return Promise.all(files.map((file, i) => this.reload(file, compiled[i])));
   }
 
   /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
-  async reload(file: string): Promise<ReloadResult> {
+  async reload(file: string, compiled?: CompileResult): Promise<ReloadResult> {
     const started = performance.now();
     const name = scriptNameOf(file);
     const entry = this.entryFor(name, file);
@@ -126,7 +127,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       this.log.info({ script: name }, "script disabled in the configuration; not loaded");
       return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
     }
-    const loaded = await loadScriptFile(file, this.scriptsDir, this.config, { sandbox: this.sandboxOptions });
+    const loaded = await loadScriptFile(file, this.scriptsDir, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
     if (generation !== entry.generation) {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return { ok: false, name, superseded: true, ms: elapsed() };

@@ -39,7 +39,8 @@ export class BundleSourceMap {
     const absolute = path.resolve(this.scriptsDir, position.source);
     const relative = path.relative(this.scriptsDir, absolute);
     const outside = relative.startsWith("..") || path.isAbsolute(relative);
-    const internal = /runtime[\\/]sandbox[\\/]guest[\\/]/.test(absolute);
+    // The prelude and the generated entry module are ours, not the admin's.
+    const internal = /runtime[\\/]sandbox[\\/]guest[\\/]/.test(absolute) || position.source.startsWith("<") || position.source.includes("callscript-entry:");
     const file = outside ? displayOutside(absolute) : relative;
     return { file, line: position.line, column: position.column + 1, own: !outside && !internal, internal };
   }
