@@ -1,26 +1,33 @@
-#!/usr/bin/env node
-// isolated-vm needs Node's startup snapshot off (Node 20+); users should not have to know that.
-import { spawnSync } from "node:child_process";
+#!/usr/bin/env -S node --no-node-snapshot
+// isolated-vm needs Node's startup snapshot off (Node 20+). The shebang asks for it; when this
+// file is started some other way (`node bin/callscript.js`), it starts itself again with the flag
+// and passes signals on, so that SIGTERM still drains and SIGHUP still reloads.
+import { spawn } from "node:child_process";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
 
 if (!process.execArgv.includes("--no-node-snapshot")) {
-  const child = spawnSync(process.execPath, ["--no-node-snapshot", ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+  const child = spawn(process.execPath, ["--no-node-snapshot", ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: "inherit",
   });
-  if (child.error) {
-    console.error(`callscript: could not start Node: ${child.error.message}`);
-    process.exit(1);
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR2"]) {
+    process.on(signal, () => child.kill(signal));
   }
-  if (child.signal) process.kill(process.pid, child.signal);
-  process.exit(child.status ?? 1);
-}
-
-try {
-  await import("../dist/runtime/cli/main.js");
-} catch (error) {
-  if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("dist/runtime/cli/main.js")) {
-    console.error("callscript: the runtime is not built; run `npm run build` in the callscript folder first.");
+  child.on("error", (error) => {
+    console.error(`callscript: could not start Node: ${error.message}`);
     process.exit(1);
+  });
+  child.on("exit", (code, signal) => {
+    process.exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1);
+  });
+} else {
+  try {
+    await import("../dist/runtime/cli/main.js");
+  } catch (error) {
+    if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("dist/runtime/cli/main.js")) {
+      console.error("callscript: the runtime is not built; run `npm run build` in the callscript folder first.");
+      process.exit(1);
+    }
+    throw error;
   }
-  throw error;
 }
