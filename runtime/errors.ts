@@ -29,6 +29,12 @@ export const ConfigError = createError("CS_ERR_CONFIG", "Invalid configuration i
 
 export const UsageError = createError("CS_ERR_USAGE", "%s", 400);
 
+export const FilesExistError = createError(
+  "CS_ERR_FILES_EXIST",
+  "Not overwriting what is already there: %s. Pass --force to overwrite",
+  409,
+);
+
 export const UnauthorizedError = createError("CS_ERR_UNAUTHORIZED", "Missing or invalid bearer token", 401);
 
 export const IsolatedVmMissingError = createError(
@@ -36,3 +42,29 @@ export const IsolatedVmMissingError = createError(
   "No usable isolated-vm for Node %s: %s",
   500,
 );
+
+// ---- HTTP server ---------------------------------------------------------------------------
+
+export const InvalidJsonError = createError("CS_ERR_INVALID_JSON", "The body is not JSON: %s", 400);
+
+export const BodyTooLargeError = createError(
+  "CS_ERR_BODY_TOO_LARGE",
+  "The body is over the limit of %s bytes (bodyLimitBytes in the config)",
+  413,
+);
+
+export const RouteNotFoundError = createError(
+  "CS_ERR_NOT_FOUND",
+  "No route %s %s. Hooks are called with POST /hooks/<hook>; GET /openapi.json lists every route",
+  404,
+);
+
+export const NotReadyError = createError("CS_ERR_NOT_READY", "Not ready: %s", 503);
+
+export const InsecureBindError = createError(
+  "CS_ERR_INSECURE_BIND",
+  "Refusing to listen on %s without a token: it is not a loopback address. Set token (at least 16 characters) in the config file or CALLSCRIPT_TOKEN, or listen on 127.0.0.1",
+  500,
+);
+
+export const InternalServerError = createError("CS_ERR_INTERNAL", "Internal server error; see the server log for request %s", 500);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { HookFailure, SourceLocation } from "../schema/envelope.js";
+import type { Limits } from "../sandbox/limits.js";
 import type { GuestLogs } from "../sandbox/protocol.js";
 
 /** Terminal colours only when a person is reading. */
@@ -12,6 +13,12 @@ export const yellow = paint(33);
 export const dim = paint(2);
 export const bold = paint(1);
 
+/** A path as the user can click it: relative to the current folder when inside it, else absolute. */
+export function displayPath(file: string, cwd = process.cwd()): string {
+  const relative = path.relative(cwd, file);
+  return relative === "" || relative.startsWith("..") || path.isAbsolute(relative) ? file : relative;
+}
+
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1).replace(/\.0$/, "")} KB`;
@@ -22,6 +29,52 @@ export function formatMs(ms: number): string {
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 100) return `${ms.toFixed(1)} ms`;
   return `${Math.round(ms)} ms`;
+}
+
+/** What an invocation used (or the worst over several), measured against its script's limits. */
+export interface LimitUse {
+  wallMs: number;
+  cpuMs: number;
+  heapUsedBytes?: number | undefined;
+  outputBytes: number;
+  logBytes: number;
+}
+
+export interface LimitRow {
+  label: "time" | "heap" | "output" | "log";
+  used: string;
+  limit: string;
+  /** used / limit; past half a limit the row is highlighted. */
+  ratio: number;
+  note?: string;
+}
+
+export function limitRows(use: LimitUse, limits: Limits): LimitRow[] {
+  const heapLimit = limits.memoryMb * 1024 * 1024;
+  return [
+    { label: "time", used: formatMs(use.wallMs), limit: `${limits.timeoutMs} ms`, ratio: use.wallMs / limits.timeoutMs, note: `cpu ${formatMs(use.cpuMs)}` },
+    {
+      label: "heap",
+      used: use.heapUsedBytes === undefined ? "?" : formatBytes(use.heapUsedBytes),
+      limit: `${limits.memoryMb} MB`,
+      ratio: (use.heapUsedBytes ?? 0) / heapLimit,
+    },
+    { label: "output", used: formatBytes(use.outputBytes), limit: formatBytes(limits.outputBytes), ratio: use.outputBytes / limits.outputBytes },
+    { label: "log", used: formatBytes(use.logBytes), limit: formatBytes(limits.logBytes), ratio: limits.logBytes === 0 ? 0 : use.logBytes / limits.logBytes },
+  ];
+}
+
+/** Colour for a share of a limit: yellow past half, red past 90 %. */
+export function byRatio(ratio: number): (text: string) => string {
+  return ratio >= 0.9 ? red : ratio >= 0.5 ? yellow : (text: string) => text;
+}
+
+/** `time    0.77 ms    of 250 ms (cpu 0.57 ms)`, one line per limit. */
+export function formatLimitUse(use: LimitUse, limits: Limits, indent = "  "): string[] {
+  return limitRows(use, limits).map((row) => {
+    const note = row.note ? ` ${dim(`(${row.note})`)}` : "";
+    return `${indent}${row.label.padEnd(7)} ${byRatio(row.ratio)(row.used.padEnd(10))} of ${row.limit}${note}`;
+  });
 }
 
 export function formatLogs(logs: GuestLogs, indent = "  "): string[] {

@@ -2,9 +2,17 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { packageRoot } from "../paths.js";
+import { registerCheck } from "./check.js";
+import { registerInit } from "./init.js";
+import { registerRecord } from "./record.js";
 import { registerRun } from "./run.js";
+import { registerServe } from "./serve.js";
+import { registerTest } from "./test.js";
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string };
+
+/** Errors that mean the command was wrong (exit 2), not that the scripts failed (exit 1). */
+const USAGE_ERRORS = new Set(["CS_ERR_USAGE", "CS_ERR_UNKNOWN_HOOK", "CS_ERR_INVALID_INPUT", "CS_ERR_CONFIG", "CS_ERR_FILES_EXIST"]);
 
 const program = new Command("callscript")
   .description("Sandboxed TypeScript customization scripts for the telephony–CRM connector")
@@ -13,6 +21,11 @@ const program = new Command("callscript")
   .exitOverride();
 
 registerRun(program);
+registerServe(program);
+registerTest(program);
+registerCheck(program);
+registerInit(program);
+registerRecord(program);
 
 try {
   await program.parseAsync(process.argv);
@@ -22,6 +35,6 @@ try {
   } else {
     const coded = error as { code?: string; message?: string };
     console.error(`callscript: ${coded.message ?? String(error)}`);
-    process.exitCode = coded.code === "CS_ERR_USAGE" || coded.code === "CS_ERR_UNKNOWN_HOOK" || coded.code === "CS_ERR_INVALID_INPUT" || coded.code === "CS_ERR_CONFIG" ? 2 : 1;
+    process.exitCode = USAGE_ERRORS.has(coded.code ?? "") ? 2 : 1;
   }
 }

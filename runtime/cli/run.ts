@@ -8,7 +8,7 @@ import { loadScriptFile } from "../registry/load-script.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { Invocation } from "../sandbox/sandbox.js";
-import { bold, dim, formatBytes, formatFailure, formatLogs, formatMs, green, yellow } from "./format.js";
+import { bold, dim, formatFailure, formatLimitUse, formatLogs, green, yellow } from "./format.js";
 import { readJsonFile, readJsonObject } from "./inputs.js";
 
 interface RunOptions {
@@ -93,15 +93,7 @@ function report(
     lines.push("", "log");
     const logLines = formatLogs(invocation.logs);
     lines.push(...(logLines.length ? logLines : [dim("  (nothing logged)")]));
-    const { stats } = invocation;
-    lines.push(
-      "",
-      "limits",
-      `  time    ${formatMs(stats.wallMs).padEnd(10)} of ${limits.timeoutMs} ms ${dim(`(cpu ${formatMs(stats.cpuMs)})`)}`,
-      `  heap    ${(stats.heapUsedBytes === undefined ? "?" : formatBytes(stats.heapUsedBytes)).padEnd(10)} of ${limits.memoryMb} MB`,
-      `  output  ${formatBytes(stats.outputBytes).padEnd(10)} of ${formatBytes(limits.outputBytes)}`,
-      `  log     ${formatBytes(stats.logBytes).padEnd(10)} of ${formatBytes(limits.logBytes)}`,
-    );
+    lines.push("", "limits", ...formatLimitUse(invocation.stats, limits));
   }
   return lines;
 }

@@ -77,6 +77,9 @@ function commonOptions(root: string): esbuild.BuildOptions {
     write: false,
     format: "iife",
     globalName: ENTRY_GLOBAL,
+    // The bundle runs as a classic script: without the directive the scripts' module code would
+    // run sloppy, and a write to a frozen object (ctx.settings) would be ignored without an error.
+    banner: { js: '"use strict";' },
     footer: { js: `${ENTRY_GLOBAL}.entry;` },
     platform: "neutral",
     target: "es2022",
@@ -100,7 +103,9 @@ function ownInputs(root: string, inputs: Iterable<string>): string[] {
 }
 
 function compiledScript(name: string, file: string, root: string, code: string, sourceMap: string, inputs: string[]): CompiledScript {
-  const version = createHash("sha256").update(code).digest("hex").slice(0, 12);
+  // The source map is part of the version: an edit that leaves the code as it was (a comment, a
+  // blank line) still moves the .ts lines that errors are mapped to.
+  const version = createHash("sha256").update(code).update("\0").update(sourceMap).digest("hex").slice(0, 12);
   return { name, file, scriptsDir: root, code, sourceMap, inputs, version };
 }
 
@@ -114,11 +119,13 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
   const root = path.resolve(scriptsDir);
   const name = scriptNameOf(absoluteFile);
   try {
+    // Through the same virtual entry module as compileScripts: one file compiled alone or in a
+    // batch gives the same bundle, hence the same version (a save without a change is no reload).
     const result = await esbuild.build({
       ...commonOptions(root),
-      stdin: { contents: entrySource(name, importPathOf(root, absoluteFile)), resolveDir: root, sourcefile: "<entry>", loader: "ts" },
-      outfile: path.join(root, `${name}.bundle.js`),
-      plugins: [importRules(root)],
+      entryPoints: [{ in: `${VIRTUAL_ENTRY}:${name}`, out: `${name}.bundle` }],
+      outdir: root,
+      plugins: [entryModules(root, new Map([[name, absoluteFile]])), importRules(root)],
     });
     const code = result.outputFiles!.find((output) => output.path.endsWith(".js"))!.text;
     const sourceMap = result.outputFiles!.find((output) => output.path.endsWith(".map"))!.text;
@@ -133,6 +140,21 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
 
 const VIRTUAL_ENTRY = "callscript-entry";
 
+/** The generated entry module of each script, by script name, as `callscript-entry:<name>`. */
+function entryModules(root: string, byName: ReadonlyMap<string, string>): esbuild.Plugin {
+  return {
+    name: "callscript-entries",
+    setup(build) {
+      build.onResolve({ filter: new RegExp(`^${VIRTUAL_ENTRY}:`) }, (args) => ({ path: args.path.slice(VIRTUAL_ENTRY.length + 1), namespace: VIRTUAL_ENTRY }));
+      build.onLoad({ filter: /.*/, namespace: VIRTUAL_ENTRY }, (args) => ({
+        contents: entrySource(args.path, importPathOf(root, byName.get(args.path)!)),
+        resolveDir: root,
+        loader: "ts",
+      }));
+    },
+  };
+}
+
 /**
  * Bundle many scripts in one esbuild run, so the SDK and shared helpers are parsed once (cold start
  * with hundreds of scripts). If any script fails, each is compiled on its own so every failure is
@@ -144,17 +166,7 @@ export async function compileScripts(files: readonly string[], scriptsDir: strin
   if (absolute.length <= 1) return Promise.all(absolute.map((file) => compileScript(file, root)));
   const byName = new Map(absolute.map((file) => [scriptNameOf(file), file]));
   if (byName.size !== absolute.length) return Promise.all(absolute.map((file) => compileScript(file, root)));
-  const entries: esbuild.Plugin = {
-    name: "callscript-entries",
-    setup(build) {
-      build.onResolve({ filter: new RegExp(`^${VIRTUAL_ENTRY}:`) }, (args) => ({ path: args.path.slice(VIRTUAL_ENTRY.length + 1), namespace: VIRTUAL_ENTRY }));
-      build.onLoad({ filter: /.*/, namespace: VIRTUAL_ENTRY }, (args) => ({
-        contents: entrySource(args.path, importPathOf(root, byName.get(args.path)!)),
-        resolveDir: root,
-        loader: "ts",
-      }));
-    },
-  };
+  const entries = entryModules(root, byName);
   let result: esbuild.BuildResult;
   try {
     result = await esbuild.build({

@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { partialDataSchema, type HookName } from "../schema/hooks.js";
 import type { Invocation, ScriptSandbox } from "../sandbox/sandbox.js";
@@ -59,16 +60,19 @@ export async function dispatch(
   if (scripts.length === 0) return result;
 
   const ordered = [...scripts].sort(pipelineOrder);
+  const run: PipelineRun = { over: false };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<typeof DEADLINE>((resolve) => {
     timer = setTimeout(() => resolve(DEADLINE), options.deadlineMs);
   });
   try {
-    const answer = await Promise.race([runPipeline(hook, input, defaults, ordered, options, result), deadline]);
+    const answer = await Promise.race([runPipeline(hook, input, defaults, ordered, options, result, run), deadline]);
     if (answer !== DEADLINE) {
       result.answer = answer;
     } else {
-      // The script still running finishes in its own time limit; its late result is not used.
+      // The script still running finishes in its own time limit; its late result is not used,
+      // and the scripts after it are not started.
+      run.over = true;
       const running = ordered[result.invocations.length]?.sandbox.name ?? null;
       result.answer = {
         state: "error",
@@ -85,6 +89,22 @@ export async function dispatch(
   return result;
 }
 
+/** Set once the request deadline has passed: the answer is sent, the pipeline stops. */
+interface PipelineRun {
+  over: boolean;
+}
+
+/** `data.extra: …` for a key a strict hook does not have, rather than `data: Unrecognized key`. */
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .flatMap((issue) =>
+      issue.code === "unrecognized_keys"
+        ? issue.keys.map((key) => `${["data", ...issue.path, key].join(".")}: not a field of this hook's data`)
+        : [`${["data", ...issue.path].join(".")}: ${issue.message}`],
+    )
+    .join("; ");
+}
+
 async function runPipeline(
   hook: HookName,
   input: Record<string, unknown>,
@@ -92,15 +112,22 @@ async function runPipeline(
   scripts: readonly PipelineScript[],
   options: DispatchOptions,
   result: DispatchResult,
+  run: PipelineRun,
 ): Promise<HookAnswer> {
   const inputJson = JSON.stringify(input);
   const schema = partialDataSchema(hook);
   let data = defaults;
   for (const script of scripts) {
+    if (run.over) break;
     const invocation = await script.sandbox.invoke(
       { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId: options.requestId },
       { heap: options.measureHeap ?? false },
     );
+    if (run.over) {
+      // Past the deadline: the answer is gone; the invocation is still reported (logs, metrics).
+      options.onInvocation?.(invocation);
+      break;
+    }
     let failure: HookFailure | undefined;
     const { outcome } = invocation;
     if (outcome.kind === "failure") {
@@ -117,9 +144,7 @@ async function runPipeline(
         failure = {
           reason: "invalid_output",
           script: invocation.script,
-          message: `The returned data does not fit ${hook}: ${checked.error.issues
-            .map((issue) => `${["data", ...issue.path].join(".")}: ${issue.message}`)
-            .join("; ")}`,
+          message: `The returned data does not fit ${hook}: ${describeIssues(checked.error.issues)}`,
         };
         invocation.outcome = { kind: "failure", failure };
       }

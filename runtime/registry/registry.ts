@@ -4,13 +4,13 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { compileScripts, scriptNameOf, type CompileResult } from "../compile/compile.js";
-import type { Config } from "../config.js";
+import { deadlineFor, type Config } from "../config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineOrder } from "../dispatch/dispatch.js";
 import type { FailureReason, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
-import { loadScriptFile, sandboxOptionsFrom } from "./load-script.js";
+import { loadScriptFile, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
 
 export interface ScriptProblem {
   at: string;
@@ -76,6 +76,10 @@ export function isScriptFile(file: string, scriptsDir: string): boolean {
 export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly pipelines = new Map<HookName, PipelineScript[]>();
+  /** Versions swapped out or unloaded, still callable by requests that took their pipeline before. */
+  private readonly retiring = new Map<ScriptSandbox, NodeJS.Timeout>();
+  /** After close(), nothing is loaded any more (a batch of the watcher may still be finishing). */
+  private closed = false;
   private readonly sandboxOptions: SandboxOptions;
   readonly scriptsDir: string;
 
@@ -105,29 +109,56 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
 
   /** Bring the registry in line with the folder: load every script, unload those whose file is gone. */
   async loadAll(): Promise<ReloadResult[]> {
+    if (this.closed) return [];
     const files = this.scriptFiles();
     const present = new Set(files.map((file) => path.resolve(file)));
     const gone = [...this.entries.values()].filter((entry) => !present.has(entry.file));
     await Promise.all(gone.map((entry) => this.unload(entry.file)));
-    const compiled = await compileScripts(files, this.scriptsDir);
-    return Promise.all(files.map((file, i) => this.reload(file, compiled[i])));
+    // Claim each script's generation before its file is read: a save picked up by the watcher
+    // while the batch compiles reads a newer file, and must win over this older read.
+    const claims = files.map((file) => {
+      const entry = this.entryFor(scriptNameOf(file), file);
+      return { entry, generation: ++entry.generation };
+    });
+    let compiled: (CompileResult | undefined)[];
+    try {
+      compiled = await compileScripts(files, this.scriptsDir);
+    } catch {
+      compiled = [];
+    }
+    return Promise.all(files.map((file, i) => this.load(claims[i]!.entry, claims[i]!.generation, file, compiled[i])));
   }
 
   /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
   async reload(file: string, compiled?: CompileResult): Promise<ReloadResult> {
+    if (this.closed) return { ok: false, name: scriptNameOf(file), superseded: true, ms: 0 };
+    const entry = this.entryFor(scriptNameOf(file), file);
+    return this.load(entry, ++entry.generation, file, compiled);
+  }
+
+  /** The newest claimed generation of a script wins; an older load still in flight is dropped. */
+  private async load(entry: Entry, generation: number, file: string, compiled?: CompileResult): Promise<ReloadResult> {
     const started = performance.now();
-    const name = scriptNameOf(file);
-    const entry = this.entryFor(name, file);
-    const generation = ++entry.generation;
+    const name = entry.name;
     const elapsed = () => performance.now() - started;
+    if (this.closed) return { ok: false, name, superseded: true, ms: 0 };
 
     if (this.config.scripts[name]?.enabled === false) {
-      await this.retire(entry);
+      this.retire(entry);
       entry.lastError = null;
       this.log.info({ script: name }, "script disabled in the configuration; not loaded");
       return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
     }
-    const loaded = await loadScriptFile(file, this.scriptsDir, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
+    let loaded: LoadedScript;
+    try {
+      loaded = await loadScriptFile(file, this.scriptsDir, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
+    } catch (error) {
+      // Not the script's fault (the compiler's service stopped, an isolate could not be made), but
+      // the previous version keeps serving all the same and the reason shows with the script.
+      if (generation !== entry.generation) return { ok: false, name, superseded: true, ms: elapsed() };
+      const problem = this.problem(entry, "load", `could not be compiled or loaded: ${(error as Error)?.message ?? String(error)}`);
+      return { ok: false, name, problem, ms: elapsed() };
+    }
     if (generation !== entry.generation) {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return { ok: false, name, superseded: true, ms: elapsed() };
@@ -149,7 +180,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     entry.loadedAt = new Date().toISOString();
     entry.lastError = null;
     this.pipelines.clear();
-    if (previous) void previous.sandbox.drainAndDispose();
+    if (previous) this.retireLater(previous.sandbox);
     const ms = elapsed();
     for (const line of sandbox.meta.logs.lines) this.log.info({ script: name, version: sandbox.version, level: line.level }, line.message);
     for (const warning of sandbox.warnings) this.log.warn({ script: name }, warning);
@@ -158,13 +189,16 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return { ok: true, name, version: sandbox.version, ms, unchanged: false };
   }
 
-  /** Stop running a script whose file is gone. */
+  /**
+   * Stop running a script whose file is gone: new requests no longer see it at once; requests that
+   * had already taken a pipeline with it finish on it (see retireLater).
+   */
   async unload(file: string): Promise<boolean> {
     const entry = this.entries.get(scriptNameOf(file));
-    if (!entry) return false;
+    if (!entry || entry.file !== path.resolve(file)) return false;
     entry.generation++;
     this.entries.delete(entry.name);
-    await this.retire(entry);
+    this.retire(entry);
     this.log.info({ script: entry.name }, "script unloaded");
     this.emit("unloaded", entry.name);
     return true;
@@ -240,11 +274,19 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
   }
 
+  /** Dispose every version, active or retiring, once its running invocations have finished. */
   async close(): Promise<void> {
-    const entries = [...this.entries.values()];
+    this.closed = true;
+    const sandboxes = [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
+    for (const entry of this.entries.values()) entry.generation++;
     this.entries.clear();
     this.pipelines.clear();
-    await Promise.all(entries.map((entry) => this.retire(entry)));
+    for (const [sandbox, timer] of this.retiring) {
+      clearTimeout(timer);
+      sandboxes.push(sandbox);
+    }
+    this.retiring.clear();
+    await Promise.all(sandboxes.map((sandbox) => sandbox.drainAndDispose()));
   }
 
   private entryFor(name: string, file: string): Entry {
@@ -256,11 +298,30 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return entry;
   }
 
-  private async retire(entry: Entry): Promise<void> {
+  private retire(entry: Entry): void {
     const active = entry.active;
     entry.active = undefined;
     this.pipelines.clear();
-    if (active) await active.sandbox.drainAndDispose();
+    if (active) this.retireLater(active.sandbox);
+  }
+
+  /**
+   * A version that no longer serves new requests is disposed once no request can still call it.
+   * A request takes its pipeline when it starts and calls the scripts one after another, so a
+   * script late in a pipeline may be called a while after the swap; a sandbox disposed at once
+   * would answer it "unloaded" and fail a request because of a reload. Such calls come within the
+   * request deadline of the hooks the version implements; after that, and once the invocations
+   * running on it have finished, its isolate is disposed.
+   */
+  private retireLater(sandbox: ScriptSandbox): void {
+    if (this.retiring.has(sandbox)) return;
+    const graceMs = Math.max(0, ...sandbox.meta.hooks.map((hook) => deadlineFor(this.config, hook)));
+    const timer = setTimeout(() => {
+      this.retiring.delete(sandbox);
+      void sandbox.drainAndDispose();
+    }, graceMs);
+    timer.unref();
+    this.retiring.set(sandbox, timer);
   }
 
   private problem(entry: Entry, stage: ScriptProblem["stage"], message: string, location?: SourceLocation): ScriptProblem {

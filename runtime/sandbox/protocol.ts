@@ -26,6 +26,7 @@ export interface GuestLogLine {
 
 export interface GuestLogs {
   lines: GuestLogLine[];
+  /** UTF-8 bytes of the kept lines, each with its newline: what the log limit counts. */
   bytes: number;
   /** Lines past the log limit, dropped; reported with a visible marker, never silently. */
   dropped: number;

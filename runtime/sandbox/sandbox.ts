@@ -1,10 +1,9 @@
 import { performance } from "node:perf_hooks";
-import type { Context, Isolate, Reference } from "isolated-vm";
 import { z } from "zod";
 import { bundleFileName, type CompiledScript } from "../compile/compile.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
-import { isolatedVm } from "./ivm.js";
+import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import type { GuestLogs, GuestOutcome } from "./protocol.js";
 import { BundleSourceMap } from "./source-map.js";
@@ -88,6 +87,46 @@ const TIMED_OUT = Symbol("timed out");
 const LOAD_TIMEOUT_MS = 2_000;
 /** Room beyond the limits for the envelope around the data and the logs. */
 const ENVELOPE_SLACK_BYTES = 64 * 1024;
+/**
+ * The log limit counts message bytes (and a newline per line); in the answer each line is JSON
+ * with its level and time, and escapes can make one byte six characters. 64 characters per
+ * counted byte bounds a line of any shape, even an empty one.
+ */
+const LOG_JSON_FACTOR = 64;
+const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
+const OUTCOME_KINDS = new Set(["data", "none", "cancel", "invalid_output", "exception"]);
+
+/**
+ * The guest's answer as the prelude writes it. A script can still break that (by replacing a
+ * built-in the prelude uses after it loaded, such as Object.prototype.toJSON), so the host checks
+ * the shape instead of trusting it.
+ */
+function isGuestOutcome(value: unknown): value is GuestOutcome {
+  if (value === null || typeof value !== "object") return false;
+  const outcome = value as Record<string, unknown>;
+  if (typeof outcome.kind !== "string" || !OUTCOME_KINDS.has(outcome.kind)) return false;
+  if (outcome.outputBytes !== undefined && typeof outcome.outputBytes !== "number") return false;
+  const logs = outcome.logs as Record<string, unknown> | null | undefined;
+  if (logs === null || typeof logs !== "object" || !Array.isArray(logs.lines)) return false;
+  if (typeof logs.bytes !== "number" || typeof logs.dropped !== "number" || typeof logs.droppedBytes !== "number") return false;
+  for (const line of logs.lines as unknown[]) {
+    const { level, message, atMs } = (line ?? {}) as Record<string, unknown>;
+    if (typeof level !== "string" || !LOG_LEVELS.has(level) || typeof message !== "string" || typeof atMs !== "number") return false;
+  }
+  switch (outcome.kind) {
+    case "data":
+      return outcome.data !== null && typeof outcome.data === "object" && !Array.isArray(outcome.data);
+    case "invalid_output":
+      return typeof outcome.message === "string";
+    case "exception": {
+      const error = outcome.error as Record<string, unknown> | null | undefined;
+      return error !== null && typeof error === "object" && typeof error.name === "string" && typeof error.message === "string" &&
+        (error.stack === undefined || typeof error.stack === "string");
+    }
+    default:
+      return true;
+  }
+}
 
 /**
  * One version of one script in its own isolate. Invocations run one at a time, behind a bounded
@@ -100,6 +139,8 @@ export class ScriptSandbox {
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
   private disposed = false;
+  /** Drained and disposed: an isolate that finishes booting now is thrown away at once. */
+  private closed = false;
   private readonly sourceMap: BundleSourceMap;
 
   private constructor(
@@ -134,7 +175,27 @@ export class ScriptSandbox {
   /** Load a compiled script: boot an isolate, run its top level, read and check its definition. */
   static async load(compiled: CompiledScript, options: SandboxOptions): Promise<ScriptSandbox> {
     const sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir);
-    let booted = await boot(compiled, options.defaults.memoryMb, sourceMap, options);
+    let bootedMb = options.defaults.memoryMb;
+    let booted: Booted;
+    try {
+      booted = await boot(compiled, bootedMb, sourceMap, options);
+    } catch (error) {
+      // The heap a script asks for is known only once its top level has run: a script that asks
+      // for more than the default, and needs it to load, gets the server's maximum to say so.
+      if (!(error instanceof HeapExhaustedAtLoad) || options.max.memoryMb <= bootedMb) throw error;
+      bootedMb = options.max.memoryMb;
+      try {
+        booted = await boot(compiled, bootedMb, sourceMap, options);
+      } catch (retried) {
+        if (!(retried instanceof HeapExhaustedAtLoad)) throw retried;
+        throw new ScriptLoadFailure(
+          compiled.name,
+          `its top-level code ran out of heap, even with the server's maximum of ${bootedMb} MB`,
+          retried.location,
+          retried.mappedStack,
+        );
+      }
+    }
     let meta: ScriptMeta;
     try {
       meta = await readMeta(booted, compiled.name);
@@ -143,7 +204,7 @@ export class ScriptSandbox {
       throw error;
     }
     const { limits, warnings } = resolveLimits(meta.limits, options.defaults, options.max);
-    if (limits.memoryMb !== options.defaults.memoryMb) {
+    if (limits.memoryMb !== bootedMb) {
       // The heap size is fixed when an isolate is made, and known only once the script has said it.
       booted.isolate.dispose();
       booted = await boot(compiled, limits.memoryMb, sourceMap, options);
@@ -177,8 +238,13 @@ export class ScriptSandbox {
   async drainAndDispose(): Promise<void> {
     this.disposed = true;
     await this.tail;
-    this.booted?.isolate.dispose();
+    // A timeout or out-of-memory may have started a rebuild (retire) that nobody waits for; it
+    // must not leave a live isolate behind this version once it is gone.
+    this.closed = true;
+    const booted = this.booted;
     this.booted = undefined;
+    if (booted && !booted.isolate.isDisposed) booted.isolate.dispose();
+    await this.booting?.catch(() => undefined);
   }
 
   /** Heap in use by this script's isolate now, if it is up. */
@@ -197,8 +263,13 @@ export class ScriptSandbox {
     this.booting ??= boot(this.compiled, this.limits.memoryMb, this.sourceMap, this.options).finally(() => {
       this.booting = undefined;
     });
-    this.booted = await this.booting;
-    return this.booted;
+    const booted = await this.booting;
+    if (this.closed) {
+      if (!booted.isolate.isDisposed) booted.isolate.dispose();
+      throw new Error("This script version was unloaded");
+    }
+    this.booted = booted;
+    return booted;
   }
 
   /** Throw the broken isolate away and start building the next one before anyone asks. */
@@ -258,11 +329,27 @@ export class ScriptSandbox {
         ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
         : this.failed("exception", `The sandbox failed: ${settled.error?.message ?? String(settled.error)}`, queuedMs, base);
     }
-    const answer = settled.value;
-    if (typeof answer !== "string" || answer.length > limits.outputBytes + limits.logBytes + ENVELOPE_SLACK_BYTES) {
-      return this.failed("invalid_output", "The script's answer is over its output limit", queuedMs, base);
+    const answer: unknown = settled.value;
+    if (typeof answer === "string" && answer.length > limits.outputBytes + LOG_JSON_FACTOR * limits.logBytes + ENVELOPE_SLACK_BYTES) {
+      return this.failed("invalid_output", `The script's answer is ${answer.length} characters, more than its output and log limits allow`, queuedMs, base);
     }
-    const outcome = JSON.parse(answer) as GuestOutcome;
+    let outcome: unknown;
+    try {
+      outcome = typeof answer === "string" ? JSON.parse(answer) : undefined;
+    } catch {
+      outcome = undefined;
+    }
+    if (!isGuestOutcome(outcome)) {
+      // The sandbox's own code in the isolate no longer works as written: start from a clean one.
+      this.retire(booted);
+      return this.failed(
+        "invalid_output",
+        "The sandbox could not read the script's answer: the script changed a built-in the sandbox relies on " +
+          "(such as Object.prototype.toJSON or JSON.stringify); its isolate is rebuilt for the next call",
+        queuedMs,
+        base,
+      );
+    }
     const stats: InvocationStats = { ...base, outputBytes: outcome.outputBytes ?? 0, logBytes: outcome.logs.bytes };
     if (measure.heap) {
       try {
@@ -338,22 +425,42 @@ async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: Bundl
       ? `its top-level code ran out of its heap of ${memoryMb} MB`
       : /timed out/i.test((error as Error).message)
         ? `its top-level code ran past ${LOAD_TIMEOUT_MS} ms`
-        : (error as Error).message;
+        : errorMessage(error as Error);
     const mapped = (error as Error).stack ? sourceMap.mapStack((error as Error).stack!) : undefined;
-    throw new ScriptLoadFailure(compiled.name, message, mapped?.location, mapped?.stack);
+    const Failure = disposedForMemory ? HeapExhaustedAtLoad : ScriptLoadFailure;
+    throw new Failure(compiled.name, message, mapped?.location, mapped?.stack);
   }
+}
+
+/** The top-level code ran out of heap: with a larger heap it might load. */
+class HeapExhaustedAtLoad extends ScriptLoadFailure {}
+
+/** As for an exception in a handler: the error's name, unless it is a plain Error, then its message. */
+function errorMessage(error: Error): string {
+  const name = typeof error?.name === "string" ? error.name : "";
+  const message = typeof error?.message === "string" ? error.message : String(error);
+  return name && name !== "Error" ? `${name}: ${message}` : message;
 }
 
 async function readMeta(booted: Booted, name: string): Promise<ScriptMeta> {
   const entry = (booted as Booted & { entry: Reference<Record<string, unknown>> }).entry;
   const metaFn = (await entry.get("meta", { reference: true })) as Reference<() => string>;
-  let json: string;
+  let json: unknown;
   try {
-    json = (await metaFn.apply(undefined, [], { timeout: LOAD_TIMEOUT_MS })) as string;
+    json = await metaFn.apply(undefined, [], { timeout: LOAD_TIMEOUT_MS });
   } catch (error) {
     throw new ScriptLoadFailure(name, (error as Error).message);
   }
-  const parsed = guestMetaSchema.safeParse(JSON.parse(json));
+  let meta: unknown;
+  try {
+    meta = JSON.parse(json as string);
+  } catch {
+    throw new ScriptLoadFailure(
+      name,
+      "The script's definition could not be read: its top-level code changed a built-in the sandbox relies on (such as Object.prototype.toJSON)",
+    );
+  }
+  const parsed = guestMetaSchema.safeParse(meta);
   if (!parsed.success) {
     throw new ScriptLoadFailure(name, `defineScript(): ${parsed.error.issues.map((i) => `${i.path.join(".") || "definition"}: ${i.message}`).join("; ")}`);
   }

@@ -36,24 +36,34 @@ export class BundleSourceMap {
   frame(line: number, column: number): MappedFrame | undefined {
     const position = originalPositionFor(this.map(), { line, column: Math.max(0, column - 1) });
     if (position.source === null || position.line === null) return undefined;
-    const absolute = path.resolve(this.scriptsDir, position.source);
+    // esbuild writes source map sources as URL paths: `hé.ts` is `h%C3%A9.ts` there.
+    const source = decodeSource(position.source);
+    const absolute = path.resolve(this.scriptsDir, source);
     const relative = path.relative(this.scriptsDir, absolute);
     const outside = relative.startsWith("..") || path.isAbsolute(relative);
     // The prelude and the generated entry module are ours, not the admin's.
-    const internal = /runtime[\\/]sandbox[\\/]guest[\\/]/.test(absolute) || position.source.startsWith("<") || position.source.includes("callscript-entry:");
+    const internal = /runtime[\\/]sandbox[\\/]guest[\\/]/.test(absolute) || source.startsWith("<") || source.includes("callscript-entry:");
     const file = outside ? displayOutside(absolute) : relative;
     return { file, line: position.line, column: position.column + 1, own: !outside && !internal, internal };
   }
 
-  /** The stack with bundle positions replaced by source positions; prelude frames dropped. */
+  /**
+   * The stack with bundle positions replaced by source positions; prelude frames, frames of
+   * generated code (no source) and the host's frames past the isolate boundary dropped.
+   */
   mapStack(stack: string): { stack: string; location?: SourceLocation } {
     let location: SourceLocation | undefined;
     const lines: string[] = [];
     for (const line of stack.split("\n")) {
+      // isolated-vm appends the host's async stack to errors that cross into the host.
+      if (line.includes("<isolated-vm boundary>")) break;
       let internal = false;
       const mapped = line.replace(FRAME, (whole, _name: string, lineText: string, columnText: string) => {
         const frame = this.frame(Number(lineText), Number(columnText));
-        if (!frame) return whole;
+        if (!frame) {
+          internal = true;
+          return whole;
+        }
         if (frame.internal) internal = true;
         if (frame.own && !location) location = { file: frame.file, line: frame.line, column: frame.column };
         return `${frame.file}:${frame.line}:${frame.column}`;
@@ -61,6 +71,14 @@ export class BundleSourceMap {
       if (!internal) lines.push(mapped);
     }
     return location ? { stack: lines.join("\n"), location } : { stack: lines.join("\n") };
+  }
+}
+
+function decodeSource(source: string): string {
+  try {
+    return decodeURIComponent(source);
+  } catch {
+    return source;
   }
 }
 

@@ -1,19 +1,38 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { compileScript, type CompiledScript } from "../../runtime/compile/compile.js";
+import type { PipelineScript } from "../../runtime/dispatch/dispatch.js";
+import type { HookName } from "../../runtime/schema/hooks.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, type Limits } from "../../runtime/sandbox/limits.js";
-import { ScriptSandbox, type SandboxOptions } from "../../runtime/sandbox/sandbox.js";
+import {
+  ScriptLoadFailure,
+  ScriptSandbox,
+  type Invocation,
+  type InvocationRequest,
+  type SandboxOptions,
+} from "../../runtime/sandbox/sandbox.js";
 
-/** A fresh scripts folder with the given files (path → source). */
+const made: string[] = [];
+process.once("exit", () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh scripts folder with the given files (path → source); removed when the test process exits. */
 export function scriptsFolder(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), "callscript-test-"));
+  made.push(dir);
+  writeFiles(dir, files);
+  return dir;
+}
+
+/** Write files (path relative to `dir` → source), making folders as needed. */
+export function writeFiles(dir: string, files: Record<string, string>): void {
   for (const [name, source] of Object.entries(files)) {
     const file = path.join(dir, name);
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, source);
   }
-  return dir;
 }
 
 export async function compiled(dir: string, name: string): Promise<CompiledScript> {
@@ -31,3 +50,79 @@ export async function loadScript(source: string, options: SandboxOptions = sandb
   const dir = scriptsFolder({ [name]: source });
   return ScriptSandbox.load(await compiled(dir, name), options);
 }
+
+/** The load failure of a script that compiles but must not load; fails the test if it loads. */
+export async function loadFailure(source: string, options: SandboxOptions = sandboxOptions(), name = "script.ts"): Promise<ScriptLoadFailure> {
+  let sandbox: ScriptSandbox;
+  try {
+    sandbox = await loadScript(source, options, name);
+  } catch (error) {
+    if (error instanceof ScriptLoadFailure) return error;
+    throw error;
+  }
+  await sandbox.drainAndDispose();
+  throw new Error("the script loaded, but it should not have");
+}
+
+/** Sandboxes loaded by a test file, to be disposed after it. */
+export class Sandboxes {
+  private readonly all: ScriptSandbox[] = [];
+
+  async load(source: string, options: SandboxOptions = sandboxOptions(), name = "script.ts"): Promise<ScriptSandbox> {
+    const sandbox = await loadScript(source, options, name);
+    this.all.push(sandbox);
+    return sandbox;
+  }
+
+  add(sandbox: ScriptSandbox): ScriptSandbox {
+    this.all.push(sandbox);
+    return sandbox;
+  }
+
+  async disposeAll(): Promise<void> {
+    const all = this.all.splice(0);
+    await Promise.all(all.map((sandbox) => sandbox.drainAndDispose()));
+  }
+}
+
+export interface RequestParts {
+  input?: unknown;
+  data?: unknown;
+  settings?: unknown;
+  requestId?: string;
+}
+
+/** An invocation request for `hook`, with JSON made from plain values. */
+export function request(hook: HookName = "need_registration", parts: RequestParts = {}): InvocationRequest {
+  return {
+    hook,
+    inputJson: JSON.stringify(parts.input ?? {}),
+    dataJson: JSON.stringify(parts.data ?? { result: true }),
+    settingsJson: JSON.stringify(parts.settings ?? {}),
+    requestId: parts.requestId ?? "test-request",
+  };
+}
+
+/** A pipeline entry for the dispatcher. */
+export function pipelineScript(sandbox: ScriptSandbox, order = 0, settings: Record<string, unknown> = {}): PipelineScript {
+  return { sandbox, order, settingsJson: JSON.stringify(settings) };
+}
+
+/** The outcome's failure, or a test failure that shows what came instead. */
+export function failureOf(invocation: Invocation) {
+  if (invocation.outcome.kind !== "failure") {
+    throw new Error(`expected a failure, got ${JSON.stringify(invocation.outcome)}`);
+  }
+  return invocation.outcome.failure;
+}
+
+/** The outcome's data, or a test failure that shows what came instead. */
+export function dataOf(invocation: Invocation): Record<string, unknown> {
+  if (invocation.outcome.kind !== "data") {
+    throw new Error(`expected data, got ${JSON.stringify(invocation.outcome)}`);
+  }
+  return invocation.outcome.data;
+}
+
+/** `import { defineScript, cancel } from "callscript";` and a newline: line 1 of most test scripts. */
+export const HEADER = `import { defineScript, cancel } from "callscript";\n`;

@@ -21,6 +21,7 @@ const objectPrototype = Object.prototype;
 const ErrorClass = Error;
 const StringOf = String;
 const isFiniteNumber = Number.isFinite;
+const now = Date.now;
 
 const MAX_DEPTH = 64;
 
@@ -50,7 +51,7 @@ interface LogSink {
   startedAt: number;
 }
 
-const newSink = (limit: number): LogSink => ({ lines: [], bytes: 0, limit, dropped: 0, droppedBytes: 0, startedAt: Date.now() });
+const newSink = (limit: number): LogSink => ({ lines: [], bytes: 0, limit, dropped: 0, droppedBytes: 0, startedAt: now() });
 
 /** Lines written at load time (top-level code) go here and are reported with the script's meta. */
 let loadSink = newSink(16 * 1024);
@@ -85,14 +86,16 @@ function write(level: GuestLogLine["level"], args: unknown[]): void {
   } catch {
     message = "[Uninspectable]";
   }
-  const size = utf8Length(message);
+  // A line costs its newline too, as in a log file: otherwise empty lines would cost nothing and a
+  // loop of console.log("") would grow the answer without bound while staying "within" the limit.
+  const size = utf8Length(message) + 1;
   if (sink.bytes + size > sink.limit) {
     sink.dropped++;
     sink.droppedBytes += size;
     return;
   }
   sink.bytes += size;
-  sink.lines.push({ level, message, atMs: Date.now() - sink.startedAt });
+  sink.lines.push({ level, message, atMs: now() - sink.startedAt });
 }
 
 const logger = freeze({
@@ -157,6 +160,8 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
       const item = (value as Record<string, unknown>)[key];
       // As in JSON, a key set to undefined is left out.
       if (item === undefined) continue;
+      // Assigned to the copy it would set the copy's prototype and vanish from the data silently.
+      if (key === "__proto__") throw new WireError(`${pathOf(path, key)} is not allowed as a key`);
       copy[key] = toWire(item, pathOf(path, key), depth + 1, ancestors);
     }
     return copy;

@@ -1,0 +1,18 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os"; import path from "node:path";
+const pino = (await import("pino")).default;
+import { configSchema } from "/work/main/dist/runtime/config.js";
+import { ScriptRegistry } from "/work/main/dist/runtime/registry/registry.js";
+const n = Number(process.argv[2] ?? 500);
+const dir = mkdtempSync(path.join(os.tmpdir(), "scale-"));
+for (let i = 0; i < n; i++) writeFileSync(path.join(dir, `s${i}.ts`), `import { defineScript, participants } from "callscript";\nexport default defineScript({ settings: { ext: ["${i}"] }, hooks: { need_registration({ call_full }, { settings }) { return participants(call_full).some((e) => settings.ext.includes(e)) ? { result: false } : undefined; } } });\n`);
+const rss0 = process.memoryUsage().rss;
+const t0 = performance.now();
+const reg = new ScriptRegistry(configSchema.parse({ scriptsDir: dir }), pino({ level: "silent" }));
+const res = await reg.loadAll();
+const t1 = performance.now();
+global.gc?.();
+await new Promise(r => setTimeout(r, 500));
+const rss1 = process.memoryUsage().rss;
+console.log({ n, ok: res.filter(r => r.ok).length, ms: Math.round(t1 - t0), rssMB: Math.round(rss1/2**20), perScriptKB: Math.round((rss1 - rss0) / n / 1024) });
+await reg.close();

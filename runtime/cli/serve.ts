@@ -1,0 +1,121 @@
+import { statSync } from "node:fs";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { deadlineFor, loadConfig, type Config } from "../config.js";
+import { UsageError } from "../errors.js";
+import { ScriptRegistry } from "../registry/registry.js";
+import { watchScripts, type ScriptWatcher } from "../registry/watcher.js";
+import { hookNames } from "../schema/hooks.js";
+import { buildServer, type CallscriptServer } from "../server/app.js";
+import { assertSafeBinding } from "../server/auth.js";
+import { handleSignals, summarizeReload } from "../server/shutdown.js";
+
+interface ServeOptions {
+  scripts?: string;
+  config?: string;
+  host?: string;
+  port?: string;
+  watch?: boolean;
+}
+
+/** Errors of the command line or the config: exit 2, as the other commands do. */
+const USAGE_CODES = new Set(["CS_ERR_CONFIG", "CS_ERR_USAGE", "CS_ERR_INSECURE_BIND"]);
+
+/**
+ * `callscript serve`: load the config and the scripts, listen, and keep serving until SIGTERM or
+ * SIGINT (graceful) — SIGHUP reloads every script. Exit codes: 0 stopped cleanly, 1 could not
+ * start or stop (port in use...), 2 the command or the config is wrong.
+ */
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("Serve the scripts to the connector over HTTP: POST /hooks/<hook>")
+    .option("--scripts <dir>", "the scripts folder (default: scriptsDir of the config, else ./scripts)")
+    .option("--config <file>", "the config file, JSON or YAML (CALLSCRIPT_* variables override it; these options override both)")
+    .option("--host <host>", "the address to listen on (default 127.0.0.1; beyond loopback a token is required)")
+    .option("--port <port>", "the port to listen on (default 8787; 0 picks a free one)")
+    .option("--no-watch", "do not reload a script when its file changes (SIGHUP still reloads them all)")
+    .action(async (options: ServeOptions, command: Command) => {
+      process.exitCode = await serve(options, command.getOptionValueSource("watch") === "cli");
+    });
+}
+
+function startupFailure(error: unknown): number {
+  const coded = error as { code?: string; message?: string };
+  console.error(`callscript: ${coded.message ?? String(error)}`);
+  return coded.code && USAGE_CODES.has(coded.code) ? 2 : 1;
+}
+
+function configFrom(options: ServeOptions, noWatch: boolean): Config {
+  const port = options.port === undefined ? undefined : /^\d+$/.test(options.port) ? Number(options.port) : options.port;
+  const config = loadConfig({
+    ...(options.config !== undefined ? { file: options.config } : {}),
+    overrides: {
+      scriptsDir: options.scripts,
+      host: options.host,
+      port: port as number | undefined,
+      watch: noWatch ? false : undefined,
+    },
+  });
+  assertSafeBinding(config);
+  let folder = false;
+  try {
+    folder = statSync(config.scriptsDir).isDirectory();
+  } catch {
+    folder = false;
+  }
+  if (!folder) throw new UsageError(`The scripts folder ${config.scriptsDir} does not exist (--scripts, or scriptsDir in the config)`);
+  return config;
+}
+
+async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
+  let config: Config;
+  try {
+    config = configFrom(options, noWatch);
+  } catch (error) {
+    return startupFailure(error);
+  }
+
+  const log = pino({ level: config.logLevel });
+  const registry = new ScriptRegistry(config, log, (script, message) => {
+    // V8 lost control of an isolate: the process can no longer be trusted. The service manager restarts it.
+    log.fatal({ script }, `isolated-vm reports a catastrophic error (${message}); exiting`);
+    process.exit(70);
+  });
+  let app: CallscriptServer | undefined;
+  let watcher: ScriptWatcher | undefined;
+  try {
+    app = buildServer({ config, registry, logger: log });
+    // The watcher starts before the first load, so that no save falls between the two.
+    if (config.watch) {
+      watcher = watchScripts(registry, log);
+      await watcher.ready;
+    }
+    const { loaded, failed } = summarizeReload(await registry.loadAll());
+    if (loaded.length + failed.length === 0) {
+      log.warn({ scriptsDir: config.scriptsDir }, "no scripts in the scripts folder: every hook answers its defaults");
+    } else {
+      (failed.length > 0 ? log.warn : log.info).call(log, { scriptsDir: config.scriptsDir, loaded, failed }, `scripts: ${loaded.length} loaded, ${failed.length} failed`);
+    }
+    await app.listen({ host: config.host, port: config.port });
+    const graceMs = Math.max(...hookNames.map((hook) => deadlineFor(config, hook))) + 5_000;
+    handleSignals({ app, registry, watcher, log, graceMs });
+    const addresses = app
+      .addresses()
+      .flatMap((address) => (typeof address === "string" ? [] : [`http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`]));
+    log.info(
+      { address: addresses[0], addresses, scriptsDir: config.scriptsDir, watch: config.watch, token: config.token !== undefined },
+      "callscript serving",
+    );
+    console.error(
+      `callscript: serving ${loaded.length} script${loaded.length === 1 ? "" : "s"} from ${config.scriptsDir} at ${addresses.join(", ")} ` +
+        `(POST /hooks/<hook>${config.token ? ", bearer token required" : ""}; GET /docs, /scripts, /metrics)`,
+    );
+    return 0;
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await watcher?.close().catch(() => undefined);
+    await registry.close().catch(() => undefined);
+    return startupFailure(error);
+  }
+}

@@ -1,0 +1,205 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ScriptProblem, ScriptRegistry } from "../registry/registry.js";
+import type { Invocation } from "../sandbox/sandbox.js";
+import type { HookName } from "../schema/hooks.js";
+
+/** Seconds; a script's invocation is typically well under a millisecond, a deadline a few seconds. */
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The label of requests to a hook name the catalog does not have (bounded, unlike the names). */
+export const UNKNOWN_HOOK = "unknown";
+
+/** How an invocation ended: data, none, cancel, or the failure reason. */
+export function outcomeOf(invocation: Invocation): string {
+  return invocation.outcome.kind === "failure" ? invocation.outcome.failure.reason : invocation.outcome.kind;
+}
+
+export interface ServerMetrics {
+  /** A Registry of this app's own: never prom-client's global one, so many apps can coexist. */
+  readonly registry: Registry;
+  invocation(hook: HookName, invocation: Invocation): void;
+  /** A hook request's answer: `success`, `cancel`, or the failure reason; and its duration. */
+  answer(hook: HookName, outcome: string, seconds: number): void;
+  request(hook: HookName | typeof UNKNOWN_HOOK, status: number): void;
+  /** Stop listening to the script registry. */
+  close(): void;
+}
+
+export interface MetricsOptions {
+  /** Node's process metrics (memory, CPU, event loop lag, GC); default true. */
+  processMetrics?: boolean;
+}
+
+/**
+ * The Prometheus metrics of one server. Counters and histograms are updated as requests and
+ * reloads happen; the per-script gauges (queue depth, heap, version) are read from the registry
+ * when /metrics is scraped, so they cost nothing between scrapes.
+ */
+export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions = {}): ServerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const invocations = new Counter({
+    name: "callscript_invocations_total",
+    help: "Script invocations by hook, script and outcome (data, none, cancel, or a failure reason: timeout, memory, exception, invalid_output, overloaded)",
+    labelNames: ["hook", "script", "outcome"] as const,
+    registers,
+  });
+  const scriptSeconds = new Histogram({
+    name: "callscript_script_duration_seconds",
+    help: "Wall time of one script invocation in its isolate (queueing excluded), by hook and script",
+    labelNames: ["hook", "script"] as const,
+    buckets: BUCKETS,
+    registers,
+  });
+  const scriptCpu = new Counter({
+    name: "callscript_script_cpu_seconds_total",
+    help: "CPU time spent in a script's isolate",
+    labelNames: ["script"] as const,
+    registers,
+  });
+  const hookSeconds = new Histogram({
+    name: "callscript_hook_duration_seconds",
+    help: "Time to answer a hook request, all its scripts together, by hook",
+    labelNames: ["hook"] as const,
+    buckets: BUCKETS,
+    registers,
+  });
+  const answers = new Counter({
+    name: "callscript_hook_answers_total",
+    help: "Hook answers by hook and outcome: success, cancel, or the failure reason (timeout, memory, exception, invalid_output, overloaded, deadline)",
+    labelNames: ["hook", "outcome"] as const,
+    registers,
+  });
+  const requests = new Counter({
+    name: "callscript_http_requests_total",
+    help: `Hook requests by hook (${UNKNOWN_HOOK} for a name the catalog does not have) and HTTP status`,
+    labelNames: ["hook", "status"] as const,
+    registers,
+  });
+  const loadFailures = new Counter({
+    name: "callscript_script_load_failures_total",
+    help: "Versions of a script that failed to compile or load (the previous version, if any, keeps serving)",
+    labelNames: ["script", "stage"] as const,
+    registers,
+  });
+  const reloads = new Counter({
+    name: "callscript_script_reloads_total",
+    help: "New versions of a script swapped in after its first load",
+    labelNames: ["script"] as const,
+    registers,
+  });
+  const unloads = new Counter({
+    name: "callscript_script_unloads_total",
+    help: "Scripts unloaded because their file was removed",
+    labelNames: ["script"] as const,
+    registers,
+  });
+
+  new Gauge({
+    name: "callscript_script_queue_depth",
+    help: "Invocations of a script running or waiting, at scrape time",
+    labelNames: ["script"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const sandbox of scripts.sandboxes()) this.set({ script: sandbox.name }, sandbox.queueDepth);
+    },
+  });
+
+  // Reading an isolate's heap synchronously waits for the script it is running (isolated-vm takes
+  // the isolate's lock), which would stall the server for up to a time limit: a busy isolate keeps
+  // the figure of its last idle scrape.
+  const lastHeap = new Map<string, number>();
+  new Gauge({
+    name: "callscript_script_heap_used_bytes",
+    help: "Heap in use in a script's isolate, read when it is idle at scrape time (else the last idle reading)",
+    labelNames: ["script"] as const,
+    registers,
+    collect() {
+      this.reset();
+      const live = new Set<string>();
+      for (const sandbox of scripts.sandboxes()) {
+        live.add(sandbox.name);
+        if (sandbox.queueDepth === 0) {
+          const used = sandbox.heapUsedBytes();
+          if (used !== undefined) lastHeap.set(sandbox.name, used);
+        }
+        const used = lastHeap.get(sandbox.name);
+        if (used !== undefined) this.set({ script: sandbox.name }, used);
+      }
+      for (const name of lastHeap.keys()) if (!live.has(name)) lastHeap.delete(name);
+    },
+  });
+
+  new Gauge({
+    name: "callscript_script_info",
+    help: "1 for every script the registry knows, with its serving version and state (active, failed, stale, disabled)",
+    labelNames: ["script", "version", "state"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const state of scripts.states()) this.set({ script: state.name, version: state.version ?? "", state: state.state }, 1);
+    },
+  });
+
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  /** Scripts with a version loaded: their next version is a reload. */
+  const everLoaded = new Set(scripts.states().filter((state) => state.version !== null).map((state) => state.name));
+  const onLoaded = (name: string) => {
+    if (everLoaded.has(name)) reloads.inc({ script: name });
+    else everLoaded.add(name);
+  };
+  const onFailed = (name: string, problem: ScriptProblem) => loadFailures.inc({ script: name, stage: problem.stage });
+  const onUnloaded = (name: string) => {
+    everLoaded.delete(name);
+    unloads.inc({ script: name });
+  };
+  scripts.on("loaded", onLoaded);
+  scripts.on("failed", onFailed);
+  scripts.on("unloaded", onUnloaded);
+
+  return {
+    registry,
+    invocation(hook, invocation) {
+      invocations.inc({ hook, script: invocation.script, outcome: outcomeOf(invocation) });
+      if (invocation.stats.wallMs > 0) scriptSeconds.observe({ hook, script: invocation.script }, invocation.stats.wallMs / 1000);
+      if (invocation.stats.cpuMs > 0) scriptCpu.inc({ script: invocation.script }, invocation.stats.cpuMs / 1000);
+    },
+    answer(hook, outcome, seconds) {
+      answers.inc({ hook, outcome });
+      hookSeconds.observe({ hook }, seconds);
+    },
+    request(hook, status) {
+      requests.inc({ hook, status: String(status) });
+    },
+    close() {
+      scripts.off("loaded", onLoaded);
+      scripts.off("failed", onFailed);
+      scripts.off("unloaded", onUnloaded);
+    },
+  };
+}
+
+/** GET /metrics in the Prometheus text format. */
+export const metricsRoute: FastifyPluginAsync<{ metrics: ServerMetrics }> = async (app, { metrics }) => {
+  app.addHook("onClose", async () => metrics.close());
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        summary: "Prometheus metrics",
+        description: "Invocations, durations, queue depth and heap per script, load failures, reloads, requests by hook and status",
+        tags: ["operations"],
+        produces: ["text/plain"],
+        response: { 200: { description: "Prometheus text format", type: "string" } },
+      },
+    },
+    async (_request, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(text);
+    },
+  );
+};

@@ -1,0 +1,21 @@
+import type { FastifyPluginAsync, FastifyPluginOptions } from "fastify";
+import type { HookName } from "../schema/hooks.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Served without the bearer token (health probes). */
+    public?: boolean;
+    /** The hook a hook route serves; `null` on the route that answers unknown hook names. */
+    hook?: HookName | null;
+  }
+}
+
+/**
+ * Let a plugin's hooks, handlers and decorations apply to the instance that registers it instead
+ * of an encapsulated child: what the `fastify-plugin` package does, by the same two symbols,
+ * without depending on it.
+ */
+export function shared<O extends FastifyPluginOptions = FastifyPluginOptions>(name: string, plugin: FastifyPluginAsync<O>): FastifyPluginAsync<O> {
+  Object.assign(plugin, { [Symbol.for("skip-override")]: true, [Symbol.for("fastify.display-name")]: name });
+  return plugin;
+}

@@ -1,0 +1,109 @@
+import { z } from "zod";
+import { limitsSchema } from "../sandbox/limits.js";
+import { errorAnswer, hookFailure, successAnswer } from "../schema/envelope.js";
+import { hookNames, type HookName } from "../schema/hooks.js";
+import type { ScriptState } from "../registry/registry.js";
+
+/**
+ * The JSON Schemas of what the server sends, derived from zod (one source of truth): fastify
+ * compiles them into its serializer, and @fastify/swagger puts them in the OpenAPI document.
+ */
+
+export type JsonSchema = Record<string, unknown>;
+
+/** A zod schema as JSON Schema (draft 2020-12, as OpenAPI 3.1 uses), without `$schema`. */
+export function jsonSchemaOf(schema: z.ZodType, io: "input" | "output" = "output"): JsonSchema {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as JsonSchema;
+  return rest;
+}
+
+// ---- the answer ------------------------------------------------------------------------------
+
+const states = [successAnswer.shape.state.value, errorAnswer.shape.state.value];
+
+/**
+ * What the serializer compiles for a hook's answer: `{ state, data }` or `{ state, error }` as ONE
+ * object schema. A `oneOf` of the two (what `z.toJSONSchema(hookAnswer)` gives) makes
+ * fast-json-stringify test each branch at run time, and a typed `data` would be re-checked and
+ * could drop keys; here `data` is an open object written as it is. Measured against
+ * JSON.stringify (bench/answer-serializer.mjs), this is faster for every typical answer.
+ */
+export const answerSchema: JsonSchema = {
+  type: "object",
+  description: "The hook's answer: { state: success, data } or { state: error, error }",
+  properties: {
+    state: { type: "string", enum: states },
+    data: { description: successAnswer.shape.data.description },
+    error: jsonSchemaOf(hookFailure),
+  },
+  required: ["state"],
+  additionalProperties: false,
+};
+
+// ---- errors ------------------------------------------------------------------------------------
+
+export const inputIssue = z.object({
+  path: z.string().describe("Where in the body, dotted (call_full.channel.type), or (body)"),
+  message: z.string(),
+});
+
+/** The body of every answer that is not a hook's answer (4xx, 5xx): one shape, never HTML. */
+export const httpError = z.object({
+  statusCode: z.number().int(),
+  code: z.string().describe("Stable error code, e.g. CS_ERR_INVALID_INPUT"),
+  error: z.string().describe("The HTTP status text"),
+  message: z.string(),
+  issues: z.array(inputIssue).optional().describe("Every bad field of an invalid input"),
+});
+export type HttpErrorBody = z.output<typeof httpError>;
+
+export const httpErrorSchema = jsonSchemaOf(httpError);
+
+// ---- ops ---------------------------------------------------------------------------------------
+
+const problem = z.object({
+  at: z.string(),
+  stage: z.enum(["compile", "load"]),
+  message: z.string(),
+  location: z.object({ file: z.string(), line: z.number().int(), column: z.number().int() }).optional(),
+});
+
+export const scriptState = z.object({
+  name: z.string(),
+  file: z.string().describe("Relative to the scripts folder"),
+  state: z.enum(["active", "failed", "stale", "disabled"]).describe(
+    "active: serving; failed: never loaded; stale: an older version serves because the newest failed; disabled in the config",
+  ),
+  version: z.string().nullable().describe("Hash of the serving version's bundle"),
+  previousVersion: z.string().nullable(),
+  loadedAt: z.string().nullable(),
+  hooks: z.array(z.enum(hookNames as [HookName, ...HookName[]])),
+  order: z.number().int().nullable(),
+  limits: limitsSchema.nullable(),
+  warnings: z.array(z.string()),
+  lastError: problem.nullable().describe("Why the newest version did not load"),
+  queueDepth: z.number().int().describe("Invocations running or waiting"),
+  invocations: z.number().int(),
+  outcomes: z.record(z.string(), z.number().int()).describe("Invocations by outcome: data, none, cancel, or a failure reason"),
+});
+
+// The registry's type and this schema must describe the same object (the serializer drops
+// anything the schema does not name).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameState: Same<z.output<typeof scriptState>, ScriptState> = true;
+void sameState;
+
+export const scriptsResponse = z.object({
+  ready: z.boolean(),
+  scripts: z.array(scriptState),
+});
+
+export const readyResponse = z.object({
+  ready: z.literal(true),
+  scripts: z.number().int().describe("Scripts serving"),
+});
+
+export const healthResponse = z.object({
+  status: z.literal("ok"),
+  uptimeSeconds: z.number(),
+});

@@ -1,0 +1,25 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * Build `dist/` once before the suites that spawn `bin/callscript.js` as a user would. tsc emits
+ * even when a file has a type error; then the suites still run on what was emitted and the error is
+ * shown here (`npm run typecheck` is the gate for types), so that one unfinished file elsewhere does
+ * not hide every CLI result.
+ */
+export function setup(): void {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  const built = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: root, encoding: "utf8" });
+  if (built.status === 0) return;
+  const output = `${built.stdout}${built.stderr}`.trim();
+  if (!existsSync(path.join(root, "dist", "runtime", "cli", "main.js"))) {
+    throw new Error(`npm run build failed, nothing to run:\n${output}`);
+  }
+  console.warn(`npm run build reported errors (the suites run on what it emitted):\n${output}`);
+}
+
+export default setup;

@@ -1,0 +1,161 @@
+import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { configSchema, type Config, type ConfigInput } from "../../runtime/config.js";
+import { callHook } from "../../runtime/dispatch/hook-call.js";
+import { ScriptRegistry, type ScriptState } from "../../runtime/registry/registry.js";
+import { watchScripts, type ScriptWatcher, type WatchOptions } from "../../runtime/registry/watcher.js";
+import type { HookAnswer } from "../../runtime/schema/envelope.js";
+import type { HookName } from "../../runtime/schema/hooks.js";
+import { scriptsFolder } from "../helpers/scripts.js";
+
+/** Poll `predicate` until it holds; fail with `what` (and the last value seen) after `timeoutMs`. */
+export async function waitFor<T>(predicate: () => T | Promise<T>, what: string, timeoutMs = 5_000): Promise<NonNullable<T>> {
+  const until = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await predicate();
+    if (last) return last as NonNullable<T>;
+    if (Date.now() > until) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(5);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export interface LogEntry {
+  level: "info" | "warn" | "error" | "debug";
+  fields: Record<string, unknown>;
+  message: string;
+}
+
+/** A logger stub that keeps what it is given. */
+export function capturingLog() {
+  const entries: LogEntry[] = [];
+  const at =
+    (level: LogEntry["level"]) =>
+    (fields: unknown, message?: string): void => {
+      if (typeof fields === "string") entries.push({ level, fields: {}, message: fields });
+      else entries.push({ level, fields: (fields ?? {}) as Record<string, unknown>, message: message ?? "" });
+    };
+  return { entries, log: { info: at("info"), warn: at("warn"), error: at("error"), debug: at("debug") } as never };
+}
+
+/** A script on process_registration_params whose answer carries its version marker in two fields. */
+export function marked(n: number | string, options: { extra?: string; top?: string } = {}): string {
+  return `import { defineScript } from "callscript";
+${options.top ?? ""}
+export default defineScript({
+  ${options.extra ?? ""}
+  hooks: {
+    process_registration_params() {
+      return { USER_ID: ${JSON.stringify(n)}, LINE_NUMBER: ${JSON.stringify(n)} };
+    },
+  },
+});
+`;
+}
+
+export type RegistryEvent =
+  | { kind: "loaded"; name: string; version: string }
+  | { kind: "failed"; name: string; message: string }
+  | { kind: "unloaded"; name: string };
+
+export interface Setup {
+  dir: string;
+  config: Config;
+  registry: ScriptRegistry;
+  watcher: ScriptWatcher;
+  events: RegistryEvent[];
+  logs: LogEntry[];
+  /** Calls of registry.reload by file name (reload attempts, whatever their outcome). */
+  reloads: Map<string, number>;
+  file(name: string): string;
+  /** An in-place save (open with truncate, write). */
+  write(name: string, source: string): void;
+  /** An editor's atomic save: a temporary file in the same folder renamed over the script. */
+  renameSave(name: string, source: string): void;
+  remove(name: string): void;
+  state(name: string): ScriptState | undefined;
+  call(hook?: HookName, input?: Record<string, unknown>): Promise<HookAnswer>;
+  /** The answer's data of process_registration_params, or throws on an error answer. */
+  data(): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+const open: Setup[] = [];
+
+/** A real scripts folder, a real registry loaded from it and a real chokidar watcher on it. */
+export async function setup(
+  files: Record<string, string>,
+  config: Partial<ConfigInput> = {},
+  options: WatchOptions & { folder?: string } = {},
+): Promise<Setup> {
+  // By default a fresh temporary folder; with `folder`, a folder of that name inside one.
+  const dir = options.folder ? path.join(scriptsFolder({}), options.folder) : scriptsFolder(files);
+  if (options.folder) {
+    for (const [name, source] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileSync(path.join(dir, name), source);
+    }
+  }
+  const parsed = configSchema.parse({ scriptsDir: dir, ...config });
+  const { entries: logs, log } = capturingLog();
+  const registry = new ScriptRegistry(parsed, log);
+  const events: RegistryEvent[] = [];
+  registry.on("loaded", (name, version) => events.push({ kind: "loaded", name, version }));
+  registry.on("failed", (name, problem) => events.push({ kind: "failed", name, message: problem.message }));
+  registry.on("unloaded", (name) => events.push({ kind: "unloaded", name }));
+  const reloads = new Map<string, number>();
+  const reload = registry.reload.bind(registry);
+  registry.reload = (file, compiled) => {
+    const name = path.basename(file);
+    reloads.set(name, (reloads.get(name) ?? 0) + 1);
+    return reload(file, compiled);
+  };
+  const watcher = watchScripts(registry, log, options);
+  await watcher.ready;
+  await registry.loadAll();
+  reloads.clear();
+  events.length = 0;
+  let temp = 0;
+  const self: Setup = {
+    dir,
+    config: parsed,
+    registry,
+    watcher,
+    events,
+    logs,
+    reloads,
+    file: (name) => path.join(dir, name),
+    write: (name, source) => writeFileSync(path.join(dir, name), source),
+    renameSave(name, source) {
+      const target = path.join(dir, name);
+      const tmp = `${target}.tmp-${process.pid}-${temp++}`;
+      writeFileSync(tmp, source);
+      renameSync(tmp, target);
+    },
+    remove: (name) => unlinkSync(path.join(dir, name)),
+    state: (name) => registry.states().find((state) => state.name === name),
+    async call(hook = "process_registration_params", input = {}) {
+      const result = await callHook(parsed, hook, input, registry.pipeline(hook));
+      return result.answer;
+    },
+    async data() {
+      const answer = await self.call();
+      if (answer.state !== "success") throw new Error(`error answer: ${JSON.stringify(answer.error)}`);
+      return answer.data;
+    },
+    async close() {
+      await watcher.close();
+      await registry.close();
+      rmSync(options.folder ? path.dirname(dir) : dir, { recursive: true, force: true });
+    },
+  };
+  open.push(self);
+  return self;
+}
+
+/** Close every setup of the test (afterEach). */
+export async function closeAll(): Promise<void> {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+}
