@@ -1,6 +1,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll } from "vitest";
 import { compileScript, type CompiledScript } from "../../runtime/compile/compile.js";
 import type { PipelineScript } from "../../runtime/dispatch/dispatch.js";
 import type { HookName } from "../../runtime/schema/hooks.js";
@@ -14,11 +15,13 @@ import {
 } from "../../runtime/sandbox/sandbox.js";
 
 const made: string[] = [];
-process.once("exit", () => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+// Registered when a test file first imports this module, so it runs after that file's own
+// afterAll hooks (vitest runs them last-registered first): servers and watchers are closed by then.
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A fresh scripts folder with the given files (path → source); removed when the test process exits. */
+/** A fresh scripts folder with the given files (path → source); removed after the test file. */
 export function scriptsFolder(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), "callscript-test-"));
   made.push(dir);

@@ -58,6 +58,11 @@ describe("callscript init", () => {
     expect(resolved.resolvedModule?.resolvedFileName).toBe(path.join(repoRoot, "dist", "sdk", "index.d.ts"));
   });
 
+  it("takes its starter from examples/, which the published package ships", () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { files: string[] };
+    expect(pkg.files).toContain("examples/");
+  });
+
   it("writes the cases file's JSON Schema and points the cases file at it", () => {
     const dir = freshDir();
     callscript(["init", dir]);
