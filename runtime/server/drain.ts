@@ -10,8 +10,26 @@ import { shared } from "./plugin.js";
  */
 export const drainConnections = shared("callscript-drain", async (app) => {
   let closing = false;
+  let inFlight = 0;
+  let settled: (() => void) | undefined;
   app.addHook("preClose", async () => {
     closing = true;
+  });
+  app.addHook("onRequest", async () => {
+    inFlight++;
+  });
+  app.addHook("onResponse", async () => {
+    inFlight--;
+    if (inFlight === 0) settled?.();
+  });
+  // The server's close can complete before the last onResponse hooks (and their log lines) ran.
+  app.addHook("onClose", async () => {
+    // Bounded: a request whose client went away may never reach onResponse.
+    if (inFlight > 0) await new Promise<void>((resolve) => {
+      settled = resolve;
+      setTimeout(resolve, 1_000).unref();
+    });
+    await new Promise((resolve) => setImmediate(resolve));
   });
   app.addHook("onSend", async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     if (closing) reply.header("connection", "close");

@@ -23,6 +23,17 @@ export function summarizeReload(results: readonly ReloadResult[]) {
 }
 
 /**
+ * A clean stop lets the event loop run dry rather than calling process.exit at once: isolated-vm
+ * tears disposed isolates down on its own threads, and exiting under them was seen to end the
+ * process with SIGSEGV instead of 0. The timer is only a backstop for a handle left open.
+ */
+function exitProcess(code: number): void {
+  if (code !== 0) process.exit(code);
+  process.exitCode = 0;
+  setTimeout(() => process.exit(0), 2_000).unref();
+}
+
+/**
  * SIGTERM / SIGINT: stop accepting connections, let the requests in flight get their answers, then
  * stop the watcher and dispose the isolates (registry.close drains each first), and exit 0. A
  * second signal, or a drain longer than `graceMs`, exits 1 at once.
@@ -32,7 +43,7 @@ export function summarizeReload(results: readonly ReloadResult[]) {
  */
 export function handleSignals(options: SignalsOptions): { shutdown(signal: string): Promise<void>; dispose(): void } {
   const { app, registry, watcher, log } = options;
-  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const exit = options.exit ?? exitProcess;
   let stopping: Promise<void> | undefined;
 
   function shutdown(signal: string): Promise<void> {

@@ -25,6 +25,14 @@ const now = Date.now;
 
 const MAX_DEPTH = 64;
 
+// Built-ins whose memory lives outside the V8 heap, so the isolate's heap limit does not bound
+// them: WebAssembly memories (a 16 MB isolate grew one to 100 MB and wrote every page) and Intl's
+// ICU objects (20 000 Intl.DateTimeFormat took 420 MB of the host's memory in one second, and
+// stay as long as the script holds them). Scripts get neither; Date's and Number's
+// toLocaleString and String's localeCompare still work. See docs/security.md.
+delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
+delete (globalThis as { Intl?: unknown }).Intl;
+
 /** UTF-8 length of a string, counted without TextEncoder (not in a bare isolate). */
 function utf8Length(text: string): number {
   let bytes = 0;
@@ -282,7 +290,15 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     } finally {
       sink = loadSink = newSink(0);
     }
-    return toJson({ ...outcome, logs: takeLogs(current) });
+    try {
+      return toJson({ ...outcome, logs: takeLogs(current) });
+    } catch {
+      // Only a script that replaced a built-in JSON.stringify consults (a toJSON that throws) gets
+      // here. An answer that is not JSON tells the host so, and the host rebuilds the isolate; a
+      // rejection would instead carry the script's own message, which could pass for the host's
+      // "timed out" or "memory limit".
+      return "";
+    }
   }
 
   return freeze({ meta, invoke });
