@@ -3,7 +3,8 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
-import { hookNames } from "./schema/hooks.js";
+import { hookNames, isHookName } from "./schema/hooks.js";
+import { closest } from "./sandbox/suggest.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema } from "./sandbox/limits.js";
 
 export const failurePolicy = z
@@ -96,6 +97,18 @@ function readConfigFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** A misspelt hook under `hooks` is named with the hook it most likely meant. */
+function checkHookNames(hooks: unknown, file: string | undefined): void {
+  if (hooks === null || typeof hooks !== "object" || Array.isArray(hooks)) return;
+  const problems = Object.keys(hooks)
+    .filter((name) => !isHookName(name))
+    .map((name) => {
+      const suggestion = closest(name, hookNames);
+      return `hooks.${name}: unknown hook${suggestion ? ` (did you mean '${suggestion}'?)` : ""}`;
+    });
+  if (problems.length > 0) throw new ConfigError(file ?? "the configuration", `${problems.join("; ")}. Known hooks: ${hookNames.join(", ")}`);
+}
+
 export interface LoadConfigOptions {
   file?: string;
   /** Command-line values: they win over the environment and the file. */
@@ -112,18 +125,27 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const fromFile = options.file ? readConfigFile(options.file) : {};
   const base = options.file ? path.dirname(path.resolve(options.file)) : process.cwd();
   const merged: Record<string, unknown> = { ...fromFile };
+  // Paths from the file (or the default) are relative to the file; from the environment or the
+  // command line, to the working directory.
+  let scriptsBase = base;
   for (const [name, { key, parse }] of Object.entries(ENVIRONMENT)) {
     const value = env[name];
-    if (value !== undefined && value !== "") merged[key] = parse(value);
+    if (value !== undefined && value !== "") {
+      merged[key] = parse(value);
+      if (key === "scriptsDir") scriptsBase = process.cwd();
+    }
   }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
-    if (value !== undefined) merged[key] = value;
+    if (value !== undefined) {
+      merged[key] = value;
+      if (key === "scriptsDir") scriptsBase = process.cwd();
+    }
   }
+  checkHookNames(merged.hooks, options.file);
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(options.file ?? "the configuration", formatIssues(parsed.error));
   const config = parsed.data;
-  const fileScripts = typeof fromFile.scriptsDir === "string" && merged.scriptsDir === fromFile.scriptsDir;
-  config.scriptsDir = path.resolve(fileScripts ? base : process.cwd(), config.scriptsDir);
+  config.scriptsDir = path.resolve(scriptsBase, config.scriptsDir);
   if (config.record) config.record.dir = path.resolve(base, config.record.dir);
   return config;
 }

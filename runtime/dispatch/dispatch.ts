@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { partialDataSchema, type HookName } from "../schema/hooks.js";
-import type { Invocation, ScriptSandbox } from "../sandbox/sandbox.js";
+import { clip, type Invocation, type ScriptSandbox } from "../sandbox/sandbox.js";
 
 /** What happens to the rest of a hook's scripts when one fails. */
 export type FailurePolicy = "error" | "skip";
@@ -144,7 +144,8 @@ async function runPipeline(
         failure = {
           reason: "invalid_output",
           script: invocation.script,
-          message: `The returned data does not fit ${hook}: ${describeIssues(checked.error.issues)}`,
+          // Clipped: the issues name the script's keys, as long as its output limit allows.
+          message: clip(`The returned data does not fit ${hook}: ${describeIssues(checked.error.issues)}`),
         };
         invocation.outcome = { kind: "failure", failure };
       }

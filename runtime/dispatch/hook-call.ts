@@ -34,8 +34,45 @@ export type ParsedInput =
   | { ok: true; input: Record<string, unknown> }
   | { ok: false; error: InstanceType<typeof InvalidInputError>; issues: InputIssue[] };
 
+/**
+ * Input nested deeper than this is refused. The host writes the input back out as JSON (to each
+ * script, and in the answer's data for hooks whose defaults are their parameters), and
+ * JSON.stringify overflows the stack on a body such as 100 000 nested arrays, which fits in 200 KB.
+ * call_full is six levels deep; the guest refuses returned data past the same depth.
+ */
+export const MAX_INPUT_DEPTH = 64;
+
+/**
+ * What the schemas cannot see: nesting past MAX_INPUT_DEPTH, and numbers JSON parses to Infinity
+ * (1e400), which would reach the scripts and the answer as null. The first such place, or undefined.
+ */
+function structureIssue(body: unknown): InputIssue | undefined {
+  const path: string[] = [];
+  const walk = (value: unknown, depth: number): string | undefined => {
+    if (typeof value === "number") {
+      return Number.isFinite(value) ? undefined : `a number beyond the range of a double (it reads as ${value}); send it as a string`;
+    }
+    if (value === null || typeof value !== "object") return undefined;
+    if (depth > MAX_INPUT_DEPTH) return `nested deeper than ${MAX_INPUT_DEPTH} levels`;
+    const entries: [string | number, unknown][] = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
+    for (const [key, child] of entries) {
+      path.push(String(key));
+      const problem = walk(child, depth + 1);
+      if (problem !== undefined) return problem;
+      path.pop();
+    }
+    return undefined;
+  };
+  const message = walk(body, 0);
+  return message === undefined ? undefined : { path: path.length ? path.join(".") : "(body)", message };
+}
+
 /** The hook input checked against its schema; every bad field is named by its path. */
 export function parseHookInput(hook: HookName, body: unknown): ParsedInput {
+  const structure = structureIssue(body);
+  if (structure) {
+    return { ok: false, error: new InvalidInputError(hook, `${structure.path}: ${structure.message}`), issues: [structure] };
+  }
   const parsed = hookCatalog[hook].input.safeParse(body);
   if (parsed.success) return { ok: true, input: parsed.data as Record<string, unknown> };
   const issues = issuesOf(parsed.error);
@@ -64,7 +101,7 @@ export async function callHook(
   const defaults = defaultsFor(hook, input);
   const hookConfig = config.hooks[hook];
   if (hookConfig?.enabled === false) {
-    return { answer: { state: "success", data: defaults }, invocations: [], skipped: [] };
+    return neverEmpty(hook, { answer: { state: "success", data: defaults }, invocations: [], skipped: [] });
   }
   const dispatchOptions: DispatchOptions = {
     requestId: options.requestId ?? randomUUID(),
@@ -73,5 +110,24 @@ export async function callHook(
     measureHeap: options.measureHeap ?? false,
   };
   if (options.onInvocation) dispatchOptions.onInvocation = options.onInvocation;
-  return dispatch(hook, input, defaults, scripts, dispatchOptions);
+  return neverEmpty(hook, await dispatch(hook, input, defaults, scripts, dispatchOptions));
+}
+
+/**
+ * Empty data tells the connector to drop the CRM request, so it may come only from cancel(). A
+ * parameter hook called with no parameters, where no script adds any, would otherwise answer `{}`
+ * and lose the request; an error answer makes the connector go on with its own behaviour.
+ */
+function neverEmpty(hook: HookName, result: DispatchResult): DispatchResult {
+  const { answer } = result;
+  if (answer.state !== "success" || result.cancelledBy !== undefined || Object.keys(answer.data).length > 0) return result;
+  result.answer = {
+    state: "error",
+    error: {
+      reason: "no_data",
+      script: null,
+      message: `The data of ${hook} would be empty, which the connector reads as a cancel; no script cancelled, so the connector keeps its own behaviour. Return cancel() to cancel on purpose.`,
+    },
+  };
+  return result;
 }

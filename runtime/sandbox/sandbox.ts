@@ -95,6 +95,91 @@ const ENVELOPE_SLACK_BYTES = 64 * 1024;
 const LOG_JSON_FACTOR = 64;
 const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
 const OUTCOME_KINDS = new Set(["data", "none", "cancel", "invalid_output", "exception"]);
+const MB = 1024 * 1024;
+/**
+ * V8 stops an isolate at its heap limit only when a garbage collection finds it over; one large
+ * allocation is not checked (a 16 MB isolate flattened a 512 MB string and answered). An isolate
+ * holding more than this many times its limit after a call, or after loading, is over it. Twice
+ * the limit leaves room for the young generation: a busy script stays below 1.2 times.
+ */
+const HEAP_SLACK_FACTOR = 2;
+/** A failure's message and stack, as the answer and the server log carry them. */
+const MAX_MESSAGE_CHARS = 4096;
+const MAX_STACK_CHARS = 16 * 1024;
+/** The script's definition as JSON: settings and the top-level code's log lines. */
+const MAX_META_CHARS = 2 * MB;
+/** As in the prelude: returned data nested deeper than this is refused. */
+const MAX_DATA_DEPTH = 64;
+
+/** Text from a script cut to `max` characters, with a visible marker of what was cut. */
+export function clip(text: string, max = MAX_MESSAGE_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… [${text.length - max} more characters]`;
+}
+
+/** Whether an isolate holds more than its heap limit allows (see HEAP_SLACK_FACTOR). */
+function overHeap(isolate: Isolate, memoryMb: number): boolean {
+  try {
+    return isolate.getHeapStatisticsSync().used_heap_size > HEAP_SLACK_FACTOR * memoryMb * MB;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where returned data, as the host parsed it, is not what the prelude lets through: nested too
+ * deep, or with a `__proto__` key (`.a.__proto__ is not allowed as a key`); undefined when it is fine.
+ */
+function badData(value: unknown, depth: number): string | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  if (depth > MAX_DATA_DEPTH) return ` is nested deeper than ${MAX_DATA_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const bad = badData(value[i], depth + 1);
+      if (bad !== undefined) return `[${i}]${bad}`;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const at = /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+    if (key === "__proto__") return `${at} is not allowed as a key`;
+    const bad = badData((value as Record<string, unknown>)[key], depth + 1);
+    if (bad !== undefined) return `${at}${bad}`;
+  }
+  return undefined;
+}
+
+/**
+ * The guest's data checked again on the host, and its size in bytes of JSON. The prelude checks
+ * all of it, but a script that replaces a built-in JSON.stringify consults (Object.prototype.toJSON)
+ * decides what the answer says, so the host does not take the prelude's word for it.
+ */
+function checkData(data: Record<string, unknown>, outputLimit: number): { bytes: number } | { problem: string } {
+  const bad = badData(data, 0);
+  if (bad !== undefined) return { problem: `data${bad}` };
+  const bytes = Buffer.byteLength(JSON.stringify(data));
+  if (bytes > outputLimit) return { problem: `the data is ${bytes} bytes of JSON, over the output limit of ${outputLimit} bytes` };
+  return { bytes };
+}
+
+/**
+ * The log lines within the log limit, counted again on the host for the same reason: lines past
+ * the limit are dropped and counted, as the prelude does. The prelude's count is never below the
+ * host's, so lines it kept are never dropped here.
+ */
+function withinLogLimit(logs: GuestLogs, limit: number): GuestLogs {
+  let bytes = 0;
+  for (let i = 0; i < logs.lines.length; i++) {
+    const size = Buffer.byteLength(logs.lines[i]!.message) + 1;
+    if (bytes + size <= limit) {
+      bytes += size;
+      continue;
+    }
+    let droppedBytes = logs.droppedBytes;
+    for (const line of logs.lines.slice(i)) droppedBytes += Buffer.byteLength(line.message) + 1;
+    return { lines: logs.lines.slice(0, i), bytes, dropped: logs.dropped + logs.lines.length - i, droppedBytes };
+  }
+  return logs;
+}
 
 /**
  * The guest's answer as the prelude writes it. A script can still break that (by replacing a
@@ -327,7 +412,13 @@ export class ScriptSandbox {
       this.retire(booted);
       return outOfMemory
         ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
-        : this.failed("exception", `The sandbox failed: ${settled.error?.message ?? String(settled.error)}`, queuedMs, base);
+        : this.failed("exception", `The sandbox failed: ${clip(settled.error?.message ?? String(settled.error))}`, queuedMs, base);
+    }
+    // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
+    const heapUsed = booted.isolate.isDisposed ? undefined : heapUsedOf(booted.isolate);
+    if (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB) {
+      this.retire(booted);
+      return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base);
     }
     const answer: unknown = settled.value;
     if (typeof answer === "string" && answer.length > limits.outputBytes + LOG_JSON_FACTOR * limits.logBytes + ENVELOPE_SLACK_BYTES) {
@@ -350,15 +441,25 @@ export class ScriptSandbox {
         base,
       );
     }
-    const stats: InvocationStats = { ...base, outputBytes: outcome.outputBytes ?? 0, logBytes: outcome.logs.bytes };
-    if (measure.heap) {
-      try {
-        stats.heapUsedBytes = booted.isolate.getHeapStatisticsSync().used_heap_size;
-      } catch {
-        // The isolate went away between the answer and the measure; the answer stands.
+    let outputBytes = outcome.outputBytes ?? 0;
+    if (outcome.kind === "data") {
+      const checked = checkData(outcome.data, limits.outputBytes);
+      if ("problem" in checked) {
+        this.retire(booted);
+        return this.failed(
+          "invalid_output",
+          `The sandbox could not use the script's answer (${clip(checked.problem, 256)}): the script changed a built-in the ` +
+            "sandbox relies on (such as Object.prototype.toJSON); its isolate is rebuilt for the next call",
+          queuedMs,
+          base,
+        );
       }
+      outputBytes = checked.bytes;
     }
-    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome), logs: outcome.logs, stats };
+    const logs = withinLogLimit(outcome.logs, limits.logBytes);
+    const stats: InvocationStats = { ...base, outputBytes, logBytes: logs.bytes };
+    if (measure.heap && heapUsed !== undefined) stats.heapUsedBytes = heapUsed;
+    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome), logs, stats };
   }
 
   private toOutcome(outcome: GuestOutcome): InvocationOutcome {
@@ -370,13 +471,13 @@ export class ScriptSandbox {
       case "cancel":
         return { kind: "cancel" };
       case "invalid_output":
-        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: outcome.message } };
+        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: clip(outcome.message) } };
       case "exception": {
         const { name, message, stack } = outcome.error;
-        const failure: HookFailure = { reason: "exception", script: this.name, message: name && name !== "Error" ? `${name}: ${message}` : message };
+        const failure: HookFailure = { reason: "exception", script: this.name, message: clip(name && name !== "Error" ? `${name}: ${message}` : message) };
         if (stack) {
           const mapped = this.sourceMap.mapStack(stack);
-          failure.stack = mapped.stack;
+          failure.stack = clip(mapped.stack, MAX_STACK_CHARS);
           if (mapped.location) failure.location = mapped.location;
         }
         return { kind: "failure", failure };
@@ -392,6 +493,15 @@ export class ScriptSandbox {
       logs: EMPTY_LOGS,
       stats: stats ?? { wallMs: 0, cpuMs: 0, queuedMs, outputBytes: 0, logBytes: 0 },
     };
+  }
+}
+
+function heapUsedOf(isolate: Isolate): number | undefined {
+  try {
+    return isolate.getHeapStatisticsSync().used_heap_size;
+  } catch {
+    // The isolate went away between the answer and the measure.
+    return undefined;
   }
 }
 
@@ -414,19 +524,20 @@ async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: Bundl
     const script = await isolate.compileScript(compiled.code, { filename: bundleFileName(compiled.name) });
     const entry = (await script.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as Reference<Record<string, unknown>>;
     script.release();
+    if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
     const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
     const booted: Booted = { isolate, context, invoke };
     (booted as Booted & { entry: Reference }).entry = entry;
     return booted;
   } catch (error) {
-    const disposedForMemory = isolate.isDisposed;
+    const disposedForMemory = isolate.isDisposed || error instanceof HeapOverLimit;
     if (!isolate.isDisposed) isolate.dispose();
     const message = disposedForMemory
       ? `its top-level code ran out of its heap of ${memoryMb} MB`
       : /timed out/i.test((error as Error).message)
         ? `its top-level code ran past ${LOAD_TIMEOUT_MS} ms`
         : errorMessage(error as Error);
-    const mapped = (error as Error).stack ? sourceMap.mapStack((error as Error).stack!) : undefined;
+    const mapped = (error as Error).stack && !(error instanceof HeapOverLimit) ? sourceMap.mapStack((error as Error).stack!) : undefined;
     const Failure = disposedForMemory ? HeapExhaustedAtLoad : ScriptLoadFailure;
     throw new Failure(compiled.name, message, mapped?.location, mapped?.stack);
   }
@@ -435,11 +546,14 @@ async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: Bundl
 /** The top-level code ran out of heap: with a larger heap it might load. */
 class HeapExhaustedAtLoad extends ScriptLoadFailure {}
 
+/** The top-level code left the isolate holding more than its limit (see HEAP_SLACK_FACTOR). */
+class HeapOverLimit extends Error {}
+
 /** As for an exception in a handler: the error's name, unless it is a plain Error, then its message. */
 function errorMessage(error: Error): string {
   const name = typeof error?.name === "string" ? error.name : "";
   const message = typeof error?.message === "string" ? error.message : String(error);
-  return name && name !== "Error" ? `${name}: ${message}` : message;
+  return clip(name && name !== "Error" ? `${name}: ${message}` : message);
 }
 
 async function readMeta(booted: Booted, name: string): Promise<ScriptMeta> {
@@ -449,7 +563,14 @@ async function readMeta(booted: Booted, name: string): Promise<ScriptMeta> {
   try {
     json = await metaFn.apply(undefined, [], { timeout: LOAD_TIMEOUT_MS });
   } catch (error) {
-    throw new ScriptLoadFailure(name, (error as Error).message);
+    throw new ScriptLoadFailure(name, clip((error as Error).message));
+  }
+  if (typeof json === "string" && json.length > MAX_META_CHARS) {
+    throw new ScriptLoadFailure(
+      name,
+      `defineScript(): the definition is ${json.length} characters of JSON (settings and top-level log lines), over the limit of ` +
+        `${MAX_META_CHARS}; keep large tables in a helper module of the scripts folder`,
+    );
   }
   let meta: unknown;
   try {

@@ -10,6 +10,7 @@ export const failureReason = z
     "overloaded", // the script's queue was full; retry later
     "compile", // the script does not compile or does not load
     "deadline", // the hook's scripts together ran past the request deadline
+    "no_data", // the data would be empty without a cancel(), which the connector reads as a cancel
   ])
   .describe("Why the scripts could not produce data");
 export type FailureReason = z.output<typeof failureReason>;

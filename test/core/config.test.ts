@@ -119,7 +119,7 @@ describe("bad values", () => {
     ["a short token", { token: "secret" }, "token: token must be at least 16 characters"],
     ["an unknown key", { prot: 1 }, 'Unrecognized key: "prot"'],
     ["a bad hook deadline", { hooks: { need_registration: { deadlineMs: -5 } } }, "hooks.need_registration.deadlineMs: Too small"],
-    ["an unknown hook", { hooks: { need_registraton: {} } }, `hooks: Unrecognized key: "need_registraton"`],
+    ["an unknown hook", { hooks: { need_registraton: {} } }, `hooks.need_registraton: unknown hook (did you mean 'need_registration'?)`],
     ["a bad failure policy", { hooks: { need_registration: { failurePolicy: "ignore" } } }, "hooks.need_registration.failurePolicy: Invalid option"],
     ["a heap under the minimum", { limits: { max: { memoryMb: 4 } } }, "limits.max.memoryMb: Too small: expected number to be >=8"],
     ["script settings that are not an object", { scripts: { blacklist: { settings: ["101"] } } }, "scripts.blacklist.settings: Invalid input: expected record, received array"],
@@ -164,6 +164,16 @@ describe("paths", () => {
     const config = loadConfig({ file, env: NO_ENV });
     expect(config.scriptsDir).toBe(path.resolve(path.dirname(file), "..", "scripts"));
     expect(config.record).toEqual({ dir: path.join(path.dirname(file), "recorded"), anonymize: true });
+  });
+
+  it("without a scriptsDir, the default `scripts` is beside the file", () => {
+    const file = configFile("conf/callscript.json", JSON.stringify({ port: 9000 }));
+    expect(loadConfig({ file, env: NO_ENV }).scriptsDir).toBe(path.join(path.dirname(file), "scripts"));
+  });
+
+  it("the environment's scriptsDir is relative to the working directory even when it equals the file's", () => {
+    const file = configFile("conf/callscript.json", JSON.stringify({ scriptsDir: "same" }));
+    expect(loadConfig({ file, env: { CALLSCRIPT_SCRIPTS: "same" } }).scriptsDir).toBe(path.resolve("same"));
   });
 
   it("an absolute scriptsDir is kept", () => {

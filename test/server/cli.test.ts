@@ -1,85 +1,17 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
 import { ensureBuilt } from "../helpers/build.js";
 import { scriptsFolder } from "../helpers/scripts.js";
-import { bearer, busy, recordInput, script, type LogLine } from "./helpers.js";
+import { bearer, busy, recordInput, script } from "./helpers.js";
+import { listening, serve, until } from "./serve-process.js";
 
 /** `callscript serve` as the connector's host runs it: the built CLI in its own process. */
 beforeAll(async () => {
   await ensureBuilt();
   expect(existsSync(path.join(packageRoot, "dist", "runtime", "cli", "serve.js"))).toBe(true);
 }, 120_000);
-
-interface Served {
-  child: ChildProcess;
-  lines: LogLine[];
-  stderr: () => string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with the first log line that satisfies `predicate` (already logged or to come). */
-  line(predicate: (line: LogLine) => boolean, what: string): Promise<LogLine>;
-}
-
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
-
-function serve(args: string[], env: Record<string, string> = {}): Served {
-  const child = spawn(process.execPath, ["--no-node-snapshot", path.join(packageRoot, "bin", "callscript.js"), "serve", ...args], {
-    cwd: packageRoot,
-    env: { ...process.env, CALLSCRIPT_TOKEN: "", CALLSCRIPT_HOST: "", CALLSCRIPT_PORT: "", NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const lines: LogLine[] = [];
-  const waiters: { predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
-  createInterface({ input: child.stdout! }).on("line", (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      return;
-    }
-    lines.push(line);
-    for (const waiter of [...waiters]) {
-      if (waiter.predicate(line)) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
-      }
-    }
-  });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  return {
-    child,
-    lines,
-    stderr: () => stderr,
-    exit,
-    line(predicate, what) {
-      const found = lines.find(predicate);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        waiters.push({ predicate, resolve });
-        void exit.then(({ code }) => reject(new Error(`the server exited (${code}) before logging ${what}; stderr: ${stderr}`)));
-      });
-    },
-  };
-}
-
-const listening = (served: Served) => served.line((line) => line.msg === "callscript serving", "that it serves").then((line) => line.address as string);
-
-async function until(predicate: () => Promise<boolean>, what: string): Promise<void> {
-  const stop = Date.now() + 10_000;
-  while (!(await predicate())) {
-    if (Date.now() > stop) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 const recordings = script("process_record_file_path", `return { path: "/v1" + input.path };`);
 

@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import path from "node:path";
+import { afterEach } from "vitest";
+import { packageRoot } from "../../runtime/paths.js";
+import type { LogLine } from "./helpers.js";
+
+/** A `callscript serve` process started as the connector's host runs it: the built CLI in its own process. */
+export interface Served {
+  child: ChildProcess;
+  /** The server's own pid (started with --no-node-snapshot, so bin/callscript.js does not re-exec). */
+  pid: number;
+  lines: LogLine[];
+  stderr: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first log line that satisfies `predicate` (already logged or to come). */
+  line(predicate: (line: LogLine) => boolean, what: string): Promise<LogLine>;
+}
+
+const children: ChildProcess[] = [];
+
+/** SIGKILL every server still running; registered after each test of the file that imports this module. */
+export function killServers(): void {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+afterEach(killServers);
+
+/**
+ * `node --no-node-snapshot bin/callscript.js serve ...args`, with its stdout read as pino JSON lines.
+ * CALLSCRIPT_* variables of the test's environment are cleared so that only `args` and `env` count.
+ */
+export function serve(args: string[], env: Record<string, string> = {}): Served {
+  const child = spawn(process.execPath, ["--no-node-snapshot", path.join(packageRoot, "bin", "callscript.js"), "serve", ...args], {
+    cwd: packageRoot,
+    env: { ...process.env, CALLSCRIPT_TOKEN: "", CALLSCRIPT_HOST: "", CALLSCRIPT_PORT: "", NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  const lines: LogLine[] = [];
+  const waiters: { predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
+  createInterface({ input: child.stdout! }).on("line", (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      return;
+    }
+    lines.push(line);
+    for (const waiter of [...waiters]) {
+      if (waiter.predicate(line)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return {
+    child,
+    pid: child.pid ?? -1,
+    lines,
+    stderr: () => stderr,
+    exit,
+    line(predicate, what) {
+      const found = lines.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        waiters.push({ predicate, resolve });
+        void exit.then(({ code }) => reject(new Error(`the server exited (${code}) before logging ${what}; stderr: ${stderr}`)));
+      });
+    },
+  };
+}
+
+/** The server's address once it logs that it serves. */
+export const listening = (served: Served) => served.line((line) => line.msg === "callscript serving", "that it serves").then((line) => line.address as string);
+
+/** Poll `predicate` every 10 ms until it holds; fails after `timeoutMs` (10 s by default). */
+export async function until(predicate: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const stop = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > stop) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
