@@ -1,4 +1,10 @@
-import type { HookData, HookInput, HookName } from "../runtime/schema/hooks.js";
+import type { HookData, HookInput as SchemaHookInput, HookName } from "../runtime/schema/hooks.js";
+import type { Known } from "./known.js";
+
+/** A hook's input as a handler sees it: `call_full` with its declared fields only (see known.ts). */
+export type HookInput<H extends HookName> = {
+  [K in keyof SchemaHookInput<H>]: K extends "call_full" ? Known<SchemaHookInput<H>[K]> : SchemaHookInput<H>[K];
+};
 
 /** Markers shared with the sandbox prelude through the isolate's symbol registry. */
 export const SCRIPT_MARK = Symbol.for("callscript.script");

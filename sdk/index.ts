@@ -13,18 +13,20 @@ export type {
   ScriptLimits,
   ScriptLogger,
 } from "./define.js";
-export type {
-  CallFull,
-  Channel,
-  ChannelState,
-  ChannelType,
-  Conversation,
-  Entity,
-  NumberData,
-  Registration,
-  User,
-} from "../runtime/schema/call-full.js";
-export type { HookData, HookInput, HookName } from "../runtime/schema/hooks.js";
+export type { HookInput } from "./define.js";
+export type { Known } from "./known.js";
+export type { ChannelState, ChannelType } from "../runtime/schema/call-full.js";
+export type { HookData, HookName } from "../runtime/schema/hooks.js";
+import type * as schema from "../runtime/schema/call-full.js";
+import type { Known } from "./known.js";
+/** The call data, with its declared fields (see Known). */
+export type CallFull = Known<schema.CallFull>;
+export type Channel = Known<schema.Channel>;
+export type Conversation = Known<schema.Conversation>;
+export type Entity = Known<schema.Entity>;
+export type NumberData = Known<schema.NumberData>;
+export type Registration = Known<schema.Registration>;
+export type User = Known<schema.User>;
 export * from "./phone.js";
 export * from "./call.js";
 export * from "./time.js";

@@ -65,8 +65,9 @@ describe("callscript check", () => {
     const dir = folder({ "blocker.ts": CLEAN, "lib/lists.ts": LISTS, "wrong-type.ts": WRONG_TYPE, "unknown-field.ts": UNKNOWN_FIELD });
     const run = callscript(["check", dir]);
     expect(run.status).toBe(1);
-    // call_full keeps unknown keys (connectors add fields), so a misspelt field is `unknown`, not absent.
-    expect(run.stdout).toContain(`${path.join(dir, "unknown-field.ts")}:6:25 error TS18046: 'call_full.chanel' is of type 'unknown'.`);
+    // call_full parses loosely, but scripts see its declared fields only: a misspelt field is an error with a hint.
+    expect(run.stdout).toContain(`${path.join(dir, "unknown-field.ts")}:6:35 error TS2551: Property 'chanel' does not exist`);
+    expect(run.stdout).toContain("Did you mean 'channel'?");
     expect(run.stdout).toContain(`${path.join(dir, "wrong-type.ts")}:5:5 error TS2322:`);
     expect(run.stdout).toContain("Type 'string' is not assignable to type 'boolean | undefined'.");
     expect(run.stdout).toContain(">    5 |     need_registration() {");
