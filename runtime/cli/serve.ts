@@ -9,6 +9,7 @@ import { hookNames } from "../schema/hooks.js";
 import { buildServer, type CallscriptServer } from "../server/app.js";
 import { assertSafeBinding } from "../server/auth.js";
 import { handleSignals, summarizeReload } from "../server/shutdown.js";
+import { isolatedVmWarning, loadIsolatedVm } from "../sandbox/ivm.js";
 
 interface ServeOptions {
   scripts?: string;
@@ -77,6 +78,14 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   }
 
   const log = pino({ level: config.logLevel });
+  try {
+    const { line, version, patched } = loadIsolatedVm();
+    log.info({ node: process.versions.node, isolatedVm: version, package: line, patched }, "sandbox runtime");
+    const warning = isolatedVmWarning();
+    if (warning) log.warn({ node: process.versions.node, isolatedVm: version }, warning);
+  } catch (error) {
+    return startupFailure(error);
+  }
   const registry = new ScriptRegistry(config, log, (script, message) => {
     // V8 lost control of an isolate: the process can no longer be trusted. The service manager restarts it.
     log.fatal({ script }, `isolated-vm reports a catastrophic error (${message}); exiting`);
