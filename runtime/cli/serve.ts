@@ -7,6 +7,7 @@ import { ScriptRegistry } from "../registry/registry.js";
 import { watchScripts, type ScriptWatcher } from "../registry/watcher.js";
 import { hookNames } from "../schema/hooks.js";
 import { buildServer, type CallscriptServer } from "../server/app.js";
+import { Catastrophe } from "../server/catastrophe.js";
 import { assertSafeBinding } from "../server/auth.js";
 import { handleSignals, summarizeReload } from "../server/shutdown.js";
 import { isolatedVmWarning, loadIsolatedVm } from "../sandbox/ivm.js";
@@ -86,15 +87,21 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   } catch (error) {
     return startupFailure(error);
   }
+  // V8 lost control of an isolate: the process can no longer be trusted. Once serving, the hook
+  // route answers every request in flight with an error and handleSignals ends the process (the
+  // service manager restarts it); before that there is nothing to answer.
+  const catastrophe = new Catastrophe();
+  let serving = false;
   const registry = new ScriptRegistry(config, log, (script, message) => {
-    // V8 lost control of an isolate: the process can no longer be trusted. The service manager restarts it.
-    log.fatal({ script }, `isolated-vm reports a catastrophic error (${message}); exiting`);
-    process.exit(70);
+    catastrophe.trip(script, message);
+    if (serving) return;
+    log.fatal({ script, error: message }, "isolated-vm reported a catastrophic error while loading the scripts; ending the process");
+    process.abort();
   });
   let app: CallscriptServer | undefined;
   let watcher: ScriptWatcher | undefined;
   try {
-    app = buildServer({ config, registry, logger: log });
+    app = buildServer({ config, registry, logger: log, catastrophe });
     // The watcher starts before the first load, so that no save falls between the two.
     if (config.watch) {
       watcher = watchScripts(registry, log);
@@ -108,7 +115,8 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     }
     await app.listen({ host: config.host, port: config.port });
     const graceMs = Math.max(...hookNames.map((hook) => deadlineFor(config, hook))) + 5_000;
-    handleSignals({ app, registry, watcher, log, graceMs });
+    handleSignals({ app, registry, watcher, log, graceMs, catastrophe });
+    serving = true;
     const addresses = app
       .addresses()
       .flatMap((address) => (typeof address === "string" ? [] : [`http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`]));

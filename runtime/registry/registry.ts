@@ -78,6 +78,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly pipelines = new Map<HookName, PipelineScript[]>();
   /** Versions swapped out or unloaded, still callable by requests that took their pipeline before. */
   private readonly retiring = new Map<ScriptSandbox, NodeJS.Timeout>();
+  /** Requests holding each version through lease(). */
+  private readonly leases = new Map<ScriptSandbox, number>();
+  /**
+   * Versions handed out by pipeline(), whose callers say nothing when they are done: once retired,
+   * only the deadline tells when no request can call them any more.
+   */
+  private readonly unleased = new WeakSet<ScriptSandbox>();
   /** After close(), nothing is loaded any more (a batch of the watcher may still be finishing). */
   private closed = false;
   private readonly sandboxOptions: SandboxOptions;
@@ -218,8 +225,45 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return this.entries.get(name)?.file;
   }
 
-  /** The scripts that run for a hook, in pipeline order. */
+  /**
+   * The scripts that run for a hook, in pipeline order. A version swapped out after this call is
+   * kept for the hook's deadline, in case the caller still calls it; a server uses lease() instead.
+   */
   pipeline(hook: HookName): PipelineScript[] {
+    const scripts = this.currentPipeline(hook);
+    for (const script of scripts) this.unleased.add(script.sandbox);
+    return scripts;
+  }
+
+  /**
+   * The scripts that run for a hook, held for one request until `release()`. A version swapped out
+   * or unloaded meanwhile still answers the request; it is disposed as soon as no request holds it
+   * (its running invocations finish first), rather than after the hook's deadline: saves in quick
+   * succession then keep one or two isolates alive, not one per save.
+   */
+  lease(hook: HookName): { scripts: readonly PipelineScript[]; release(): void } {
+    const scripts = this.currentPipeline(hook);
+    for (const { sandbox } of scripts) this.leases.set(sandbox, (this.leases.get(sandbox) ?? 0) + 1);
+    let released = false;
+    return {
+      scripts,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const { sandbox } of scripts) {
+          const held = (this.leases.get(sandbox) ?? 1) - 1;
+          if (held > 0) {
+            this.leases.set(sandbox, held);
+            continue;
+          }
+          this.leases.delete(sandbox);
+          if (this.retiring.has(sandbox) && !this.unleased.has(sandbox)) this.disposeRetired(sandbox);
+        }
+      },
+    };
+  }
+
+  private currentPipeline(hook: HookName): PipelineScript[] {
     let scripts = this.pipelines.get(hook);
     if (!scripts) {
       scripts = [...this.entries.values()]
@@ -311,17 +355,25 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
    * script late in a pipeline may be called a while after the swap; a sandbox disposed at once
    * would answer it "unloaded" and fail a request because of a reload. Such calls come within the
    * request deadline of the hooks the version implements; after that, and once the invocations
-   * running on it have finished, its isolate is disposed.
+   * running on it have finished, its isolate is disposed. A version that was only ever taken
+   * through lease() is disposed as soon as the last request holding it lets it go.
    */
   private retireLater(sandbox: ScriptSandbox): void {
     if (this.retiring.has(sandbox)) return;
     const graceMs = Math.max(0, ...sandbox.meta.hooks.map((hook) => deadlineFor(this.config, hook)));
-    const timer = setTimeout(() => {
-      this.retiring.delete(sandbox);
-      void sandbox.drainAndDispose();
-    }, graceMs);
+    const timer = setTimeout(() => this.disposeRetired(sandbox), graceMs);
     timer.unref();
     this.retiring.set(sandbox, timer);
+    // Every request that took it leased it (and none holds it now): nothing can call it any more.
+    if (!this.unleased.has(sandbox) && !this.leases.has(sandbox)) this.disposeRetired(sandbox);
+  }
+
+  private disposeRetired(sandbox: ScriptSandbox): void {
+    const timer = this.retiring.get(sandbox);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.retiring.delete(sandbox);
+    void sandbox.drainAndDispose();
   }
 
   private problem(entry: Entry, stage: ScriptProblem["stage"], message: string, location?: SourceLocation): ScriptProblem {

@@ -103,9 +103,14 @@ const MB = 1024 * 1024;
  * the limit leaves room for the young generation: a busy script stays below 1.2 times.
  */
 const HEAP_SLACK_FACTOR = 2;
-/** A failure's message and stack, as the answer and the server log carry them. */
+/**
+ * A failure's message and stack, as the answer and the server log carry them. The prelude cuts a
+ * script's messages (4 KB) and stacks (16 KB) with a marker; the host cuts what the guest sends at
+ * twice that, in case the prelude was made to send more.
+ */
 const MAX_MESSAGE_CHARS = 4096;
 const MAX_STACK_CHARS = 16 * 1024;
+const GUEST_SLACK = 2;
 /** The script's definition as JSON: settings and the top-level code's log lines. */
 const MAX_META_CHARS = 2 * MB;
 /** As in the prelude: returned data nested deeper than this is refused. */
@@ -471,13 +476,13 @@ export class ScriptSandbox {
       case "cancel":
         return { kind: "cancel" };
       case "invalid_output":
-        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: clip(outcome.message) } };
+        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: clip(outcome.message, GUEST_SLACK * MAX_MESSAGE_CHARS) } };
       case "exception": {
         const { name, message, stack } = outcome.error;
-        const failure: HookFailure = { reason: "exception", script: this.name, message: clip(name && name !== "Error" ? `${name}: ${message}` : message) };
+        const failure: HookFailure = { reason: "exception", script: this.name, message: clip(name && name !== "Error" ? `${name}: ${message}` : message, GUEST_SLACK * MAX_MESSAGE_CHARS) };
         if (stack) {
           const mapped = this.sourceMap.mapStack(stack);
-          failure.stack = clip(mapped.stack, MAX_STACK_CHARS);
+          failure.stack = clip(mapped.stack, GUEST_SLACK * (MAX_STACK_CHARS + MAX_MESSAGE_CHARS));
           if (mapped.location) failure.location = mapped.location;
         }
         return { kind: "failure", failure };

@@ -6,6 +6,7 @@ import type { Config } from "../config.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import { assertSafeBinding, bearerAuth } from "./auth.js";
 import { jsonBodies } from "./body.js";
+import type { Catastrophe } from "./catastrophe.js";
 import { drainConnections } from "./drain.js";
 import { errorHandling } from "./error-handler.js";
 import { hookRoutes } from "./hook-route.js";
@@ -23,6 +24,8 @@ export interface BuildServerOptions {
   docs?: boolean;
   /** Node's process metrics in /metrics; default true. */
   processMetrics?: boolean;
+  /** Tripped by isolated-vm's onCatastrophicError (wired by `serve`): hook requests then get an error answer at once. */
+  catastrophe?: Catastrophe;
 }
 
 export type CallscriptServer = FastifyInstance & { metrics: ServerMetrics };
@@ -69,6 +72,6 @@ export function buildServer(options: BuildServerOptions): CallscriptServer {
   app.register(openapi, { ui: options.docs ?? true });
   app.register(metricsRoute, { metrics });
   app.register(opsRoutes, { registry });
-  app.register(hookRoutes, { config, registry, metrics });
+  app.register(hookRoutes, { config, registry, metrics, catastrophe: options.catastrophe });
   return app as unknown as CallscriptServer;
 }

@@ -7,6 +7,7 @@ import { recordInput } from "../runner/record.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { Invocation } from "../sandbox/sandbox.js";
+import { Catastrophe } from "./catastrophe.js";
 import { httpErrorBody, withIssues } from "./error-handler.js";
 import { UNKNOWN_HOOK, type ServerMetrics } from "./metrics.js";
 import { answerSchema, httpErrorSchema } from "./schemas.js";
@@ -16,6 +17,8 @@ export interface HookRoutesOptions {
   config: Config;
   registry: ScriptRegistry;
   metrics: ServerMetrics;
+  /** Tripped by isolated-vm's onCatastrophicError: every request is then answered with an error at once. */
+  catastrophe?: Catastrophe;
 }
 
 /** What the one log line of a hook request says. */
@@ -51,7 +54,7 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 503 with `Retry-After: 1` and the error answer when a script's queue was full (`overloaded`).
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
-export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics }) => {
+export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe() }) => {
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
     const summary: HookRequestSummary = {};
@@ -71,14 +74,23 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       );
     }
     const started = performance.now();
-    const result = await callHook(config, hook, parsed.input, registry.pipeline(hook), {
-      requestId: request.id,
-      onInvocation(invocation) {
-        registry.count(invocation);
-        metrics.invocation(hook, invocation);
-        logScriptLines(log, hook, invocation);
-      },
-    });
+    // Leased, so that a version swapped out meanwhile is disposed as soon as no request holds it.
+    const lease = registry.lease(hook);
+    let result;
+    try {
+      result = await catastrophe.race(() =>
+        callHook(config, hook, parsed.input, lease.scripts, {
+          requestId: request.id,
+          onInvocation(invocation) {
+            registry.count(invocation);
+            metrics.invocation(hook, invocation);
+            logScriptLines(log, hook, invocation);
+          },
+        }),
+      );
+    } finally {
+      lease.release();
+    }
     const seconds = (performance.now() - started) / 1000;
 
     let answer = result.answer;

@@ -1,7 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import type { ReloadResult, ScriptRegistry } from "../registry/registry.js";
+import type { HookFailure } from "../schema/envelope.js";
+import type { Catastrophe } from "./catastrophe.js";
 
-type Log = { info(fields: object, message: string): void; warn(fields: object, message: string): void; error(fields: object, message: string): void };
+type LogFn = (fields: object, message: string) => void;
+type Log = { info: LogFn; warn: LogFn; error: LogFn; fatal?: LogFn };
+
+/** After a catastrophic error, the requests in flight are answered within this, or the process ends anyway. */
+export const CATASTROPHE_GRACE_MS = 2_000;
 
 export interface SignalsOptions {
   app: FastifyInstance;
@@ -13,6 +19,19 @@ export interface SignalsOptions {
   graceMs: number;
   /** process.exit by default; tests pass their own. */
   exit?: (code: number) => void;
+  /**
+   * isolated-vm's onCatastrophicError, as `serve` wires it: when tripped, the server stops
+   * accepting, the hook route answers every request in flight with an error, and the process ends
+   * through `abort`.
+   */
+  catastrophe?: Catastrophe;
+  /**
+   * How the process ends after a catastrophic error: process.abort() by default, as isolated-vm
+   * advises. A normal exit runs isolated-vm's teardown, which would wait on the isolate whose thread
+   * it has parked for good (and exiting under that teardown was seen to segfault): the process could
+   * hang instead of ending, and a service manager restarts a dead process, not a hung one.
+   */
+  abort?: () => void;
 }
 
 /** One line per reloaded script set: how many loaded, which failed and why. */
@@ -44,7 +63,11 @@ function exitProcess(code: number): void {
 export function handleSignals(options: SignalsOptions): { shutdown(signal: string): Promise<void>; dispose(): void } {
   const { app, registry, watcher, log } = options;
   const exit = options.exit ?? exitProcess;
+  const abort = options.abort ?? (() => process.abort());
   let stopping: Promise<void> | undefined;
+  let appClosed: Promise<void> | undefined;
+  const closeApp = () => (appClosed ??= app.close());
+  let fatal = false;
 
   function shutdown(signal: string): Promise<void> {
     if (stopping) {
@@ -60,7 +83,8 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
     timer.unref();
     stopping = (async () => {
       try {
-        await Promise.all([app.close(), watcher?.close()]);
+        await Promise.all([closeApp(), watcher?.close()]);
+        if (fatal) return;
         await registry.close();
         clearTimeout(timer);
         log.info({ signal }, "stopped");
@@ -94,6 +118,36 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
       });
   }
 
+  /**
+   * A catastrophic error: log it, stop accepting (the hook route has already answered the requests
+   * in flight with an error envelope, and answers so any that still come on open connections), let
+   * those answers go out, then end the process — at the latest after CATASTROPHE_GRACE_MS. The
+   * isolates are not disposed: one of them is beyond V8's control.
+   */
+  let disposed = false;
+  function catastrophic(failure: HookFailure): void {
+    if (fatal || disposed) return;
+    fatal = true;
+    (log.fatal ?? log.error).call(
+      log,
+      { script: failure.script, error: failure.message, graceMs: CATASTROPHE_GRACE_MS },
+      "catastrophic error in a sandbox: answering the requests in flight with an error, then ending the process for the service manager to restart it",
+    );
+    const backstop = setTimeout(() => {
+      log.error({ graceMs: CATASTROPHE_GRACE_MS }, "requests still in flight after a catastrophic error: ending the process now");
+      abort();
+    }, CATASTROPHE_GRACE_MS);
+    closeApp().then(
+      () => {
+        clearTimeout(backstop);
+        log.error({ script: failure.script }, "stopped after a catastrophic error; ending the process");
+        abort();
+      },
+      () => undefined,
+    );
+  }
+  void options.catastrophe?.tripped.then(catastrophic);
+
   const onTerm = () => void shutdown("SIGTERM");
   const onInt = () => void shutdown("SIGINT");
   process.on("SIGTERM", onTerm);
@@ -102,6 +156,7 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
   return {
     shutdown,
     dispose() {
+      disposed = true;
       process.off("SIGTERM", onTerm);
       process.off("SIGINT", onInt);
       process.off("SIGHUP", reload);

@@ -114,7 +114,7 @@ describe("hot reload under load", () => {
     expect(await s.data()).toEqual({ USER_ID: 2, LINE_NUMBER: 2 });
     expect(settled).toBe(false);
 
-    expect(await inFlight).toEqual({ state: "success", data: { USER_ID: 1 } });
+    expect(await inFlight).toEqual({ state: "success", data: { CALL_ID: "c-1", USER_ID: 1 } });
     expect(s.registry.sandboxes().map((sandbox) => sandbox.version)).toEqual([s.state("s")!.version]);
     // Drained, then disposed (after the hook's deadline, within which a request that took the old
     // pipeline could still call it).
@@ -137,8 +137,8 @@ describe("hot reload under load", () => {
     await waitFor(() => s.state("b")?.version !== b1, "b's version 2 swapped in");
     expect(a.queueDepth).toBe(1);
 
-    expect(await inFlight).toEqual({ state: "success", data: { A: 1, B: 1 } });
-    expect(await s.call()).toEqual({ state: "success", data: { A: 1, B: 2 } });
+    expect(await inFlight).toEqual({ state: "success", data: { CALL_ID: "c-1", A: 1, B: 1 } });
+    expect(await s.call()).toEqual({ state: "success", data: { CALL_ID: "c-1", A: 1, B: 2 } });
   });
 
   it("a script deleted while an earlier script of the same request runs: that request still succeeds; the next ones run without it", async () => {
@@ -151,7 +151,7 @@ describe("hot reload under load", () => {
     await waitFor(() => !s.state("b"), "b unloaded");
     expect(a.queueDepth).toBe(1);
 
-    expect(await inFlight).toEqual({ state: "success", data: { A: 1, B: 1 } });
-    expect(await s.call()).toEqual({ state: "success", data: { A: 1 } });
+    expect(await inFlight).toEqual({ state: "success", data: { CALL_ID: "c-1", A: 1, B: 1 } });
+    expect(await s.call()).toEqual({ state: "success", data: { CALL_ID: "c-1", A: 1 } });
   });
 });

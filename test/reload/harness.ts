@@ -136,14 +136,17 @@ export async function setup(
     },
     remove: (name) => unlinkSync(path.join(dir, name)),
     state: (name) => registry.states().find((state) => state.name === name),
-    async call(hook = "process_registration_params", input = {}) {
+    // A parameter set the scripts' data is merged over (an empty one would answer no_data).
+    async call(hook = "process_registration_params", input: Record<string, unknown> = { CALL_ID: "c-1" }) {
       const result = await callHook(parsed, hook, input, registry.pipeline(hook));
       return result.answer;
     },
     async data() {
       const answer = await self.call();
       if (answer.state !== "success") throw new Error(`error answer: ${JSON.stringify(answer.error)}`);
-      return answer.data;
+      // What the scripts set, over the base parameter set that call() sends.
+      const { CALL_ID: _base, ...changes } = answer.data;
+      return changes;
     },
     async close() {
       await watcher.close();

@@ -22,6 +22,9 @@ const ErrorClass = Error;
 const StringOf = String;
 const isFiniteNumber = Number.isFinite;
 const now = Date.now;
+const reflectApply = Reflect.apply;
+const stringSlice = String.prototype.slice;
+const stringIndexOf = String.prototype.indexOf;
 
 const MAX_DEPTH = 64;
 
@@ -32,6 +35,25 @@ const MAX_DEPTH = 64;
 // toLocaleString and String's localeCompare still work. See docs/security.md.
 delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
 delete (globalThis as { Intl?: unknown }).Intl;
+
+/**
+ * An error's message and stack as the answer carries them: a 1 MB message would otherwise make the
+ * answer too large to read, and reach the connector and the log whole. The host cuts again, more
+ * loosely, whatever arrives.
+ */
+const MAX_MESSAGE_CHARS = 4096;
+const MAX_STACK_CHARS = 16 * 1024;
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${reflectApply(stringSlice, text, [0, max]) as string}… [${text.length - max} more characters]`;
+}
+
+/** The stack's first line (the message) and its frames, each within its own bound. */
+function clipStack(stack: string): string {
+  const frames = reflectApply(stringIndexOf, stack, ["\n    at "]) as number;
+  if (frames < 0) return clip(stack, MAX_STACK_CHARS);
+  return clip(reflectApply(stringSlice, stack, [0, frames]) as string, MAX_MESSAGE_CHARS) + clip(reflectApply(stringSlice, stack, [frames]) as string, MAX_STACK_CHARS);
+}
 
 /** UTF-8 length of a string, counted without TextEncoder (not in a bare isolate). */
 function utf8Length(text: string): number {
@@ -181,9 +203,9 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
 function describeError(error: unknown): { name: string; message: string; stack?: string } {
   try {
     if (error instanceof ErrorClass) {
-      return { name: StringOf(error.name), message: StringOf(error.message), stack: StringOf(error.stack ?? "") };
+      return { name: clip(StringOf(error.name), 256), message: clip(StringOf(error.message), MAX_MESSAGE_CHARS), stack: clipStack(StringOf(error.stack ?? "")) };
     }
-    return { name: "Thrown value", message: `a non-Error value was thrown: ${describe(error, 1, [])}` };
+    return { name: "Thrown value", message: clip(`a non-Error value was thrown: ${describe(error, 1, [])}`, MAX_MESSAGE_CHARS) };
   } catch {
     return { name: "Thrown value", message: "an uninspectable value was thrown" };
   }
@@ -325,7 +347,7 @@ function encodeResult(result: unknown, outputLimit: number): GuestResult {
   try {
     data = toWire(result, "data", 0, []);
   } catch (error) {
-    if (error instanceof WireError) return { kind: "invalid_output", message: error.message };
+    if (error instanceof WireError) return { kind: "invalid_output", message: clip(error.message, MAX_MESSAGE_CHARS) };
     return { kind: "invalid_output", message: `The returned data could not be read: ${describeError(error).message}` };
   }
   const json = toJson(data);

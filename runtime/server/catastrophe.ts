@@ -1,0 +1,51 @@
+import type { DispatchResult } from "../dispatch/dispatch.js";
+import type { HookFailure } from "../schema/envelope.js";
+
+/**
+ * isolated-vm's `onCatastrophicError`: V8 lost control of an isolate ("Catastrophic out-of-memory
+ * error", "Script failed to terminate"). The isolate's thread is parked for good, and isolated-vm
+ * advises to stop serving, finish the outstanding work and end the process.
+ *
+ * Once tripped, every hook request — those in flight, whose scripts may never answer, and those that
+ * still arrive on open connections before the server stops listening — is answered at once with an
+ * error envelope (reason `exception`, naming the script and the error), so that the connector falls
+ * back to its default rather than waiting on a dead isolate. `handleSignals` then stops the server
+ * and ends the process for the service manager to restart it.
+ */
+export class Catastrophe {
+  private failed: HookFailure | undefined;
+  private resolveTripped!: (failure: HookFailure) => void;
+  /** Resolves with the error answer when the first catastrophic error is reported. */
+  readonly tripped: Promise<HookFailure> = new Promise((resolve) => {
+    this.resolveTripped = resolve;
+  });
+
+  /** The error answer, once tripped. */
+  get failure(): HookFailure | undefined {
+    return this.failed;
+  }
+
+  /** Record a catastrophic error of `script`; the first one wins. */
+  trip(script: string, message: string): HookFailure {
+    if (this.failed) return this.failed;
+    this.failed = {
+      reason: "exception",
+      script,
+      message:
+        `isolated-vm reported a catastrophic error in the isolate of script ${script}: ${message}. ` +
+        "The server can no longer be trusted and restarts; this request was not run to its end",
+    };
+    this.resolveTripped(this.failed);
+    return this.failed;
+  }
+
+  /**
+   * `call`'s result, unless the catastrophe comes first: then an error answer at once. A request
+   * that starts after it runs no script.
+   */
+  async race(call: () => Promise<DispatchResult>): Promise<DispatchResult> {
+    const answerOf = (failure: HookFailure): DispatchResult => ({ answer: { state: "error", error: failure }, invocations: [], skipped: [] });
+    if (this.failed) return answerOf(this.failed);
+    return Promise.race([call(), this.tripped.then(answerOf)]);
+  }
+}
