@@ -58,7 +58,14 @@ const guestMetaSchema = z.object({
   order: z.number({ error: "order must be a number" }).int("order must be an integer").optional(),
   limits: partialLimitsSchema.optional(),
   settings: z.record(z.string(), z.unknown(), { error: "settings must be an object" }).optional(),
-  logs: z.object({ lines: z.array(z.any()), bytes: z.number(), dropped: z.number(), droppedBytes: z.number() }),
+  // Checked line by line: the registry writes these lines to the server log, and a script that
+  // replaces Object.prototype.toJSON at load decides what the definition says.
+  logs: z.object({
+    lines: z.array(z.object({ level: z.enum(["debug", "info", "warn", "error"]), message: z.string(), atMs: z.number() })),
+    bytes: z.number(),
+    dropped: z.number(),
+    droppedBytes: z.number(),
+  }),
 });
 export type ScriptMeta = Omit<z.output<typeof guestMetaSchema>, "hooks"> & { hooks: HookName[] };
 
