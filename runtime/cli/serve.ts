@@ -9,7 +9,7 @@ import { hookNames } from "../schema/hooks.js";
 import { buildServer, type CallscriptServer } from "../server/app.js";
 import { Catastrophe } from "../server/catastrophe.js";
 import { assertSafeBinding } from "../server/auth.js";
-import { handleSignals, summarizeReload } from "../server/shutdown.js";
+import { flushThenAbort, handleSignals, summarizeReload } from "../server/shutdown.js";
 import { isolatedVmWarning, loadIsolatedVm } from "../sandbox/ivm.js";
 
 interface ServeOptions {
@@ -96,7 +96,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     catastrophe.trip(script, message);
     if (serving) return;
     log.fatal({ script, error: message }, "isolated-vm reported a catastrophic error while loading the scripts; ending the process");
-    process.abort();
+    flushThenAbort(log);
   });
   let app: CallscriptServer | undefined;
   let watcher: ScriptWatcher | undefined;

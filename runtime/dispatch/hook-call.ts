@@ -47,6 +47,8 @@ export const MAX_INPUT_DEPTH = 64;
  * (1e400), which would reach the scripts and the answer as null. The first such place, or undefined.
  */
 function structureIssue(body: unknown): InputIssue | undefined {
+  // Every request walks its whole input here: no entry arrays, and the path of a problem is
+  // gathered on the way back out (leaf first), only when there is one.
   const path: string[] = [];
   const walk = (value: unknown, depth: number): string | undefined => {
     if (typeof value === "number") {
@@ -54,17 +56,28 @@ function structureIssue(body: unknown): InputIssue | undefined {
     }
     if (value === null || typeof value !== "object") return undefined;
     if (depth > MAX_INPUT_DEPTH) return `nested deeper than ${MAX_INPUT_DEPTH} levels`;
-    const entries: [string | number, unknown][] = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
-    for (const [key, child] of entries) {
-      path.push(String(key));
-      const problem = walk(child, depth + 1);
-      if (problem !== undefined) return problem;
-      path.pop();
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const problem = walk(value[i], depth + 1);
+        if (problem !== undefined) {
+          path.push(String(i));
+          return problem;
+        }
+      }
+      return undefined;
+    }
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const problem = walk((value as Record<string, unknown>)[keys[i]!], depth + 1);
+      if (problem !== undefined) {
+        path.push(keys[i]!);
+        return problem;
+      }
     }
     return undefined;
   };
   const message = walk(body, 0);
-  return message === undefined ? undefined : { path: path.length ? path.join(".") : "(body)", message };
+  return message === undefined ? undefined : { path: path.length ? path.reverse().join(".") : "(body)", message };
 }
 
 /** The hook input checked against its schema; every bad field is named by its path. */

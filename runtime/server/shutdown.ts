@@ -4,10 +4,27 @@ import type { HookFailure } from "../schema/envelope.js";
 import type { Catastrophe } from "./catastrophe.js";
 
 type LogFn = (fields: object, message: string) => void;
-type Log = { info: LogFn; warn: LogFn; error: LogFn; fatal?: LogFn };
+type Log = { info: LogFn; warn: LogFn; error: LogFn; fatal?: LogFn; flush?: (done?: (error?: Error) => void) => void };
 
 /** After a catastrophic error, the requests in flight are answered within this, or the process ends anyway. */
 export const CATASTROPHE_GRACE_MS = 2_000;
+/** Time given to the last log lines to reach stdout before an abort. */
+const LOG_FLUSH_MS = 200;
+
+/**
+ * Abort once the logger's last lines are out. pino writes to stdout asynchronously and flushes at
+ * exit, which an abort skips: the lines that say why the process ended would be lost. Its flush()
+ * does not wait for a write in progress, so the loop gets LOG_FLUSH_MS to finish them (a few lines
+ * to a pipe take well under a millisecond; a reader that stalls longer loses them).
+ */
+export function flushThenAbort(log: Pick<Log, "flush">, abort: () => void = () => process.abort()): void {
+  try {
+    log.flush?.();
+  } catch {
+    // The abort matters more than the log.
+  }
+  setTimeout(abort, LOG_FLUSH_MS);
+}
 
 export interface SignalsOptions {
   app: FastifyInstance;
@@ -133,15 +150,21 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
       { script: failure.script, error: failure.message, graceMs: CATASTROPHE_GRACE_MS },
       "catastrophic error in a sandbox: answering the requests in flight with an error, then ending the process for the service manager to restart it",
     );
-    const backstop = setTimeout(() => {
-      log.error({ graceMs: CATASTROPHE_GRACE_MS }, "requests still in flight after a catastrophic error: ending the process now");
-      abort();
-    }, CATASTROPHE_GRACE_MS);
+    let ending = false;
+    const end = (fields: object, message: string) => {
+      if (ending) return;
+      ending = true;
+      log.error(fields, message);
+      flushThenAbort(log, abort);
+    };
+    const backstop = setTimeout(
+      () => end({ graceMs: CATASTROPHE_GRACE_MS }, "requests still in flight after a catastrophic error: ending the process now"),
+      CATASTROPHE_GRACE_MS,
+    );
     closeApp().then(
       () => {
         clearTimeout(backstop);
-        log.error({ script: failure.script }, "stopped after a catastrophic error; ending the process");
-        abort();
+        end({ script: failure.script }, "stopped after a catastrophic error; ending the process");
       },
       () => undefined,
     );

@@ -5,11 +5,15 @@ import { performance } from "node:perf_hooks";
 export interface Target {
   hook: string;
   body: Buffer;
+  /** Connections that send only this request, one after another (a closed loop each). */
+  connections: number;
 }
 
 /** One request sent: its answer, or why there was none. */
 export interface Sample {
   hook: string;
+  /** performance.now() when the request started. */
+  at: number;
   /** From the request's start to the last byte of its answer (or to its failure). */
   ms: number;
   status?: number;
@@ -25,8 +29,6 @@ export interface LoadOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:8787 */
   address: string;
   targets: readonly Target[];
-  /** Concurrent connections, each sending one request after another (a closed loop). */
-  connections: number;
   durationMs: number;
   /** A request with no answer after this is destroyed and counted as unanswered. */
   requestTimeoutMs?: number;
@@ -67,12 +69,14 @@ export function post(agent: http.Agent, url: URL, body: Buffer, timeoutMs: numbe
 }
 
 /**
- * Sustained load: `connections` loops, each sending the targets in turn (starting at a different
- * one) over kept-alive connections until `durationMs` has passed. Every request is counted as sent
- * before it starts and as answered only when a whole HTTP answer came back.
+ * Sustained load: each target gets its own connections, each sending its request one after another
+ * over a kept-alive connection until `durationMs` has passed (so that a slow hook does not starve
+ * the others of load, as it would if connections went round all the hooks). Every request is
+ * counted as sent before it starts and as answered only when a whole HTTP answer came back.
  */
 export async function drive(options: LoadOptions): Promise<LoadResult> {
-  const { targets, connections, durationMs } = options;
+  const { targets, durationMs } = options;
+  const connections = targets.reduce((sum, target) => sum + target.connections, 0);
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const samples: Sample[] = [];
@@ -80,15 +84,14 @@ export async function drive(options: LoadOptions): Promise<LoadResult> {
   const started = performance.now();
   const stopAt = started + durationMs;
 
-  async function loop(offset: number): Promise<void> {
-    for (let i = offset; performance.now() < stopAt && !options.signal?.aborted; i++) {
-      const target = targets[i % targets.length]!;
-      const url = new URL(`/hooks/${target.hook}`, options.address);
+  async function loop(target: Target): Promise<void> {
+    const url = new URL(`/hooks/${target.hook}`, options.address);
+    while (performance.now() < stopAt && !options.signal?.aborted) {
       sent++;
       const at = performance.now();
       try {
         const { status, headers, text } = await post(agent, url, target.body, timeoutMs);
-        const sample: Sample = { hook: target.hook, ms: performance.now() - at, status, text };
+        const sample: Sample = { hook: target.hook, at, ms: performance.now() - at, status, text };
         const retryAfter = headers["retry-after"];
         if (typeof retryAfter === "string") sample.retryAfter = retryAfter;
         try {
@@ -98,13 +101,13 @@ export async function drive(options: LoadOptions): Promise<LoadResult> {
         }
         samples.push(sample);
       } catch (error) {
-        samples.push({ hook: target.hook, ms: performance.now() - at, error: (error as Error).message });
+        samples.push({ hook: target.hook, at, ms: performance.now() - at, error: (error as Error).message });
       }
     }
   }
 
   try {
-    await Promise.all(Array.from({ length: connections }, (_, i) => loop(i)));
+    await Promise.all(targets.flatMap((target) => Array.from({ length: target.connections }, () => loop(target))));
   } finally {
     agent.destroy();
   }

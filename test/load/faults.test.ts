@@ -11,14 +11,14 @@ import { appendFileSync, renameSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { payload, sample as metric, script } from "../server/helpers.js";
 import { listening, serve, until, type Served } from "../server/serve-process.js";
 import { contractBreach, drive, outcomeOf, percentile, post, type Sample, type Target } from "./driver.js";
 
-/** Connections sending at once, and how long the load lasts (LOAD_DURATION_MS to change it). */
-const CONNECTIONS = 12;
+/** How long the load lasts (LOAD_DURATION_MS to change it); connections per hook are in `targets`. */
 const DURATION_MS = Number(process.env.LOAD_DURATION_MS ?? 8_000);
 /**
  * Healthy hooks' p99 under load must stay below this. Measured alone on the 2-core machine it is
@@ -28,15 +28,24 @@ const DURATION_MS = Number(process.env.LOAD_DURATION_MS ?? 8_000);
  */
 const HEALTHY_P99_BOUND_MS = 1_500;
 /**
- * RSS after the load and a settle period must come back within this of the baseline taken after
- * a warm-up with the same mix. Isolates of the heap bomb are built and thrown away hundreds of
- * times; a leak of even 100 KB each would exceed it, while allocator slack (freed pages that
- * glibc keeps) stays well within it.
+ * Memory after the load, compared with the baseline taken after a warm-up with the same mix, both
+ * right after a full GC (gc-on-signal.mjs). The JS heap must come back within 8 MB: it is flat
+ * within 2 MB run after run, and a leak of 1 KB per request (the kind this test caught during
+ * development: a Promise.race against a promise that never settles) leaves 6+ MB.
+ * RSS within 64 MB: freed isolate memory stays partly in glibc's per-thread arenas (measured
+ * +20 to +37 MB, flat after the first seconds of load), while one isolate leaked per rebuild or
+ * reload (hundreds of each per run, 1 MB or more each) would exceed it.
  */
-const RSS_MARGIN_BYTES = 48 * 2 ** 20;
-/** The issue's target for kill -9 → ready; asserted with room for a loaded machine. */
+const HEAP_MARGIN_BYTES = 8 * 2 ** 20;
+const RSS_MARGIN_BYTES = 64 * 2 ** 20;
+const GC_PRELOAD = path.join(path.dirname(fileURLToPath(import.meta.url)), "gc-on-signal.mjs");
+/**
+ * The issue's target for kill -9 → ready is 2 s; measured 0.45-0.7 s on the idle 2-core machine.
+ * The assertion allows 10 s: restarting is CPU-bound (Node, the modules, esbuild, the isolates), and
+ * on a machine saturated by other suites it was seen at 2.2-4.9 s. The printed figure is the measure.
+ */
 const READY_TARGET_MS = 2_000;
-const READY_BOUND_MS = 5_000;
+const READY_BOUND_MS = 10_000;
 
 const reloadingSource = (n: number) => script("process_record_file_path", `return { path: "/v${n}" + input.path };`);
 
@@ -62,7 +71,19 @@ const inputs = {
   customize_autodistribution: payload("customize_autodistribution.incoming"),
   process_record_file_path: payload("process_record_file_path"),
 };
-const targets: Target[] = Object.entries(inputs).map(([hook, input]) => ({ hook, body: Buffer.from(JSON.stringify(input)) }));
+/** Connections per hook: 12 in all, more on the healthy hooks, whose latency is the measure. */
+const CONNECTIONS: Record<keyof typeof inputs, number> = {
+  need_registration: 3,
+  process_client_phone: 3,
+  process_final_params: 2,
+  customize_autodistribution: 2,
+  process_record_file_path: 2,
+};
+const targets: Target[] = Object.entries(inputs).map(([hook, input]) => ({
+  hook,
+  body: Buffer.from(JSON.stringify(input)),
+  connections: CONNECTIONS[hook as keyof typeof inputs],
+}));
 const HEALTHY = ["need_registration", "process_client_phone"];
 const PHONE = String(inputs.process_client_phone.phone);
 
@@ -78,6 +99,9 @@ function setup(): { dir: string; configFile: string } {
       logLevel: "info",
       maxQueue: 32,
       deadlineMs: 2_000,
+      // Running out of an 8 MB heap takes V8 100-500 ms of last-resort GCs; with two requests queued
+      // on a loaded machine that can near 2 s, and the answer would be `deadline`, not `memory`.
+      hooks: { customize_autodistribution: { deadlineMs: 5_000 } },
       scripts: { registration: { settings: { register: false } }, phone: { settings: { prefix: "cfg:" } } },
     }),
   );
@@ -100,6 +124,18 @@ async function rssOf(address: string): Promise<number> {
   const value = metric((await get(address, "/metrics")).text, "process_resident_memory_bytes");
   if (value === undefined) throw new Error("no process_resident_memory_bytes in /metrics");
   return value;
+}
+
+/** The server's memory right after a full GC (it runs with gc-on-signal.mjs preloaded). */
+async function collected(served: Served): Promise<{ rss: number; heapUsed: number }> {
+  const signalledAt = Date.now();
+  process.kill(served.pid, "SIGUSR2");
+  let timer: NodeJS.Timeout | undefined;
+  const line = await Promise.race([
+    served.line((line) => line.msg === "test: collected" && (line.at as number) >= signalledAt, "its memory after a GC"),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no memory line within 5 s of SIGUSR2")), 5_000))),
+  ]).finally(() => clearTimeout(timer));
+  return { rss: line.rss as number, heapUsed: line.heapUsed as number };
 }
 
 /** One answer per hook, sequentially. */
@@ -158,32 +194,33 @@ async function readyAfter(address: string, since: number): Promise<number> {
 describe("load with faults: nothing lost", () => {
   it("answers every request under sustained load while scripts loop, exhaust their heap and reload; healthy p99 bounded; RSS back to baseline", async () => {
     const { dir, configFile } = setup();
-    const served = serve(["--config", configFile]);
+    const served = serve(["--config", configFile], { NODE_OPTIONS: `--expose-gc --import=${GC_PRELOAD}` });
     const address = await listening(served);
     await readyAfter(address, performance.now());
 
-    // Warm-up with the same mix: JIT, pools, the first rebuilds of the faulty isolates. Then the baseline.
-    const warm = await drive({ address, targets, connections: CONNECTIONS, durationMs: 1_500 });
+    // Warm-up with the same mix (JIT, pools, the first rebuilds of the faulty isolates), then the baseline.
+    const warm = await drive({ address, targets, durationMs: 3_000 });
     expect(warm.answered).toBe(warm.sent);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const rssBaseline = await rssOf(address);
+    const baseline = await collected(served);
 
     let saves = 0;
     const writer = setInterval(() => atomicSave(dir, "reloading.ts", reloadingSource(++saves)), 100);
     let load;
     try {
-      load = await drive({ address, targets, connections: CONNECTIONS, durationMs: DURATION_MS });
+      load = await drive({ address, targets, durationMs: DURATION_MS });
     } finally {
       clearInterval(writer);
     }
     const rssAfterLoad = await rssOf(address);
 
-    // Memory back to its baseline once the load is over (bounded wait, sampled).
-    let rssSettled = rssAfterLoad;
+    // Memory back to its baseline once the load is over: retired versions are disposed as their
+    // last request lets go of them, rebuilt isolates as they fail. Sampled for up to 8 s.
     const settleStarted = performance.now();
-    while (rssSettled > rssBaseline + RSS_MARGIN_BYTES && performance.now() - settleStarted < 8_000) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      rssSettled = await rssOf(address);
+    let settled = await collected(served);
+    const back = () => settled.heapUsed <= baseline.heapUsed + HEAP_MARGIN_BYTES && settled.rss <= baseline.rss + RSS_MARGIN_BYTES;
+    while (!back() && performance.now() - settleStarted < 8_000) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      settled = await collected(served);
     }
     const settleMs = performance.now() - settleStarted;
 
@@ -200,7 +237,9 @@ describe("load with faults: nothing lost", () => {
       saves,
       reloads,
       byHook,
-      rssMb: { baseline: mb(rssBaseline), afterLoad: mb(rssAfterLoad), settled: mb(rssSettled), settleMs: Math.round(settleMs) },
+      rssMb: { baseline: mb(baseline.rss), afterLoad: mb(rssAfterLoad), settled: mb(settled.rss), margin: mb(RSS_MARGIN_BYTES) },
+      heapUsedMb: { baseline: mb(baseline.heapUsed), settled: mb(settled.heapUsed), margin: mb(HEAP_MARGIN_BYTES) },
+      settleMs: Math.round(settleMs),
       breaches: breaches.slice(0, 5),
     });
 
@@ -227,7 +266,8 @@ describe("load with faults: nothing lost", () => {
     // The process lived through it and gave its memory back.
     expect(served.child.exitCode).toBeNull();
     expect(served.lines.filter((line) => line.level >= 60)).toEqual([]);
-    expect(rssSettled).toBeLessThanOrEqual(rssBaseline + RSS_MARGIN_BYTES);
+    expect(settled.heapUsed).toBeLessThanOrEqual(baseline.heapUsed + HEAP_MARGIN_BYTES);
+    expect(settled.rss).toBeLessThanOrEqual(baseline.rss + RSS_MARGIN_BYTES);
   }, 60_000);
 
   it("kill -9 under load, started again on the same config: ready within seconds, nothing of the configuration lost", async () => {
@@ -241,12 +281,14 @@ describe("load with faults: nothing lost", () => {
 
     // Load, and SIGKILL in the middle of it: requests in flight then are lost with the process.
     const stop = new AbortController();
-    const loading = drive({ address, targets, connections: CONNECTIONS, durationMs: 5_000, requestTimeoutMs: 3_000, signal: stop.signal });
+    const loading = drive({ address, targets, durationMs: 5_000, requestTimeoutMs: 3_000, signal: stop.signal });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const killedAt = performance.now();
     process.kill(first.pid, "SIGKILL");
-    expect(await first.exit).toEqual({ code: null, signal: "SIGKILL" });
     stop.abort();
+    expect(await first.exit).toEqual({ code: null, signal: "SIGKILL" });
     const load = await loading;
+    const beforeKill = load.samples.filter((sample) => sample.at < killedAt);
 
     // As a service manager does: the same command line (the port the first one got) at once.
     const spawnedAt = performance.now();
@@ -256,10 +298,11 @@ describe("load with faults: nothing lost", () => {
     const scriptsAfter = await scriptsOf(address);
     const answersAfter = await answersOf(address);
     report("kill-9", {
-      sentBeforeKill: load.sent,
-      answeredBeforeKill: load.answered,
-      lostWithTheProcess: load.sent - load.answered,
+      sentBeforeKill: beforeKill.length,
+      answeredBeforeKill: beforeKill.filter((sample) => sample.error === undefined).length,
+      inFlightLostWithTheProcess: beforeKill.filter((sample) => sample.error !== undefined).length,
       restartToReadyMs: Math.round(readyMs),
+      killToReadyMs: Math.round(performance.now() - killedAt),
       readyTargetMs: READY_TARGET_MS,
     });
 

@@ -25,12 +25,22 @@ export function killServers(): void {
 }
 afterEach(killServers);
 
+export interface ServeOptions {
+  /**
+   * Start it under `ulimit -c 0` (through sh, which then execs node: the pid stays the server's),
+   * for a test in which the server aborts on purpose and must not leave a core file behind.
+   */
+  noCoreDump?: boolean;
+}
+
 /**
  * `node --no-node-snapshot bin/callscript.js serve ...args`, with its stdout read as pino JSON lines.
  * CALLSCRIPT_* variables of the test's environment are cleared so that only `args` and `env` count.
  */
-export function serve(args: string[], env: Record<string, string> = {}): Served {
-  const child = spawn(process.execPath, ["--no-node-snapshot", path.join(packageRoot, "bin", "callscript.js"), "serve", ...args], {
+export function serve(args: string[], env: Record<string, string> = {}, options: ServeOptions = {}): Served {
+  const node = [process.execPath, "--no-node-snapshot", path.join(packageRoot, "bin", "callscript.js"), "serve", ...args];
+  const [command, ...argv] = options.noCoreDump ? ["/bin/sh", "-c", 'ulimit -c 0; exec "$@"', "sh", ...node] : node;
+  const child = spawn(command!, argv, {
     cwd: packageRoot,
     env: { ...process.env, CALLSCRIPT_TOKEN: "", CALLSCRIPT_HOST: "", CALLSCRIPT_PORT: "", NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -149,8 +149,24 @@ function takeLogs(from: LogSink): GuestOutcome["logs"] {
 
 class WireError extends ErrorClass {}
 
+/**
+ * Whether a key reads as `.key` in a path: ASCII letters, digits, `_` and `$`, not starting with a
+ * digit. Not a regular expression: the first one an isolate runs grows its heap by 250 KB, and
+ * every script would pay that at load (its definition goes through toWire) even if it never runs.
+ * Characters by index and operators only, which a script cannot replace.
+ */
+function isIdentifier(key: string): boolean {
+  if (key.length === 0) return false;
+  for (let i = 0; i < key.length; i++) {
+    const ch = key[i]!;
+    const start = (ch >= "a" && ch <= "z") || (ch >= "A" && ch <= "Z") || ch === "_" || ch === "$";
+    if (!start && !(i > 0 && ch >= "0" && ch <= "9")) return false;
+  }
+  return true;
+}
+
 const pathOf = (path: string, key: string | number) =>
-  typeof key === "number" ? `${path}[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${toJson(key)}]`;
+  typeof key === "number" ? `${path}[${key}]` : isIdentifier(key) ? `${path}.${key}` : `${path}[${toJson(key)}]`;
 
 /** A plain JSON copy of a returned value, or a WireError that names the first bad path. */
 function toWire(value: unknown, path: string, depth: number, ancestors: unknown[]): unknown {
