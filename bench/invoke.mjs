@@ -1,6 +1,7 @@
 // Cost of one invocation in process: a direct function call, node:vm, and the callscript sandbox
 // (limits on), for a 2 KB and a 60 KB payload, measured in the same run.
 // Run: npm run build && node --no-node-snapshot bench/invoke.mjs
+// Env: BENCH_QUICK=1 (2 000 calls instead of 20 000), BENCH_ITERATIONS
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import vm from "node:vm";
@@ -9,8 +10,9 @@ import { compileScript } from "../dist/runtime/compile/compile.js";
 import { configSchema } from "../dist/runtime/config.js";
 import { callHook } from "../dist/runtime/dispatch/hook-call.js";
 import { loadScriptFile } from "../dist/runtime/registry/load-script.js";
+import { isolatedVm } from "../dist/runtime/sandbox/ivm.js";
 import { hookCatalog } from "../dist/runtime/schema/hooks.js";
-import { machine, repoRoot, table, timeCalls, writeResult } from "./lib.mjs";
+import { machine, median, quick, repoRoot, summarize, table, timeCalls, writeResult } from "./lib.mjs";
 
 const examples = path.join(repoRoot, "examples");
 const scriptFile = path.join(examples, "blacklist-extensions.ts");
@@ -18,7 +20,8 @@ const payloads = {
   "2 KB (one conversation)": "need_registration.incoming-answered.json",
   "60 KB (twenty conversations)": "need_registration.large-20-conversations.json",
 };
-const iterations = Number(process.env.BENCH_ITERATIONS ?? 20000);
+const iterations = Number(process.env.BENCH_ITERATIONS ?? (quick ? 2000 : 20000));
+const TARGET_OVERHEAD_US = 60;
 const warmup = Math.min(2000, iterations / 4);
 
 // Direct: the same script, bundled for Node and called in this realm with an already parsed input.
@@ -47,6 +50,42 @@ const loaded = await loadScriptFile(scriptFile, examples, config);
 if (!loaded.ok) throw new Error(loaded.failure.message);
 const { sandbox } = loaded.script;
 
+// The floor of one call into an isolate: isolated-vm's async apply of a function that does nothing,
+// with the same seven arguments and options (limits.timeoutMs, a promise result), and the same
+// with applySync, which runs on the caller's thread and so would block the event loop for as long
+// as a script runs (not usable; for scale).
+const ivm = isolatedVm();
+const bare = new ivm.Isolate({ memoryLimit: 32 });
+const bareContext = await bare.createContext();
+const noop = await (await bare.compileScript("(async function noop() { return '{}'; })")).run(bareContext, { reference: true });
+const noopSync = await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true });
+
+/**
+ * Every variant in turn, in ROUNDS rounds of iterations/ROUNDS calls each (after a warm-up), so
+ * that a neighbour's load that comes and goes falls on all of them alike. p50: the median of the
+ * rounds' p50s; p99 and calls/s: over all calls.
+ */
+const ROUNDS = quick ? 3 : 10;
+async function interleaved(variants, { iterations: n, warmup: w }) {
+  for (const fn of Object.values(variants)) await timeCalls(fn, { iterations: 1, warmup: w });
+  const samples = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  const roundP50s = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  const perRound = Math.max(1, Math.round(n / ROUNDS));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, fn] of Object.entries(variants)) {
+      const times = new Array(perRound);
+      for (let i = 0; i < perRound; i++) {
+        const start = performance.now();
+        await fn(i);
+        times[i] = performance.now() - start;
+      }
+      samples[name].push(...times);
+      roundP50s[name].push(summarize(times).p50Us);
+    }
+  }
+  return Object.fromEntries(Object.keys(variants).map((name) => [name, { ...summarize(samples[name]), p50Us: median(roundP50s[name]) }]));
+}
+
 const rows = [];
 const results = {};
 for (const [label, file] of Object.entries(payloads)) {
@@ -57,18 +96,20 @@ for (const [label, file] of Object.entries(payloads)) {
   const n = bytes > 10_000 ? Math.round(iterations / 4) : iterations;
   const options = { iterations: n, warmup: Math.min(warmup, n / 4) };
 
-  const measured = {
-    "direct call": await timeCalls(() => directHandler(input, { hook: "need_registration", data, settings: directSettings, log: noopLog, requestId: "b", script: "b" }), options),
-    "node:vm (same protocol)": await timeCalls(
-      () => vmEntry.invoke("need_registration", JSON.stringify(input), JSON.stringify(data), loaded.script.settingsJson, "b", 8192, 65536),
-      options,
-    ),
-    "callscript sandbox.invoke": await timeCalls(
-      () => sandbox.invoke({ hook: "need_registration", inputJson: JSON.stringify(input), dataJson: JSON.stringify(data), settingsJson: loaded.script.settingsJson, requestId: "b" }),
-      options,
-    ),
-    "callscript callHook (validate + merge)": await timeCalls(() => callHook(config, "need_registration", input, [loaded.script], { requestId: "b" }), options),
-  };
+  const measured = await interleaved(
+    {
+      "direct call": () => directHandler(input, { hook: "need_registration", data, settings: directSettings, log: noopLog, requestId: "b", script: "b" }),
+      "node:vm (same protocol)": () => vmEntry.invoke("need_registration", JSON.stringify(input), JSON.stringify(data), loaded.script.settingsJson, "b", 8192, 65536),
+      "isolated-vm hop alone (async apply of a no-op)": () =>
+        noop.apply(undefined, ["need_registration", JSON.stringify(input), JSON.stringify(data), loaded.script.settingsJson, "b", 8192, 65536], { timeout: 250, result: { promise: true } }),
+      "isolated-vm applySync of a no-op (blocks the loop)": () =>
+        noopSync.applySync(undefined, ["need_registration", JSON.stringify(input), JSON.stringify(data), loaded.script.settingsJson, "b", 8192, 65536], { timeout: 250 }),
+      "callscript sandbox.invoke": () =>
+        sandbox.invoke({ hook: "need_registration", inputJson: JSON.stringify(input), dataJson: JSON.stringify(data), settingsJson: loaded.script.settingsJson, requestId: "b" }),
+      "callscript callHook (validate + merge)": () => callHook(config, "need_registration", input, [loaded.script], { requestId: "b" }),
+    },
+    options,
+  );
   results[label] = { bytes, ...measured };
   const base = measured["direct call"].p50Us;
   for (const [how, stats] of Object.entries(measured)) {
@@ -76,8 +117,15 @@ for (const [label, file] of Object.entries(payloads)) {
   }
 }
 await sandbox.drainAndDispose();
+bare.dispose();
 
-const file = writeResult("invoke", { iterations, results });
+const small = results["2 KB (one conversation)"];
+const overheadUs = Math.round((small["callscript sandbox.invoke"].p50Us - small["direct call"].p50Us) * 10) / 10;
+const file = writeResult("invoke", { quick, iterations, target: { overheadP50Us: TARGET_OVERHEAD_US, measured: overheadUs }, results });
 console.log(`Invocation cost in process — ${JSON.stringify(machine())}`);
 console.log(table(rows, ["payload", "how", "p50 µs", "p99 µs", "calls/s", "over direct p50 µs"]));
+console.log(
+  `target: sandbox overhead over a direct call at p50, 2 KB: ${overheadUs} µs (< ${TARGET_OVERHEAD_US}: ${overheadUs < TARGET_OVERHEAD_US ? "PASS" : "MISS"}); ` +
+    `of which the isolated-vm hop alone: ${small["isolated-vm hop alone (async apply of a no-op)"].p50Us} µs`,
+);
 console.log(`results: ${path.relative(process.cwd(), file)}`);

@@ -5,8 +5,9 @@
 // be recompiled. Prints JSON (also written to bench/results/reload.json) and a one-line summary.
 //
 // Run: npm run build && node --no-node-snapshot bench/reload.mjs
-// Env: BENCH_SAVES (60), BENCH_WARMUP (10), BENCH_GAP_MS (200: pause between saves, as a person
-// saving would leave; longer than chokidar's 50 ms throttle and the watcher's 75 ms re-check).
+// Env: BENCH_QUICK=1 (10 saves, 3 warm-up), BENCH_SAVES (60), BENCH_WARMUP (10), BENCH_GAP_MS (200:
+// pause between saves, as a person saving would leave; longer than chokidar's 50 ms throttle and
+// the watcher's 75 ms re-check).
 import { mkdtempSync, renameSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,10 +16,10 @@ import { configSchema } from "../dist/runtime/config.js";
 import { callHook } from "../dist/runtime/dispatch/hook-call.js";
 import { ScriptRegistry } from "../dist/runtime/registry/registry.js";
 import { watchScripts } from "../dist/runtime/registry/watcher.js";
-import { machine, percentile, round, writeResult } from "./lib.mjs";
+import { machine, percentile, quick, round, writeResult } from "./lib.mjs";
 
-const SAVES = Number(process.env.BENCH_SAVES ?? 60);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 10);
+const SAVES = Number(process.env.BENCH_SAVES ?? (quick ? 10 : 60));
+const WARMUP = Number(process.env.BENCH_WARMUP ?? (quick ? 3 : 10));
 const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 200);
 const TARGET_P95_MS = 100;
 const HOOK = "process_registration_params";
@@ -192,6 +193,7 @@ await registry.close();
 
 const primary = results["script saved in place"].saveToAnswerMs;
 const output = {
+  quick,
   machine: { ...machine(), availableParallelism: os.availableParallelism?.() ?? os.cpus().length },
   saves: SAVES,
   warmup: WARMUP,

@@ -1,0 +1,251 @@
+// Scaling with the number of scripts: cold start (process start → serving) and resident memory of
+// `callscript serve` with 1, 100 and 500 scripts loaded, each in its own child process, and the
+// memory each idle script adds. Then, in a child process of its own, where a cold start goes: the
+// batch compile (esbuild runs of 100 scripts) against the isolate boots, and what one idle isolate
+// holds (V8 heap statistics, bundle size). Memory is read once the server is idle after loading
+// (the target: "per idle script"), and again after each script has been called once.
+//
+// Run: npm run build && node --no-node-snapshot bench/scale.mjs
+// Env: BENCH_QUICK=1, BENCH_SCALE_COUNTS (1,100,500), BENCH_SCALE_RUNS (3), BENCH_SETTLE_MS (1500)
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { machine, median, procStats, quick, repoRoot, round, sleep, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+
+const COUNTS = (process.env.BENCH_SCALE_COUNTS ?? "1,100,500").split(",").map(Number);
+const RUNS = Number(process.env.BENCH_SCALE_RUNS ?? (quick ? 1 : 3));
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? (quick ? 500 : 1500));
+const TARGET_READY_MS = 2000;
+const TARGET_MB_PER_SCRIPT = 1.2;
+/** Memory in MB of 10^6 bytes: the stricter reading of the target. */
+const MB = 1e6;
+
+/** A small, typical script: the SDK, settings, one hook. Each differs, so none is a cache hit. */
+const scriptSource = (i) =>
+  i % 2 === 0
+    ? `import { defineScript, participants } from "callscript";
+
+/** Calls with extension ${i} are not registered in the CRM. */
+export default defineScript({
+  settings: { extensions: ["${100 + i}"] },
+  hooks: {
+    need_registration({ call_full }, { settings }) {
+      return participants(call_full).some((ext) => settings.extensions.includes(ext)) ? { result: false } : undefined;
+    },
+  },
+});
+`
+    : `import { defineScript, formatE164 } from "callscript";
+
+/** Client numbers in the CRM as +7XXXXXXXXXX (script ${i}). */
+export default defineScript({
+  hooks: {
+    process_client_phone(input) {
+      const phone = formatE164(String(input.phone ?? ""));
+      return phone ? { phone } : undefined;
+    },
+  },
+});
+`;
+
+function scriptsFolder(count) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `callscript-scale-${count}-`));
+  for (let i = 0; i < count; i++) writeFileSync(path.join(dir, `script-${String(i).padStart(4, "0")}.ts`), scriptSource(i));
+  return dir;
+}
+
+// ---- in-process breakdown (child mode) -------------------------------------------------------
+
+async function breakdown(count) {
+  const t0 = performance.now();
+  const { compileScripts } = await import("../dist/runtime/compile/compile.js");
+  const { configSchema } = await import("../dist/runtime/config.js");
+  const { sandboxOptionsFrom } = await import("../dist/runtime/registry/load-script.js");
+  const { ScriptSandbox } = await import("../dist/runtime/sandbox/sandbox.js");
+  const importMs = performance.now() - t0;
+  const dir = scriptsFolder(count);
+  try {
+    const files = Array.from({ length: count }, (_, i) => path.join(dir, `script-${String(i).padStart(4, "0")}.ts`));
+    const options = sandboxOptionsFrom(configSchema.parse({ scriptsDir: dir }));
+    const rssBefore = procStats(process.pid).rssBytes;
+    const c0 = performance.now();
+    const compiled = await compileScripts(files, dir);
+    const compileMs = performance.now() - c0;
+    if (!compiled.every((result) => result.ok)) throw new Error("a generated script did not compile");
+    const rssCompiled = procStats(process.pid).rssBytes;
+    const b0 = performance.now();
+    const sandboxes = await Promise.all(compiled.map((result) => ScriptSandbox.load(result.script, options)));
+    const bootMs = performance.now() - b0;
+    // One isolate alone, for the per-step cost (no parallelism).
+    const ivm = (await import("../dist/runtime/sandbox/ivm.js")).isolatedVm();
+    const steps = { isolateMs: [], contextMs: [], compileMs: [], runMs: [] };
+    for (let i = 0; i < Math.min(20, count); i++) {
+      let t = performance.now();
+      const isolate = new ivm.Isolate({ memoryLimit: options.defaults.memoryMb });
+      steps.isolateMs.push(performance.now() - t);
+      t = performance.now();
+      const context = await isolate.createContext();
+      steps.contextMs.push(performance.now() - t);
+      t = performance.now();
+      const script = await isolate.compileScript(compiled[i].script.code);
+      steps.compileMs.push(performance.now() - t);
+      t = performance.now();
+      await script.run(context, { reference: true, timeout: 2000 });
+      steps.runMs.push(performance.now() - t);
+      isolate.dispose();
+    }
+    await sleep(SETTLE_MS);
+    const rssLoaded = procStats(process.pid).rssBytes;
+    const heaps = sandboxes.map((sandbox) => sandbox["booted"]?.isolate.getHeapStatisticsSync()).filter(Boolean);
+    const codeBytes = compiled.map((result) => Buffer.byteLength(result.script.code));
+    const mapBytes = compiled.map((result) => Buffer.byteLength(result.script.sourceMap));
+    const result = {
+      count,
+      importMs: round(importMs, 1),
+      compileMs: round(compileMs, 1),
+      bootMs: round(bootMs, 1),
+      perIsolateStepMs: Object.fromEntries(Object.entries(steps).map(([key, values]) => [key, round(median(values), 3)])),
+      rssMB: { before: round(rssBefore / MB, 1), afterCompile: round(rssCompiled / MB, 1), loaded: round(rssLoaded / MB, 1) },
+      rssPerScriptMB: round((rssLoaded - rssCompiled) / count / MB, 3),
+      heapPerIsolateKiB: {
+        used: round(median(heaps.map((h) => h.used_heap_size)) / 1024, 0),
+        total: round(median(heaps.map((h) => h.total_heap_size)) / 1024, 0),
+        external: round(median(heaps.map((h) => h.external_memory ?? 0)) / 1024, 0),
+        malloced: round(median(heaps.map((h) => h.malloced_memory ?? 0)) / 1024, 0),
+      },
+      bundleKiB: { code: round(median(codeBytes) / 1024, 1), sourceMap: round(median(mapBytes) / 1024, 1) },
+    };
+    await Promise.all(sandboxes.map((sandbox) => sandbox.drainAndDispose()));
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--breakdown") {
+  const result = await breakdown(Number(process.argv[3]));
+  process.stdout.write(`BREAKDOWN ${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+// ---- cold start of the server ----------------------------------------------------------------
+
+async function coldStart(dir, count) {
+  const server = await spawnUntil(
+    process.execPath,
+    ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"],
+    { ready: /serving (\d+) scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: "warn" }, stdout: "ignore", timeoutMs: 120_000 },
+  );
+  try {
+    const served = Number(server.match[1]);
+    if (served !== count) throw new Error(`${served} of ${count} scripts loaded`);
+    const atReady = procStats(server.child.pid);
+    // The first answer, to be sure "serving" means answering.
+    const response = await fetch(`${server.match[2]}/healthz`);
+    if (!response.ok) throw new Error(`/healthz: ${response.status}`);
+    await sleep(SETTLE_MS);
+    const idle = procStats(server.child.pid);
+    // Then every script called once (two requests: each hook's pipeline runs all its scripts), as
+    // a server that has been serving for a while holds them.
+    for (const [hook, file] of Object.entries(CALLS)) {
+      const response = await fetch(`${server.match[2]}/hooks/${hook}`, { method: "POST", headers: { "content-type": "application/json" }, body: readFileSync(path.join(repoRoot, "examples", "payloads", file)) });
+      const answer = await response.json();
+      if (answer.state !== "success") throw new Error(`${hook} with ${count} scripts: ${JSON.stringify(answer).slice(0, 300)}`);
+    }
+    await sleep(SETTLE_MS);
+    const called = procStats(server.child.pid);
+    return { readyMs: server.readyMs, rssAtReady: atReady.rssBytes, rssIdle: idle.rssBytes, rssAnonIdle: idle.rssAnonBytes, rssCalled: called.rssBytes, threads: idle.threads, cpuSeconds: atReady.cpuSeconds };
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+/** One request per hook of the generated scripts. */
+const CALLS = { need_registration: "need_registration.incoming-answered.json", process_client_phone: "process_client_phone.incoming-8-format.json" };
+
+const folders = new Map(COUNTS.map((count) => [count, scriptsFolder(count)]));
+process.on("exit", () => {
+  for (const dir of folders.values()) rmSync(dir, { recursive: true, force: true });
+});
+
+// Warm-up: one start untimed (file system caches, esbuild's binary).
+await coldStart(folders.get(COUNTS[0]), COUNTS[0]);
+const runs = new Map(COUNTS.map((count) => [count, []]));
+for (let r = 0; r < RUNS; r++) {
+  for (const count of r % 2 === 0 ? COUNTS : [...COUNTS].reverse()) {
+    const run = await coldStart(folders.get(count), count);
+    runs.get(count).push(run);
+    process.stderr.write(`run ${r + 1}/${RUNS}: ${count} scripts ready in ${Math.round(run.readyMs)} ms, RSS ${round(run.rssIdle / MB, 1)} MB\n`);
+  }
+}
+
+const starts = COUNTS.map((count) => {
+  const list = runs.get(count);
+  return {
+    scripts: count,
+    readyMs: Math.round(median(list.map((run) => run.readyMs))),
+    rssBytes: median(list.map((run) => run.rssIdle)),
+    rssMB: round(median(list.map((run) => run.rssIdle)) / MB, 1),
+    rssAnonMB: round(median(list.map((run) => run.rssAnonIdle)) / MB, 1),
+    rssCalledBytes: median(list.map((run) => run.rssCalled)),
+    rssCalledMB: round(median(list.map((run) => run.rssCalled)) / MB, 1),
+    threads: median(list.map((run) => run.threads)),
+    cpuSecondsToReady: round(median(list.map((run) => run.cpuSeconds)), 2),
+  };
+});
+const smallest = starts[0];
+for (const start of starts) {
+  start.perScriptMB = start.scripts === smallest.scripts ? null : round((start.rssBytes - smallest.rssBytes) / (start.scripts - smallest.scripts) / MB, 3);
+  start.perScriptCalledMB = start.scripts === smallest.scripts ? null : round((start.rssCalledBytes - smallest.rssCalledBytes) / (start.scripts - smallest.scripts) / MB, 3);
+}
+const largest = starts.at(-1);
+
+// Where the cold start of the largest count goes, in a fresh process.
+const { child, match } = await spawnUntil(process.execPath, ["--no-node-snapshot", fileURLToPath(import.meta.url), "--breakdown", String(largest.scripts)], {
+  ready: /BREAKDOWN (.*)\n/,
+  timeoutMs: 120_000,
+});
+await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", resolve)));
+const split = JSON.parse(match[1]);
+
+const output = {
+  quick,
+  runs: RUNS,
+  settleMs: SETTLE_MS,
+  targets: { readyMs: TARGET_READY_MS, mbPerScript: TARGET_MB_PER_SCRIPT },
+  starts,
+  breakdown: split,
+  samples: Object.fromEntries([...runs].map(([count, list]) => [count, list])),
+};
+const file = writeResult("scale", output);
+console.log(`Cold start and memory with N scripts (callscript serve, medians of ${RUNS}) — ${JSON.stringify(machine())}`);
+console.log(
+  table(
+    starts.map((s) => ({
+      scripts: s.scripts,
+      "ready ms": s.readyMs,
+      "RSS MB": s.rssMB,
+      "RSS anon MB": s.rssAnonMB,
+      "MB per idle script (vs 1)": s.perScriptMB ?? "",
+      "RSS MB, each called once": s.rssCalledMB,
+      "MB per script, called (vs 1)": s.perScriptCalledMB ?? "",
+      threads: s.threads,
+    })),
+    ["scripts", "ready ms", "RSS MB", "RSS anon MB", "MB per idle script (vs 1)", "RSS MB, each called once", "MB per script, called (vs 1)", "threads"],
+  ),
+);
+console.log(
+  `split for ${split.count} scripts (in process): imports ${split.importMs} ms, batch compile ${split.compileMs} ms, isolate boots (parallel) ${split.bootMs} ms; ` +
+    `one isolate alone: new ${split.perIsolateStepMs.isolateMs} ms, context ${split.perIsolateStepMs.contextMs} ms, compile ${split.perIsolateStepMs.compileMs} ms, run ${split.perIsolateStepMs.runMs} ms`,
+);
+console.log(
+  `per idle isolate: V8 heap used ${split.heapPerIsolateKiB.used} KiB of ${split.heapPerIsolateKiB.total} KiB, malloced ${split.heapPerIsolateKiB.malloced} KiB; ` +
+    `bundle ${split.bundleKiB.code} KiB of code (+ ${split.bundleKiB.sourceMap} KiB source map); RSS per script in process ${split.rssPerScriptMB} MB`,
+);
+const perScript = largest.perScriptMB;
+console.log(
+  `targets: ${largest.scripts} scripts ready in ${largest.readyMs} ms (< ${TARGET_READY_MS}: ${largest.readyMs < TARGET_READY_MS ? "PASS" : "MISS"}); ` +
+    `${perScript} MB per idle script (< ${TARGET_MB_PER_SCRIPT}: ${perScript < TARGET_MB_PER_SCRIPT ? "PASS" : "MISS"})`,
+);
+console.log(`results: ${path.relative(process.cwd(), file)}`);
