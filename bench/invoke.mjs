@@ -1,5 +1,7 @@
 // Cost of one invocation in process: a direct function call, node:vm, and the callscript sandbox
-// (limits on), for a 2 KB and a 60 KB payload, measured in the same run.
+// (limits on), for a 2 KB and a 60 KB payload, measured in the same run, the variants taking turns
+// in rounds. Beside them, the floor of any call into an isolate: isolated-vm's async apply of a
+// function that does nothing (and applySync, which would block the event loop, for scale).
 // Run: npm run build && node --no-node-snapshot bench/invoke.mjs
 // Env: BENCH_QUICK=1 (2 000 calls instead of 20 000), BENCH_ITERATIONS
 import { readFileSync } from "node:fs";
@@ -12,7 +14,7 @@ import { callHook } from "../dist/runtime/dispatch/hook-call.js";
 import { loadScriptFile } from "../dist/runtime/registry/load-script.js";
 import { isolatedVm } from "../dist/runtime/sandbox/ivm.js";
 import { hookCatalog } from "../dist/runtime/schema/hooks.js";
-import { machine, median, quick, repoRoot, summarize, table, timeCalls, writeResult } from "./lib.mjs";
+import { machine, median, quick, repoRoot, round, summarize, table, timeCalls, writeResult } from "./lib.mjs";
 
 const examples = path.join(repoRoot, "examples");
 const scriptFile = path.join(examples, "blacklist-extensions.ts");
@@ -83,7 +85,7 @@ async function interleaved(variants, { iterations: n, warmup: w }) {
       roundP50s[name].push(summarize(times).p50Us);
     }
   }
-  return Object.fromEntries(Object.keys(variants).map((name) => [name, { ...summarize(samples[name]), p50Us: median(roundP50s[name]) }]));
+  return Object.fromEntries(Object.keys(variants).map((name) => [name, { ...summarize(samples[name]), p50Us: round(median(roundP50s[name])) }]));
 }
 
 const rows = [];
