@@ -6,8 +6,8 @@
 // and one script with 4 callers for contrast. Reported: invocations per second against one script,
 // the process's CPU time per wall second (all threads), and the event loop's delay meanwhile (the
 // host must stay responsive while the scripts are busy). "Isolates busy" is the sum of the
-// isolates' cpuTime per wall second: isolated-vm 5 measures it with a steady (wall) clock while the
-// isolate runs, so it counts time an isolate thread waited for a core; process CPU is real CPU.
+// isolates' cpuTime per wall second: on this build it counts time an isolate thread waited for a
+// core (the sum exceeds the process's CPU), so it says how long isolates ran; process CPU is CPU.
 //
 // Run: npm run build && node --no-node-snapshot bench/cores.mjs
 // Env: BENCH_QUICK=1, BENCH_ROUNDS (3), BENCH_DURATION_S (3), BENCH_WORK_MS (2)
