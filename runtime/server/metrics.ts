@@ -3,6 +3,10 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { ScriptProblem, ScriptRegistry } from "../registry/registry.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
+import { failureReason } from "../schema/envelope.js";
+
+/** The failure reasons as the envelope defines them, so the help texts never fall behind. */
+const REASONS = failureReason.options.join(", ");
 
 /** Seconds; a script's invocation is typically well under a millisecond, a deadline a few seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -42,7 +46,7 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
 
   const invocations = new Counter({
     name: "callscript_invocations_total",
-    help: "Script invocations by hook, script and outcome (data, none, cancel, or a failure reason: timeout, memory, exception, invalid_output, overloaded)",
+    help: `Script invocations by hook, script and outcome (data, none, cancel, or a failure reason: ${REASONS})`,
     labelNames: ["hook", "script", "outcome"] as const,
     registers,
   });
@@ -68,7 +72,7 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
   });
   const answers = new Counter({
     name: "callscript_hook_answers_total",
-    help: "Hook answers by hook and outcome: success, cancel, or the failure reason (timeout, memory, exception, invalid_output, overloaded, deadline)",
+    help: `Hook answers by hook and outcome: success, cancel, or the failure reason (${REASONS})`,
     labelNames: ["hook", "outcome"] as const,
     registers,
   });
