@@ -36,6 +36,7 @@ export interface Isolate {
   createContext(): Promise<Context>;
   compileScript(code: string, origin?: { filename?: string }): Promise<Script>;
   getHeapStatisticsSync(): HeapStatistics;
+  getHeapStatistics(): Promise<HeapStatistics>;
   dispose(): void;
 }
 

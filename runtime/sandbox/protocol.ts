@@ -3,6 +3,13 @@
  * prelude (type-only on the guest side).
  */
 
+/**
+ * The guest's answer to an invocation that arrived while an earlier one had not settled: it ran
+ * no script code, and the host runs it again once the earlier one is over. Not JSON, so no answer
+ * a script can make the prelude write is mistaken for it.
+ */
+export const GUEST_BUSY = "busy";
+
 /** The arguments of the guest's `invoke`: primitives only, so they cross without a copy step. */
 export type GuestInvocation = [
   hook: string,

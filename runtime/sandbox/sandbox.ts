@@ -5,7 +5,7 @@ import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
-import type { GuestLogs, GuestOutcome } from "./protocol.js";
+import { GUEST_BUSY, type GuestLogs, type GuestOutcome } from "./protocol.js";
 import { BundleSourceMap } from "./source-map.js";
 import { closest } from "./suggest.js";
 
@@ -86,10 +86,23 @@ interface Booted {
   isolate: Isolate;
   context: Context;
   invoke: Reference<(...args: unknown[]) => Promise<string>>;
+  /** Thrown away by the host (retire): invocations it still held are run again on the next one. */
+  retired?: boolean;
+  /** Found holding more than its heap limit allows (see HEAP_SLACK_FACTOR). */
+  overHeap?: boolean;
 }
 
 const EMPTY_LOGS: GuestLogs = { lines: [], bytes: 0, dropped: 0, droppedBytes: 0 };
 const TIMED_OUT = Symbol("timed out");
+/** An attempt that ran no script code (the guest was busy, or its isolate was retired under it). */
+const RUN_AGAIN = Symbol("run again");
+
+/**
+ * With other invocations of the script in flight, the heap is read after a call only when the call
+ * used this much CPU: reading it synchronously would wait for the isolate's lock, held by the next
+ * invocation, and filling twice even the smallest heap (2 × 8 MB) takes longer than this.
+ */
+const HEAVY_CALL_CPU_MS = 0.25;
 /** How long a script's top-level code may run when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
 /** Room beyond the limits for the envelope around the data and the logs. */
@@ -233,8 +246,13 @@ function isGuestOutcome(value: unknown): value is GuestOutcome {
 export class ScriptSandbox {
   private booted: Booted | undefined;
   private booting: Promise<Booted> | undefined;
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Settles once every invocation handed to isolated-vm so far has settled. */
+  private settledSoFar: Promise<void> = Promise.resolve();
+  /** Invocations handed to isolated-vm, counted, and those of them not settled yet. */
+  private handedOver = 0;
+  private inFlight = 0;
   private pending = 0;
+  private drained: { promise: Promise<void>; resolve: () => void } | undefined;
   private disposed = false;
   /** Drained and disposed: an isolate that finishes booting now is thrown away at once. */
   private closed = false;
@@ -322,19 +340,40 @@ export class ScriptSandbox {
     }
     this.pending++;
     const enqueuedAt = performance.now();
-    const run = this.tail.then(() => this.run(request, performance.now() - enqueuedAt, measure));
-    this.tail = run.catch(() => undefined);
     try {
-      return await run;
+      for (let attempt = 1; ; attempt++) {
+        const result = await this.attempt(request, enqueuedAt, measure);
+        if (result !== RUN_AGAIN) return result;
+        // Each new attempt follows an earlier invocation that failed and took the isolate with it,
+        // and no more than the queue holds came earlier: past that, something is wrong.
+        if (attempt > this.options.maxQueue + 1) {
+          return this.failed(
+            "exception",
+            `Not run: the script's isolate was rebuilt ${attempt} times while this invocation waited, each time because an earlier invocation timed out or ran out of memory`,
+            performance.now() - enqueuedAt,
+          );
+        }
+      }
     } finally {
       this.pending--;
+      if (this.pending === 0 && this.drained) {
+        this.drained.resolve();
+        this.drained = undefined;
+      }
     }
   }
 
   /** Dispose once every started invocation has finished. */
   async drainAndDispose(): Promise<void> {
     this.disposed = true;
-    await this.tail;
+    if (this.pending > 0) {
+      if (!this.drained) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((done) => (resolve = done));
+        this.drained = { promise, resolve };
+      }
+      await this.drained.promise;
+    }
     // A timeout or out-of-memory may have started a rebuild (retire) that nobody waits for; it
     // must not leave a live isolate behind this version once it is gone.
     this.closed = true;
@@ -371,6 +410,7 @@ export class ScriptSandbox {
 
   /** Throw the broken isolate away and start building the next one before anyone asks. */
   private retire(booted: Booted): void {
+    booted.retired = true;
     if (!booted.isolate.isDisposed) {
       try {
         booted.isolate.dispose();
@@ -382,16 +422,33 @@ export class ScriptSandbox {
     if (!this.disposed) this.ready().catch(() => undefined);
   }
 
-  private async run(request: InvocationRequest, queuedMs: number, measure: { heap?: boolean }): Promise<Invocation> {
+  /**
+   * One attempt at an invocation. Every invocation is handed to isolated-vm as soon as it arrives,
+   * so that a busy script's calls reach its isolate's thread in one go instead of one round trip
+   * each; isolated-vm runs them one after the other, in order, each with its own time limit. The
+   * host keeps a line of them (settledSoFar): an invocation is at the head once every earlier one
+   * has settled, and its wall time, CPU and promise deadline count from then. An attempt that ran
+   * no script code (the guest answered GUEST_BUSY behind an invocation that never settled, or the
+   * isolate was retired under it) is RUN_AGAIN, once every earlier invocation has settled.
+   */
+  private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }): Promise<Invocation | typeof RUN_AGAIN> {
     let booted: Booted;
     try {
-      booted = await this.ready();
+      booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
     } catch (error) {
-      return this.failed("exception", `The script's isolate could not be rebuilt: ${(error as Error).message}`, queuedMs);
+      return this.failed("exception", `The script's isolate could not be rebuilt: ${(error as Error).message}`, performance.now() - enqueuedAt);
     }
     const { limits } = this;
-    const startedAt = performance.now();
-    const cpuBefore = booted.isolate.cpuTime;
+    // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
+    const turn = ++this.handedOver;
+    const earlier = this.settledSoFar;
+    let settle!: () => void;
+    const mine = new Promise<void>((resolve) => (settle = resolve));
+    this.settledSoFar = earlier.then(() => mine);
+    const atHead = this.inFlight === 0;
+    this.inFlight++;
+    let headAt = performance.now();
+    let cpuBefore = atHead ? cpuTimeOf(booted.isolate) : 0n;
     const call = booted.invoke.apply(
       undefined,
       [request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes],
@@ -400,18 +457,39 @@ export class ScriptSandbox {
     let timer: NodeJS.Timeout | undefined;
     // isolated-vm's own timeout stops synchronous loops; this one also ends promises that never settle.
     const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = setTimeout(() => resolve(TIMED_OUT), limits.timeoutMs + 2);
+      const arm = () => {
+        timer = setTimeout(() => resolve(TIMED_OUT), limits.timeoutMs + 2);
+      };
+      if (atHead) {
+        arm();
+        return;
+      }
+      void earlier.then(() => {
+        headAt = performance.now();
+        cpuBefore = cpuTimeOf(booted.isolate);
+        arm();
+      });
     });
-    const settled = await Promise.race([
-      call.then(
-        (value) => ({ ok: true as const, value }),
-        (error: unknown) => ({ ok: false as const, error: error as Error }),
-      ),
-      deadline,
-    ]);
-    clearTimeout(timer);
-    const wallMs = performance.now() - startedAt;
+    let settled;
+    try {
+      settled = await Promise.race([
+        call.then(
+          (value) => ({ ok: true as const, value }),
+          (error: unknown) => ({ ok: false as const, error: error as Error }),
+        ),
+        deadline,
+      ]);
+      // Answers arrive in order, but the host may still be finishing an earlier one (a heap
+      // check): this one's figures, and any retry, start after it.
+      if (!atHead) await earlier;
+    } finally {
+      clearTimeout(timer);
+      this.inFlight--;
+      settle();
+    }
+    const wallMs = performance.now() - headAt;
     const cpuMs = cpuOf(booted.isolate, cpuBefore);
+    const queuedMs = headAt - enqueuedAt;
     const base = { wallMs, cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
 
     if (settled === TIMED_OUT || (!settled.ok && /timed out/i.test(settled.error?.message ?? ""))) {
@@ -420,17 +498,36 @@ export class ScriptSandbox {
       return this.failed("timeout", `The script ran past its time limit of ${limits.timeoutMs} ms (a loop that does not end, or a promise that never settles)`, queuedMs, base);
     }
     if (!settled.ok) {
+      // Retired by the host because of an earlier invocation: this one may not even have started.
+      if (booted.retired) return RUN_AGAIN;
       const outOfMemory = booted.isolate.isDisposed || /memory limit/i.test(settled.error?.message ?? "");
       this.retire(booted);
       return outOfMemory
         ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
         : this.failed("exception", `The sandbox failed: ${clip(settled.error?.message ?? String(settled.error))}`, queuedMs, base);
     }
-    // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
-    const heapUsed = booted.isolate.isDisposed ? undefined : heapUsedOf(booted.isolate);
-    if (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB) {
+    if (settled.value === GUEST_BUSY) {
+      if (!atHead) return RUN_AGAIN;
+      // Nothing of the host's was in the isolate: the script itself left a call of the sandbox's
+      // entry unsettled (from its top-level code, say), and the isolate would refuse every call.
       this.retire(booted);
-      return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base);
+      return this.failed(
+        "exception",
+        "The script's isolate refused the invocation: the script's own code left a call of the sandbox's entry unsettled; its isolate is rebuilt for the next call",
+        queuedMs,
+        base,
+      );
+    }
+    // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
+    const heapUsed = await this.heapAfter(booted, turn, cpuMs);
+    if (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB)) {
+      booted.overHeap = true;
+      this.retire(booted);
+      // A light call behind a heavy one finds the heavy one's garbage: it keeps its answer, and
+      // the heavy one, whose own reading comes after, fails.
+      if (atHead || cpuMs >= HEAVY_CALL_CPU_MS) {
+        return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base);
+      }
     }
     const answer: unknown = settled.value;
     if (typeof answer === "string" && answer.length > limits.outputBytes + LOG_JSON_FACTOR * limits.logBytes + ENVELOPE_SLACK_BYTES) {
@@ -474,6 +571,23 @@ export class ScriptSandbox {
     return { script: this.name, version: this.version, outcome: this.toOutcome(outcome), logs, stats };
   }
 
+  /**
+   * The isolate's heap after an invocation: read at once when nothing was handed to the isolate
+   * after it (the usual case, and always the case for the runner); otherwise only after a heavy
+   * call, and asynchronously, behind the invocations that followed it (see HEAVY_CALL_CPU_MS).
+   */
+  private async heapAfter(booted: Booted, turn: number, cpuMs: number): Promise<number | undefined> {
+    // Also when a lighter call behind this one read the heap first and found it over (overHeap).
+    if (booted.isolate.isDisposed) return undefined;
+    if (turn === this.handedOver) return heapUsedOf(booted.isolate);
+    if (cpuMs < HEAVY_CALL_CPU_MS) return undefined;
+    try {
+      return (await booted.isolate.getHeapStatistics()).used_heap_size;
+    } catch {
+      return undefined;
+    }
+  }
+
   private toOutcome(outcome: GuestOutcome): InvocationOutcome {
     switch (outcome.kind) {
       case "data":
@@ -514,6 +628,14 @@ function heapUsedOf(isolate: Isolate): number | undefined {
   } catch {
     // The isolate went away between the answer and the measure.
     return undefined;
+  }
+}
+
+function cpuTimeOf(isolate: Isolate): bigint {
+  try {
+    return isolate.cpuTime;
+  } catch {
+    return 0n;
   }
 }
 

@@ -221,13 +221,29 @@ describe("reaching the host: Function, process, require, globalThis", () => {
     expect(dataOf(invocation)).toEqual({ result: false, kind: "function|true|true|function () { [native code] }" });
   });
 
-  it("12. calling the prelude's own entry (the one global it adds) re-enters the same isolate only", async () => {
-    const { invocation } = await attempt({
+  it("12. calling the prelude's own entry (the one global it adds) from a handler is refused without running: busy", async () => {
+    const { invocation, next } = await attempt({
       body: `const entry = (globalThis as any).__callscript_entry.entry;
         const inner = await entry.invoke("process_client_phone", JSON.stringify({ phone: "7" }), "{}", "{}", "inner", 100, 100);
-        return { keys: Object.keys(entry).join(","), frozen: Object.isFrozen(entry), inner: JSON.parse(inner).data };`,
+        return { keys: Object.keys(entry).join(","), frozen: Object.isFrozen(entry), inner };`,
     });
-    expect(dataOf(invocation)).toEqual({ keys: "meta,invoke", frozen: true, inner: { phone: "7#1" } });
+    expect(dataOf(invocation)).toEqual({ keys: "meta,invoke", frozen: true, inner: "busy" });
+    expect(dataOf(next)).toEqual(REBUILT);
+  });
+
+  it("12b. a call of the prelude's entry left unsettled by the top-level code → every invocation refused with a clear error, the isolate rebuilt each time", async () => {
+    // A microtask runs once the bundle has finished, when the entry global exists.
+    const top = `void Promise.resolve().then(() => void (globalThis as any).__callscript_entry.entry.invoke("need_registration", "{}", "{}", "{}", "top", 100, 100));`;
+    const sandbox = await sandboxes.load(attemptScript(`await new Promise(() => {}); return {};`, top), OPTIONS, "attempt.ts");
+    const invocation = await sandbox.invoke(request("process_client_phone", { input: { phone: "1" } }));
+    await expectContained();
+    const refused = {
+      reason: "exception",
+      script: "attempt",
+      message: "The script's isolate refused the invocation: the script's own code left a call of the sandbox's entry unsettled; its isolate is rebuilt for the next call",
+    };
+    expect(failureOf(invocation)).toEqual(refused);
+    expect(failureOf(await sandbox.invoke(request("need_registration")))).toEqual(refused);
   });
 });
 

@@ -6,7 +6,7 @@
  * It is evaluated before the script's own modules, so the intrinsics it captures here are the
  * originals even if a script later replaces them (which can only ever break that script).
  */
-import type { GuestInvocation, GuestLogLine, GuestMeta, GuestOutcome, GuestResult } from "../protocol.js";
+import { GUEST_BUSY, type GuestInvocation, type GuestLogLine, type GuestMeta, type GuestOutcome, type GuestResult } from "../protocol.js";
 
 const SCRIPT_MARK = Symbol.for("callscript.script");
 const CANCEL_MARK = Symbol.for("callscript.cancel");
@@ -306,7 +306,19 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     }
   }
 
+  /**
+   * The host hands an isolate several invocations at once and they run one after the other. A
+   * handler starts only once every earlier one has settled: one that has not (a promise that never
+   * settles, or code stopped at its time limit, whose `finally` never runs) leaves this set, and
+   * the invocations behind it answer GUEST_BUSY without running any script code; the host runs
+   * them again once the earlier one has timed out and the isolate is rebuilt. So no invocation
+   * sees another's half-done state, or writes to another's logs.
+   */
+  let unsettled = false;
+
   async function invoke(...[hook, input, data, settings, requestId, logBytes, outputBytes]: GuestInvocation): Promise<string> {
+    if (unsettled) return GUEST_BUSY;
+    unsettled = true;
     const current = newSink(logBytes);
     sink = current;
     let outcome: GuestResult;
@@ -328,15 +340,19 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     } finally {
       sink = loadSink = newSink(0);
     }
+    let answer: string;
     try {
-      return toJson({ ...outcome, logs: takeLogs(current) });
+      answer = toJson({ ...outcome, logs: takeLogs(current) });
     } catch {
       // Only a script that replaced a built-in JSON.stringify consults (a toJSON that throws) gets
       // here. An answer that is not JSON tells the host so, and the host rebuilds the isolate; a
       // rejection would instead carry the script's own message, which could pass for the host's
       // "timed out" or "memory limit".
-      return "";
+      answer = "";
     }
+    // Only now: a toJSON that loops until the time limit stops this invocation before it settles.
+    unsettled = false;
+    return answer;
   }
 
   return freeze({ meta, invoke });

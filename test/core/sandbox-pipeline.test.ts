@@ -1,0 +1,100 @@
+import { afterAll, describe, expect, it } from "vitest";
+import type { Invocation } from "../../runtime/sandbox/sandbox.js";
+import { dataOf, failureOf, HEADER, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+
+/**
+ * Invocations that arrive together are handed to the script's isolate together (isolated-vm runs
+ * them one after the other). What must hold: they run in arrival order, one at a time, each seeing
+ * the state the previous one left; one that times out, runs out of memory or never settles fails
+ * alone, and those behind it run on the rebuilt isolate as if they had waited their turn.
+ */
+
+const sandboxes = new Sandboxes();
+afterAll(() => sandboxes.disposeAll());
+
+/** need_registration misbehaves as `bad` says; process_client_phone counts its calls in this isolate. */
+function script(bad: string, limits = "{ timeoutMs: 100 }"): string {
+  return (
+    `${HEADER}let calls = 0;\nlet running = 0;\n` +
+    `export default defineScript({\n` +
+    `  limits: ${limits},\n` +
+    `  hooks: {\n` +
+    `    ${bad},\n` +
+    // Awaits between reading and writing its state: interleaved calls would see running > 1.
+    `    async process_client_phone(input) { running++; const overlap = running; await null; await null; calls++; running--; return { phone: input.phone + "#" + calls + (overlap > 1 ? " overlapped" : "") }; },\n` +
+    `  },\n` +
+    `});\n`
+  );
+}
+
+const phone = (n: number) => request("process_client_phone", { input: { phone: String(n) }, data: { phone: String(n) } });
+const outcomes = (results: Invocation[]) => results.map((r) => (r.outcome.kind === "data" ? r.outcome.data.phone : failureOf(r).reason));
+
+describe("invocations handed over together", () => {
+  it("run one at a time in arrival order, each seeing the state the previous one left", async () => {
+    const sandbox = await sandboxes.load(script(`need_registration() { return {}; }`), sandboxOptions({}, 64));
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sandbox.invoke(phone(i))));
+    expect(outcomes(results)).toEqual(Array.from({ length: 40 }, (_, i) => `${i}#${i + 1}`));
+    expect(sandbox.queueDepth).toBe(0);
+    // Only the first found the isolate idle; the others waited their turn behind it.
+    expect(results.filter((r) => r.stats.queuedMs > 0).length).toBeGreaterThan(0);
+  });
+
+  const failures = [
+    { what: "an infinite loop", bad: `need_registration() { for (;;) {} }`, reason: "timeout" },
+    { what: "a promise that never settles", bad: `need_registration() { return new Promise(() => {}); }`, reason: "timeout" },
+    { what: "a microtask loop", bad: `async need_registration() { for (;;) await null; }`, reason: "timeout" },
+    { what: "a heap bomb", bad: `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`, reason: "memory" },
+  ];
+  for (const { what, bad, reason } of failures) {
+    it(`${what} fails alone (${reason}); the calls behind it run in order on the rebuilt isolate`, async () => {
+      const sandbox = await sandboxes.load(script(bad, "{ timeoutMs: 200, memoryMb: 16 }"), sandboxOptions({}, 16));
+      const before = await Promise.all([1, 2].map((n) => sandbox.invoke(phone(n))));
+      const [failed, ...behind] = await Promise.all([sandbox.invoke(request("need_registration")), ...[3, 4, 5, 6].map((n) => sandbox.invoke(phone(n)))]);
+      expect(outcomes(before)).toEqual(["1#1", "2#2"]);
+      expect(failureOf(failed!).reason).toBe(reason);
+      // None ran in the broken isolate after the failure: the counter starts again, in order.
+      expect(outcomes(behind)).toEqual(["3#1", "4#2", "5#3", "6#4"]);
+      expect(sandbox.queueDepth).toBe(0);
+    });
+  }
+
+  it("one 128 MB string (past V8's own check) fails with memory once the host reads the heap; the isolate is then rebuilt", async () => {
+    const bomb = `need_registration() { const s = "x".repeat(2 ** 27); return { result: s.indexOf("y") > 0 }; }`;
+    const sandbox = await sandboxes.load(script(bomb, "{ timeoutMs: 2000, memoryMb: 16 }"), sandboxOptions({}, 16));
+    const [failed, ...behind] = await Promise.all([sandbox.invoke(request("need_registration")), ...[1, 2, 3].map((n) => sandbox.invoke(phone(n)))]);
+    expect(failureOf(failed!)).toEqual({ reason: "memory", script: "script", message: "The script ran out of its heap of 16 MB" });
+    // The calls handed over behind it may run before the heap is read (the host reads it behind
+    // them, not to hold their thread); they did not make the heap grow and keep their answers.
+    expect(behind.map((r) => r.outcome.kind)).toEqual(["data", "data", "data"]);
+    expect(dataOf(await sandbox.invoke(phone(4)))).toEqual({ phone: "4#1" });
+  });
+
+  it("a call that waits for a promise the next call would resolve times out; the next one never runs in its isolate", async () => {
+    const sandbox = await sandboxes.load(
+      script(`async need_registration() { await new Promise<void>((resolve) => { (globalThis as any).release = resolve; }); return { result: true }; }`) +
+        `export const unused = 0;\n`,
+      sandboxOptions({}, 16),
+    );
+    const releaser = `${HEADER}export default defineScript({ hooks: { process_client_phone() { return {}; } } });\n`;
+    expect(releaser).toContain("defineScript");
+    const [waiting, next] = await Promise.all([
+      sandbox.invoke(request("need_registration")),
+      // Were it run in the same isolate, it could call release(); it runs after the rebuild instead.
+      sandbox.invoke(request("process_client_phone", { input: { phone: "9" }, data: { phone: "9" } })),
+    ]);
+    expect(failureOf(waiting).reason).toBe("timeout");
+    expect(dataOf(next)).toEqual({ phone: "9#1" });
+  });
+
+  it("a queue full of calls behind a loop that always times out: each loop fails, every healthy call is answered", async () => {
+    const sandbox = await sandboxes.load(script(`need_registration() { for (;;) {} }`, "{ timeoutMs: 50 }"), sandboxOptions({}, 32));
+    const calls = [];
+    for (let i = 0; i < 12; i++) calls.push(i % 3 === 0 ? sandbox.invoke(request("need_registration")) : sandbox.invoke(phone(i)));
+    const results = await Promise.all(calls);
+    const reasons = results.map((r, i) => (i % 3 === 0 ? failureOf(r).reason : r.outcome.kind));
+    expect(reasons).toEqual(Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? "timeout" : "data")));
+    // After each loop the isolate was rebuilt: two healthy calls, counting 1 and 2, between loops.
+    expect(results.filter((_, i) => i % 3 !== 0).map((r) => String(dataOf(r).phone).split("#")[1])).toEqual(["1", "2", "1", "2", "1", "2", "1", "2"]);
+  });
+});
