@@ -60,7 +60,7 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
     if (!sandbox.implements(hook)) {
       throw new UsageError(`${sandbox.name} has no handler for ${hook}; it handles: ${sandbox.meta.hooks.join(", ")}`);
     }
-    const result = await callHook(config, hook, parsed.input, [loaded.script], { requestId: "run", measureHeap: true });
+    const result = await callHook(config, hook, parsed.input, [loaded.script], { requestId: "run", measureHeap: true, inputJson: parsed.inputJson });
     if (options.json) {
       console.log(JSON.stringify(result.answer));
     } else {

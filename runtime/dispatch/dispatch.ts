@@ -20,6 +20,8 @@ export interface DispatchOptions {
   /** Over all the hook's scripts; past it the answer is a `deadline` error, sent in time. */
   deadlineMs: number;
   measureHeap?: boolean;
+  /** The input as JSON, when the caller already has it; otherwise it is serialized here. */
+  inputJson?: string;
   /** Each finished invocation, as it finishes (for logs and metrics). */
   onInvocation?: (invocation: Invocation) => void;
 }
@@ -114,7 +116,7 @@ async function runPipeline(
   result: DispatchResult,
   run: PipelineRun,
 ): Promise<HookAnswer> {
-  const inputJson = JSON.stringify(input);
+  const inputJson = options.inputJson ?? JSON.stringify(input);
   const schema = partialDataSchema(hook);
   let data = defaults;
   for (const script of scripts) {

@@ -217,7 +217,7 @@ export function readCasesFile(file: string): ReadCases {
 }
 
 export type CaseInput =
-  | { ok: true; input: Record<string, unknown> }
+  | { ok: true; input: Record<string, unknown>; inputJson: string }
   | { ok: false; problems: CaseProblem[] };
 
 /**
@@ -245,7 +245,7 @@ export function caseInput(testCaseValue: TestCase, index: number, casesFilePath:
     body = testCaseValue.input;
   }
   const checked = parseHookInput(testCaseValue.hook, body);
-  if (checked.ok) return { ok: true, input: checked.input };
+  if (checked.ok) return { ok: true, input: checked.input, inputJson: checked.inputJson };
   return {
     ok: false,
     problems: checked.issues.map((issue) => ({

@@ -383,7 +383,7 @@ async function runEntry(
     result.failure = loadFailure;
   } else {
     const started = performance.now();
-    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true });
+    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson });
     result.ms = performance.now() - started;
     for (const invocation of called.invocations) pool.count(invocation, scripts);
     result.actual = outcomeOf(called);

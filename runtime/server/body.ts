@@ -9,6 +9,9 @@ import { shared } from "./plugin.js";
  * fastify's own parser (which refuses `__proto__` and `constructor.prototype` keys) within the
  * body limit. A body that is not JSON is a 400 that says where it breaks.
  */
+/** The text each request's body was parsed from, for parseHookInput. */
+export const bodyTexts = new WeakMap<FastifyRequest, string>();
+
 export const jsonBodies = shared("callscript-json-body", async (app) => {
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeAllContentTypeParsers();
@@ -20,6 +23,8 @@ export const jsonBodies = shared("callscript-json-body", async (app) => {
     }
     parse(request, text, (error: Error | null, value?: unknown) => {
       if (!error) {
+        // As the parser read it: without a byte order mark, which JSON.parse in a script refuses.
+        bodyTexts.set(request, text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
         done(null, value);
         return;
       }

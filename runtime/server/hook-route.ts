@@ -7,6 +7,7 @@ import { recordInput } from "../runner/record.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { Invocation } from "../sandbox/sandbox.js";
+import { bodyTexts } from "./body.js";
 import { Catastrophe } from "./catastrophe.js";
 import { httpErrorBody, withIssues } from "./error-handler.js";
 import { UNKNOWN_HOOK, type ServerMetrics } from "./metrics.js";
@@ -59,7 +60,8 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
     const hook = request.routeOptions.config.hook as HookName;
     const summary: HookRequestSummary = {};
     summaries.set(request, summary);
-    const parsed = parseHookInput(hook, request.body);
+    const bodyText = bodyTexts.get(request);
+    const parsed = parseHookInput(hook, request.body, bodyText);
     if (!parsed.ok) throw withIssues(parsed.error, parsed.issues);
 
     const log = request.log;
@@ -81,6 +83,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       result = await catastrophe.race(() =>
         callHook(config, hook, parsed.input, lease.scripts, {
           requestId: request.id,
+          inputJson: parsed.inputJson,
           onInvocation(invocation) {
             registry.count(invocation);
             metrics.invocation(hook, invocation);

@@ -20,6 +20,11 @@ const scripts = {
   "thrower.ts": script("process_client_phone", `throw new Error("no format for " + input.phone);`),
   "looper.ts": script("process_user_phone", "while (true) {}", "limits: { timeoutMs: 50 },"),
   "wrong-type.ts": script("process_final_params", "return { USER_ID: { id: 5 } } as never;"),
+  // What the script was given: the call_full's keys in order, and one list the connector may send as null.
+  "echo-input.ts": script(
+    "customize_autodistribution",
+    `return { extension: Object.keys(input.call_full).join(",") + "|" + JSON.stringify(input.call_full.channel.from.variants) };`,
+  ),
 };
 
 let server: TestServer;
@@ -71,6 +76,26 @@ describe("200 success", () => {
     // A Content-Type that does not parse is still one error shape.
     const garbled = await post("process_record_file_path", recordInput(), { "content-type": "\u0000/" });
     expect(garbled.json()).toMatchObject({ statusCode: 415, code: "FST_ERR_CTP_INVALID_MEDIA_TYPE", error: "Unsupported Media Type" });
+  });
+});
+
+describe("the input as scripts see it", () => {
+  const callFull = () => (payload("need_registration.incoming-answered") as { call_full: Record<string, any> }).call_full;
+  /** call_full with its keys in the reverse of the usual order, as a connector might send them. */
+  const reversed = (value: Record<string, any>) => Object.fromEntries(Object.entries(value).reverse());
+
+  it("in the connector's key order, from the body's own text (a byte order mark dropped)", async () => {
+    const call = reversed(callFull());
+    const expected = { state: "success", data: { extension: `${Object.keys(call).join(",")}|${JSON.stringify(call.channel.from.variants)}` } };
+    expect((await post("customize_autodistribution", { call_full: call })).json()).toEqual(expected);
+    expect((await post("customize_autodistribution", `\ufeff${JSON.stringify({ call_full: call })}`)).json()).toEqual(expected);
+  });
+
+  it("with empty values as the schemas make them (a null list is [])", async () => {
+    const call = reversed(callFull());
+    call.channel.from.variants = null;
+    const answer = (await post("customize_autodistribution", { call_full: call })).json();
+    expect(answer.data.extension).toMatch(/\|\[\]$/);
   });
 });
 
