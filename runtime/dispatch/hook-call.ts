@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { deadlineFor, type Config } from "../config.js";
 import { InvalidInputError, UnknownHookError } from "../errors.js";
 import { closest } from "../sandbox/suggest.js";
-import { emptiedSoFar } from "../schema/call-full.js";
+import { passesAsIs } from "../schema/as-is.js";
 import { defaultsFor, hookCatalog, hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import { dispatch, type DispatchOptions, type DispatchResult, type PipelineScript } from "./dispatch.js";
 
@@ -36,9 +36,9 @@ export type ParsedInput =
       ok: true;
       input: Record<string, unknown>;
       /**
-       * The input as JSON for the scripts. When the schemas changed nothing, the body's own text
-       * (or the body serialized), so that scripts see the connector's key order in the server
-       * and in the runner alike; otherwise the checked input serialized.
+       * The input as JSON for the scripts. For a body the schema takes as it is, its own text (or
+       * the body serialized), so that scripts see the connector's key order in the server and in
+       * the runner alike; otherwise the checked input serialized.
        */
       inputJson: string;
     }
@@ -91,21 +91,26 @@ function structureIssue(body: unknown): InputIssue | undefined {
 }
 
 /**
- * The hook input checked against its schema; every bad field is named by its path. `bodyText`,
- * the JSON text `body` was parsed from, is handed on as the input's JSON when it still says the
- * same: one serialization less per request (8 µs for a 3.4 KB call_full).
+ * The hook input checked against its schema; every bad field is named by its path. A body that is
+ * already what the schema would give back (passesAsIs: the usual case) is the input itself, and
+ * `bodyText`, the JSON text it was parsed from, its JSON: no copy and no second serialization
+ * (8 µs and 7 µs for a 3.4 KB call_full; 190 µs for the copy of a 60 KB one). Otherwise zod makes
+ * the input (empty lists and maps for null) or names what is wrong.
  */
 export function parseHookInput(hook: HookName, body: unknown, bodyText?: string): ParsedInput {
   const structure = structureIssue(body);
   if (structure) {
     return { ok: false, error: new InvalidInputError(hook, `${structure.path}: ${structure.message}`), issues: [structure] };
   }
-  const emptiedBefore = emptiedSoFar();
-  const parsed = hookCatalog[hook].input.safeParse(body);
+  const schema = hookCatalog[hook].input;
+  if (passesAsIs(schema, body)) {
+    // What zod would give back, minus the copy: the body itself, and its own text.
+    return { ok: true, input: body as Record<string, unknown>, inputJson: bodyText ?? JSON.stringify(body) };
+  }
+  const parsed = schema.safeParse(body);
   if (parsed.success) {
     const input = parsed.data as Record<string, unknown>;
-    const inputJson = emptiedSoFar() === emptiedBefore ? (bodyText ?? JSON.stringify(body)) : JSON.stringify(input);
-    return { ok: true, input, inputJson };
+    return { ok: true, input, inputJson: JSON.stringify(input) };
   }
   const issues = issuesOf(parsed.error);
   const summary = issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ");

@@ -13,20 +13,9 @@ export const pbxTime = z
 
 export const ZERO_TIME = "0001-01-01 00:00:00";
 
-/**
- * Empty values the schemas have replaced so far, counted: a parse after which the count has not
- * moved gave back its input as it came (the objects are loose, nothing else is transformed), so
- * the input's own JSON text can go to the scripts instead of a new serialization.
- */
-let emptiedValues = 0;
-export const emptiedSoFar = (): number => emptiedValues;
-
 /** The connector writes an empty list or map as `null` (or a PHP-style `[]` for a map). */
-const emptyAs = (empty: () => unknown) => (value: unknown) => {
-  if (value !== null && !(Array.isArray(value) && value.length === 0)) return value;
-  emptiedValues++;
-  return empty();
-};
+const emptyAs = (empty: () => unknown) => (value: unknown) =>
+  value === null || (Array.isArray(value) && value.length === 0) ? empty() : value;
 const list = <T extends z.ZodType>(item: T) => z.preprocess(emptyAs(() => []), z.array(item));
 const map = () => z.preprocess(emptyAs(() => ({})), z.record(z.string(), z.unknown()));
 
