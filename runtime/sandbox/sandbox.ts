@@ -5,6 +5,7 @@ import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
+import { InvocationLine, type Turn } from "./line.js";
 import { GUEST_BUSY, type GuestLogs, type GuestOutcome } from "./protocol.js";
 import { BundleSourceMap } from "./source-map.js";
 import { closest } from "./suggest.js";
@@ -94,6 +95,8 @@ interface Booted {
 
 const EMPTY_LOGS: GuestLogs = { lines: [], bytes: 0, dropped: 0, droppedBytes: 0 };
 const TIMED_OUT = Symbol("timed out");
+/** How an invocation's call into isolated-vm ended. */
+type Settled = { ok: true; value: string } | { ok: false; error: Error };
 /** An attempt that ran no script code (the guest was busy, or its isolate was retired under it). */
 const RUN_AGAIN = Symbol("run again");
 
@@ -246,11 +249,9 @@ function isGuestOutcome(value: unknown): value is GuestOutcome {
 export class ScriptSandbox {
   private booted: Booted | undefined;
   private booting: Promise<Booted> | undefined;
-  /** Settles once every invocation handed to isolated-vm so far has settled. */
-  private settledSoFar: Promise<void> = Promise.resolve();
-  /** Invocations handed to isolated-vm, counted, and those of them not settled yet. */
-  private handedOver = 0;
-  private inFlight = 0;
+  private readonly line = new InvocationLine();
+  /** isolated-vm's options for an invocation: the same for every call of this version. */
+  private readonly applyOptions: { timeout: number; result: { promise: true } };
   private pending = 0;
   private drained: { promise: Promise<void>; resolve: () => void } | undefined;
   private disposed = false;
@@ -268,6 +269,7 @@ export class ScriptSandbox {
   ) {
     this.booted = booted;
     this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir);
+    this.applyOptions = { timeout: limits.timeoutMs, result: { promise: true } };
   }
 
   get name(): string {
@@ -425,11 +427,10 @@ export class ScriptSandbox {
   /**
    * One attempt at an invocation. Every invocation is handed to isolated-vm as soon as it arrives,
    * so that a busy script's calls reach its isolate's thread in one go instead of one round trip
-   * each; isolated-vm runs them one after the other, in order, each with its own time limit. The
-   * host keeps a line of them (settledSoFar): an invocation is at the head once every earlier one
-   * has settled, and its wall time, CPU and promise deadline count from then. An attempt that ran
-   * no script code (the guest answered GUEST_BUSY behind an invocation that never settled, or the
-   * isolate was retired under it) is RUN_AGAIN, once every earlier invocation has settled.
+   * each; isolated-vm runs them one after the other, in order, each with its own time limit. Its
+   * wall time, CPU and promise deadline count from when it is the head of the line. An attempt
+   * that ran no script code (the guest answered GUEST_BUSY behind an invocation that never
+   * settled, or the isolate was retired under it) is RUN_AGAIN, once every earlier one has settled.
    */
   private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }): Promise<Invocation | typeof RUN_AGAIN> {
     let booted: Booted;
@@ -440,65 +441,40 @@ export class ScriptSandbox {
     }
     const { limits } = this;
     // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
-    const turn = ++this.handedOver;
-    const earlier = this.settledSoFar;
-    let settle!: () => void;
-    const mine = new Promise<void>((resolve) => (settle = resolve));
-    this.settledSoFar = earlier.then(() => mine);
-    const atHead = this.inFlight === 0;
-    this.inFlight++;
-    let headAt = performance.now();
-    let cpuBefore = atHead ? cpuTimeOf(booted.isolate) : 0n;
-    // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm records
-    // its caller's stack with every async call, and under a request's deep, optimized stack that
-    // walk was 4% of the server's CPU (perf: v8::StackTrace::CurrentStackTrace).
-    const call = new Promise<string>((resolve, reject) => {
+    const turn = this.line.take();
+    const atHead = turn.isHead;
+    let headAt = 0;
+    let cpuBefore = 0n;
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
+      turn.whenHead(() => {
+        headAt = performance.now();
+        cpuBefore = cpuTimeOf(booted.isolate);
+        // isolated-vm's own timeout stops synchronous loops; this one also ends promises that never settle.
+        timer = setTimeout(resolve, limits.timeoutMs + 2, TIMED_OUT);
+      });
+      // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm
+      // records its caller's stack with every async call, and under a request's deep, optimized
+      // stack that walk was 4% of the server's CPU (perf: v8::StackTrace::CurrentStackTrace).
       queueMicrotask(() => {
         try {
-          (
-            booted.invoke.apply(
-              undefined,
-              [request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes],
-              { timeout: limits.timeoutMs, result: { promise: true } },
-            ) as Promise<string>
-          ).then(resolve, reject);
+          const args = [request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes];
+          (booted.invoke.apply(undefined, args, this.applyOptions) as Promise<string>).then(
+            (value) => resolve({ ok: true, value }),
+            (error: unknown) => resolve({ ok: false, error: error as Error }),
+          );
         } catch (error) {
-          reject(error);
+          resolve({ ok: false, error: error as Error });
         }
       });
     });
-    let timer: NodeJS.Timeout | undefined;
-    // isolated-vm's own timeout stops synchronous loops; this one also ends promises that never settle.
-    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-      const arm = () => {
-        timer = setTimeout(() => resolve(TIMED_OUT), limits.timeoutMs + 2);
-      };
-      if (atHead) {
-        arm();
-        return;
-      }
-      void earlier.then(() => {
-        headAt = performance.now();
-        cpuBefore = cpuTimeOf(booted.isolate);
-        arm();
-      });
-    });
-    let settled;
     try {
-      settled = await Promise.race([
-        call.then(
-          (value) => ({ ok: true as const, value }),
-          (error: unknown) => ({ ok: false as const, error: error as Error }),
-        ),
-        deadline,
-      ]);
       // Answers arrive in order, but the host may still be finishing an earlier one (a heap
       // check): this one's figures, and any retry, start after it.
-      if (!atHead) await earlier;
+      if (!turn.isHead) await new Promise<void>((resolve) => turn.whenHead(resolve));
     } finally {
       clearTimeout(timer);
-      this.inFlight--;
-      settle();
+      this.line.settle(turn);
     }
     const wallMs = performance.now() - headAt;
     const cpuMs = cpuOf(booted.isolate, cpuBefore);
@@ -506,7 +482,6 @@ export class ScriptSandbox {
     const base = { wallMs, cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
 
     if (settled === TIMED_OUT || (!settled.ok && /timed out/i.test(settled.error?.message ?? ""))) {
-      call.catch(() => undefined);
       this.retire(booted);
       return this.failed("timeout", `The script ran past its time limit of ${limits.timeoutMs} ms (a loop that does not end, or a promise that never settles)`, queuedMs, base);
     }
@@ -589,10 +564,10 @@ export class ScriptSandbox {
    * after it (the usual case, and always the case for the runner); otherwise only after a heavy
    * call, and asynchronously, behind the invocations that followed it (see HEAVY_CALL_CPU_MS).
    */
-  private async heapAfter(booted: Booted, turn: number, cpuMs: number): Promise<number | undefined> {
+  private async heapAfter(booted: Booted, turn: Turn, cpuMs: number): Promise<number | undefined> {
     // Also when a lighter call behind this one read the heap first and found it over (overHeap).
     if (booted.isolate.isDisposed) return undefined;
-    if (turn === this.handedOver) return heapUsedOf(booted.isolate);
+    if (this.line.isLast(turn)) return heapUsedOf(booted.isolate);
     if (cpuMs < HEAVY_CALL_CPU_MS) return undefined;
     try {
       return (await booted.isolate.getHeapStatistics()).used_heap_size;
