@@ -74,6 +74,8 @@ else {
   add("scale", `cold start, ${largest.scripts} scripts (process start → serving)`, `${largest.readyMs} ms`, "< 2000 ms", largest.readyMs < 2000, scale.stale ?? `compile ${scale.breakdown.compileMs} ms + boots ${scale.breakdown.bootMs} ms in process`);
   const marginal = second && second.scripts > scale.starts[0].scripts ? Math.round(((largest.rssBytes - second.rssBytes) / (largest.scripts - second.scripts) / 1e6) * 1000) / 1000 : null;
   add("scale", `resident memory per idle script (${largest.scripts} vs ${scale.starts[0].scripts})`, `${largest.perScriptMB} MB`, "< 1.2 MB", largest.perScriptMB < 1.2, scale.stale ?? (marginal !== null ? `${marginal} MB per script from ${second.scripts} to ${largest.scripts}` : ""));
+  const tuned = scale.startsArenas2?.at(-1);
+  if (tuned) add("scale", `resident memory per idle script, MALLOC_ARENA_MAX=2 (systemd unit)`, `${tuned.perScriptMB} MB`, "< 1.2 MB", tuned.perScriptMB < 1.2, scale.stale ?? `ready in ${tuned.readyMs} ms`);
 }
 
 const reload = result("reload");
