@@ -59,7 +59,7 @@ function scriptsFolder(count) {
 
 async function breakdown(count) {
   const t0 = performance.now();
-  const { compileScripts } = await import("../dist/runtime/compile/compile.js");
+  const { compileScripts, isolateSource } = await import("../dist/runtime/compile/compile.js");
   const { configSchema } = await import("../dist/runtime/config.js");
   const { sandboxOptionsFrom } = await import("../dist/runtime/registry/load-script.js");
   const { ScriptSandbox } = await import("../dist/runtime/sandbox/sandbox.js");
@@ -88,7 +88,7 @@ async function breakdown(count) {
       const context = await isolate.createContext();
       steps.contextMs.push(performance.now() - t);
       t = performance.now();
-      const script = await isolate.compileScript(compiled[i].script.code);
+      const script = await isolate.compileScript(isolateSource(compiled[i].script));
       steps.compileMs.push(performance.now() - t);
       t = performance.now();
       await script.run(context, { reference: true, timeout: 2000 });
@@ -98,7 +98,9 @@ async function breakdown(count) {
     await sleep(SETTLE_MS);
     const rssLoaded = procStats(process.pid).rssBytes;
     const heaps = sandboxes.map((sandbox) => sandbox["booted"]?.isolate.getHeapStatisticsSync()).filter(Boolean);
+    // The script's own bundle, kept per script on the host; the prelude's (one for all) apart.
     const codeBytes = compiled.map((result) => Buffer.byteLength(result.script.code));
+    const runtimeBytes = Buffer.byteLength(compiled[0].script.runtime.code);
     const mapBytes = compiled.map((result) => Buffer.byteLength(result.script.sourceMap));
     const result = {
       count,
@@ -114,7 +116,7 @@ async function breakdown(count) {
         external: round(median(heaps.map((h) => h.external_memory ?? 0)) / 1024, 0),
         malloced: round(median(heaps.map((h) => h.malloced_memory ?? 0)) / 1024, 0),
       },
-      bundleKiB: { code: round(median(codeBytes) / 1024, 1), sourceMap: round(median(mapBytes) / 1024, 1) },
+      bundleKiB: { code: round(median(codeBytes) / 1024, 1), sourceMap: round(median(mapBytes) / 1024, 1), sharedPrelude: round(runtimeBytes / 1024, 1) },
     };
     await Promise.all(sandboxes.map((sandbox) => sandbox.drainAndDispose()));
     return result;
@@ -261,7 +263,7 @@ console.log(
 );
 console.log(
   `per idle isolate: V8 heap used ${split.heapPerIsolateKiB.used} KiB of ${split.heapPerIsolateKiB.total} KiB, malloced ${split.heapPerIsolateKiB.malloced} KiB; ` +
-    `bundle ${split.bundleKiB.code} KiB of code (+ ${split.bundleKiB.sourceMap} KiB source map); RSS per script in process ${split.rssPerScriptMB} MB`,
+    `bundle ${split.bundleKiB.code} KiB of code (+ ${split.bundleKiB.sourceMap} KiB source map; the prelude, ${split.bundleKiB.sharedPrelude} KiB, once for all); RSS per script in process ${split.rssPerScriptMB} MB`,
 );
 const perScript = largest.perScriptMB;
 console.log(

@@ -1,10 +1,15 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
-import * as esbuild from "esbuild";
+import type * as esbuild from "esbuild";
 import type { SourceLocation } from "../schema/envelope.js";
-import { importRules, PRELUDE_SPECIFIER } from "./import-rules.js";
+import { build, releaseEsbuild } from "./esbuild-service.js";
+import { guestRuntime, RUNTIME_GLOBAL, type GuestRuntime } from "./guest-runtime.js";
+import { importRules } from "./import-rules.js";
 
-/** One script, bundled with its helpers, the SDK and the guest prelude, ready for an isolate. */
+/**
+ * One script, bundled with its helpers and the SDK, ready for an isolate, where it runs after the
+ * guest prelude (`runtime`, shared by all scripts): see isolateSource.
+ */
 export interface CompiledScript {
   /** The script's name: its file name without `.ts`. */
   name: string;
@@ -16,8 +21,15 @@ export interface CompiledScript {
   sourceMap: string;
   /** Absolute paths of every file of the scripts folder in the bundle (entry and helpers). */
   inputs: string[];
-  /** Content hash of the bundle: the version id. */
+  /** Content hash of the bundle and the runtime: the version id. */
   version: string;
+  /** The guest prelude this bundle runs after. */
+  runtime: GuestRuntime;
+}
+
+/** The source text an isolate runs for a script: the prelude's lines, then the script's bundle. */
+export function isolateSource(compiled: CompiledScript): string {
+  return compiled.runtime.code + compiled.code;
 }
 
 export interface CompileDiagnostic {
@@ -62,9 +74,8 @@ function toDiagnostic(message: esbuild.Message, scriptsDir: string): CompileDiag
 
 function entrySource(name: string, importPath: string): string {
   return (
-    `import { bindScript } from ${JSON.stringify(PRELUDE_SPECIFIER)};\n` +
     `import * as scriptModule from ${JSON.stringify(importPath)};\n` +
-    `export const entry = bindScript(scriptModule, ${JSON.stringify(name)});\n`
+    `export const entry = (globalThis as any)[${JSON.stringify(RUNTIME_GLOBAL)}].bindScript(scriptModule, ${JSON.stringify(name)});\n`
   );
 }
 
@@ -109,17 +120,17 @@ function ownInputs(root: string, inputs: Iterable<string>): string[] {
     .filter((input) => !path.relative(root, input).startsWith(".."));
 }
 
-function compiledScript(name: string, file: string, root: string, code: string, sourceMap: string, inputs: string[]): CompiledScript {
+function compiledScript(name: string, file: string, root: string, code: string, sourceMap: string, inputs: string[], runtime: GuestRuntime): CompiledScript {
   // The source map is part of the version: an edit that leaves the code as it was (a comment, a
   // blank line) still moves the .ts lines that errors are mapped to.
-  const version = createHash("sha256").update(code).update("\0").update(sourceMap).digest("hex").slice(0, 12);
-  return { name, file, scriptsDir: root, code, sourceMap, inputs, version };
+  const version = createHash("sha256").update(runtime.version).update("\0").update(code).update("\0").update(sourceMap).digest("hex").slice(0, 12);
+  return { name, file, scriptsDir: root, code, sourceMap, inputs, version, runtime };
 }
 
 /**
- * Bundle one script for the sandbox. The entry imports the guest prelude first (so it captures
- * the intrinsics before any script code runs), then the script, then binds the script's default
- * export; the bundle's completion value is the bound entry object the host calls into.
+ * Bundle one script for the sandbox. The entry imports the script, then binds its default export
+ * with the prelude's bindScript (run before it in the isolate); the bundle's completion value is
+ * the bound entry object the host calls into.
  */
 export async function compileScript(file: string, scriptsDir: string): Promise<CompileResult> {
   const absoluteFile = path.resolve(file);
@@ -128,6 +139,7 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
   try {
     // Through the same virtual entry module as compileScripts: one file compiled alone or in a
     // batch gives the same bundle, hence the same version (a save without a change is no reload).
+    const runtime = guestRuntime();
     const result = await build({
       ...commonOptions(root),
       entryPoints: [{ in: `${VIRTUAL_ENTRY}:${name}`, out: `${name}.bundle` }],
@@ -137,7 +149,7 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
     const code = result.outputFiles!.find((output) => output.path.endsWith(".js"))!.text;
     const sourceMap = result.outputFiles!.find((output) => output.path.endsWith(".map"))!.text;
     const inputs = ownInputs(root, Object.keys(result.metafile!.inputs));
-    return { ok: true, script: compiledScript(name, absoluteFile, root, code, sourceMap, inputs) };
+    return { ok: true, script: compiledScript(name, absoluteFile, root, code, sourceMap, inputs, await runtime) };
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
     if (!Array.isArray(failure.errors)) throw error;
@@ -170,26 +182,6 @@ function entryModules(root: string, byName: ReadonlyMap<string, string>): esbuil
  */
 const BATCH_SIZE = 100;
 
-/** esbuild builds running now, for releaseEsbuild. */
-let buildsRunning = 0;
-
-async function build(options: esbuild.BuildOptions): Promise<esbuild.BuildResult> {
-  buildsRunning++;
-  try {
-    return await esbuild.build(options);
-  } finally {
-    buildsRunning--;
-  }
-}
-
-/**
- * esbuild's service keeps its read buffer at twice the largest answer it ever got for as long as it
- * runs: after a batch compile, 3 MB of a 500-script server's memory. Stopping the service while no
- * build runs gives that back; the next build (a save) starts a new one, about 10 ms once.
- */
-function releaseEsbuild(): void {
-  if (buildsRunning === 0) void esbuild.stop();
-}
 
 /**
  * Bundle many scripts in few esbuild runs, so the SDK and shared helpers are parsed once per run
@@ -213,6 +205,7 @@ export async function compileScripts(files: readonly string[], scriptsDir: strin
 async function compileBatch(absolute: readonly string[], root: string): Promise<CompileResult[]> {
   const byName = new Map(absolute.map((file) => [scriptNameOf(file), file]));
   const entries = entryModules(root, byName);
+  const runtime = guestRuntime();
   let result: esbuild.BuildResult;
   try {
     result = await build({
@@ -226,6 +219,7 @@ async function compileBatch(absolute: readonly string[], root: string): Promise<
     if (!Array.isArray((error as esbuild.BuildFailure).errors)) throw error;
     return Promise.all(absolute.map((file) => compileScript(file, root)));
   }
+  const shared = await runtime;
   const outputs = new Map(result.outputFiles!.map((output) => [output.path, output.text]));
   return absolute.map((file) => {
     const name = scriptNameOf(file);
@@ -236,6 +230,6 @@ async function compileBatch(absolute: readonly string[], root: string): Promise<
     if (!meta || code === undefined || sourceMap === undefined) {
       throw new Error(`esbuild produced no bundle for ${name}`);
     }
-    return { ok: true, script: compiledScript(name, file, root, code, sourceMap, ownInputs(root, Object.keys(meta.inputs))) };
+    return { ok: true, script: compiledScript(name, file, root, code, sourceMap, ownInputs(root, Object.keys(meta.inputs)), shared) };
   });
 }

@@ -1,9 +1,7 @@
 import { builtinModules } from "node:module";
 import path from "node:path";
 import type { Plugin } from "esbuild";
-import { preludeEntry, sdkDir, sdkEntry } from "../paths.js";
-
-export const PRELUDE_SPECIFIER = "callscript:prelude";
+import { sdkDir, sdkEntry } from "../paths.js";
 
 const builtins = new Set(builtinModules);
 
@@ -29,8 +27,7 @@ export function importRules(scriptsDir: string): Plugin {
         if (args.kind === "entry-point") return undefined;
         const specifier = args.path;
         if (specifier === "callscript") return { path: sdkEntry() };
-        if (specifier === PRELUDE_SPECIFIER) return { path: preludeEntry() };
-        if (isInside(args.importer, sdkDir) || args.importer === preludeEntry()) return undefined;
+        if (isInside(args.importer, sdkDir)) return undefined;
         if (isBuiltin(specifier)) {
           const name = specifier.replace(/^node:/, "");
           return {

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
-import { bundleFileName, type CompiledScript } from "../compile/compile.js";
+import { bundleFileName, isolateSource, type CompiledScript } from "../compile/compile.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
@@ -268,7 +268,7 @@ export class ScriptSandbox {
     booted: Booted,
   ) {
     this.booted = booted;
-    this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir);
+    this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     this.applyOptions = { timeout: limits.timeoutMs, result: { promise: true } };
   }
 
@@ -291,7 +291,7 @@ export class ScriptSandbox {
 
   /** Load a compiled script: boot an isolate, run its top level, read and check its definition. */
   static async load(compiled: CompiledScript, options: SandboxOptions): Promise<ScriptSandbox> {
-    const sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir);
+    const sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     let bootedMb = options.defaults.memoryMb;
     let booted: Booted;
     try {
@@ -643,7 +643,7 @@ async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: Bundl
   });
   try {
     const context = await isolate.createContext();
-    const script = await isolate.compileScript(compiled.code, { filename: bundleFileName(compiled.name) });
+    const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
     const entry = (await script.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as Reference<Record<string, unknown>>;
     script.release();
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();

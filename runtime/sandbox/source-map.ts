@@ -22,9 +22,14 @@ const FRAME = /callscript:\/\/([^\s:)]+)\.js:(\d+):(\d+)/g;
 export class BundleSourceMap {
   private traceMap: TraceMap | undefined;
 
+  /**
+   * `lineOffset`: lines of the prelude ahead of the bundle in the isolate's source text (see
+   * isolateSource); frames on them are the runtime's own.
+   */
   constructor(
     private readonly sourceMapJson: string,
     private readonly scriptsDir: string,
+    private readonly lineOffset = 0,
   ) {}
 
   private map(): TraceMap {
@@ -34,7 +39,8 @@ export class BundleSourceMap {
 
   /** V8 positions are 1-based lines and columns. */
   frame(line: number, column: number): MappedFrame | undefined {
-    const position = originalPositionFor(this.map(), { line, column: Math.max(0, column - 1) });
+    if (line <= this.lineOffset) return undefined;
+    const position = originalPositionFor(this.map(), { line: line - this.lineOffset, column: Math.max(0, column - 1) });
     if (position.source === null || position.line === null) return undefined;
     // esbuild writes source map sources as URL paths: `hé.ts` is `h%C3%A9.ts` there.
     const source = decodeSource(position.source);

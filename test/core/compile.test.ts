@@ -53,6 +53,13 @@ describe("import rules", () => {
       reason: "Package 'lodash' cannot be imported: scripts may import only 'callscript' and files inside the scripts folder by relative path",
     },
     {
+      what: "the runtime's own prelude (it runs ahead of every script, and is not a module of it)",
+      importLine: `import { bindScript } from "callscript:prelude";`,
+      specifier: `"callscript:prelude"`,
+      use: `bindScript`,
+      reason: "Package 'callscript:prelude' cannot be imported",
+    },
+    {
       what: "an absolute path",
       importLine: `import { x } from "/etc/callscript/helper.ts";`,
       specifier: `"/etc/callscript/helper.ts"`,

@@ -231,6 +231,21 @@ describe("reaching the host: Function, process, require, globalThis", () => {
     expect(dataOf(next)).toEqual(REBUILT);
   });
 
+  it("12a. the prelude's runtime global (its bindScript) cannot be replaced, deleted or changed", async () => {
+    const { invocation } = await attempt({
+      body: `const g = globalThis as any;
+        const acts: [string, () => unknown][] = [
+          ["assign", () => { g.__callscript_runtime = {}; }],
+          ["delete", () => { delete g.__callscript_runtime; }],
+          ["redefine", () => Object.defineProperty(g, "__callscript_runtime", { value: {} })],
+          ["change", () => { g.__callscript_runtime.bindScript = () => 1; }],
+        ];
+        const tries = acts.map(([what, act]) => { try { act(); return what + ":done"; } catch (e) { return what + ":" + (e as Error).name; } });
+        return { tries: tries.join(","), bindScript: typeof g.__callscript_runtime.bindScript };`,
+    });
+    expect(dataOf(invocation)).toEqual({ tries: "assign:TypeError,delete:TypeError,redefine:TypeError,change:TypeError", bindScript: "function" });
+  });
+
   it("12b. a call of the prelude's entry left unsettled by the top-level code → every invocation refused with a clear error, the isolate rebuilt each time", async () => {
     // A microtask runs once the bundle has finished, when the entry global exists.
     const top = `void Promise.resolve().then(() => void (globalThis as any).__callscript_entry.entry.invoke("need_registration", "{}", "{}", "{}", "top", 100, 100));`;

@@ -94,9 +94,10 @@ describe("no isolated-vm object is reachable from script code", () => {
     expect(report).toMatchObject({ suspicious: [], unknownNatives: [] });
     // Hundreds of objects and functions searched: the graph is the whole isolate, not a sample.
     expect(report.visited).toBeGreaterThan(500);
-    // The prelude adds its entry (plain frozen functions of the isolate) and removes WebAssembly and
-    // Intl (memory outside the heap limit); console is the prelude's, in place of V8's.
-    expect(report.added).toEqual(["__callscript_entry"]);
+    // The prelude adds its bindScript and the bundle its entry (plain frozen functions of the
+    // isolate), and removes WebAssembly and Intl (memory outside the heap limit); console is the
+    // prelude's, in place of V8's.
+    expect(report.added).toEqual(["__callscript_entry", "__callscript_runtime"]);
     expect(report.removed).toEqual(["Intl", "WebAssembly"]);
   });
 
