@@ -62,6 +62,16 @@ export async function dispatch(
   if (scripts.length === 0) return result;
 
   const ordered = [...scripts].sort(pipelineOrder);
+  // A request is turned away whole, before any script runs, when one of its scripts has a full
+  // queue; once in, it runs to its end. Shed halfway, it would lose its first scripts' work, and
+  // under a flood the later scripts' queues, fed in bursts, would shed most of it.
+  for (const script of ordered) {
+    const refused = script.sandbox.refusal();
+    if (!refused) continue;
+    record(refused, options, result);
+    result.answer = { state: "error", error: (refused.outcome as { failure: HookFailure }).failure };
+    return result;
+  }
   const run: PipelineRun = { over: false };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<typeof DEADLINE>((resolve) => {
@@ -123,7 +133,7 @@ async function runPipeline(
     if (run.over) break;
     const invocation = await script.sandbox.invoke(
       { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId: options.requestId },
-      { heap: options.measureHeap ?? false },
+      { heap: options.measureHeap ?? false, admitted: true },
     );
     if (run.over) {
       // Past the deadline: the answer is gone; the invocation is still reported (logs, metrics).

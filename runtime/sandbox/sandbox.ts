@@ -329,16 +329,27 @@ export class ScriptSandbox {
     return new ScriptSandbox(compiled, meta, limits, warnings, options, booted);
   }
 
-  async invoke(request: InvocationRequest, measure: { heap?: boolean } = {}): Promise<Invocation> {
+  /** The `overloaded` answer when this script's queue is full now; undefined when it takes calls. */
+  refusal(): Invocation | undefined {
+    if (this.pending <= this.options.maxQueue) return undefined;
+    return this.failed(
+      "overloaded",
+      `${this.pending} invocations of this script are already running or waiting (queue limit ${this.options.maxQueue}); retry later`,
+      0,
+    );
+  }
+
+  /**
+   * `admitted`: the caller checked refusal() when the request arrived (dispatch does, for every
+   * script of a pipeline), so the call is not refused now that it is its turn.
+   */
+  async invoke(request: InvocationRequest, measure: { heap?: boolean; admitted?: boolean } = {}): Promise<Invocation> {
     if (this.disposed) {
       return this.failed("exception", "This script version was unloaded", 0);
     }
-    if (this.pending > this.options.maxQueue) {
-      return this.failed(
-        "overloaded",
-        `${this.pending} invocations of this script are already running or waiting (queue limit ${this.options.maxQueue}); retry later`,
-        0,
-      );
+    if (!measure.admitted) {
+      const refused = this.refusal();
+      if (refused) return refused;
     }
     this.pending++;
     const enqueuedAt = performance.now();

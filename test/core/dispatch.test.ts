@@ -340,3 +340,46 @@ describe("callHook with a configuration", () => {
     expect(error(late.answer)).toMatchObject({ reason: "deadline", script: "phone" });
   });
 });
+
+describe("a full queue in the pipeline", () => {
+  /** A process_final_params script that spins ≈ 150 ms, so that calls pile up behind it. */
+  const slow = (name: string) => `${HEADER}export default defineScript({ limits: { timeoutMs: 2000 }, hooks: {
+  process_final_params(input: any, ctx) {
+    const until = Date.now() + 150;
+    while (Date.now() < until) {}
+    return { trace: [...((ctx.data as any).trace ?? []), ${JSON.stringify(name)}] };
+  },
+} });\n`;
+
+  it("turns the request away before any script runs (no work lost halfway), naming the full script", async () => {
+    const first = await sandboxes.load(tracer("first", 0), sandboxOptions({}, 1), "first.ts");
+    const busy = await sandboxes.load(slow("busy"), sandboxOptions({}, 1), "busy.ts");
+    // Two calls fill busy's queue (one running, one waiting; maxQueue 1).
+    const filling = [busy.invoke(request("process_final_params", { input: finalInput() })), busy.invoke(request("process_final_params", { input: finalInput() }))];
+    expect(busy.queueDepth).toBe(2);
+    const refused = checked(await dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(first, 0), pipelineScript(busy, 1)], options()));
+    expect(error(refused.answer)).toEqual({
+      reason: "overloaded",
+      script: "busy",
+      message: "2 invocations of this script are already running or waiting (queue limit 1); retry later",
+    });
+    // The first script never ran for it.
+    expect(refused.invocations.map((i) => i.script)).toEqual(["busy"]);
+    expect(first.queueDepth).toBe(0);
+    await Promise.all(filling);
+    // Once the queue drains, the same request runs through.
+    const passed = checked(await dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(first, 0), pipelineScript(busy, 1)], options()));
+    expect(success(passed.answer).trace).toEqual(["first", "busy"]);
+  });
+
+  it("a request let in runs to its end, even if a later script's queue fills meanwhile", async () => {
+    const gate = await sandboxes.load(slow("gate"), sandboxOptions({}, 0), "gate.ts");
+    const last = await sandboxes.load(slow("last"), sandboxOptions({}, 0), "last.ts");
+    const admitted = dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(gate, 0), pipelineScript(last, 1)], options());
+    // While it runs in gate, last's queue (maxQueue 0) fills with a call of its own.
+    const other = last.invoke(request("process_final_params", { input: finalInput() }));
+    const result = checked(await admitted);
+    expect(success(result.answer).trace).toEqual(["gate", "last"]);
+    expect((await other).outcome.kind).toBe("data");
+  });
+});
