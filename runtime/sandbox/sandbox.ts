@@ -101,9 +101,11 @@ type Settled = { ok: true; value: string } | { ok: false; error: Error };
 const RUN_AGAIN = Symbol("run again");
 
 /**
- * With other invocations of the script in flight, the heap is read after a call only when the call
- * used this much CPU: reading it synchronously would wait for the isolate's lock, held by the next
- * invocation, and filling twice even the smallest heap (2 × 8 MB) takes longer than this.
+ * The heap is read after a call only when the call used at least this much CPU (or the caller
+ * wants the figure): a read costs 3–10 µs and a context switch or two, and with calls behind it
+ * would wait for the isolate's lock. Filling twice even the smallest heap (2 × 8 MB) takes V8
+ * 6 ms or more here (it writes what it allocates, 2–2.6 MB/ms flattening strings or filling
+ * arrays), over twenty times this; and the CPU figure is isolated-vm's, which no script can forge.
  */
 const HEAVY_CALL_CPU_MS = 0.25;
 /** How long a script's top-level code may run when it loads. */
@@ -518,7 +520,7 @@ export class ScriptSandbox {
       );
     }
     // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
-    const heapUsed = await this.heapAfter(booted, turn, cpuMs);
+    const heapUsed = await this.heapAfter(booted, turn, cpuMs, measure.heap === true);
     if (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB)) {
       booted.overHeap = true;
       this.retire(booted);
@@ -571,15 +573,15 @@ export class ScriptSandbox {
   }
 
   /**
-   * The isolate's heap after an invocation: read at once when nothing was handed to the isolate
-   * after it (the usual case, and always the case for the runner); otherwise only after a heavy
-   * call, and asynchronously, behind the invocations that followed it (see HEAVY_CALL_CPU_MS).
+   * The isolate's heap after a heavy invocation (see HEAVY_CALL_CPU_MS), or when `wanted`: read at
+   * once when nothing was handed to the isolate after it, otherwise asynchronously, behind the
+   * invocations that followed it.
    */
-  private async heapAfter(booted: Booted, turn: Turn, cpuMs: number): Promise<number | undefined> {
+  private async heapAfter(booted: Booted, turn: Turn, cpuMs: number, wanted: boolean): Promise<number | undefined> {
     // Also when a lighter call behind this one read the heap first and found it over (overHeap).
     if (booted.isolate.isDisposed) return undefined;
+    if (!wanted && cpuMs < HEAVY_CALL_CPU_MS) return undefined;
     if (this.line.isLast(turn)) return heapUsedOf(booted.isolate);
-    if (cpuMs < HEAVY_CALL_CPU_MS) return undefined;
     try {
       return (await booted.isolate.getHeapStatistics()).used_heap_size;
     } catch {

@@ -44,11 +44,12 @@ describe("invocations handed over together", () => {
     { what: "an infinite loop", bad: `need_registration() { for (;;) {} }`, reason: "timeout" },
     { what: "a promise that never settles", bad: `need_registration() { return new Promise(() => {}); }`, reason: "timeout" },
     { what: "a microtask loop", bad: `async need_registration() { for (;;) await null; }`, reason: "timeout" },
-    { what: "a heap bomb", bad: `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`, reason: "memory" },
+    // Time enough to fill its heap on a busy machine: it must end on memory, not on time.
+    { what: "a heap bomb", bad: `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`, reason: "memory", timeoutMs: 5000 },
   ];
-  for (const { what, bad, reason } of failures) {
+  for (const { what, bad, reason, timeoutMs = 200 } of failures) {
     it(`${what} fails alone (${reason}); the calls behind it run in order on the rebuilt isolate`, async () => {
-      const sandbox = await sandboxes.load(script(bad, "{ timeoutMs: 200, memoryMb: 16 }"), sandboxOptions({}, 16));
+      const sandbox = await sandboxes.load(script(bad, `{ timeoutMs: ${timeoutMs}, memoryMb: 16 }`), sandboxOptions({}, 16));
       const before = await Promise.all([1, 2].map((n) => sandbox.invoke(phone(n))));
       const [failed, ...behind] = await Promise.all([sandbox.invoke(request("need_registration")), ...[3, 4, 5, 6].map((n) => sandbox.invoke(phone(n)))]);
       expect(outcomes(before)).toEqual(["1#1", "2#2"]);
