@@ -62,6 +62,50 @@ const bareContext = await bare.createContext();
 const noop = await (await bare.compileScript("(async function noop() { return '{}'; })")).run(bareContext, { reference: true });
 const noopSync = await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true });
 
+// The example pipeline of need_registration (three scripts, the examples' config: settings,
+// failure policy), for the calls-in-flight table.
+const examplesConfig = configSchema.parse({ ...JSON.parse(readFileSync(path.join(examples, "callscript.config.json"), "utf8")), scriptsDir: examples });
+const pipeline = [];
+for (const file of ["blacklist-extensions.ts", "trunk-whitelist.ts", "skip-short-and-ivr.ts"]) {
+  const script = await loadScriptFile(path.join(examples, file), examples, examplesConfig);
+  if (!script.ok) throw new Error(script.failure.message);
+  pipeline.push(script.script);
+}
+
+/**
+ * The same calls with IN_FLIGHT of them at once (as many closed loops), as a loaded server has
+ * them: wall time, the process's CPU (every thread) and the event loop's busy time, per call;
+ * medians of ROUNDS rounds.
+ */
+const IN_FLIGHT = 16;
+async function inFlight(variants, calls) {
+  const run = async (fn, n) => {
+    let started = 0;
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      while (started++ < n) await fn();
+    }));
+  };
+  const rounds = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  for (const fn of Object.values(variants)) await run(fn, Math.min(2000, calls / 4));
+  const perRound = Math.max(IN_FLIGHT, Math.round(calls / ROUNDS));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, fn] of Object.entries(variants)) {
+      const cpu = process.cpuUsage();
+      const loop = performance.eventLoopUtilization();
+      const start = performance.now();
+      await run(fn, perRound);
+      const wallMs = performance.now() - start;
+      const used = process.cpuUsage(cpu);
+      rounds[name].push({ wallUs: (wallMs * 1000) / perRound, cpuUs: (used.user + used.system) / perRound, loopUs: (performance.eventLoopUtilization(loop).active * 1000) / perRound });
+    }
+  }
+  return Object.fromEntries(Object.entries(rounds).map(([name, list]) => [name, {
+    wallUsPerCall: round(median(list.map((x) => x.wallUs))),
+    cpuUsPerCall: round(median(list.map((x) => x.cpuUs))),
+    eventLoopUsPerCall: round(median(list.map((x) => x.loopUs))),
+  }]));
+}
+
 /**
  * Every variant in turn, in ROUNDS rounds of iterations/ROUNDS calls each (after a warm-up), so
  * that a neighbour's load that comes and goes falls on all of them alike. p50: the median of the
@@ -89,6 +133,7 @@ async function interleaved(variants, { iterations: n, warmup: w }) {
 }
 
 const rows = [];
+const flightRows = [];
 const results = {};
 for (const [label, file] of Object.entries(payloads)) {
   // The body as the connector sends it (one line), and parsed, as fastify hands both to the route.
@@ -122,13 +167,30 @@ for (const [label, file] of Object.entries(payloads)) {
     },
     options,
   );
-  results[label] = { bytes, ...measured };
+  const concurrent = await inFlight(
+    {
+      "isolated-vm hop alone (async apply of a no-op)": () =>
+        noop.apply(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], { timeout: 250, result: { promise: true } }),
+      "callscript sandbox.invoke": () =>
+        sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
+      "callscript parseHookInput + callHook, the example pipeline (3 scripts)": () => {
+        const parsed = parseHookInput("need_registration", body, text);
+        return callHook(examplesConfig, "need_registration", parsed.input, pipeline, { requestId: "b", inputJson: parsed.inputJson });
+      },
+    },
+    n,
+  );
+  results[label] = { bytes, ...measured, inFlight: { calls: IN_FLIGHT, ...concurrent } };
   const base = measured["direct call"].p50Us;
   for (const [how, stats] of Object.entries(measured)) {
     rows.push({ payload: label, how, "p50 µs": stats.p50Us, "p99 µs": stats.p99Us, "calls/s": stats.perSecond, "over direct p50 µs": Math.round((stats.p50Us - base) * 10) / 10 });
   }
+  for (const [how, stats] of Object.entries(concurrent)) {
+    flightRows.push({ payload: label, how, "wall µs/call": stats.wallUsPerCall, "CPU µs/call (all threads)": stats.cpuUsPerCall, "event loop µs/call": stats.eventLoopUsPerCall });
+  }
 }
 await sandbox.drainAndDispose();
+await Promise.all(pipeline.map((script) => script.sandbox.drainAndDispose()));
 bare.dispose();
 
 const small = results["2 KB (one conversation)"];
@@ -136,6 +198,8 @@ const overheadUs = Math.round((small["callscript sandbox.invoke"].p50Us - small[
 const file = writeResult("invoke", { quick, iterations, target: { overheadP50Us: TARGET_OVERHEAD_US, measured: overheadUs }, results });
 console.log(`Invocation cost in process — ${JSON.stringify(machine())}`);
 console.log(table(rows, ["payload", "how", "p50 µs", "p99 µs", "calls/s", "over direct p50 µs"]));
+console.log(`With ${IN_FLIGHT} calls in flight (closed loops), per call:`);
+console.log(table(flightRows, ["payload", "how", "wall µs/call", "CPU µs/call (all threads)", "event loop µs/call"]));
 console.log(
   `target: sandbox overhead over a direct call at p50, 2 KB: ${overheadUs} µs (< ${TARGET_OVERHEAD_US}: ${overheadUs < TARGET_OVERHEAD_US ? "PASS" : "MISS"}); ` +
     `of which the isolated-vm hop alone: ${small["isolated-vm hop alone (async apply of a no-op)"].p50Us} µs`,
