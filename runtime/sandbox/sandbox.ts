@@ -502,7 +502,12 @@ export class ScriptSandbox {
       // Retired by the host because of an earlier invocation: this one may not even have started.
       if (booted.retired) return RUN_AGAIN;
       const outOfMemory = booted.isolate.isDisposed || /memory limit/i.test(settled.error?.message ?? "");
+      if (outOfMemory) booted.overHeap = true;
       this.retire(booted);
+      // A light call handed over behind others cannot have filled the heap itself (see
+      // HEAVY_CALL_CPU_MS): an earlier, heavy one did, whose heap reading is still on its way and
+      // fails it. This one runs again on the rebuilt isolate.
+      if (outOfMemory && !atHead && cpuMs < HEAVY_CALL_CPU_MS) return RUN_AGAIN;
       return outOfMemory
         ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
         : this.failed("exception", `The sandbox failed: ${clip(settled.error?.message ?? String(settled.error))}`, queuedMs, base);
@@ -585,6 +590,9 @@ export class ScriptSandbox {
     try {
       return (await booted.isolate.getHeapStatistics()).used_heap_size;
     } catch {
+      // The isolate went away before the reading: when not by the host's hand, V8 found it over its
+      // heap while a later call ran (that call is run again), and this heavy call is why.
+      if (!booted.retired) booted.overHeap = true;
       return undefined;
     }
   }
