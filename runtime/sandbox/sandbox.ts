@@ -91,6 +91,10 @@ interface Booted {
   retired?: boolean;
   /** Found holding more than its heap limit allows (see HEAP_SLACK_FACTOR). */
   overHeap?: boolean;
+  /** Heap readings after heavy calls, asked for and not yet answered (see heapAfter). */
+  heavyReadings?: number;
+  /** A call has failed with `memory` for this isolate: the one that filled it (see attempt). */
+  blamed?: boolean;
 }
 
 const EMPTY_LOGS: GuestLogs = { lines: [], bytes: 0, dropped: 0, droppedBytes: 0 };
@@ -502,12 +506,14 @@ export class ScriptSandbox {
       // Retired by the host because of an earlier invocation: this one may not even have started.
       if (booted.retired) return RUN_AGAIN;
       const outOfMemory = booted.isolate.isDisposed || /memory limit/i.test(settled.error?.message ?? "");
+      // Killed for memory while an earlier, heavy call's heap reading is on its way, or after that
+      // reading found the isolate gone: that call filled the heap and fails for it; this one runs
+      // again on the rebuilt isolate.
+      const victim = outOfMemory && ((booted.heavyReadings ?? 0) > 0 || booted.overHeap === true);
       if (outOfMemory) booted.overHeap = true;
       this.retire(booted);
-      // A light call handed over behind others cannot have filled the heap itself (see
-      // HEAVY_CALL_CPU_MS): an earlier, heavy one did, whose heap reading is still on its way and
-      // fails it. This one runs again on the rebuilt isolate.
-      if (outOfMemory && !atHead && cpuMs < HEAVY_CALL_CPU_MS) return RUN_AGAIN;
+      if (victim) return RUN_AGAIN;
+      if (outOfMemory) booted.blamed = true;
       return outOfMemory
         ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
         : this.failed("exception", `The sandbox failed: ${clip(settled.error?.message ?? String(settled.error))}`, queuedMs, base);
@@ -529,9 +535,11 @@ export class ScriptSandbox {
     if (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB)) {
       booted.overHeap = true;
       this.retire(booted);
-      // A light call behind a heavy one finds the heavy one's garbage: it keeps its answer, and
-      // the heavy one, whose own reading comes after, fails.
-      if (atHead || cpuMs >= HEAVY_CALL_CPU_MS) {
+      // One call fails for an isolate over its heap: the first heavy one whose reading finds it so
+      // (readings are answered in the order they were asked). The calls after it find what it
+      // left, and V8 collecting that can make them heavy too: they keep their answers.
+      if (!booted.blamed && (atHead || cpuMs >= HEAVY_CALL_CPU_MS)) {
+        booted.blamed = true;
         return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base);
       }
     }
@@ -587,6 +595,7 @@ export class ScriptSandbox {
     if (booted.isolate.isDisposed) return undefined;
     if (!wanted && cpuMs < HEAVY_CALL_CPU_MS) return undefined;
     if (this.line.isLast(turn)) return heapUsedOf(booted.isolate);
+    booted.heavyReadings = (booted.heavyReadings ?? 0) + 1;
     try {
       return (await booted.isolate.getHeapStatistics()).used_heap_size;
     } catch {
@@ -594,6 +603,8 @@ export class ScriptSandbox {
       // heap while a later call ran (that call is run again), and this heavy call is why.
       if (!booted.retired) booted.overHeap = true;
       return undefined;
+    } finally {
+      booted.heavyReadings--;
     }
   }
 
