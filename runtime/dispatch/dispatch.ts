@@ -67,9 +67,9 @@ export async function dispatch(
   // under a flood the later scripts' queues, fed in bursts, would shed most of it.
   for (const script of ordered) {
     const refused = script.sandbox.refusal();
-    if (!refused) continue;
+    if (refused?.outcome.kind !== "failure") continue;
     record(refused, options, result);
-    result.answer = { state: "error", error: (refused.outcome as { failure: HookFailure }).failure };
+    result.answer = { state: "error", error: refused.outcome.failure };
     return result;
   }
   const run: PipelineRun = { over: false };

@@ -152,11 +152,7 @@ export function clip(text: string, max = MAX_MESSAGE_CHARS): string {
 
 /** Whether an isolate holds more than its heap limit allows (see HEAP_SLACK_FACTOR). */
 function overHeap(isolate: Isolate, memoryMb: number): boolean {
-  try {
-    return isolate.getHeapStatisticsSync().used_heap_size > HEAP_SLACK_FACTOR * memoryMb * MB;
-  } catch {
-    return false;
-  }
+  return (heapUsedOf(isolate) ?? 0) > HEAP_SLACK_FACTOR * memoryMb * MB;
 }
 
 /**
@@ -405,12 +401,7 @@ export class ScriptSandbox {
   /** Heap in use by this script's isolate now, if it is up. */
   heapUsedBytes(): number | undefined {
     const isolate = this.booted?.isolate;
-    if (!isolate || isolate.isDisposed) return undefined;
-    try {
-      return isolate.getHeapStatisticsSync().used_heap_size;
-    } catch {
-      return undefined;
-    }
+    return isolate && !isolate.isDisposed ? heapUsedOf(isolate) : undefined;
   }
 
   private async ready(): Promise<Booted> {
@@ -646,7 +637,7 @@ function heapUsedOf(isolate: Isolate): number | undefined {
   try {
     return isolate.getHeapStatisticsSync().used_heap_size;
   } catch {
-    // The isolate went away between the answer and the measure.
+    // The isolate went away meanwhile.
     return undefined;
   }
 }
@@ -660,11 +651,8 @@ function cpuTimeOf(isolate: Isolate): bigint {
 }
 
 function cpuOf(isolate: Isolate, before: bigint): number {
-  try {
-    return Number(isolate.cpuTime - before) / 1e6;
-  } catch {
-    return 0;
-  }
+  const now = cpuTimeOf(isolate);
+  return now === 0n ? 0 : Number(now - before) / 1e6;
 }
 
 async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions): Promise<Booted> {

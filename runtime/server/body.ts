@@ -3,15 +3,15 @@ import { InvalidJsonError } from "../errors.js";
 import { withIssues } from "./error-handler.js";
 import { shared } from "./plugin.js";
 
+/** The text each request's body was parsed from, for parseHookInput. */
+export const bodyTexts = new WeakMap<FastifyRequest, string>();
+
 /**
  * Bodies are JSON whatever their Content-Type says (`curl -d @call.json` sends
  * application/x-www-form-urlencoded; some connectors send text/plain or nothing), parsed by
  * fastify's own parser (which refuses `__proto__` and `constructor.prototype` keys) within the
  * body limit. A body that is not JSON is a 400 that says where it breaks.
  */
-/** The text each request's body was parsed from, for parseHookInput. */
-export const bodyTexts = new WeakMap<FastifyRequest, string>();
-
 export const jsonBodies = shared("callscript-json-body", async (app) => {
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeAllContentTypeParsers();
