@@ -29,6 +29,13 @@ export function scriptsFolder(files: Record<string, string>): string {
   return dir;
 }
 
+/** A config file with `config`, in a folder of its own (not a scripts folder: the watcher would see it). */
+export function writeConfigFile(config: Record<string, unknown>): string {
+  const file = path.join(scriptsFolder({}), "callscript.json");
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
 /** Write files (path relative to `dir` → source), making folders as needed. */
 export function writeFiles(dir: string, files: Record<string, string>): void {
   for (const [name, source] of Object.entries(files)) {

@@ -6,11 +6,9 @@
  * stop, and end the process (SIGABRT, as isolated-vm advises; a plain exit would hang in its
  * teardown) for the service manager to restart it.
  */
-import { writeFileSync } from "node:fs";
-import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import { scriptsFolder } from "../helpers/scripts.js";
+import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
 import { payload, script } from "../server/helpers.js";
 import { listening, serve } from "../server/serve-process.js";
 
@@ -35,19 +33,14 @@ async function call(address: string, hook: string, body: unknown) {
 
 describe("a catastrophic error inside isolated-vm", () => {
   it("answers every request in flight with an error envelope, then ends the process (SIGABRT) for the supervisor to restart", async () => {
-    const dir = scriptsFolder(scripts);
-    const configFile = path.join(scriptsFolder({}), "callscript.json");
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        scriptsDir: dir,
-        port: 0,
-        watch: false,
-        limits: { max: { timeoutMs: 10_000 } },
-        hooks: { process_record_file_path: { deadlineMs: 9_500 } },
-      }),
-    );
-    const served = serve(["--config", configFile], {}, { noCoreDump: true });
+    const config = writeConfigFile({
+      scriptsDir: scriptsFolder(scripts),
+      port: 0,
+      watch: false,
+      limits: { max: { timeoutMs: 10_000 } },
+      hooks: { process_record_file_path: { deadlineMs: 9_500 } },
+    });
+    const served = serve(["--config", config], {}, { noCoreDump: true });
     const address = await listening(served);
     expect(await call(address, "need_registration", payload("need_registration.incoming-answered"))).toEqual({ status: 200, body: { state: "success", data: { result: false } } });
 

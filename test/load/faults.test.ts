@@ -13,7 +13,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { scriptsFolder } from "../helpers/scripts.js";
+import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
 import { payload, sample as metric, script } from "../server/helpers.js";
 import { listening, serve, until, type Served } from "../server/serve-process.js";
 import { contractBreach, drive, outcomeOf, percentile, post, type Sample, type Target } from "./driver.js";
@@ -93,10 +93,9 @@ const PHONE = String(inputs.process_client_phone.phone);
 /** A scripts folder, and beside it (not in it: the watcher would see it) the config file. */
 function setup(): { dir: string; configFile: string } {
   const dir = scriptsFolder(scripts);
-  const configFile = path.join(scriptsFolder({}), "callscript.json");
-  writeFileSync(
-    configFile,
-    JSON.stringify({
+  return {
+    dir,
+    configFile: writeConfigFile({
       scriptsDir: dir,
       port: 0,
       logLevel: "info",
@@ -107,8 +106,7 @@ function setup(): { dir: string; configFile: string } {
       hooks: { customize_autodistribution: { deadlineMs: 5_000 } },
       scripts: { registration: { settings: { register: false } }, phone: { settings: { prefix: "cfg:" } } },
     }),
-  );
-  return { dir, configFile };
+  };
 }
 
 /** Save `source` as editors do: write a temporary file, rename it over the script. */
