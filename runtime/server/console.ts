@@ -87,6 +87,7 @@ function shellPage(assetVersion: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>callscript console</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/console/assets/console.css?v=${assetVersion}">
 <script type="module" src="/console/assets/console.js?v=${assetVersion}"></script>
 </head><body><div id="app"></div></body></html>`;

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import type { InjectOptions } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { configSchema } from "../../runtime/config.js";
 import { CallsBuffer, estimateBytes } from "../../runtime/server/calls-buffer.js";
@@ -33,7 +34,7 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.close());
 
-const inject = (options: Parameters<TestServer["app"]["inject"]>[0]) => server.app.inject(options);
+const inject = (options: InjectOptions) => server.app.inject(options);
 
 async function login(token = TOKEN, next?: string) {
   return inject({
