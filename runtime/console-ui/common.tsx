@@ -79,27 +79,38 @@ export function bytes(n: number): string {
 
 export const ms = (n: number) => (n < 1 ? `${n.toFixed(2)} ms` : n < 100 ? `${n.toFixed(1)} ms` : `${Math.round(n)} ms`);
 
-/** A small SVG chart of a script's mean time per interval (line) over its calls (bars). */
+/** Points a chart spans (the server keeps as many): the newest at the right edge. */
+const SLOTS = 60;
+
+/** A small SVG chart of a script's mean time per interval (line and dots) over its calls (bars). */
 export function Sparkline({ points, intervalSeconds }: { points: LatencyPoint[]; intervalSeconds: number }) {
-  const width = 180;
-  const height = 36;
-  if (points.every((point) => point.calls === 0)) return <span class="muted small">no calls in the last {Math.round((points.length * intervalSeconds) / 60) || 5} min</span>;
-  const maxMs = Math.max(...points.map((point) => point.meanMs ?? 0), 0.001);
-  const maxCalls = Math.max(...points.map((point) => point.calls), 1);
-  const step = width / Math.max(points.length - 1, 1);
-  const line = points
-    .map((point, i) => (point.meanMs === null ? null : `${(i * step).toFixed(1)},${(height - 2 - ((point.meanMs / maxMs) * (height - 6))).toFixed(1)}`))
-    .filter((p): p is string => p !== null);
-  const last = [...points].reverse().find((point) => point.meanMs !== null);
+  const width = 240;
+  const height = 40;
+  const span = `${Math.round((SLOTS * intervalSeconds) / 60)} min`;
+  if (points.every((point) => point.calls === 0)) return <span class="muted small">no calls in the last {span}</span>;
+  const shown = points.slice(-SLOTS);
+  const offset = SLOTS - shown.length;
+  const maxMs = Math.max(...shown.map((point) => point.meanMs ?? 0), 0.001);
+  const maxCalls = Math.max(...shown.map((point) => point.calls), 1);
+  const step = width / (SLOTS - 1);
+  const x = (i: number) => Math.min(width - 2, Math.max(2, (offset + i) * step));
+  const y = (value: number) => height - 4 - (value / maxMs) * (height - 10);
+  const dots = shown.flatMap((point, i) => (point.meanMs === null ? [] : [{ x: x(i), y: y(point.meanMs) }]));
+  const last = [...shown].reverse().find((point) => point.meanMs !== null);
   return (
-    <span class="sparkline" title={`mean time per ${intervalSeconds} s; bars: calls`}>
+    <span class="sparkline" title={`mean time per ${intervalSeconds} s over the last ${span}; bars: calls`}>
       <svg width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label="latency chart">
-        {points.map((point, i) => (
-          <rect x={i * step - 1} y={height - (point.calls / maxCalls) * 10} width={2} height={(point.calls / maxCalls) * 10} class="bar" />
+        <line x1="0" x2={width} y1={height - 0.5} y2={height - 0.5} class="axis" />
+        {shown.map((point, i) => {
+          const h = (point.calls / maxCalls) * 12;
+          return <rect x={x(i) - 1.5} y={height - h} width={3} height={h} class="bar" />;
+        })}
+        <polyline points={dots.map((dot) => `${dot.x.toFixed(1)},${dot.y.toFixed(1)}`).join(" ")} class="line" />
+        {dots.map((dot) => (
+          <circle cx={dot.x} cy={dot.y} r="1.8" class="dot" />
         ))}
-        <polyline points={line.join(" ")} class="line" />
       </svg>
-      <span class="small">{last?.meanMs != null ? `${ms(last.meanMs)} mean · max ${ms(maxMs)}` : ""}</span>
+      <span class="small">{last?.meanMs != null ? `${ms(last.meanMs)} mean now · peak ${ms(maxMs)} · ${span}` : ""}</span>
     </span>
   );
 }

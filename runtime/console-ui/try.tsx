@@ -61,6 +61,9 @@ export function TryPage({ session, prefill, scripts }: { session: SessionInfo; p
   const [saved, setSaved] = useState<string | undefined>();
   const editorHost = useRef<HTMLDivElement>(null);
   const editor = useRef<DraftEditor | undefined>(undefined);
+  // What the editor, loaded later, must start from: the latest, not what it was when it was asked for.
+  const latest = useRef({ script, scripts });
+  latest.current = { script, scripts };
 
   useEffect(() => {
     api.payloads(hook).then((answer) => setPayloads(answer.payloads), () => setPayloads([]));
@@ -74,14 +77,14 @@ export function TryPage({ session, prefill, scripts }: { session: SessionInfo; p
     void import("./editor.js").then(({ createEditor }) => {
       if (editor.current) return;
       editor.current = createEditor(host, NEW_SCRIPT, () => setSaved(undefined));
-      if (script) void loadSource(script);
+      if (latest.current.script) void loadSource(latest.current.script);
     });
   }, [mode]);
   useEffect(() => () => editor.current?.destroy(), []);
 
   async function loadSource(name: string) {
     if (!editor.current) return;
-    if (!scripts.includes(name)) return;
+    if (!latest.current.scripts.includes(name)) return;
     try {
       editor.current.setText(await api.source(name));
     } catch (e) {

@@ -29,10 +29,26 @@ const FLAGS = [
 /** CI installs chromium (.ci/run); elsewhere the suite says why it did not run. */
 const available = existsSync(CHROMIUM);
 if (!available && process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs it (apt-get install chromium)`);
+if (!available) console.warn(`test/console/browser.test.ts skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
 
 const examples = path.join(packageRoot, "examples");
 const example = (name: string) => readFileSync(path.join(examples, name), "utf8");
 const payloadFiles = ["need_registration.incoming-missed.json", "need_registration.incoming-answered.json", "process_client_phone.incoming-8-format.json"];
+
+/** A script that does not compile: the Scripts page shows where, with a code frame. */
+const VIP_ROUTING = `import { defineScript } from "callscript";
+
+export default defineScript({
+  settings: { vip: ["79001234567"] },
+  hooks: {
+    customize_autodistribution({ call_full }, { settings }) {
+      if (settings.vip.includes(call_full.channel.from.base) {
+        return { responsible: "manager" };
+      }
+    },
+  },
+});
+`;
 
 const shots = process.env.CALLSCRIPT_SCREENSHOTS ? path.join(packageRoot, "docs") : mkdtempSync(path.join(tmpdir(), "callscript-shots-"));
 
@@ -53,7 +69,7 @@ async function hook(name: string, file: string): Promise<unknown> {
 }
 
 async function shot(name: string): Promise<void> {
-  await page.screenshot({ path: path.join(shots, `console-${name}.png`) });
+  await page.screenshot({ path: path.join(shots, `console-${name}.png`), fullPage: true });
 }
 
 describe.skipIf(!available)("the console in chromium", () => {
@@ -63,6 +79,7 @@ describe.skipIf(!available)("the console in chromium", () => {
         "blacklist-extensions.ts": example("blacklist-extensions.ts"),
         "client-phone-format.ts": example("client-phone-format.ts"),
         "lib/numbers.ts": example("lib/numbers.ts"),
+        "vip-routing.ts": VIP_ROUTING,
         ...Object.fromEntries(payloadFiles.map((file) => [`payloads/${file}`, example(`payloads/${file}`)])),
       },
       { token: TOKEN, console: { saveCases: true }, scripts: { "blacklist-extensions": { settings: { extensions: ["101", "102"], crmToken: "hidden-from-the-page" } } } },
@@ -170,9 +187,12 @@ describe.skipIf(!available)("the console in chromium", () => {
     await shot("try");
   });
 
-  it("shows the scripts page with counters and a latency chart", async () => {
+  it("shows the scripts page with counters, a latency chart, and where a script that does not compile breaks", async () => {
     await page.goto(`${base}/console#/scripts`);
     await page.locator('article.script[data-script="blacklist-extensions"] .sparkline svg').waitFor({ timeout: 30_000 });
+    const broken = page.locator('article.script[data-script="vip-routing"]');
+    expect(await broken.locator(".location").innerText()).toBe("vip-routing.ts:7:62");
+    expect(await broken.locator(".frame .hit").innerText()).toContain("if (settings.vip.includes(call_full.channel.from.base) {");
     await shot("scripts");
   });
 
