@@ -93,6 +93,21 @@ function shellPage(assetVersion: string): string {
 </head><body><div id="app"></div></body></html>`;
 }
 
+/**
+ * Whether the browser says a request comes from a page of this server (or says nothing: not a
+ * browser). The host is compared, not the scheme: behind a proxy that ends TLS the server sees
+ * http while the page is https.
+ */
+function sameOrigin(request: FastifyRequest): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === request.host;
+  } catch {
+    return false;
+  }
+}
+
 function parseOr<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
@@ -159,8 +174,7 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
   };
   /** A write: the page's CSRF token, and (when the browser says) from this origin. */
   const write = async (request: FastifyRequest) => {
-    const origin = request.headers.origin;
-    if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) throw new CsrfError();
+    if (!sameOrigin(request)) throw new CsrfError();
     // A bearer token (a script or curl, not a browser) needs no CSRF token.
     if (check?.(request.headers.authorization)) return;
     const expected = csrfOf(request);
@@ -178,8 +192,7 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
   app.post<{ Body: { token?: unknown; next?: unknown } }>(LOGIN_PATH, { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     const next = localPath(request.body?.next);
     if (!sessions || !check) return reply.redirect(next, 303);
-    const origin = request.headers.origin;
-    if (origin !== undefined && origin !== "null" && origin !== `${request.protocol}://${request.host}`) throw new CsrfError();
+    if (!sameOrigin(request)) throw new CsrfError();
     const token = typeof request.body?.token === "string" ? request.body.token : "";
     if (!check(`Bearer ${token}`)) {
       request.log.warn({ url: LOGIN_PATH }, "console login refused: wrong token");
