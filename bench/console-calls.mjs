@@ -6,6 +6,9 @@
 // medians over the rounds. Server CPU per request is the figure to compare: it does not depend on
 // how much of the machine the neighbours leave, unlike req/s.
 //
+// Then, in this process, what keeping one call costs in itself: the record the hook route makes
+// and CallsBuffer.add over a full buffer (the steady state), per call, from dist/.
+//
 // Run: npm run build && node --no-node-snapshot bench/console-calls.mjs
 // Env: BENCH_QUICK=1, BENCH_ROUNDS (5), BENCH_DURATION_S (3)
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -60,6 +63,35 @@ async function load(server, durationS) {
   };
 }
 
+/** ns per kept call: the hook route's part (record, size estimate, add) over a full buffer. */
+async function keepCost() {
+  const { CallsBuffer, estimateBytes } = await import("../dist/runtime/server/calls-buffer.js");
+  const buffer = new CallsBuffer(200, 16 * 1024 * 1024);
+  const input = JSON.parse(body);
+  const invocations = ["a", "b", "c"].map((script) => ({
+    script,
+    version: "0123456789ab",
+    outcome: { kind: "data", data: { result: false } },
+    logs: { lines: [{ level: "info", message: "not registering", atMs: 0.2 }], bytes: 16, dropped: 0, droppedBytes: 0 },
+    stats: { wallMs: 0.3, cpuMs: 0.2, queuedMs: 0, outputBytes: 16, logBytes: 16 },
+  }));
+  const answer = { state: "success", data: { result: false } };
+  const keep = (i) =>
+    buffer.add(
+      { id: `req-${i}`, hook: HOOK, at: Date.now(), ms: 1.5, status: 200, outcome: "success", scripts: invocations.map((x) => x.script), input, answer, invocations },
+      estimateBytes(body.length, invocations),
+    );
+  for (let i = 0; i < 200_000; i++) keep(i);
+  const runs = [];
+  for (let r = 0; r < 5; r++) {
+    const n = 500_000;
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) keep(i);
+    runs.push(Number(process.hrtime.bigint() - started) / n);
+  }
+  return round(median(runs), 0);
+}
+
 const servers = [];
 try {
   for (const [name, consoleConfig] of Object.entries(variants)) servers.push(await start(name, consoleConfig));
@@ -86,9 +118,11 @@ try {
       "RSS MiB": Math.round(median(runs.map((run) => run.rssMiB))),
     };
   });
-  writeResult("console-calls", { quick, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, hook: HOOK, bodyBytes: Buffer.byteLength(body), results, samples });
+  const keepNs = await keepCost();
+  writeResult("console-calls", { quick, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, hook: HOOK, bodyBytes: Buffer.byteLength(body), results, keepNsPerCall: keepNs, samples });
   console.log(`The console's calls buffer on the hook route: ${HOOK} @${CONNECTIONS} connections, medians of ${ROUNDS} rounds × ${DURATION_S} s — ${JSON.stringify(machine())}`);
   console.log(table(results, ["server", "req/s", "p99 ms", "server CPU µs/req", "vs console off", "RSS MiB"]));
+  console.log(`keeping one call (record, size estimate, CallsBuffer.add over a full buffer of 200): ${keepNs} ns`);
 } finally {
   await Promise.all(servers.map((server) => stopChild(server.child)));
   rmSync(work, { recursive: true, force: true });
