@@ -51,7 +51,8 @@ const SECURITY_HEADERS = {
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
+  // Same-origin requests keep their Origin header (with no-referrer, a POST says `Origin: null`).
+  "referrer-policy": "same-origin",
 };
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -98,11 +99,13 @@ function shellPage(assetVersion: string): string {
  * browser). The host is compared, not the scheme: behind a proxy that ends TLS the server sees
  * http while the page is https.
  */
-function sameOrigin(request: FastifyRequest): boolean {
+function sameOrigin(request: FastifyRequest, allowNull = false): boolean {
   const origin = request.headers.origin;
-  if (origin === undefined) return true;
+  if (origin === undefined || (allowNull && origin === "null")) return true;
   try {
-    return new URL(origin).host === request.host;
+    const from = new URL(origin);
+    // Parsed with the origin's scheme, so that a default port is written alike on both sides.
+    return from.host === new URL(`${from.protocol}//${request.host}`).host;
   } catch {
     return false;
   }
@@ -192,7 +195,8 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
   app.post<{ Body: { token?: unknown; next?: unknown } }>(LOGIN_PATH, { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     const next = localPath(request.body?.next);
     if (!sessions || !check) return reply.redirect(next, 303);
-    if (!sameOrigin(request)) throw new CsrfError();
+    // A login form may say `Origin: null` (privacy settings); a wrong login gains nothing anyway.
+    if (!sameOrigin(request, true)) throw new CsrfError();
     const token = typeof request.body?.token === "string" ? request.body.token : "";
     if (!check(`Bearer ${token}`)) {
       request.log.warn({ url: LOGIN_PATH }, "console login refused: wrong token");

@@ -189,7 +189,10 @@ describe.skipIf(!available)("the console in chromium", () => {
 
   it("shows the scripts page with counters, a latency chart, and where a script that does not compile breaks", async () => {
     await page.goto(`${base}/console#/scripts`);
-    await page.locator('article.script[data-script="blacklist-extensions"] .sparkline svg').waitFor({ timeout: 30_000 });
+    // The chart is sampled every 5 s: wait for the interval that saw both scripts' calls.
+    for (const script of ["blacklist-extensions", "client-phone-format"]) {
+      await page.locator(`article.script[data-script="${script}"] .sparkline svg`).waitFor({ timeout: 30_000 });
+    }
     const broken = page.locator('article.script[data-script="vip-routing"]');
     expect(await broken.locator(".location").innerText()).toBe("vip-routing.ts:7:62");
     expect(await broken.locator(".frame .hit").innerText()).toContain("if (settings.vip.includes(call_full.channel.from.base) {");

@@ -121,6 +121,14 @@ describe("console login and session", () => {
     expect((await post({ [CSRF_HEADER]: csrf, origin: "https://evil.example" })).statusCode).toBe(403);
     expect((await post({ [CSRF_HEADER]: csrf })).statusCode).toBe(200);
     expect((await post({ [CSRF_HEADER]: csrf, origin: "http://localhost:80" })).statusCode).toBe(200);
+    expect((await post({ [CSRF_HEADER]: csrf, origin: "null" })).statusCode).toBe(403);
+    // Behind a proxy that ends TLS the page is https and the server sees http.
+    expect((await post({ [CSRF_HEADER]: csrf, origin: "https://pbx.example", host: "pbx.example" })).statusCode).toBe(200);
+    // A login form may say Origin: null; a login from another site's page is refused.
+    const form = (origin: string) =>
+      inject({ method: "POST", url: "/console/login", headers: { origin, "content-type": "application/x-www-form-urlencoded" }, payload: `token=${TOKEN}` });
+    expect((await form("null")).statusCode).toBe(303);
+    expect((await form("https://evil.example")).statusCode).toBe(403);
   });
 
   it("a session expires: then the console answers 401 again and the login form shows", async () => {
