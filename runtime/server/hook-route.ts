@@ -145,7 +145,8 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       ...summary,
       ms: round(reply.elapsedTime),
     };
-    if (calls) keepCall(calls, request, fields, capture);
+    // Requests without the token are not the connector's: they never push its calls out.
+    if (calls && status !== 401) keepCall(calls, request, fields, capture);
     if (summary.outcome === undefined) {
       if (status >= 500) request.log.error(fields, "hook request failed");
       else request.log.warn(fields, "hook request refused");

@@ -177,6 +177,8 @@ describe("console data", () => {
     const answered = await inject({ method: "POST", url: "/hooks/need_registration", payload: input, headers: bearer(TOKEN) });
     expect(answered.json()).toEqual({ state: "success", data: { result: false } });
     await inject({ method: "POST", url: "/hooks/need_registration", payload: { call_full: { channel: "nope" } }, headers: bearer(TOKEN) });
+    // Without the token: refused, and not kept.
+    expect((await inject({ method: "POST", url: "/hooks/need_registration", payload: input })).statusCode).toBe(401);
 
     const page = (await inject({ url: `/console/api/calls?after=${before}`, headers: { cookie } })).json() as CallsPage;
     expect(page.calls.map((call) => [call.hook, call.outcome, call.status, call.scripts])).toEqual([
