@@ -244,6 +244,21 @@ describe("console data", () => {
     })).json() as TryResult;
     expect(unhandled.unhandled).toMatch(/blacklist has no handler for process_client_phone; it handles: need_registration/);
 
+    // A draft of a new script, with the hook's live scripts: both run, in order, and no file is made.
+    const newcomer = `import { defineScript } from "callscript";
+export default defineScript({ order: 10, hooks: { need_registration(_input, { data, log }) { log.info("after: " + JSON.stringify(data)); return undefined; } } });
+`;
+    const both = (await inject({
+      method: "POST",
+      url: "/console/api/try",
+      headers,
+      payload: { hook: "need_registration", mode: "draft", script: "newcomer", source: newcomer, pipeline: true, input },
+    })).json() as TryResult;
+    expect(both.scripts.map((entry) => entry.name)).toEqual(["blacklist", "newcomer"]);
+    expect(both.answer).toEqual({ state: "success", data: { result: false } });
+    expect(both.invocations[1]!.logs.lines[0]!.message).toBe('after: {"result":false}');
+    expect(existsSync(path.join(server.dir, "newcomer.ts"))).toBe(false);
+
     // Nothing of this reached the live script: its counters and version are as they were.
     expect(server.registry.states()[0]!.invocations).toBe(invocationsBefore);
     expect(readFileSync(path.join(server.dir, "blacklist.ts"), "utf8")).toBe(blacklist);
