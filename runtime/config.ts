@@ -23,6 +23,23 @@ export const scriptSettingsSchema = z.strictObject({
   settings: z.record(z.string(), z.unknown()).optional().describe("Overrides the script's default settings, key by key"),
 });
 
+/** The admin console at /console (runtime/server/console.ts). */
+export const consoleSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe("Serve the admin console at /console (same port, same token)"),
+  calls: z
+    .number()
+    .int()
+    .min(0)
+    .max(10_000)
+    .default(200)
+    .describe("Recent hook requests kept in memory for the Calls page (input, answer, each script's data and logs); 0 keeps none"),
+  callsMaxBytes: z.number().int().positive().default(16 * 1024 * 1024).describe("Memory bound of those calls (their JSON size, estimated)"),
+  redact: z.boolean().default(true).describe("Show client phone numbers, names and e-mail addresses replaced, as record.anonymize does"),
+  sessionMinutes: z.number().int().positive().max(7 * 24 * 60).default(60).describe("How long a console login lasts"),
+  saveCases: z.boolean().default(false).describe("Let the Try page write cases files into the scripts folder"),
+});
+export type ConsoleConfig = z.output<typeof consoleSchema>;
+
 export const configSchema = z.strictObject({
   host: z.string().default("127.0.0.1"),
   port: z.number().int().min(0).max(65535).default(8787),
@@ -41,6 +58,7 @@ export const configSchema = z.strictObject({
     .default({ defaults: {}, max: {} }),
   hooks: z.partialRecord(z.enum(hookNames as [string, ...string[]]), hookSettingsSchema).default({}),
   scripts: z.record(z.string(), scriptSettingsSchema).default({}),
+  console: consoleSchema.default(consoleSchema.parse({})),
   record: z
     .strictObject({
       dir: z.string().describe("Save every incoming hook input here as a JSON file"),

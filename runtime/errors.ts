@@ -68,3 +68,27 @@ export const InsecureBindError = createError(
 );
 
 export const InternalServerError = createError("CS_ERR_INTERNAL", "Internal server error; see the server log for request %s", 500);
+
+// ---- the console -----------------------------------------------------------------------------
+
+export const CsrfError = createError(
+  "CS_ERR_CSRF",
+  "A console write needs the page's CSRF token in the X-Callscript-Csrf header, from the console's own origin",
+  403,
+);
+
+export const CasesReadOnlyError = createError(
+  "CS_ERR_CASES_READ_ONLY",
+  "The console may not write the scripts folder: set console.saveCases to true in the config to save cases from the Try page",
+  403,
+);
+
+export const CaseExistsError = createError("CS_ERR_CASE_EXISTS", "%s", 409);
+
+export const ConsoleBusyError = createError(
+  "CS_ERR_CONSOLE_BUSY",
+  "%s runs of the Try page are already going; try again when one ends",
+  429,
+);
+
+export const ConsoleNotFoundError = createError("CS_ERR_CONSOLE_NOT_FOUND", "%s", 404);

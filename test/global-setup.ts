@@ -5,7 +5,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
- * Build `dist/` once before the suites that spawn `bin/callscript.js` as a user would. tsc emits
+ * Build `dist/` once before the suites that spawn `bin/callscript.js` as a user would (and the
+ * console's page, which the browser suite opens). tsc emits
  * even when a file has a type error; then the suites still run on what was emitted and the error is
  * shown here (`npm run typecheck` is the gate for types), so that one unfinished file elsewhere does
  * not hide every CLI result.
@@ -13,6 +14,9 @@ import { fileURLToPath } from "node:url";
 export function setup(): void {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  // The console's page (dist/console), for the suites that open it in a browser.
+  const page = spawnSync(process.execPath, [path.join(root, "runtime", "console-ui", "build.mjs")], { cwd: root, encoding: "utf8" });
+  if (page.status !== 0) console.warn(`the console's bundle did not build:\n${page.stdout}${page.stderr}`);
   const built = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: root, encoding: "utf8" });
   if (built.status === 0) return;
   const output = `${built.stdout}${built.stderr}`.trim();

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
-import { callHook, parseHookInput, resolveHook } from "../dispatch/hook-call.js";
+import { parseHookInput, resolveHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
-import { loadScriptFile } from "../registry/load-script.js";
+import { runOnce } from "../runner/run-once.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { Invocation } from "../sandbox/sandbox.js";
@@ -48,28 +48,24 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
   const config = loadConfig(options.config ? { file: options.config } : {});
   const settings = options.settings ? readJsonObject(options.settings, "Settings file") : undefined;
   const scriptsDir = path.dirname(file);
-  const loaded = await loadScriptFile(file, scriptsDir, config, settings ? { settings } : {});
-  if (!loaded.ok) {
-    const answer: HookAnswer = { state: "error", error: loaded.failure };
+  const ran = await runOnce(config, scriptsDir, hook, parsed, [{ file, mustHandle: true, ...(settings ? { settings } : {}) }]);
+  if (ran.kind === "failed") {
+    const answer: HookAnswer = { state: "error", error: ran.failure };
     if (options.json) console.log(JSON.stringify(answer));
-    else console.log([`${bold(loaded.failure.script ?? "")} does not ${loaded.stage}`, "", ...formatFailure(loaded.failure, scriptsDir)].join("\n"));
+    else console.log([`${bold(ran.failure.script ?? "")} does not ${ran.stage}`, "", ...formatFailure(ran.failure, scriptsDir)].join("\n"));
     return 1;
   }
-  const { sandbox } = loaded.script;
-  try {
-    if (!sandbox.implements(hook)) {
-      throw new UsageError(`${sandbox.name} has no handler for ${hook}; it handles: ${sandbox.meta.hooks.join(", ")}`);
-    }
-    const result = await callHook(config, hook, parsed.input, [loaded.script], { requestId: "run", measureHeap: true, inputJson: parsed.inputJson });
-    if (options.json) {
-      console.log(JSON.stringify(result.answer));
-    } else {
-      console.log(report(hook, sandbox.name, sandbox.version, result.answer, result.invocations[0], sandbox.limits, scriptsDir).join("\n"));
-    }
-    return result.answer.state === "success" ? 0 : 1;
-  } finally {
-    await sandbox.drainAndDispose();
+  if (ran.kind === "unhandled") {
+    throw new UsageError(`${ran.script.name} has no handler for ${hook}; it handles: ${ran.script.hooks.join(", ")}`);
   }
+  const { result } = ran;
+  const script = ran.scripts[0]!;
+  if (options.json) {
+    console.log(JSON.stringify(result.answer));
+  } else {
+    console.log(report(hook, script.name, script.version, result.answer, result.invocations[0], script.limits, scriptsDir).join("\n"));
+  }
+  return result.answer.state === "success" ? 0 : 1;
 }
 
 function report(

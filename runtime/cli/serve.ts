@@ -126,7 +126,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     );
     console.error(
       `callscript: serving ${loaded.length} script${loaded.length === 1 ? "" : "s"} from ${config.scriptsDir} at ${addresses.join(", ")} ` +
-        `(POST /hooks/<hook>${config.token ? ", bearer token required" : ""}; GET /docs, /scripts, /metrics)`,
+        `(POST /hooks/<hook>${config.token ? ", bearer token required" : ""}; GET /docs, /scripts, /metrics${config.console.enabled ? ", /console" : ""})`,
     );
     return 0;
   } catch (error) {

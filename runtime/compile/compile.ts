@@ -132,7 +132,7 @@ function compiledScript(name: string, file: string, root: string, code: string, 
  * with the prelude's bindScript (run before it in the isolate); the bundle's completion value is
  * the bound entry object the host calls into.
  */
-export async function compileScript(file: string, scriptsDir: string): Promise<CompileResult> {
+export async function compileScript(file: string, scriptsDir: string, options: { source?: string } = {}): Promise<CompileResult> {
   const absoluteFile = path.resolve(file);
   const root = path.resolve(scriptsDir);
   const name = scriptNameOf(absoluteFile);
@@ -144,7 +144,11 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
       ...commonOptions(root),
       entryPoints: [{ in: `${VIRTUAL_ENTRY}:${name}`, out: `${name}.bundle` }],
       outdir: root,
-      plugins: [entryModules(root, new Map([[name, absoluteFile]])), importRules(root)],
+      plugins: [
+        entryModules(root, new Map([[name, absoluteFile]])),
+        ...(options.source !== undefined ? [draftEntry(absoluteFile, options.source)] : []),
+        importRules(root),
+      ],
     });
     const code = result.outputFiles!.find((output) => output.path.endsWith(".js"))!.text;
     const sourceMap = result.outputFiles!.find((output) => output.path.endsWith(".map"))!.text;
@@ -158,6 +162,25 @@ export async function compileScript(file: string, scriptsDir: string): Promise<C
 }
 
 const VIRTUAL_ENTRY = "callscript-entry";
+
+/**
+ * A draft of a script (the console's Try page): `source` is read in place of the script's file,
+ * which need not exist, and nothing is written. It is bundled as the file would be, with the
+ * folder's helpers, so its errors and source map name the script's own lines.
+ */
+function draftEntry(absoluteFile: string, source: string): esbuild.Plugin {
+  return {
+    name: "callscript-draft",
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, (args) =>
+        args.namespace === VIRTUAL_ENTRY && path.resolve(args.resolveDir, args.path) === absoluteFile ? { path: absoluteFile } : undefined,
+      );
+      build.onLoad({ filter: /.*/ }, (args) =>
+        args.path === absoluteFile ? { contents: source, loader: "ts", resolveDir: path.dirname(absoluteFile) } : undefined,
+      );
+    },
+  };
+}
 
 /** The generated entry module of each script, by script name, as `callscript-entry:<name>`. */
 function entryModules(root: string, byName: ReadonlyMap<string, string>): esbuild.Plugin {

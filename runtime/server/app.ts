@@ -11,6 +11,7 @@ import { drainConnections } from "./drain.js";
 import { errorHandling } from "./error-handler.js";
 import { hookRoutes } from "./hook-route.js";
 import { createMetrics, metricsRoute, type ServerMetrics } from "./metrics.js";
+import { adminConsole, consoleParts } from "./console.js";
 import { openapi } from "./openapi.js";
 import { opsRoutes } from "./ops-routes.js";
 import { requestLog } from "./request-log.js";
@@ -26,6 +27,8 @@ export interface BuildServerOptions {
   processMetrics?: boolean;
   /** Tripped by isolated-vm's onCatastrophicError (wired by `serve`): hook requests then get an error answer at once. */
   catastrophe?: Catastrophe;
+  /** The console sessions' clock (tests expire a session by moving it). */
+  consoleClock?: () => number;
 }
 
 export type CallscriptServer = FastifyInstance & { metrics: ServerMetrics };
@@ -42,7 +45,7 @@ function requestId(request: IncomingMessage): string {
  *
  * Plugins, in order: one error shape, request logs, connection draining, JSON bodies, bearer
  * auth (global hooks), the OpenAPI document (before the routes, so that it sees them), then the
- * routes: metrics, operations, hooks.
+ * routes: metrics, operations, the console, hooks.
  */
 export function buildServer(options: BuildServerOptions): CallscriptServer {
   const { config, registry } = options;
@@ -68,10 +71,12 @@ export function buildServer(options: BuildServerOptions): CallscriptServer {
   app.register(requestLog);
   app.register(drainConnections);
   app.register(jsonBodies);
-  app.register(bearerAuth, { token: config.token });
+  const { sessions, calls } = consoleParts(config, options.consoleClock);
+  app.register(bearerAuth, { token: config.token, sessions });
   app.register(openapi, { ui: options.docs ?? true });
   app.register(metricsRoute, { metrics });
   app.register(opsRoutes, { registry });
-  app.register(hookRoutes, { config, registry, metrics, catastrophe: options.catastrophe });
+  if (config.console.enabled) app.register(adminConsole, { config, registry, metrics, sessions, calls });
+  app.register(hookRoutes, { config, registry, metrics, catastrophe: options.catastrophe, calls });
   return app as unknown as CallscriptServer;
 }

@@ -4,6 +4,10 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fast
 import type { Config } from "../config.js";
 import { InsecureBindError, UnauthorizedError } from "../errors.js";
 import { shared } from "./plugin.js";
+import type { SessionStore } from "./session.js";
+
+/** The console's login form (console.ts). */
+export const LOGIN_PATH = "/console/login";
 
 /**
  * Whether `host` only accepts connections from this machine: 127.0.0.0/8, ::1 (also written in
@@ -49,20 +53,42 @@ export function bearerCheck(token: string): (header: string | undefined) => bool
 
 export interface AuthOptions {
   token?: string | undefined;
+  /** Console logins (session.ts): they open the browser's routes, never the connector's. */
+  sessions?: SessionStore | undefined;
+}
+
+/** What a browser opens with a console session: the console itself, and the API docs (read only). */
+function browserRoute(request: FastifyRequest): boolean {
+  if (request.routeOptions.config.session === true) return true;
+  if (request.method !== "GET" && request.method !== "HEAD") return false;
+  const url = request.routeOptions.url ?? "";
+  return url === "/openapi.json" || url === "/docs" || url.startsWith("/docs/");
 }
 
 /**
  * Every route needs the token when one is set, except those marked `config: { public: true }`
- * (/healthz, /readyz). Whatever is wrong with the header, the answer is the same 401. Without a
- * token the server only listens on loopback (assertSafeBinding) and every route is open.
+ * (/healthz, /readyz, the console's login). Whatever is wrong with the header, the answer is the
+ * same 401. A console session also opens the browser's routes (browserRoute); a page asked for
+ * by a browser without one is sent to the login form. Without a token the server only listens on
+ * loopback (assertSafeBinding) and every route is open.
  */
-export const bearerAuth = shared<AuthOptions>("callscript-auth", async (app, { token }) => {
+export const bearerAuth = shared<AuthOptions>("callscript-auth", async (app, { token, sessions }) => {
   if (!token) return;
   const check = bearerCheck(token);
   app.addHook("onRequest", (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     if (request.routeOptions.config.public === true || check(request.headers.authorization)) {
       done();
       return;
+    }
+    if (sessions && browserRoute(request)) {
+      if (sessions.check(request).ok) {
+        done();
+        return;
+      }
+      if (request.method === "GET" && /\btext\/html\b/.test(request.headers.accept ?? "")) {
+        reply.redirect(`${LOGIN_PATH}?next=${encodeURIComponent(request.url)}`, 303);
+        return;
+      }
     }
     reply.header("www-authenticate", 'Bearer realm="callscript"');
     done(new UnauthorizedError());

@@ -8,6 +8,7 @@ import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import { bodyTexts } from "./body.js";
+import { estimateBytes, type CallsBuffer } from "./calls-buffer.js";
 import { Catastrophe } from "./catastrophe.js";
 import { httpErrorBody, withIssues } from "./error-handler.js";
 import { UNKNOWN_HOOK, type ServerMetrics } from "./metrics.js";
@@ -20,6 +21,8 @@ export interface HookRoutesOptions {
   metrics: ServerMetrics;
   /** Tripped by isolated-vm's onCatastrophicError: every request is then answered with an error at once. */
   catastrophe?: Catastrophe;
+  /** The console's recent calls (config console.calls); absent when it keeps none. */
+  calls?: CallsBuffer | undefined;
 }
 
 /** What the one log line of a hook request says. */
@@ -31,6 +34,8 @@ interface HookRequestSummary {
   disabled?: true;
   error?: Omit<HookFailure, "stack">;
   code?: string;
+  /** For the console's calls buffer, when there is one: what the request made, by reference. */
+  capture?: { input: unknown; answer: HookAnswer; invocations: readonly Invocation[] };
 }
 
 const summaries = new WeakMap<FastifyRequest, HookRequestSummary>();
@@ -55,7 +60,7 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 503 with `Retry-After: 1` and the error answer when a script's queue was full (`overloaded`).
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
-export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe() }) => {
+export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe(), calls }) => {
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
     const summary: HookRequestSummary = {};
@@ -115,6 +120,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       summary.error = error;
     }
     metrics.answer(hook, summary.outcome, seconds);
+    if (calls) summary.capture = { input: parsed.input, answer, invocations: result.invocations };
     if (debugEnabled(log)) log.debug({ hook, answer }, "hook answer");
     return answer;
   }
@@ -131,15 +137,16 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
     const hook = request.routeOptions.config.hook;
     const status = reply.statusCode;
     metrics.request(hook ?? UNKNOWN_HOOK, status);
-    const summary = summaries.get(request) ?? {};
+    const { code, capture, ...summary } = summaries.get(request) ?? {};
     const fields = {
       hook: hook ?? String((request.params as { hook?: unknown }).hook ?? ""),
       status,
-      outcome: summary.outcome ?? summary.code ?? "refused",
+      outcome: summary.outcome ?? code ?? "refused",
       ...summary,
       ms: round(reply.elapsedTime),
     };
-    delete (fields as { code?: string }).code;
+    // Requests without the token are not the connector's: they never push its calls out.
+    if (calls && status !== 401) keepCall(calls, request, fields, capture);
     if (summary.outcome === undefined) {
       if (status >= 500) request.log.error(fields, "hook request failed");
       else request.log.warn(fields, "hook request refused");
@@ -149,6 +156,24 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       request.log.warn(fields, "hook answered with an error");
     }
     done();
+  }
+
+  function keepCall(buffer: CallsBuffer, request: FastifyRequest, fields: { hook: string; status: number; outcome: string; ms: number }, capture: HookRequestSummary["capture"]): void {
+    const input = capture?.input ?? request.body ?? null;
+    const invocations = capture?.invocations ?? [];
+    const call = {
+      id: request.id,
+      hook: fields.hook,
+      at: Date.now() - fields.ms,
+      ms: fields.ms,
+      status: fields.status,
+      outcome: fields.outcome,
+      scripts: invocations.map((invocation) => invocation.script),
+      input,
+      answer: capture?.answer ?? null,
+      invocations,
+    };
+    buffer.add(call, estimateBytes(bodyTexts.get(request)?.length ?? 0, invocations));
   }
 
   const answers = { hide: true, response: { 200: answerSchema, 503: answerSchema, "4xx": httpErrorSchema, "5xx": httpErrorSchema } };

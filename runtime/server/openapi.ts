@@ -110,7 +110,7 @@ export interface OpenApiOptions {
   ui?: boolean;
 }
 
-function packageVersion(): string {
+export function packageVersion(): string {
   try {
     return (JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version?: string }).version ?? "0.0.0";
   } catch {

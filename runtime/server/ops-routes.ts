@@ -3,6 +3,11 @@ import { NotReadyError } from "../errors.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import { healthResponse, httpErrorSchema, jsonSchemaOf, readyResponse, scriptsResponse } from "./schemas.js";
 
+/** The body of GET /scripts; the console's Scripts page shows the same. */
+export function scriptsReport(registry: ScriptRegistry) {
+  return { ready: registry.ready, scripts: registry.states() };
+}
+
 export interface OpsRoutesOptions {
   registry: ScriptRegistry;
 }
@@ -64,6 +69,6 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, { reg
         response: { 200: jsonSchemaOf(scriptsResponse), "4xx": httpErrorSchema },
       },
     },
-    async () => ({ ready: registry.ready, scripts: registry.states() }),
+    async () => scriptsReport(registry),
   );
 };

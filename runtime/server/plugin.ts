@@ -7,6 +7,8 @@ declare module "fastify" {
     public?: boolean;
     /** The hook a hook route serves; `null` on the route that answers unknown hook names. */
     hook?: HookName | null;
+    /** A console route: a console session opens it as the token does (auth.ts). */
+    session?: boolean;
   }
 }
 

@@ -31,6 +31,8 @@ export interface TestServerOptions {
   /** Load the scripts before answering (default true). */
   load?: boolean;
   docs?: boolean;
+  /** The console sessions' clock. */
+  consoleClock?: () => number;
 }
 
 /**
@@ -47,7 +49,7 @@ export async function startServer(
   const logs: LogLine[] = [];
   const logger = pino({ level: parsed.logLevel }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const registry = new ScriptRegistry(parsed, logger);
-  const app = buildServer({ config: parsed, registry, logger, docs: options.docs ?? false, processMetrics: false });
+  const app = buildServer({ config: parsed, registry, logger, docs: options.docs ?? false, processMetrics: false, ...(options.consoleClock ? { consoleClock: options.consoleClock } : {}) });
   if (options.load ?? true) await registry.loadAll();
   await app.ready();
   return {
