@@ -11,6 +11,7 @@ import type { FailureReason, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
 import { loadScriptFile, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
+import { variantOf } from "./variants.js";
 
 export interface ScriptProblem {
   at: string;
@@ -61,11 +62,14 @@ export interface RegistryEvents {
   unloaded: [name: string];
 }
 
-/** Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers. */
+/**
+ * Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers;
+ * `NAME.shadow.ts` and `NAME.previous.ts` are versions of NAME, never live (see variants.ts).
+ */
 export function isScriptFile(file: string, scriptsDir: string): boolean {
   const relative = path.relative(scriptsDir, file);
   if (relative.includes(path.sep) || relative.startsWith("..")) return false;
-  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".");
+  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".") && variantOf(relative) === undefined;
 }
 
 /**

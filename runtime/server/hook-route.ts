@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyPluginAsync, FastifyReply,
 import type { Config } from "../config.js";
 import { callHook, parseHookInput, unknownHook } from "../dispatch/hook-call.js";
 import type { ScriptRegistry } from "../registry/registry.js";
-import { recordInput } from "../runner/record.js";
+import { recordPair } from "../runner/recording.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { Invocation } from "../sandbox/sandbox.js";
@@ -66,18 +66,10 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
 
     const log = request.log;
     if (debugEnabled(log)) log.debug({ hook, input: parsed.input }, "hook input");
-    if (config.record) {
-      // Real calls as test fixtures (config `record`): the body as the connector sent it, saved
-      // beside the answer, never in its way.
-      const { dir, anonymize } = config.record;
-      recordInput(dir, hook, request.body, { anonymize, id: request.id }).then(
-        (file) => log.debug({ hook, file }, "hook input recorded"),
-        (error: unknown) => log.warn({ hook, err: error }, "hook input not recorded"),
-      );
-    }
     const started = performance.now();
     // Leased, so that a version swapped out meanwhile is disposed as soon as no request holds it.
     const lease = registry.lease(hook);
+    const versions = Object.fromEntries(lease.scripts.map(({ sandbox }) => [sandbox.name, sandbox.version]));
     let result;
     try {
       result = await catastrophe.race(() =>
@@ -115,6 +107,17 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       summary.error = error;
     }
     metrics.answer(hook, summary.outcome, seconds);
+    if (config.record && !overload) {
+      // Real calls as test fixtures (config `record`): the body as the connector sent it and the
+      // answer it got, saved after the answer is made, never in its way. An overloaded request
+      // says nothing about the scripts and is not kept.
+      const { dir, anonymize } = config.record;
+      const status = reply.statusCode;
+      recordPair(dir, hook, request.body, answer, { anonymize, id: request.id, requestId: request.id, status, scripts: versions }).then(
+        (file) => log.debug({ hook, file }, "hook call recorded"),
+        (error: unknown) => log.warn({ hook, err: error }, "hook call not recorded"),
+      );
+    }
     if (debugEnabled(log)) log.debug({ hook, answer }, "hook answer");
     return answer;
   }
