@@ -7,6 +7,7 @@ import { registerInit } from "./init.js";
 import { registerRecord } from "./record.js";
 import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
+import { registerSimulate } from "./simulate.js";
 import { registerTest } from "./test.js";
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string };
@@ -26,6 +27,7 @@ registerTest(program);
 registerCheck(program);
 registerInit(program);
 registerRecord(program);
+registerSimulate(program);
 
 try {
   await program.parseAsync(process.argv);

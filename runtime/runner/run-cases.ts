@@ -59,7 +59,7 @@ export interface Step {
   logs: GuestLogs;
 }
 
-function stepOf(invocation: Invocation): Step {
+export function stepOf(invocation: Invocation): Step {
   const step: Step = { script: invocation.script, outcome: invocation.outcome.kind, logs: invocation.logs };
   if (invocation.outcome.kind === "data") step.returned = invocation.outcome.data;
   if (invocation.outcome.kind === "failure") step.reason = invocation.outcome.failure.reason;
