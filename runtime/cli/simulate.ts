@@ -53,6 +53,12 @@ function jsonStep(step: SimulatedStep): Record<string, unknown> {
   return out;
 }
 
+/** `call.json#steps[2]` or a recorded input's file, relative to the current folder. */
+function displaySource(source: string): string {
+  const [file, step] = source.split("#");
+  return `${displayPath(file!)}${step ? `#${step}` : ""}`;
+}
+
 /** `+1:05`: seconds into the call. */
 function offset(seconds: number | null): string {
   if (seconds === null) return "";
@@ -86,7 +92,8 @@ function stepLines(step: SimulatedStep, scriptsDir: string): string[] {
   const stage = step.stage ? dim(` · ${step.stage}`) : "";
   const lines = [`${when} ${clock}  ${bold(step.hook)}${stage}${step.note ? dim(`  ${step.note}`) : ""}`];
   if (step.problem !== undefined) {
-    lines.push(`${INDENT}${red("not called")}: ${step.problem}`, `${INDENT}${dim(displayPath(step.source.replace(/#.*$/, "")))}`);
+    const [first, ...rest] = step.problem.split("\n");
+    lines.push(`${INDENT}${red("not called")}: ${first}`, ...rest.map((line) => `${INDENT}${line}`), `${INDENT}${dim(displaySource(step.source))}`);
     return lines;
   }
   if (step.scripts.length === 0) lines.push(`${INDENT}${dim("no script handles this hook: the defaults")}`);

@@ -5,7 +5,8 @@ import { parsePbxTime } from "../../sdk/time.js";
 import { parseHookInput, unknownHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
 import type { HookAnswer } from "../schema/envelope.js";
-import { defaultsFor, effectOf, isHookName, type HookName } from "../schema/hooks.js";
+import { closest } from "../sandbox/suggest.js";
+import { defaultsFor, effectOf, hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import { diffValues, type Difference } from "./diff.js";
 import { hookOfFileName, isAnswerFile, recordedInputs } from "./recording.js";
 import { stepOf, type Step } from "./run-cases.js";
@@ -205,13 +206,14 @@ export async function simulateCall(call: Call, folder: ServedFolder): Promise<Si
       continue;
     }
     if (!isHookName(step.hook)) {
-      simulated.problem = unknownHook(step.hook).message;
+      const suggestion = closest(step.hook, hookNames);
+      simulated.problem = suggestion ? `Unknown hook '${step.hook}'. Did you mean '${suggestion}'?` : unknownHook(step.hook).message;
       continue;
     }
     const hook: HookName = step.hook;
     const parsed = parseHookInput(hook, step.input);
     if (!parsed.ok) {
-      simulated.problem = `not a valid ${hook} input: ${parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")}`;
+      simulated.problem = [`not a valid ${hook} input:`, ...parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`)].join("\n");
       continue;
     }
     const { result } = await folder.call(hook, parsed.input, parsed.inputJson, `${call.name}#${index + 1}`);
