@@ -5,6 +5,7 @@ import { packageRoot } from "../paths.js";
 import { registerCheck } from "./check.js";
 import { registerInit } from "./init.js";
 import { registerRecord } from "./record.js";
+import { registerReplay } from "./replay.js";
 import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
 import { registerSimulate } from "./simulate.js";
@@ -28,6 +29,7 @@ registerCheck(program);
 registerInit(program);
 registerRecord(program);
 registerSimulate(program);
+registerReplay(program);
 
 try {
   await program.parseAsync(process.argv);
