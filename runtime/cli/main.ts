@@ -4,6 +4,7 @@ import path from "node:path";
 import { packageRoot } from "../paths.js";
 import { registerCheck } from "./check.js";
 import { registerInit } from "./init.js";
+import { registerPromote } from "./promote.js";
 import { registerRecord } from "./record.js";
 import { registerReplay } from "./replay.js";
 import { registerRun } from "./run.js";
@@ -30,6 +31,7 @@ registerInit(program);
 registerRecord(program);
 registerSimulate(program);
 registerReplay(program);
+registerPromote(program);
 
 try {
   await program.parseAsync(process.argv);

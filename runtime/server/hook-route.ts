@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { FastifyBaseLogger, FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Config } from "../config.js";
 import { callHook, parseHookInput, unknownHook } from "../dispatch/hook-call.js";
+import { ShadowRunner, type ShadowCall } from "../dispatch/shadow.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import { recordPair } from "../runner/recording.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
@@ -34,6 +35,8 @@ interface HookRequestSummary {
 }
 
 const summaries = new WeakMap<FastifyRequest, HookRequestSummary>();
+/** Requests whose scripts have shadows, to run once the answer is sent. */
+const shadowCalls = new WeakMap<FastifyRequest, ShadowCall>();
 
 const debugEnabled = (log: FastifyBaseLogger) => log.level === "debug" || log.level === "trace";
 const round = (ms: number) => Math.round(ms * 100) / 100;
@@ -56,6 +59,8 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
 export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe() }) => {
+  const shadows = new ShadowRunner(config, registry.shadows, (script, hook, result) => metrics.shadow(script, hook, result));
+
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
     const summary: HookRequestSummary = {};
@@ -107,6 +112,9 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       summary.error = error;
     }
     metrics.answer(hook, summary.outcome, seconds);
+    if (registry.shadows.size > 0 && !overload) {
+      shadowCalls.set(request, { hook, input: parsed.input, inputJson: parsed.inputJson, requestId: request.id, result, scripts: lease.scripts });
+    }
     if (config.record && !overload) {
       // Real calls as test fixtures (config `record`): the body as the connector sent it and the
       // answer it got, saved after the answer is made, never in its way. An overloaded request
@@ -132,6 +140,9 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
   /** One line per hook request: hook, scripts run, outcome, status, time; never the payload at info. */
   function onResponse(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const hook = request.routeOptions.config.hook;
+    // The answer is out: now the shadows may run (never before, never in its way).
+    const shadowCall = shadowCalls.get(request);
+    if (shadowCall && catastrophe.failure === undefined) shadows.afterAnswer(shadowCall, request.log);
     const status = reply.statusCode;
     metrics.request(hook ?? UNKNOWN_HOOK, status);
     const summary = summaries.get(request) ?? {};
