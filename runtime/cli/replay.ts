@@ -9,6 +9,7 @@ import { bold, dim, displayPath, formatFailure, formatLogs, green, red, yellow }
 
 interface ReplayOptions extends FolderOptions {
   json?: boolean;
+  shadow?: boolean;
 }
 
 /** Exit codes: 0 every answer is the same, 1 one differs or could not be replayed, 2 the command was wrong. */
@@ -19,6 +20,7 @@ export function registerReplay(program: Command): void {
     .argument("<recordings...>", "folders of recordings (record.dir of the server's config), or recorded input files")
     .option("--scripts <dir>", "the scripts folder (default: scriptsDir of --config, else the current folder)")
     .option("--config <file>", "the server's config file (limits, hook policies, order, settings)")
+    .option("--shadow", "run each script's shadow (NAME.shadow.ts) in its place: the answers once the shadows are promoted")
     .option("--json", "print the results and the summary as JSON")
     .action(async (targets: string[], options: ReplayOptions) => {
       process.exitCode = await replay(targets, options);
@@ -36,9 +38,10 @@ async function replay(targets: string[], options: ReplayOptions): Promise<number
   const config = folderConfig(options);
   const folder = await ServedFolder.load(config);
   try {
+    if (options.shadow && !options.json) console.log(dim(`shadows in place of: ${folder.shadowed().join(", ") || "none (no NAME.shadow.ts loads)"}\n`));
     const print = options.json ? undefined : (result: ReplayResult) => console.log(resultLines(result, config.scriptsDir).join("\n"));
-    const report = await replayRecordings(files, folder, print);
-    const problems = folder.problems();
+    const report = await replayRecordings(files, folder, { shadows: options.shadow ?? false, ...(print ? { onResult: print } : {}) });
+    const problems = folder.problems({ shadows: options.shadow ?? false });
     const { same, different, failed } = report.summary;
     if (options.json) {
       console.log(JSON.stringify({ ...report, results: report.results.map((result) => ({ ...result, file: displayPath(result.file) })) }, null, 2));

@@ -7,6 +7,7 @@ import { folderProblemLines } from "./folder-report.js";
 
 interface SimulateOptions extends FolderOptions {
   json?: boolean;
+  shadow?: boolean;
 }
 
 /** Exit codes: 0 every step answered, 1 a step failed (or a script does not load), 2 the command was wrong. */
@@ -17,6 +18,7 @@ export function registerSimulate(program: Command): void {
     .argument("<call>", "a call file { name, steps: [{ hook, input }] }, or a folder of one call's recorded inputs")
     .option("--scripts <dir>", "the scripts folder (default: scriptsDir of --config, else the current folder)")
     .option("--config <file>", "the server's config file (limits, hook policies, order, settings)")
+    .option("--shadow", "run each script's shadow (NAME.shadow.ts) in its place: the call once the shadows are promoted")
     .option("--json", "print [{ hook, answer }] in step order")
     .action(async (target: string, options: SimulateOptions) => {
       process.exitCode = await simulate(target, options);
@@ -28,15 +30,17 @@ async function simulate(target: string, options: SimulateOptions): Promise<numbe
   const config = folderConfig(options);
   const folder = await ServedFolder.load(config);
   try {
-    const report = await simulateCall(call, folder);
-    const problems = folder.problems();
+    const report = await simulateCall(call, folder, { shadows: options.shadow ?? false });
+    const problems = folder.problems({ shadows: options.shadow ?? false });
     if (options.json) {
       console.log(JSON.stringify(report.steps.map(jsonStep), null, 2));
       for (const line of folderProblemLines(problems, config.scriptsDir)) console.error(line);
       for (const warning of report.warnings) console.error(`warning: ${warning}`);
     } else {
       const loaded = Object.keys(folder.versions()).length;
-      console.log(timeline(report, config.scriptsDir, loaded, problems.length).join("\n"));
+      const lines = timeline(report, config.scriptsDir, loaded, problems.length);
+      if (options.shadow) lines.splice(1, 0, dim(`shadows in place of: ${folder.shadowed().join(", ") || "none (no NAME.shadow.ts loads)"}`));
+      console.log(lines.join("\n"));
       const problemLines = folderProblemLines(problems, config.scriptsDir);
       if (problemLines.length > 0) console.log(["", ...problemLines].join("\n"));
     }

@@ -175,6 +175,11 @@ export class ShadowScripts {
     return true;
   }
 
+  /** Every shadow, by the name of the script it stands beside. */
+  all(): ShadowEntry[] {
+    return [...this.entries.values()];
+  }
+
   /** The shadow of a live script, when there is one. */
   of(live: string): ShadowEntry | undefined {
     return this.entries.get(live);

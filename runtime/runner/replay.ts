@@ -5,7 +5,7 @@ import { isHookName } from "../schema/hooks.js";
 import { diffValues, type Difference } from "./diff.js";
 import { hookOfFileName, readAnswerFile } from "./recording.js";
 import { stepOf, type Step } from "./run-cases.js";
-import type { ServedFolder } from "./served-folder.js";
+import type { CallOptions, ServedFolder } from "./served-folder.js";
 
 /**
  * `callscript replay`: every recorded input run again against the scripts as they are now, and the
@@ -59,7 +59,7 @@ function versionChanges(recorded: Record<string, string>, now: Record<string, st
   });
 }
 
-async function replayOne(file: string, folder: ServedFolder, index: number): Promise<ReplayResult> {
+async function replayOne(file: string, folder: ServedFolder, index: number, options: CallOptions): Promise<ReplayResult> {
   const recordedAnswer = readAnswerFile(file);
   const hookName = recordedAnswer.ok ? recordedAnswer.value.hook : hookOfFileName(file);
   const failed = (message: string): ReplayResult => ({ file, hook: hookName, status: "failed", message });
@@ -75,8 +75,7 @@ async function replayOne(file: string, folder: ServedFolder, index: number): Pro
   const parsed = parseHookInput(hookName, body);
   if (!parsed.ok) return failed(`the input is not a valid ${hookName} input: ${parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")}`);
 
-  const { result, scripts } = await folder.call(hookName, parsed.input, parsed.inputJson, `replay-${index + 1}-${recording.requestId}`);
-  const now = Object.fromEntries(scripts.map(({ sandbox }) => [sandbox.name, sandbox.version]));
+  const { result, versions: now } = await folder.call(hookName, parsed.input, parsed.inputJson, `replay-${index + 1}-${recording.requestId}`, options);
   const differences = diffValues(comparable(recording.answer), comparable(result.answer));
   const replayed: ReplayResult = {
     file,
@@ -92,14 +91,18 @@ async function replayOne(file: string, folder: ServedFolder, index: number): Pro
 }
 
 /** Replay the recorded inputs, in the order given, one after another (as they came). */
-export async function replayRecordings(files: readonly string[], folder: ServedFolder, onResult?: (result: ReplayResult) => void): Promise<ReplayReport> {
+export async function replayRecordings(
+  files: readonly string[],
+  folder: ServedFolder,
+  options: CallOptions & { onResult?: (result: ReplayResult) => void } = {},
+): Promise<ReplayReport> {
   const results: ReplayResult[] = [];
   const summary = { same: 0, different: 0, failed: 0 };
   for (const [index, file] of files.entries()) {
-    const result = await replayOne(file, folder, index);
+    const result = await replayOne(file, folder, index, { shadows: options.shadows ?? false });
     results.push(result);
     summary[result.status]++;
-    onResult?.(result);
+    options.onResult?.(result);
   }
   return { results, summary };
 }

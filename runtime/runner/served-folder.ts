@@ -32,6 +32,16 @@ export interface FolderCall {
   result: DispatchResult;
   /** The hook's pipeline as it ran: the scripts and their versions. */
   scripts: readonly PipelineScript[];
+  /** The pipeline's versions by script name (a shadow under the name of the script it stands in for). */
+  versions: Record<string, string>;
+}
+
+export interface CallOptions {
+  /**
+   * Each script's shadow (NAME.shadow.ts) in its place: the pipeline as it will be once every
+   * shadow is promoted. A shadow that does not handle the hook leaves NAME out, as its promotion would.
+   */
+  shadows?: boolean;
 }
 
 /** The config the runner plays calls with: the file's, with the scripts folder of the command line. */
@@ -68,9 +78,21 @@ export class ServedFolder {
     return this.config.scriptsDir;
   }
 
-  /** Scripts that do not load: the server would leave them out of every pipeline. */
-  problems(): FolderProblem[] {
-    return this.registry.states().flatMap((state) => (state.lastError ? [{ script: state.name, problem: state.lastError }] : []));
+  /** Scripts that do not load: the server would leave them out of every pipeline. With `shadows`, the shadows that do not either. */
+  problems(options: CallOptions = {}): FolderProblem[] {
+    const scripts = this.registry.states().flatMap((state) => (state.lastError ? [{ script: state.name, problem: state.lastError }] : []));
+    if (!options.shadows) return scripts;
+    const shadows = this.registry.shadows.all().flatMap((entry) => (entry.lastError ? [{ script: `${entry.live}.shadow`, problem: entry.lastError }] : []));
+    return [...scripts, ...shadows];
+  }
+
+  /** The scripts whose shadow is loaded. */
+  shadowed(): string[] {
+    return this.registry.shadows
+      .all()
+      .filter((entry) => entry.script !== undefined)
+      .map((entry) => entry.live)
+      .sort();
   }
 
   /** The scripts that serve, by name, with their versions. */
@@ -79,14 +101,35 @@ export class ServedFolder {
   }
 
   /** One hook call, as the hook route makes it. */
-  async call(hook: HookName, input: Record<string, unknown>, inputJson: string, requestId: string): Promise<FolderCall> {
+  async call(hook: HookName, input: Record<string, unknown>, inputJson: string, requestId: string, options: CallOptions = {}): Promise<FolderCall> {
     const lease = this.registry.lease(hook);
     try {
-      const result = await callHook(this.config, hook, input, lease.scripts, { requestId, inputJson, measureHeap: true });
-      return { result, scripts: lease.scripts };
+      const named = options.shadows ? this.promoted(hook, lease.scripts) : lease.scripts.map((script) => ({ name: script.sandbox.name, script }));
+      const scripts = named.map(({ script }) => script);
+      const result = await callHook(this.config, hook, input, scripts, { requestId, inputJson, measureHeap: true });
+      return { result, scripts, versions: Object.fromEntries(named.map(({ name, script }) => [name, script.sandbox.version])) };
     } finally {
       lease.release();
     }
+  }
+
+  /** The hook's pipeline with every shadow promoted, ordered as the server would order it then. */
+  private promoted(hook: HookName, live: readonly PipelineScript[]): Array<{ name: string; script: PipelineScript }> {
+    const shadows = this.registry.shadows;
+    const named: Array<{ name: string; script: PipelineScript }> = [];
+    for (const script of live) {
+      const shadow = shadows.of(script.sandbox.name)?.script;
+      if (!shadow) named.push({ name: script.sandbox.name, script });
+      else if (shadow.sandbox.implements(hook)) named.push({ name: script.sandbox.name, script: shadow });
+    }
+    // A shadow that handles a hook its script does not (or beside no script at all) joins that hook.
+    for (const entry of shadows.all()) {
+      const shadow = entry.script;
+      if (!shadow?.sandbox.implements(hook) || named.some(({ name }) => name === entry.live)) continue;
+      if (this.config.scripts[entry.live]?.enabled === false) continue;
+      named.push({ name: entry.live, script: shadow });
+    }
+    return named.sort((a, b) => a.script.order - b.script.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   close(): Promise<void> {

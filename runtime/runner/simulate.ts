@@ -10,7 +10,7 @@ import { defaultsFor, effectOf, hookNames, isHookName, type HookName } from "../
 import { diffValues, type Difference } from "./diff.js";
 import { hookOfFileName, isAnswerFile, recordedInputs } from "./recording.js";
 import { stepOf, type Step } from "./run-cases.js";
-import type { ServedFolder } from "./served-folder.js";
+import type { CallOptions, ServedFolder } from "./served-folder.js";
 
 /**
  * `callscript simulate`: a whole call played hook by hook against a scripts folder, as the
@@ -183,7 +183,7 @@ export interface SimulationReport {
 }
 
 /** Play every step of the call against the folder, in order. */
-export async function simulateCall(call: Call, folder: ServedFolder): Promise<SimulationReport> {
+export async function simulateCall(call: Call, folder: ServedFolder, options: CallOptions = {}): Promise<SimulationReport> {
   const starts = call.steps.flatMap((step) => timesOf(step.input).start ?? []);
   const callStart = starts.length > 0 ? Math.min(...starts) : undefined;
   const steps: SimulatedStep[] = [];
@@ -216,7 +216,7 @@ export async function simulateCall(call: Call, folder: ServedFolder): Promise<Si
       simulated.problem = [`not a valid ${hook} input:`, ...parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`)].join("\n");
       continue;
     }
-    const { result } = await folder.call(hook, parsed.input, parsed.inputJson, `${call.name}#${index + 1}`);
+    const { result } = await folder.call(hook, parsed.input, parsed.inputJson, `${call.name}#${index + 1}`, options);
     simulated.answer = result.answer;
     if (result.cancelledBy !== undefined) simulated.cancelledBy = result.cancelledBy;
     simulated.scripts = result.invocations.map((invocation) => ({ ...stepOf(invocation), ms: invocation.stats.wallMs }));

@@ -110,6 +110,28 @@ describe("callscript replay", () => {
     expect(lastLine(again.stdout)).toBe(`${raw.count} same, 0 different, 0 failed`);
   });
 
+  it("--shadow replays (and simulates) with each script's shadow in its place: the calls as they will be once promoted", async () => {
+    const scripts = examplesCopy();
+    const { dir, config, count } = await recordCalls(scripts, false);
+    const live = readFileSync(path.join(scripts, "client-phone-format.ts"), "utf8");
+    writeFileSync(path.join(scripts, "client-phone-format.shadow.ts"), live.replace("return formatted === phone ? undefined : { phone: formatted };", 'return { phone: "8" + formatted.slice(2) };'));
+    const unchanged = callscript(["replay", dir, "--config", config]);
+    expect(lastLine(unchanged.stdout)).toBe(`${count} same, 0 different, 0 failed`);
+
+    const shadowed = callscript(["replay", dir, "--config", config, "--shadow"]);
+    expect(shadowed.status).toBe(1);
+    expect(shadowed.stdout.split("\n")[0]).toBe("shadows in place of: client-phone-format");
+    const phones = CALLS.flatMap((name) => stepsOf(name).filter((step) => step.hook === "process_client_phone"));
+    expect(lastLine(shadowed.stdout)).toBe(`${count - phones.length} same, ${phones.length} different, 0 failed`);
+    expect(shadowed.stdout).toMatch(/ {4}changed since the recording: client-phone-format [0-9a-f]{12} → [0-9a-f]{12}\n {4}client-phone-format\.shadow returned \{"phone":"89001234567"\}/);
+
+    const simulated = callscript(["simulate", path.join(callsDir, "incoming-answered.call.json"), "--config", config, "--shadow"]);
+    expect(simulated.status).toBe(0);
+    expect(simulated.stdout.split("\n")[1]).toBe("shadows in place of: client-phone-format");
+    expect(simulated.stdout).toMatch(/client-phone-format\.shadow {2}\{"phone":"89001234567"\}/);
+    expect(simulated.stdout).toContain("→ client number sent to the CRM: 89001234567");
+  });
+
   it("reports what it cannot replay as failed and goes on: no answer beside an input, a broken answer file, an input that does not fit", async () => {
     const step = stepsOf("internal.call.json")[0]!;
     const recorded = { hook: "need_registration", requestId: "r1", at: "2026-11-20T12:00:00.000Z", status: 200, answer: { state: "success", data: { result: true } }, scripts: {} };
