@@ -20,8 +20,13 @@ import { dispatch, type DispatchResult, type PipelineScript } from "./dispatch.j
  *     queue: a slow shadow cannot pile up work or memory), or
  *   - NAME itself has calls running or waiting (the server is busy with live calls of it), or
  *   - MAX_SHADOW_RUNS_IN_FLIGHT shadow runs are already going on across the server (they would
- *     compete with live calls for the cores).
- * A connector sends a few hooks per call, so at ordinary load every call is compared.
+ *     compete with live calls for the cores), or
+ *   - the server has started SHADOW_RUNS_PER_SECOND shadow runs in the last second (a token
+ *     bucket as deep as a second's worth): under a flood of requests that each find the script
+ *     idle (one connection sending back to back), shadows would otherwise double the CPU of every
+ *     request; this bounds what they take to a few percent of a core (bench/shadow.mjs).
+ * A connector sends a few hooks per call, a few calls a second on a busy PBX, so at ordinary load
+ * every call is compared.
  *
  * Capabilities (ctx.fetch, ctx.kv: to come) are to be real in a shadow run but never answering:
  * what a shadow fetches is not cached for the live script, and nothing it writes is kept.
@@ -29,6 +34,8 @@ import { dispatch, type DispatchResult, type PipelineScript } from "./dispatch.j
 
 /** Shadow runs going on at once across the server, at most; past it a shadow run is shed. */
 export const MAX_SHADOW_RUNS_IN_FLIGHT = 2;
+/** Shadow runs started per second across the server, at most (the bucket holds one second's worth). */
+export const SHADOW_RUNS_PER_SECOND = 50;
 /** One log line per shadow at most this often; the next line says how many it left out. */
 export const SHADOW_LOG_INTERVAL_MS = 10_000;
 
@@ -60,12 +67,38 @@ function withoutStack(failure: HookFailure): Omit<HookFailure, "stack"> {
   return rest;
 }
 
+export interface ShadowRunnerOptions {
+  onResult?: (script: string, hook: HookName, result: ShadowResult) => void;
+  /** SHADOW_RUNS_PER_SECOND unless given (tests). */
+  runsPerSecond?: number;
+}
+
 export class ShadowRunner {
+  private readonly runsPerSecond: number;
+  private readonly onResult: ShadowRunnerOptions["onResult"];
+  /** The token bucket of shadow runs: how many may start now, and when it was last filled. */
+  private tokens: number;
+  private filledAt = performance.now();
+
   constructor(
     private readonly config: Config,
     private readonly shadows: ShadowScripts,
-    private readonly onResult?: (script: string, hook: HookName, result: ShadowResult) => void,
-  ) {}
+    options: ShadowRunnerOptions = {},
+  ) {
+    this.runsPerSecond = options.runsPerSecond ?? SHADOW_RUNS_PER_SECOND;
+    this.tokens = Math.max(1, this.runsPerSecond);
+    this.onResult = options.onResult;
+  }
+
+  /** Whether one more shadow run may start now (and if so, it is counted). */
+  private take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(Math.max(1, this.runsPerSecond), this.tokens + ((now - this.filledAt) / 1000) * this.runsPerSecond);
+    this.filledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
 
   /**
    * Run the shadows of a request whose answer has been sent. Returns the runs started (the route
@@ -82,19 +115,21 @@ export class ShadowRunner {
       if (!entry || !shadow || seenJson === undefined) continue;
       // Turned away before it ran: there is nothing to compare with.
       if (invocation.outcome.kind === "failure" && invocation.outcome.failure.reason === "overloaded") continue;
+      if (!shadow.sandbox.implements(call.hook)) {
+        // Promoted, this version would not handle the hook: it would change nothing (and costs nothing to say so).
+        const seen = JSON.parse(seenJson) as Record<string, unknown>;
+        this.compare(entry, shadow, call.hook, at, liveView(invocation, seen), { data: seen }, log);
+        continue;
+      }
       const live = call.scripts.find((script) => script.sandbox.name === invocation.script);
-      if (this.shadows.inFlight >= MAX_SHADOW_RUNS_IN_FLIGHT || shadow.sandbox.queueDepth > 0 || (live?.sandbox.queueDepth ?? 0) > 0) {
+      const busy = this.shadows.inFlight >= MAX_SHADOW_RUNS_IN_FLIGHT || shadow.sandbox.queueDepth > 0 || (live?.sandbox.queueDepth ?? 0) > 0;
+      if (busy || !this.take()) {
         entry.counts.shed++;
         this.onResult?.(entry.live, call.hook, "shed");
         continue;
       }
       const seen = JSON.parse(seenJson) as Record<string, unknown>;
       const active = liveView(invocation, seen);
-      if (!shadow.sandbox.implements(call.hook)) {
-        // Promoted, this version would not handle the hook: it would change nothing.
-        this.compare(entry, shadow, call.hook, at, active, { data: seen }, log);
-        continue;
-      }
       this.shadows.inFlight++;
       const run = dispatch(call.hook, call.input, seen, [shadow], {
         requestId: call.requestId,

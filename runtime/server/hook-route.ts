@@ -59,7 +59,7 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
 export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe() }) => {
-  const shadows = new ShadowRunner(config, registry.shadows, (script, hook, result) => metrics.shadow(script, hook, result));
+  const shadows = new ShadowRunner(config, registry.shadows, { onResult: (script, hook, result) => metrics.shadow(script, hook, result) });
 
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;

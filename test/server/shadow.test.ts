@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { MAX_SHADOW_RUNS_IN_FLIGHT } from "../../runtime/dispatch/shadow.js";
+import { pino } from "pino";
+import { callHook, parseHookInput } from "../../runtime/dispatch/hook-call.js";
+import { MAX_SHADOW_RUNS_IN_FLIGHT, SHADOW_RUNS_PER_SECOND, ShadowRunner } from "../../runtime/dispatch/shadow.js";
 import type { ShadowState } from "../../runtime/registry/shadows.js";
 import { LEVEL, payload, sample, script, startServer, type TestServer } from "./helpers.js";
 import { until } from "./serve-process.js";
@@ -167,6 +169,24 @@ describe("shadow runs", () => {
     expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200]);
     expect(await settled(server, "phone", 1, 2)).toMatchObject({ same: 1 });
     expect(sample(await metrics(server), "callscript_shadow_runs_total", { script: "phone", hook: "process_client_phone", result: "shed" })).toBe(2);
+  });
+
+  it("are shed past the server's shadow runs per second (a token bucket a second deep)", async () => {
+    const server = await serve({ "phone.ts": PHONE, "phone.shadow.ts": PHONE_NEXT });
+    expect(SHADOW_RUNS_PER_SECOND).toBe(50);
+    // The route's runner allows 50 a second; one allowing a run every 1000 s shows the rule alone.
+    const results: string[] = [];
+    const runner = new ShadowRunner(server.config, server.registry.shadows, { runsPerSecond: 0.001, onResult: (_script, _hook, result) => results.push(result) });
+    const parsed = parseHookInput("process_client_phone", payload("process_client_phone.incoming-8-format"));
+    if (!parsed.ok) throw parsed.error;
+    const log = pino({ level: "silent" });
+    for (const requestId of ["r1", "r2", "r3"]) {
+      const scripts = server.registry.pipeline("process_client_phone");
+      const result = await callHook(server.config, "process_client_phone", parsed.input, scripts, { inputJson: parsed.inputJson, requestId });
+      await Promise.all(runner.afterAnswer({ hook: "process_client_phone", input: parsed.input, inputJson: parsed.inputJson, requestId, result, scripts }, log));
+    }
+    expect(results).toEqual(["different", "shed", "shed"]);
+    expect(await shadowOf(server, "phone")).toMatchObject({ calls: 1, different: 1, shed: 2 });
   });
 
   it("compare a hook the shadow no longer handles as 'changes nothing'; a shadow that does not load is shown and NAME serves on", async () => {
