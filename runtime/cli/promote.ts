@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, renameSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, renameSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
@@ -7,6 +7,7 @@ import { loadScriptFile } from "../registry/load-script.js";
 import { previousFileOf, shadowFileOf } from "../registry/variants.js";
 import { casesFilesOf } from "../runner/cases.js";
 import { displayPath, formatFailure, green, red } from "./format.js";
+import { isFolder } from "./inputs.js";
 
 interface PromoteOptions {
   scripts?: string;
@@ -34,13 +35,7 @@ function liveFileOf(dir: string, name: string): string {
 
 async function promote(given: string, options: PromoteOptions): Promise<number> {
   const dir = path.resolve(options.scripts ?? ".");
-  let isDir = false;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch {
-    isDir = false;
-  }
-  if (!isDir) throw new UsageError(`The scripts folder ${dir} does not exist`);
+  if (!isFolder(dir)) throw new UsageError(`The scripts folder ${dir} does not exist`);
   const name = path.basename(given).replace(/(\.shadow)?\.m?ts$/, "");
   const live = liveFileOf(dir, name);
   const shadow = shadowFileOf(live);

@@ -3,8 +3,9 @@ import { UsageError } from "../errors.js";
 import { showValue } from "../runner/diff.js";
 import { recordedInputs } from "../runner/recording.js";
 import { replayRecordings, type ReplayResult } from "../runner/replay.js";
-import { folderConfig, ServedFolder, type FolderOptions } from "../runner/served-folder.js";
+import { ServedFolder } from "../runner/served-folder.js";
 import { folderProblemLines } from "./folder-report.js";
+import { folderConfig, type FolderOptions } from "./inputs.js";
 import { bold, dim, displayPath, formatFailure, formatLogs, green, red, yellow } from "./format.js";
 
 interface ReplayOptions extends FolderOptions {

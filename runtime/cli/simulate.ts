@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import { showValue } from "../runner/diff.js";
-import { folderConfig, ServedFolder, type FolderOptions } from "../runner/served-folder.js";
+import { ServedFolder } from "../runner/served-folder.js";
 import { readCall, simulateCall, type SimulatedStep, type SimulationReport } from "../runner/simulate.js";
 import { bold, dim, displayPath, formatFailure, formatLogs, formatMs, green, red, yellow } from "./format.js";
 import { folderProblemLines } from "./folder-report.js";
+import { folderConfig, type FolderOptions } from "./inputs.js";
 
 interface SimulateOptions extends FolderOptions {
   json?: boolean;

@@ -1,9 +1,7 @@
-import { statSync } from "node:fs";
 import { pino } from "pino";
-import { loadConfig, type Config } from "../config.js";
+import type { Config } from "../config.js";
 import type { DispatchResult, PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
-import { UsageError } from "../errors.js";
 import { ScriptRegistry, type ScriptProblem } from "../registry/registry.js";
 import type { HookName } from "../schema/hooks.js";
 
@@ -15,13 +13,6 @@ import type { HookName } from "../schema/hooks.js";
  * Capabilities (ctx.fetch, ctx.kv: to come) are to be served canned in `call`, from the call file
  * or the recording, never for real: a simulated or replayed call must not reach a CRM.
  */
-
-export interface FolderOptions {
-  /** The scripts folder (`--scripts`); default: the config's scriptsDir when a config is given, else the current folder. */
-  scripts?: string;
-  /** The server's config file (`--config`): limits, hook policies, order, settings. */
-  config?: string;
-}
 
 export interface FolderProblem {
   script: string;
@@ -42,23 +33,6 @@ export interface CallOptions {
    * shadow is promoted. A shadow that does not handle the hook leaves NAME out, as its promotion would.
    */
   shadows?: boolean;
-}
-
-/** The config the runner plays calls with: the file's, with the scripts folder of the command line. */
-export function folderConfig(options: FolderOptions): Config {
-  const scriptsDir = options.scripts ?? (options.config === undefined ? "." : undefined);
-  const config = loadConfig({
-    ...(options.config !== undefined ? { file: options.config } : {}),
-    overrides: { scriptsDir, watch: false },
-  });
-  let folder = false;
-  try {
-    folder = statSync(config.scriptsDir).isDirectory();
-  } catch {
-    folder = false;
-  }
-  if (!folder) throw new UsageError(`The scripts folder ${config.scriptsDir} does not exist (--scripts, or scriptsDir in the config)`);
-  return config;
 }
 
 export class ServedFolder {
