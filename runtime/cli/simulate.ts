@@ -9,6 +9,7 @@ import { folderConfig, type FolderOptions } from "./inputs.js";
 interface SimulateOptions extends FolderOptions {
   json?: boolean;
   shadow?: boolean;
+  call?: string;
 }
 
 /** Exit codes: 0 every step answered, 1 a step failed (or a script does not load), 2 the command was wrong. */
@@ -19,6 +20,7 @@ export function registerSimulate(program: Command): void {
     .argument("<call>", "a call file { name, steps: [{ hook, input }] }, or a folder of one call's recorded inputs")
     .option("--scripts <dir>", "the scripts folder (default: scriptsDir of --config, else the current folder)")
     .option("--config <file>", "the server's config file (limits, hook policies, order, settings)")
+    .option("--call <id>", "only the steps of this call (call_full.channel.id): one call out of a folder of recordings")
     .option("--shadow", "run each script's shadow (NAME.shadow.ts) in its place: the call once the shadows are promoted")
     .option("--json", "print [{ hook, answer }] in step order")
     .action(async (target: string, options: SimulateOptions) => {
@@ -27,7 +29,7 @@ export function registerSimulate(program: Command): void {
 }
 
 async function simulate(target: string, options: SimulateOptions): Promise<number> {
-  const call = readCall(target);
+  const call = readCall(target, options.call);
   const config = folderConfig(options);
   const folder = await ServedFolder.load(config);
   try {

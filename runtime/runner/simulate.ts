@@ -55,8 +55,11 @@ function formatIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.length ? issue.path.join(".") : "(file)"}: ${issue.message}`).join("; ");
 }
 
-/** A call file, or a folder of one call's recorded inputs in the order they came. */
-export function readCall(target: string): Call {
+/**
+ * A call file, or a folder of one call's recorded inputs in the order they came. `callId` keeps the
+ * steps of one call (its `call_full.channel.id`, the linkedid): a whole recording folder holds many.
+ */
+export function readCall(target: string, callId?: string): Call {
   let isDir: boolean;
   try {
     isDir = statSync(target).isDirectory();
@@ -64,8 +67,15 @@ export function readCall(target: string): Call {
     throw new UsageError(`${target} does not exist`);
   }
   const call = isDir ? readCallFolder(target) : readCallFile(target);
+  if (callId !== undefined) {
+    call.steps = call.steps.filter((step) => callIdOf(step.input) === callId);
+    if (call.steps.length === 0) throw new UsageError(`No step of ${target} is of the call ${callId} (call_full.channel.id)`);
+    call.name = `${call.name} · call ${callId}`;
+  }
   const calls = new Set(call.steps.flatMap((step) => callIdOf(step.input) ?? []));
-  if (calls.size > 1) call.warnings.push(`the steps are of ${calls.size} different calls (call_full.channel.id ${[...calls].join(", ")})`);
+  if (calls.size > 1) {
+    call.warnings.push(`the steps are of ${calls.size} different calls (call_full.channel.id ${[...calls].join(", ")}); --call <id> plays one of them`);
+  }
   return call;
 }
 

@@ -218,5 +218,15 @@ describe("callscript simulate", () => {
     const text = simulate([recorded, "--scripts", examplesDir, "--config", CONFIG]);
     expect(text.stdout.split("\n")[0]).toMatch(/^recorded · 8 steps/);
     expect(text.stdout).not.toContain("warning");
+
+    // A folder of many calls: a warning, and --call plays one of them.
+    const other = readCallFile("internal.call.json").steps[0]!;
+    await recordPair(recorded, other.hook, other.input, { state: "success", data: {} }, { anonymize: false, requestId: "r", status: 200, scripts: {} });
+    const mixed = simulate([recorded, "--scripts", examplesDir, "--config", CONFIG]);
+    expect(mixed.stdout).toMatch(/warning: the steps are of 2 different calls \(call_full\.channel\.id \d+\.3301, \d+\.3001\); --call <id> plays one of them/);
+    const id = (call.steps[1]!.input.call_full as { channel: { id: string } }).channel.id;
+    const one = simulateJson([recorded, "--scripts", examplesDir, "--config", CONFIG, "--call", id]);
+    expect(one.steps.map((step) => step.hook)).toEqual(call.steps.map((step) => step.hook));
+    expect(simulate([recorded, "--call", "nope", "--scripts", examplesDir]).stderr).toContain("No step of");
   });
 });
