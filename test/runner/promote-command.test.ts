@@ -45,7 +45,10 @@ describe("shadows on a real `serve`, and callscript promote", () => {
     expect(existsSync(path.join(dir, "phone.shadow.ts"))).toBe(false);
 
     // A version id hashes the bundle, which carries the script's name: phone.ts has an id of its own.
-    await until(async () => (await scripts())[0]!.previousVersion === liveVersion, "the promoted version to serve");
+    await until(async () => {
+      const [phone] = await scripts();
+      return phone!.previousVersion === liveVersion && phone!.shadow === undefined;
+    }, "the promoted version to serve, and its shadow gone");
     const [state, ...others] = await scripts();
     expect(others).toEqual([]); // phone.previous.ts is never a script
     expect(state!.version).not.toBe(liveVersion);

@@ -22,10 +22,15 @@ function examplesCopy(): string {
   return dir;
 }
 
-/** The examples' config with `record` on, and the scripts folder given. */
+/**
+ * The examples' config with `record` on, and the scripts folder given. Time limits are the
+ * maximum: these tests are about what is recorded and replayed, and a first call that runs past
+ * 250 ms on a loaded machine would be recorded as a timeout and replay as a difference.
+ */
 function configFile(scriptsDir: string, record: { dir: string; anonymize: boolean }): string {
   const file = path.join(folder({}), "callscript.json");
-  writeFileSync(file, JSON.stringify({ ...examplesConfig, scriptsDir, record, port: 0, watch: false }));
+  const limits = { ...(examplesConfig.limits as Record<string, unknown>), defaults: { ...((examplesConfig.limits as { defaults: object }).defaults), timeoutMs: 5000 } };
+  writeFileSync(file, JSON.stringify({ ...examplesConfig, limits, scriptsDir, record, port: 0, watch: false }));
   return file;
 }
 

@@ -16,8 +16,9 @@ afterEach(async () => {
   for (const server of servers.splice(0)) await server.close();
 });
 
+/** Time limits at the maximum unless a script asks for less: a loaded machine must not turn a comparison into a timeout. */
 async function serve(files: Record<string, string>, config: Record<string, unknown> = {}): Promise<TestServer> {
-  const server = await startServer(files, config);
+  const server = await startServer(files, { limits: { defaults: { timeoutMs: 5000 } }, ...config });
   servers.push(server);
   return server;
 }
