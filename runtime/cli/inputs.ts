@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { loadConfig, type Config } from "../config.js";
 import { UsageError } from "../errors.js";
 
 /** A JSON file given on the command line, with a message that says which file and what is wrong. */
@@ -23,4 +24,31 @@ export function readJsonObject(file: string, what: string): Record<string, unkno
     throw new UsageError(`${what} ${file} must hold a JSON object`);
   }
   return value as Record<string, unknown>;
+}
+
+/** Whether a path given on the command line is a folder. */
+export function isFolder(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export interface FolderOptions {
+  /** The scripts folder (`--scripts`); default: the config's scriptsDir when a config is given, else the current folder. */
+  scripts?: string;
+  /** The server's config file (`--config`): limits, hook policies, order, settings. */
+  config?: string;
+}
+
+/** The config `simulate` and `replay` play calls with: the file's, with the scripts folder of the command line. */
+export function folderConfig(options: FolderOptions): Config {
+  const scriptsDir = options.scripts ?? (options.config === undefined ? "." : undefined);
+  const config = loadConfig({
+    ...(options.config !== undefined ? { file: options.config } : {}),
+    overrides: { scriptsDir, watch: false },
+  });
+  if (!isFolder(config.scriptsDir)) throw new UsageError(`The scripts folder ${config.scriptsDir} does not exist (--scripts, or scriptsDir in the config)`);
+  return config;
 }

@@ -4,9 +4,12 @@ import path from "node:path";
 import { packageRoot } from "../paths.js";
 import { registerCheck } from "./check.js";
 import { registerInit } from "./init.js";
+import { registerPromote } from "./promote.js";
 import { registerRecord } from "./record.js";
+import { registerReplay } from "./replay.js";
 import { registerRun } from "./run.js";
 import { registerServe } from "./serve.js";
+import { registerSimulate } from "./simulate.js";
 import { registerTest } from "./test.js";
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string };
@@ -26,6 +29,9 @@ registerTest(program);
 registerCheck(program);
 registerInit(program);
 registerRecord(program);
+registerSimulate(program);
+registerReplay(program);
+registerPromote(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -33,6 +33,8 @@ export interface DispatchResult {
   skipped: HookFailure[];
   /** A script cancelled the CRM request. */
   cancelledBy?: string;
+  /** The data so far each invoked script saw (JSON), by script name: what its shadow runs on. */
+  dataSeen?: Map<string, string>;
 }
 
 /** Scripts of one hook run by ascending order, then by name: documented and deterministic. */
@@ -58,6 +60,7 @@ export async function dispatch(
     answer: { state: "success", data: defaults },
     invocations: [],
     skipped: [],
+    dataSeen: new Map(),
   };
   if (scripts.length === 0) return result;
 
@@ -131,8 +134,10 @@ async function runPipeline(
   let data = defaults;
   for (const script of scripts) {
     if (run.over) break;
+    const dataJson = JSON.stringify(data);
+    result.dataSeen?.set(script.sandbox.name, dataJson);
     const invocation = await script.sandbox.invoke(
-      { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId: options.requestId },
+      { hook, inputJson, dataJson, settingsJson: script.settingsJson, requestId: options.requestId },
       { heap: options.measureHeap ?? false, admitted: true },
     );
     if (run.over) {

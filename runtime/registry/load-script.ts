@@ -3,6 +3,7 @@ import { effectiveLimits, type Config } from "../config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
+import { configNameOf } from "./variants.js";
 
 export type LoadedScript =
   | { ok: true; script: PipelineScript }
@@ -13,9 +14,13 @@ export function sandboxOptionsFrom(config: Config): SandboxOptions {
   return { defaults, max, maxQueue: config.maxQueue };
 }
 
-/** The settings a script runs with: its declared defaults, then the config, then an override. */
+/**
+ * The settings a script runs with: its declared defaults, then the config, then an override. A
+ * shadow (`NAME.shadow.ts`) is configured as NAME, the script it would replace.
+ */
 export function settingsJsonFor(config: Config, sandbox: ScriptSandbox, override?: Record<string, unknown>): string {
-  return JSON.stringify({ ...(sandbox.meta.settings ?? {}), ...(config.scripts[sandbox.name]?.settings ?? {}), ...(override ?? {}) });
+  const name = configNameOf(sandbox.compiled.file, sandbox.name);
+  return JSON.stringify({ ...(sandbox.meta.settings ?? {}), ...(config.scripts[name]?.settings ?? {}), ...(override ?? {}) });
 }
 
 /**
@@ -38,7 +43,7 @@ export async function loadScriptFile(
   }
   try {
     const sandbox = await ScriptSandbox.load(compiled.script, options.sandbox ?? sandboxOptionsFrom(config));
-    const order = config.scripts[name]?.order ?? sandbox.meta.order ?? 0;
+    const order = config.scripts[configNameOf(file, name)]?.order ?? sandbox.meta.order ?? 0;
     return { ok: true, script: { sandbox, order, settingsJson: settingsJsonFor(config, sandbox, options.settings) } };
   } catch (error) {
     if (!(error instanceof ScriptLoadFailure)) throw error;

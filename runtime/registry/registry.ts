@@ -11,6 +11,8 @@ import type { FailureReason, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
 import { loadScriptFile, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
+import { ShadowScripts, type ShadowState } from "./shadows.js";
+import { variantOf } from "./variants.js";
 
 export interface ScriptProblem {
   at: string;
@@ -35,6 +37,8 @@ export interface ScriptState {
   queueDepth: number;
   invocations: number;
   outcomes: Record<string, number>;
+  /** NAME.shadow.ts, when there is one: its version and how its answers compare with this script's. */
+  shadow?: ShadowState;
 }
 
 interface Entry {
@@ -61,11 +65,14 @@ export interface RegistryEvents {
   unloaded: [name: string];
 }
 
-/** Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers. */
+/**
+ * Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers;
+ * `NAME.shadow.ts` and `NAME.previous.ts` are versions of NAME, never live (see variants.ts).
+ */
 export function isScriptFile(file: string, scriptsDir: string): boolean {
   const relative = path.relative(scriptsDir, file);
   if (relative.includes(path.sep) || relative.startsWith("..")) return false;
-  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".");
+  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".") && variantOf(relative) === undefined;
 }
 
 /**
@@ -89,6 +96,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private closed = false;
   private readonly sandboxOptions: SandboxOptions;
   readonly scriptsDir: string;
+  /** The folder's `NAME.shadow.ts` files: loaded with the scripts, never live (see shadows.ts). */
+  readonly shadows: ShadowScripts;
 
   constructor(
     private readonly config: Config,
@@ -99,6 +108,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     this.scriptsDir = config.scriptsDir;
     this.sandboxOptions = sandboxOptionsFrom(config);
     if (onCatastrophicError) this.sandboxOptions.onCatastrophicError = onCatastrophicError;
+    this.shadows = new ShadowScripts(config, log, this.sandboxOptions);
   }
 
   scriptFiles(): string[] {
@@ -127,13 +137,16 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       const entry = this.entryFor(scriptNameOf(file), file);
       return { entry, generation: ++entry.generation };
     });
+    const shadows = this.shadows.loadAll();
     let compiled: (CompileResult | undefined)[];
     try {
       compiled = await compileScripts(files, this.scriptsDir);
     } catch {
       compiled = [];
     }
-    return Promise.all(files.map((file, i) => this.load(claims[i]!.entry, claims[i]!.generation, file, compiled[i])));
+    const results = await Promise.all(files.map((file, i) => this.load(claims[i]!.entry, claims[i]!.generation, file, compiled[i])));
+    await shadows;
+    return results;
   }
 
   /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
@@ -309,6 +322,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
           queueDepth: sandbox?.queueDepth ?? 0,
           invocations: entry.invocations,
           outcomes: { ...entry.outcomes },
+          ...shadowOf(this.shadows, entry.name),
         } satisfies ScriptState;
       });
   }
@@ -330,7 +344,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       sandboxes.push(sandbox);
     }
     this.retiring.clear();
-    await Promise.all(sandboxes.map((sandbox) => sandbox.drainAndDispose()));
+    await Promise.all([...sandboxes.map((sandbox) => sandbox.drainAndDispose()), this.shadows.close()]);
   }
 
   private entryFor(name: string, file: string): Entry {
@@ -388,5 +402,11 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/** `{ shadow }` for a script that has one, else nothing: the key is absent from /scripts without a shadow. */
+function shadowOf(shadows: ShadowScripts, name: string): { shadow?: ShadowState } {
+  const shadow = shadows.stateOf(name);
+  return shadow ? { shadow } : {};
+}
 
 export type { FailureReason };

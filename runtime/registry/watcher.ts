@@ -6,6 +6,7 @@ import { watch } from "chokidar";
 import type { Logger } from "pino";
 import { scriptNameOf } from "../compile/compile.js";
 import { isScriptFile, type ReloadResult, type ScriptRegistry } from "./registry.js";
+import { isShadowFile, variantOf } from "./variants.js";
 
 /** Quiet time after the last event before a burst of saves is acted on. */
 const SETTLE_MS = 15;
@@ -115,8 +116,9 @@ export function watchScripts(
     if (relative.startsWith("..") || path.isAbsolute(relative)) return true;
     return relative.split(path.sep).some((part) => part.startsWith(".") || part === "node_modules");
   };
+  // A version a promote replaced (NAME.previous.ts) is kept to roll back to, never loaded.
   const relevant = (file: string): boolean =>
-    !ignoredPath(file) && SOURCE.test(file) && !/\.cases\.json$/.test(file) && !/\.d\.m?ts$/.test(file);
+    !ignoredPath(file) && SOURCE.test(file) && !/\.cases\.json$/.test(file) && !/\.d\.m?ts$/.test(file) && variantOf(file) !== "previous";
 
   const watcher = watch(root, {
     ignoreInitial: true,
@@ -164,19 +166,25 @@ export function watchScripts(
     const files = [...batch.files];
     const scripts = new Set<string>();
     const gone = new Set<string>();
+    // Shadows (NAME.shadow.ts) are loaded beside the scripts, never as scripts.
+    const shadows = new Set<string>();
+    const goneShadows = new Set<string>();
     let helperChanged = false;
     for (const file of files) {
       const content = fingerprint(file);
       applied.set(file, content);
       if (isScriptFile(file, root)) {
         (content === GONE ? gone : scripts).add(file);
+      } else if (isShadowFile(file, root)) {
+        (content === GONE ? goneShadows : shadows).add(file);
       } else {
         helperChanged = true;
-        // A changed helper reloads every script whose bundle includes it.
+        // A changed helper reloads every script (and shadow) whose bundle includes it.
         for (const name of registry.dependentsOf(file)) {
           const scriptFile = registry.fileOf(name);
           if (scriptFile) scripts.add(scriptFile);
         }
+        for (const shadow of registry.shadows.dependentsOf(file)) shadows.add(shadow);
       }
     }
     if (helperChanged) {
@@ -184,11 +192,15 @@ export function watchScripts(
       for (const state of registry.states()) {
         if (state.lastError) scripts.add(path.join(root, state.file));
       }
+      for (const shadow of registry.shadows.failing()) shadows.add(shadow);
     }
     for (const file of gone) scripts.delete(file);
+    for (const file of goneShadows) shadows.delete(file);
     const [unloaded, reloaded] = await Promise.all([
       Promise.all([...gone].map(async (file) => ((await registry.unload(file)) ? [scriptNameOf(file)] : []))),
       Promise.all([...scripts].map((file) => registry.reload(file))),
+      Promise.all([...goneShadows].map((file) => registry.shadows.unload(file))),
+      Promise.all([...shadows].map((file) => registry.shadows.reload(file))),
     ]);
     const report: BatchReport = {
       files: files.map((file) => path.relative(root, file)),

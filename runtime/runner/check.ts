@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import { codeRoot } from "../paths.js";
 import { loadScriptFile } from "../registry/load-script.js";
 import { isScriptFile } from "../registry/registry.js";
+import { isShadowFile, variantOf } from "../registry/variants.js";
 
 /**
  * `callscript check`: the scripts folder type-checked against the SDK's types with the TypeScript
@@ -72,21 +73,24 @@ export interface CheckProblem {
 }
 
 export interface CheckReport {
-  /** The scripts (top-level .ts) checked, absolute paths. */
+  /** The scripts (top-level .ts) checked, shadows included, absolute paths. */
   scripts: string[];
   /** Every .ts file type-checked (scripts and helpers). */
   files: string[];
   problems: CheckProblem[];
 }
 
-/** Every .ts file in the folder and its subfolders, but not node_modules or hidden folders. */
+/**
+ * Every .ts file in the folder and its subfolders, but not node_modules or hidden folders, nor
+ * `NAME.previous.ts`: the version a promote replaced is kept to roll back to, not checked.
+ */
 function tsFiles(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
     const file = path.join(dir, entry.name);
     if (entry.isDirectory()) out.push(...tsFiles(file));
-    else if (/\.m?ts$/.test(entry.name)) out.push(file);
+    else if (/\.m?ts$/.test(entry.name) && variantOf(entry.name) !== "previous") out.push(file);
   }
   return out.sort();
 }
@@ -164,7 +168,8 @@ async function compileAndLoad(dir: string, scripts: readonly string[], config: C
 export async function checkFolder(dir: string, config: Config): Promise<CheckReport> {
   const root = path.resolve(dir);
   const files = tsFiles(root);
-  const scripts = files.filter((file) => isScriptFile(file, root));
+  // Shadows are checked as scripts: each is about to be promoted to one.
+  const scripts = files.filter((file) => isScriptFile(file, root) || isShadowFile(file, root));
   const buildProblems = await compileAndLoad(root, scripts, config);
   // A syntax error or a forbidden import is reported by both compilers: keep the server's, which
   // says what to do instead ("Node built-in module 'fs' is not available to scripts: ...").

@@ -225,14 +225,29 @@ function usersOf(callFull: JsonObject): JsonObject[] {
 /** Keys of hook inputs without `call_full` (or beside it) that hold a phone number. */
 const PHONE_KEYS = ["phone", "PHONE_NUMBER", "phone_number", "from", "to"];
 
+/** Keys of an answer's data that hold a number a script may have written (beside PHONE_KEYS). */
+const ANSWER_PHONE_KEYS = [...PHONE_KEYS, "extension", "caller_id"];
+
 /**
  * A copy of a hook input with client numbers, names and e-mail addresses replaced. Extensions,
  * trunks, ids, times and everything else are kept as they are.
  */
 export function anonymizeInput<T>(input: T, options: AnonymizeOptions = {}): { value: T; report: AnonymizeReport } {
+  const { input: value, report } = anonymizeRecording(input, undefined, options);
+  return { value, report };
+}
+
+/**
+ * A recording (an input and the answer sent for it) anonymized as one: a number, name or address
+ * gets the same fake in the input and in the answer, so that replaying the anonymized input
+ * against the same scripts gives the anonymized answer. Numbers a script wrote into the answer that
+ * the input does not hold are replaced too.
+ */
+export function anonymizeRecording<T, A>(input: T, answer: A | undefined, options: AnonymizeOptions = {}): { input: T; answer: A | undefined; report: AnonymizeReport } {
   const anonymizer = new Anonymizer(keyOf(options));
   const source = JSON.parse(JSON.stringify(input)) as Json;
-  if (!isObject(source)) return { value: input, report: { numbers: 0, names: 0, emails: 0 } };
+  const answered = answer === undefined ? undefined : (JSON.parse(JSON.stringify(answer)) as Json);
+  if (!isObject(source)) return { input, answer, report: { numbers: 0, names: 0, emails: 0 } };
 
   const callFull = isObject(source.call_full) ? source.call_full : undefined;
   if (callFull) {
@@ -250,13 +265,22 @@ export function anonymizeInput<T>(input: T, options: AnonymizeOptions = {}): { v
   }
   for (const key of PHONE_KEYS) anonymizer.addPhone(source[key]);
   if (isObject(source.params)) anonymizer.addPhone(source.params.extension);
+  const answerData = isObject(answered) && isObject(answered.data) ? answered.data : undefined;
+  if (answerData) for (const key of ANSWER_PHONE_KEYS) anonymizer.addPhone(answerData[key]);
 
   // Names of the client's record (entity, deal, the hook's own params) and of the CRM users'; then
-  // numbers and addresses wherever they are written.
-  let named = replaceNames(source, "Client", anonymizer, RECORD_LABELS);
-  named = replaceText(named, anonymizer, anonymizer.patterns());
+  // numbers and addresses wherever they are written (in an error's message too).
+  const patterns = anonymizer.patterns();
+  const named = replaceNames(source, "Client", anonymizer, RECORD_LABELS);
+  const value = replaceText(named, anonymizer, patterns) as T;
+  let answerValue = answer;
+  if (isObject(answered)) {
+    if (answerData) answered.data = replaceNames(answerData, "Client", anonymizer, RECORD_LABELS);
+    answerValue = replaceText(answered, anonymizer, patterns) as A;
+  }
   return {
-    value: named as T,
+    input: value,
+    answer: answerValue,
     report: { numbers: anonymizer.numbers, names: anonymizer.names, emails: anonymizer.emailCount },
   };
 }
@@ -268,6 +292,13 @@ export interface RecordOptions extends AnonymizeOptions {
   id?: string;
 }
 
+/** `<hook>.<timestamp>-<id>.json`: sorted by name within a hook, by the timestamp across hooks. */
+export function recordFileName(hook: string, id?: string): string {
+  const stamp = new Date().toISOString().replace(/:/g, "-");
+  const safeId = (id ?? randomBytes(4).toString("hex")).replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 40);
+  return `${hook}.${stamp}-${safeId}.json`;
+}
+
 /**
  * Save one hook input as `<dir>/<hook>.<timestamp>-<id>.json`, ready to be an `inputFile` of a
  * case. Written to a temporary name and renamed, so a reader never sees half a file.
@@ -276,9 +307,7 @@ export interface RecordOptions extends AnonymizeOptions {
 export async function recordInput(dir: string, hook: string, input: unknown, options: RecordOptions): Promise<string> {
   if (!isHookName(hook)) throw new Error(`recordInput: '${hook}' is not a hook`);
   const value = options.anonymize ? anonymizeInput(input, options).value : input;
-  const stamp = new Date().toISOString().replace(/:/g, "-");
-  const id = (options.id ?? randomBytes(4).toString("hex")).replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 40);
-  const file = path.join(dir, `${hook}.${stamp}-${id}.json`);
+  const file = path.join(dir, recordFileName(hook, options.id));
   await mkdir(dir, { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);

@@ -8,6 +8,7 @@ import { callHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
 import { loadScriptFile, settingsJsonFor, type LoadedScript } from "../registry/load-script.js";
 import { isScriptFile } from "../registry/registry.js";
+import { liveNameOf, shadowFileOf, variantOf } from "../registry/variants.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { GuestLogs } from "../sandbox/protocol.js";
 import type { Invocation } from "../sandbox/sandbox.js";
@@ -58,7 +59,7 @@ export interface Step {
   logs: GuestLogs;
 }
 
-function stepOf(invocation: Invocation): Step {
+export function stepOf(invocation: Invocation): Step {
   const step: Step = { script: invocation.script, outcome: invocation.outcome.kind, logs: invocation.logs };
   if (invocation.outcome.kind === "data") step.returned = invocation.outcome.data;
   if (invocation.outcome.kind === "failure") step.reason = invocation.outcome.failure.reason;
@@ -136,7 +137,8 @@ export function discover(targets: readonly string[]): Discovered {
     }
     if (isDir) {
       const files = listDir(absolute);
-      for (const file of files) if (isCasesFile(file)) casesFiles.add(file);
+      // The cases of a version a promote replaced (NAME.previous.cases.json) are not run.
+      for (const file of files) if (isCasesFile(file) && variantOf(file) !== "previous") casesFiles.add(file);
       for (const file of files) {
         if (isScriptFile(file, absolute) && casesFilesOf(file).length === 0) untested.add(file);
       }
@@ -254,6 +256,21 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
+/**
+ * Each cases file with the script it runs against; a script's cases run against its shadow too
+ * (`NAME.shadow.ts`, about to replace it) unless the shadow has cases of its own
+ * (`NAME.shadow.cases.json`).
+ */
+function withShadows(casesFiles: readonly string[]): Array<{ casesFilePath: string; scriptFile?: string }> {
+  return casesFiles.flatMap((casesFilePath) => {
+    const runs: Array<{ casesFilePath: string; scriptFile?: string }> = [{ casesFilePath }];
+    if (isPipelineCasesFile(casesFilePath) || variantOf(casesFilePath) !== undefined) return runs;
+    const shadow = shadowFileOf(scriptFileOf(casesFilePath));
+    if (existsSync(shadow) && casesFilesOf(shadow).length === 0) runs.push({ casesFilePath, scriptFile: shadow });
+    return runs;
+  });
+}
+
 /** Run every case of the given cases files. */
 export async function runCases(casesFiles: readonly string[], options: RunOptions): Promise<RunReport> {
   const filter = options.filter?.toLowerCase();
@@ -261,9 +278,9 @@ export async function runCases(casesFiles: readonly string[], options: RunOption
   const files: FileReport[] = [];
 
   try {
-    for (const casesFilePath of casesFiles) {
+    for (const { casesFilePath, scriptFile: shadowFile } of withShadows(casesFiles)) {
       const kind = isPipelineCasesFile(casesFilePath) ? "pipeline" : "script";
-      const scriptFile = kind === "script" ? scriptFileOf(casesFilePath) : null;
+      const scriptFile = shadowFile ?? (kind === "script" ? scriptFileOf(casesFilePath) : null);
       const report: FileReport = {
         file: casesFilePath,
         kind,
@@ -352,9 +369,14 @@ async function runEntry(
     } else if (report.mode === "script") {
       scripts = [withSettings(own.script, config, testCase.settings)];
     } else {
-      const ownName = own.script.sandbox.name;
-      scripts = (await pool.pipeline(dir, hook)).map((script) =>
-        script.sandbox.name === ownName ? withSettings(script, config, testCase.settings) : script,
+      // A shadow takes the place of the script it would replace.
+      const shadow = variantOf(scriptFile) === "shadow";
+      const ownName = shadow ? liveNameOf(scriptFile) : own.script.sandbox.name;
+      const others = (await pool.pipeline(dir, hook)).filter((script) => !shadow || script.sandbox.name !== ownName);
+      const nameOf = (script: PipelineScript) => (script === own.script ? ownName : script.sandbox.name);
+      const placed = shadow ? [...others, own.script].sort((a, b) => a.order - b.order || (nameOf(a) < nameOf(b) ? -1 : 1)) : others;
+      scripts = placed.map((script) =>
+        script.sandbox.name === ownName || script === own.script ? withSettings(script, config, testCase.settings) : script,
       );
     }
   } else {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { callFull } from "./call-full.js";
+import type { HookAnswer } from "./envelope.js";
 
 /**
  * The hook catalog: every point in a call's life at which the connector asks the scripts.
@@ -44,6 +45,41 @@ function wrapped(key: string) {
 
 export type Crm = "bitrix24" | "kommo" | "both";
 
+/** A field of a parameter set, named in words, or written by a function of its own. */
+type Field = readonly [key: string, label: string | ((value: unknown) => string)];
+
+const shown = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value));
+const seconds = (value: unknown) => `${shown(value)} s`;
+
+/** The SIP-like statuses of domain/hooks.md, in words. */
+const SIP_STATUSES: Record<string, string> = {
+  "200": "answered",
+  "304": "missed",
+  "404": "not found",
+  "480": "unavailable",
+  "486": "busy",
+  "487": "cancelled",
+  "603": "declined",
+};
+const sipStatus = (value: unknown) => {
+  const words = SIP_STATUSES[shown(value)];
+  return `status ${shown(value)}${words ? ` (${words})` : ""}`;
+};
+
+/** `what: label value, label value` for the fields of `data` that are set. */
+function withFields(what: string, data: Record<string, unknown>, fields: readonly Field[]): string {
+  const parts = fields
+    .filter(([key]) => data[key] !== undefined && data[key] !== null && data[key] !== "")
+    .map(([key, label]) => (typeof label === "function" ? label(data[key]) : `${label} ${shown(data[key])}`));
+  return parts.length > 0 ? `${what}: ${parts.join(", ")}` : what;
+}
+
+/** `what: the fields it sends`, for a set of fields nothing more is known about. */
+function changedFields(what: string, data: Record<string, unknown>): string {
+  const keys = Object.keys(data);
+  return keys.length > 0 ? `${what}: ${keys.join(", ")}` : `${what}: no field`;
+}
+
 interface HookSpec<I extends z.ZodType, D extends z.ZodObject> {
   crm: Crm;
   summary: string;
@@ -53,6 +89,12 @@ interface HookSpec<I extends z.ZodType, D extends z.ZodObject> {
   defaults: (input: z.output<I>) => z.output<D>;
   /** How long the connector waits for this hook, when it is not the usual. */
   connectorTimeoutMs?: number;
+  /**
+   * What the connector does with a success answer's data, in words an admin reads in `simulate`
+   * ("client number sent to the CRM: +79001234567"). Cancels and errors are worded the same for
+   * every hook (see effectOf).
+   */
+  effect: (data: z.output<D>, input: z.output<I>) => string;
 }
 
 function hook<I extends z.ZodType, D extends z.ZodObject>(spec: HookSpec<I, D>): HookSpec<I, D> {
@@ -119,6 +161,8 @@ export const hookCatalog = {
     input: withCallFull({ call_stage: callStage.optional() }),
     data: z.strictObject({ result: z.boolean().describe("true registers the call") }),
     defaults: () => ({ result: true }),
+    effect: (data, input) =>
+      `${data.result ? "the call is registered in the CRM" : "the call is not registered in the CRM"}${input.call_stage ? ` (${input.call_stage})` : ""}`,
   }),
   process_client_phone: hook({
     crm: "both",
@@ -126,6 +170,7 @@ export const hookCatalog = {
     input: phoneInput,
     data: phoneData,
     defaults: (input) => ({ phone: input.phone }),
+    effect: (data) => `client number sent to the CRM: ${data.phone}`,
   }),
   process_user_phone: hook({
     crm: "bitrix24",
@@ -133,6 +178,7 @@ export const hookCatalog = {
     input: phoneInput,
     data: phoneData,
     defaults: (input) => ({ phone: input.phone }),
+    effect: (data) => `CRM user looked up by the number ${data.phone}`,
   }),
   process_originate_params: hook({
     crm: "both",
@@ -140,6 +186,7 @@ export const hookCatalog = {
     input: z.looseObject({ call_full: callFull.optional(), params: originateParamsInput }),
     data: originateParams,
     defaults: (input) => ({ ...input.params }),
+    effect: (data) => `the PBX dials ${data.extension} for ${data.caller_id} through ${data.channel}, context ${data.context}`,
   }),
   process_registration_params: hook({
     crm: "bitrix24",
@@ -147,6 +194,7 @@ export const hookCatalog = {
     input: params(registrationParams),
     data: registrationParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("call registered in Bitrix24", data, [["USER_ID", "responsible user"], ["PHONE_NUMBER", "client number"], ["LINE_NUMBER", "line"], ["CRM_ENTITY_TYPE", "entity"], ["CRM_ENTITY_ID", "id"]]),
   }),
   process_call_params: hook({
     crm: "kommo",
@@ -154,6 +202,7 @@ export const hookCatalog = {
     input: params(kommoCallParams),
     data: kommoCallParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("call logged in Kommo", data, [["responsible_user_id", "responsible user"], ["phone_number", "client number"], ["call_status", "status"], ["duration", seconds]]),
   }),
   process_final_params: hook({
     crm: "bitrix24",
@@ -161,6 +210,7 @@ export const hookCatalog = {
     input: params(finalParams),
     data: finalParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("call finished in Bitrix24", data, [["USER_ID", "responsible user"], ["STATUS_CODE", sipStatus], ["DURATION", seconds]]),
   }),
   process_task_creation_params: hook({
     crm: "both",
@@ -168,6 +218,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("missed-call task created", data, [["RESPONSIBLE_ID", "responsible user"], ["responsible_user_id", "responsible user"], ["TITLE", "title"], ["text", "text"]]),
   }),
   process_record_file_path: hook({
     crm: "both",
@@ -182,6 +233,7 @@ export const hookCatalog = {
     data: z.strictObject({ path: z.string() }),
     defaults: (input) => ({ path: input.path }),
     connectorTimeoutMs: 10_000,
+    effect: (data) => `recording read from ${data.path}`,
   }),
   customize_attach_record_url: hook({
     crm: "bitrix24",
@@ -189,6 +241,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("recording attached to the call in Bitrix24", data, [["URL", "url"], ["FILENAME", "file"], ["RECORD_URL", "url"]]),
   }),
   customize_show_call_card: hook({
     crm: "bitrix24",
@@ -196,6 +249,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("call card shown in Bitrix24", data, [["USER_ID", "to user"], ["USER_IDS", "to users"]]),
   }),
   customize_autodistribution: hook({
     crm: "both",
@@ -203,6 +257,7 @@ export const hookCatalog = {
     input: withCallFull({ extension: z.string().optional() }),
     data: z.strictObject({ extension: z.string().describe("Empty keeps the normal route") }),
     defaults: () => ({ extension: "" }),
+    effect: (data) => (data.extension === "" ? "the call takes the normal route" : `the call is routed to extension ${data.extension}`),
   }),
   post_registration: hook({
     crm: "both",
@@ -210,6 +265,7 @@ export const hookCatalog = {
     input: withCallFull({}),
     data: z.looseObject({ result: z.boolean().optional() }),
     defaults: () => ({ result: true }),
+    effect: () => "nothing: the connector does not use this answer",
   }),
   customize_entity: hook({
     crm: "bitrix24",
@@ -217,6 +273,7 @@ export const hookCatalog = {
     input: withCallFull({ entity: z.record(z.string(), z.unknown()) }),
     data: anyParams,
     defaults: wrapped("entity"),
+    effect: (data) => changedFields("CRM entity updated", data),
   }),
   customize_activity: hook({
     crm: "bitrix24",
@@ -224,6 +281,7 @@ export const hookCatalog = {
     input: withCallFull({ activity: z.record(z.string(), z.unknown()) }),
     data: anyParams,
     defaults: wrapped("activity"),
+    effect: (data) => changedFields("CRM activity updated", data),
   }),
   process_contact_creation_params: hook({
     crm: "kommo",
@@ -231,6 +289,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("contact created in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"]]),
   }),
   process_lead_creation_params: hook({
     crm: "kommo",
@@ -238,6 +297,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("lead created in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"], ["status_id", "status"]]),
   }),
   process_contact_update_params: hook({
     crm: "kommo",
@@ -245,6 +305,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("contact updated in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"]]),
   }),
   process_lead_update_params: hook({
     crm: "kommo",
@@ -252,6 +313,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("lead updated in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"], ["status_id", "status"]]),
   }),
   process_unsorted_creation_params: hook({
     crm: "kommo",
@@ -259,6 +321,7 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
+    effect: (data) => withFields("unsorted request created in Kommo", data, [["source_name", "source"], ["pipeline_id", "pipeline"]]),
   }),
 } as const;
 
@@ -286,4 +349,18 @@ export function partialDataSchema(name: HookName): z.ZodType {
 export function defaultsFor(name: HookName, input: Record<string, unknown>): Record<string, unknown> {
   const spec = hookCatalog[name] as unknown as HookSpec<z.ZodType, z.ZodObject>;
   return spec.defaults(input) as Record<string, unknown>;
+}
+
+/**
+ * What the connector does with an answer, in words: the hook's own `effect` for data, and the same
+ * words for every hook when a script cancelled (`data` is `{}`) or the answer is an error.
+ */
+export function effectOf(name: HookName, input: Record<string, unknown>, answer: HookAnswer, cancelled: boolean): string {
+  if (answer.state === "error") {
+    const who = answer.error.script ? ` in ${answer.error.script}` : "";
+    return `error (${answer.error.reason}${who}): the connector falls back to its own behaviour`;
+  }
+  if (cancelled) return "CRM request cancelled";
+  const spec = hookCatalog[name] as unknown as HookSpec<z.ZodType, z.ZodObject>;
+  return spec.effect(answer.data, input);
 }

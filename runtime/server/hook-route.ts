@@ -2,8 +2,9 @@ import { performance } from "node:perf_hooks";
 import type { FastifyBaseLogger, FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Config } from "../config.js";
 import { callHook, parseHookInput, unknownHook } from "../dispatch/hook-call.js";
+import { ShadowRunner, type ShadowCall } from "../dispatch/shadow.js";
 import type { ScriptRegistry } from "../registry/registry.js";
-import { recordInput } from "../runner/record.js";
+import { recordPair } from "../runner/recording.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { Invocation } from "../sandbox/sandbox.js";
@@ -39,6 +40,8 @@ interface HookRequestSummary {
 }
 
 const summaries = new WeakMap<FastifyRequest, HookRequestSummary>();
+/** Requests whose scripts have shadows, to run once the answer is sent. */
+const shadowCalls = new WeakMap<FastifyRequest, ShadowCall>();
 
 const debugEnabled = (log: FastifyBaseLogger) => log.level === "debug" || log.level === "trace";
 const round = (ms: number) => Math.round(ms * 100) / 100;
@@ -61,6 +64,8 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
 export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe(), calls }) => {
+  const shadows = new ShadowRunner(config, registry.shadows, { onResult: (script, hook, result) => metrics.shadow(script, hook, result) });
+
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
     const summary: HookRequestSummary = {};
@@ -71,15 +76,6 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
 
     const log = request.log;
     if (debugEnabled(log)) log.debug({ hook, input: parsed.input }, "hook input");
-    if (config.record) {
-      // Real calls as test fixtures (config `record`): the body as the connector sent it, saved
-      // beside the answer, never in its way.
-      const { dir, anonymize } = config.record;
-      recordInput(dir, hook, request.body, { anonymize, id: request.id }).then(
-        (file) => log.debug({ hook, file }, "hook input recorded"),
-        (error: unknown) => log.warn({ hook, err: error }, "hook input not recorded"),
-      );
-    }
     const started = performance.now();
     // Leased, so that a version swapped out meanwhile is disposed as soon as no request holds it.
     const lease = registry.lease(hook);
@@ -121,6 +117,21 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
     }
     metrics.answer(hook, summary.outcome, seconds);
     if (calls) summary.capture = { input: parsed.input, answer, invocations: result.invocations };
+    if (registry.shadows.size > 0 && !overload) {
+      shadowCalls.set(request, { hook, input: parsed.input, inputJson: parsed.inputJson, requestId: request.id, result, scripts: lease.scripts });
+    }
+    if (config.record && !overload) {
+      // Real calls as test fixtures (config `record`): the body as the connector sent it and the
+      // answer it got, saved after the answer is made, never in its way. An overloaded request
+      // says nothing about the scripts and is not kept.
+      const { dir, anonymize } = config.record;
+      const status = reply.statusCode;
+      const versions = Object.fromEntries(lease.scripts.map(({ sandbox }) => [sandbox.name, sandbox.version]));
+      recordPair(dir, hook, request.body, answer, { anonymize, id: request.id, requestId: request.id, status, scripts: versions }).then(
+        (file) => log.debug({ hook, file }, "hook call recorded"),
+        (error: unknown) => log.warn({ hook, err: error }, "hook call not recorded"),
+      );
+    }
     if (debugEnabled(log)) log.debug({ hook, answer }, "hook answer");
     return answer;
   }
@@ -135,6 +146,9 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
   /** One line per hook request: hook, scripts run, outcome, status, time; never the payload at info. */
   function onResponse(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const hook = request.routeOptions.config.hook;
+    // The answer is out: now the shadows may run (never before, never in its way).
+    const shadowCall = shadowCalls.get(request);
+    if (shadowCall && catastrophe.failure === undefined) shadows.afterAnswer(shadowCall, request.log);
     const status = reply.statusCode;
     metrics.request(hook ?? UNKNOWN_HOOK, status);
     const { code, capture, ...summary } = summaries.get(request) ?? {};

@@ -26,6 +26,8 @@ export interface ServerMetrics {
   /** A hook request's answer: `success`, `cancel`, or the failure reason; and its duration. */
   answer(hook: HookName, outcome: string, seconds: number): void;
   request(hook: HookName | typeof UNKNOWN_HOOK, status: number): void;
+  /** A live call's shadow run (NAME.shadow.ts): same, different, failed, or shed. */
+  shadow(script: string, hook: HookName, result: string): void;
   /** Stop listening to the script registry. */
   close(): void;
 }
@@ -98,6 +100,13 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     name: "callscript_script_unloads_total",
     help: "Scripts unloaded because their file was removed",
     labelNames: ["script"] as const,
+    registers,
+  });
+
+  const shadowRuns = new Counter({
+    name: "callscript_shadow_runs_total",
+    help: "Shadow runs (NAME.shadow.ts after NAME's live answer) by script, hook and result: same, different, failed (the shadow failed), shed (not run, to spare the server)",
+    labelNames: ["script", "hook", "result"] as const,
     registers,
   });
 
@@ -178,6 +187,9 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     },
     request(hook, status) {
       requests.inc({ hook, status: String(status) });
+    },
+    shadow(script, hook, result) {
+      shadowRuns.inc({ script, hook, result });
     },
     close() {
       scripts.off("loaded", onLoaded);

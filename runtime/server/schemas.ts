@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { limitsSchema } from "../sandbox/limits.js";
-import { errorAnswer, hookFailure, successAnswer } from "../schema/envelope.js";
+import { errorAnswer, failureReason, hookFailure, successAnswer } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { ScriptState } from "../registry/registry.js";
 
@@ -68,6 +68,37 @@ const problem = z.object({
   location: z.object({ file: z.string(), line: z.number().int(), column: z.number().int() }).optional(),
 });
 
+const at = z.string().describe("ISO 8601");
+
+const answerView = z
+  .union([
+    z.strictObject({ data: z.record(z.string(), z.unknown()).describe("The data after the script") }),
+    z.strictObject({ cancel: z.literal(true) }),
+    z.strictObject({ error: failureReason }),
+  ])
+  .describe("A script's answer as a shadow run compares it");
+
+export const shadowState = z
+  .object({
+    file: z.string().describe("NAME.shadow.ts, relative to the scripts folder"),
+    version: z.string().nullable(),
+    state: z.enum(["active", "failed", "stale"]),
+    lastError: problem.nullable().describe("Why the newest version of the shadow did not load"),
+    calls: z.number().int().describe("Shadow runs compared: same + different + failed"),
+    same: z.number().int(),
+    different: z.number().int(),
+    failed: z.number().int().describe("Runs in which the shadow failed (threw, timed out, ...)"),
+    shed: z.number().int().describe("Live calls on which the shadow was not run, to spare the server"),
+    lastDifference: z
+      .object({ hook: z.enum(hookNames as [HookName, ...HookName[]]), at, active: answerView, shadow: answerView })
+      .nullable()
+      .describe("The last live call on which the shadow answered differently"),
+    lastFailure: z
+      .object({ hook: z.enum(hookNames as [HookName, ...HookName[]]), at, error: hookFailure.omit({ stack: true }) })
+      .nullable(),
+  })
+  .describe("NAME.shadow.ts: runs after NAME's live answer on the same input, compared, never answering");
+
 export const scriptState = z.object({
   name: z.string(),
   file: z.string().describe("Relative to the scripts folder"),
@@ -85,6 +116,7 @@ export const scriptState = z.object({
   queueDepth: z.number().int().describe("Invocations running or waiting"),
   invocations: z.number().int(),
   outcomes: z.record(z.string(), z.number().int()).describe("Invocations by outcome: data, none, cancel, or a failure reason"),
+  shadow: shadowState.optional(),
 });
 
 // The registry's type and this schema must describe the same object (the serializer drops

@@ -111,11 +111,15 @@ describe("recording (config `record`)", () => {
     const body = { ...recordInput("/rec.wav"), extra_field_from_a_newer_connector: [null] };
     await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: body, headers: { "x-request-id": "rec-1" } });
     await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: { nope: 1 }, headers: { "x-request-id": "rec-2" } });
+    // A recording is a pair: the input, then `.answer.json` beside it (written second).
     const stop = Date.now() + 5_000;
-    while (readdirSync(dir).filter((name) => name.endsWith(".json")).length === 0 && Date.now() < stop) await new Promise((resolve) => setTimeout(resolve, 5));
-    const files = readdirSync(dir).filter((name) => name.endsWith(".json"));
+    while (readdirSync(dir).filter((name) => name.endsWith(".answer.json")).length === 0 && Date.now() < stop) await new Promise((resolve) => setTimeout(resolve, 5));
+    const files = readdirSync(dir).filter((name) => name.endsWith(".json") && !name.endsWith(".answer.json"));
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/^process_record_file_path\..+-rec-1\.json$/);
     expect(JSON.parse(readFileSync(path.join(dir, files[0]!), "utf8"))).toEqual(body);
+    const answer = JSON.parse(readFileSync(path.join(dir, files[0]!.replace(/\.json$/, ".answer.json")), "utf8"));
+    expect(answer).toMatchObject({ hook: "process_record_file_path", requestId: "rec-1", status: 200, answer: { state: "success", data: { path: "/r/rec.wav" } } });
+    expect(Object.keys(answer.scripts)).toEqual(["recordings"]);
   });
 });

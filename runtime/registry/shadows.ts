@@ -1,0 +1,234 @@
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import { scriptNameOf } from "../compile/compile.js";
+import type { Config } from "../config.js";
+import type { PipelineScript } from "../dispatch/dispatch.js";
+import type { FailureReason, HookFailure } from "../schema/envelope.js";
+import type { HookName } from "../schema/hooks.js";
+import type { SandboxOptions } from "../sandbox/sandbox.js";
+import { loadScriptFile } from "./load-script.js";
+import type { ScriptProblem } from "./registry.js";
+import { isShadowFile, liveNameOf } from "./variants.js";
+
+/**
+ * The shadows of a scripts folder: `NAME.shadow.ts` beside `NAME.ts`. Each is loaded like a script
+ * (the same compiler and sandbox, its own isolate and its own limits, NAME's settings and order from
+ * the config) but never serves: runtime/dispatch/shadow.ts runs it after NAME's live answer is sent
+ * and records here how its answers compare with NAME's.
+ */
+
+/** A script's answer as a shadow run compares it: the data after the script, a cancel, or a failure. */
+export type AnswerView = { data: Record<string, unknown> } | { cancel: true } | { error: FailureReason };
+
+export interface ShadowDifference {
+  hook: HookName;
+  /** When the live call was answered (ISO 8601). */
+  at: string;
+  /** What NAME answered. */
+  active: AnswerView;
+  /** What the shadow would have answered. */
+  shadow: AnswerView;
+}
+
+export interface ShadowState {
+  /** Relative to the scripts folder. */
+  file: string;
+  version: string | null;
+  /** active: runs beside NAME; failed: never loaded; stale: an older version runs because the newest failed. */
+  state: "active" | "failed" | "stale";
+  lastError: ScriptProblem | null;
+  /** Shadow runs compared: same + different + failed. */
+  calls: number;
+  same: number;
+  different: number;
+  /** The shadow failed (threw, timed out, ran out of memory, returned data that does not fit). */
+  failed: number;
+  /** Live calls on which the shadow was not run, to spare the server (see dispatch/shadow.ts). */
+  shed: number;
+  lastDifference: ShadowDifference | null;
+  lastFailure: { hook: HookName; at: string; error: Omit<HookFailure, "stack"> } | null;
+}
+
+export interface ShadowEntry {
+  live: string;
+  file: string;
+  script?: PipelineScript;
+  generation: number;
+  lastError: ScriptProblem | null;
+  counts: { same: number; different: number; failed: number; shed: number };
+  lastDifference: ShadowDifference | null;
+  lastFailure: ShadowState["lastFailure"];
+  /** Log sampling: when the last difference or failure was logged, and how many were not since. */
+  loggedAt: number;
+  notLogged: number;
+}
+
+type Log = Pick<Logger, "info" | "warn" | "error" | "debug">;
+
+export class ShadowScripts {
+  private readonly entries = new Map<string, ShadowEntry>();
+  private closed = false;
+  /** Shadow runs started and not finished, across all shadows. */
+  inFlight = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Log,
+    private readonly sandboxOptions: SandboxOptions,
+  ) {}
+
+  private get scriptsDir(): string {
+    return this.config.scriptsDir;
+  }
+
+  files(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.scriptsDir);
+    } catch {
+      return [];
+    }
+    return names
+      .map((name) => path.join(this.scriptsDir, name))
+      .filter((file) => isShadowFile(file, this.scriptsDir))
+      .sort();
+  }
+
+  /** Load every shadow of the folder; forget those whose file is gone. */
+  async loadAll(): Promise<void> {
+    if (this.closed) return;
+    const files = this.files();
+    const present = new Set(files.map((file) => path.resolve(file)));
+    await Promise.all([...this.entries.values()].filter((entry) => !present.has(entry.file)).map((entry) => this.unload(entry.file)));
+    await Promise.all(files.map((file) => this.reload(file)));
+  }
+
+  /** Compile and load a shadow; a version that does not load leaves the previous one running. */
+  async reload(file: string): Promise<void> {
+    if (this.closed) return;
+    const live = liveNameOf(file);
+    let entry = this.entries.get(live);
+    if (!entry) {
+      entry = {
+        live,
+        file: path.resolve(file),
+        generation: 0,
+        lastError: null,
+        counts: { same: 0, different: 0, failed: 0, shed: 0 },
+        lastDifference: null,
+        lastFailure: null,
+        loggedAt: -Infinity,
+        notLogged: 0,
+      };
+      this.entries.set(live, entry);
+    }
+    const generation = ++entry.generation;
+    // At most one run per shadow at a time, never a queue (see dispatch/shadow.ts).
+    const sandbox = { ...this.sandboxOptions, maxQueue: 0 };
+    let loaded;
+    try {
+      loaded = await loadScriptFile(file, this.scriptsDir, this.config, { sandbox });
+    } catch (error) {
+      loaded = { ok: false as const, stage: "load" as const, failure: { reason: "compile" as const, script: scriptNameOf(file), message: (error as Error).message } };
+    }
+    if (generation !== entry.generation || this.closed) {
+      if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
+      return;
+    }
+    if (!loaded.ok) {
+      const problem: ScriptProblem = { at: new Date().toISOString(), stage: loaded.stage, message: loaded.failure.message };
+      if (loaded.failure.location) problem.location = loaded.failure.location;
+      entry.lastError = problem;
+      this.log.error({ script: live, shadow: path.basename(file), stage: loaded.stage }, `shadow failed to ${loaded.stage}: ${loaded.failure.message}`);
+      return;
+    }
+    const previous = entry.script;
+    if (previous?.sandbox.version === loaded.script.sandbox.version) {
+      void loaded.script.sandbox.drainAndDispose();
+      entry.lastError = null;
+      return;
+    }
+    entry.script = loaded.script;
+    entry.lastError = null;
+    // A new version starts its comparison afresh.
+    entry.counts = { same: 0, different: 0, failed: 0, shed: 0 };
+    entry.lastDifference = null;
+    entry.lastFailure = null;
+    if (previous) void previous.sandbox.drainAndDispose();
+    const { sandbox: loadedSandbox } = loaded.script;
+    this.log.info({ script: live, shadow: path.basename(file), version: loadedSandbox.version, hooks: loadedSandbox.meta.hooks }, "shadow loaded");
+    const liveFile = entry.file.replace(/\.shadow(\.m?ts)$/, "$1");
+    if (!existsSync(liveFile)) {
+      this.log.warn({ script: live, shadow: path.basename(file) }, `there is no ${path.basename(liveFile)} beside ${path.basename(file)}: the shadow runs only on the live calls of ${live}`);
+    }
+  }
+
+  async unload(file: string): Promise<boolean> {
+    const live = liveNameOf(file);
+    const entry = this.entries.get(live);
+    if (!entry || entry.file !== path.resolve(file)) return false;
+    entry.generation++;
+    this.entries.delete(live);
+    if (entry.script) void entry.script.sandbox.drainAndDispose();
+    this.log.info({ script: live, shadow: path.basename(file) }, "shadow unloaded");
+    return true;
+  }
+
+  /** Every shadow, by the name of the script it stands beside. */
+  all(): ShadowEntry[] {
+    return [...this.entries.values()];
+  }
+
+  /** The shadow of a live script, when there is one. */
+  of(live: string): ShadowEntry | undefined {
+    return this.entries.get(live);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Shadow files whose bundle includes `file` (a helper). */
+  dependentsOf(file: string): string[] {
+    const absolute = path.resolve(file);
+    return [...this.entries.values()].filter((entry) => entry.file === absolute || entry.script?.sandbox.compiled.inputs.includes(absolute)).map((entry) => entry.file);
+  }
+
+  /** Shadow files whose newest version failed to load: a changed helper may be what they lacked. */
+  failing(): string[] {
+    return [...this.entries.values()].filter((entry) => entry.lastError !== null).map((entry) => entry.file);
+  }
+
+  stateOf(live: string): ShadowState | undefined {
+    const entry = this.entries.get(live);
+    if (!entry) return undefined;
+    const { same, different, failed, shed } = entry.counts;
+    return {
+      file: path.relative(this.scriptsDir, entry.file),
+      version: entry.script?.sandbox.version ?? null,
+      state: !entry.script ? "failed" : entry.lastError ? "stale" : "active",
+      lastError: entry.lastError,
+      calls: same + different + failed,
+      same,
+      different,
+      failed,
+      shed,
+      lastDifference: entry.lastDifference,
+      lastFailure: entry.lastFailure,
+    };
+  }
+
+  /** Dispose every shadow once its running invocation has finished. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    for (const entry of all) entry.generation++;
+    await Promise.all(all.map((entry) => entry.script?.sandbox.drainAndDispose()));
+  }
+}
