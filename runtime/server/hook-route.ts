@@ -55,9 +55,11 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 503 with `Retry-After: 1` and the error answer when a script's queue was full (`overloaded`).
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
-export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe() }) => {
+export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config: startConfig, registry, metrics, catastrophe = new Catastrophe() }) => {
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
+    // The configuration in force for this request: a config reload swaps it whole.
+    const config = registry.activeConfig;
     const summary: HookRequestSummary = {};
     summaries.set(request, summary);
     const bodyText = bodyTexts.get(request);
@@ -83,6 +85,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       result = await catastrophe.race(() =>
         callHook(config, hook, parsed.input, lease.scripts, {
           requestId: request.id,
+          failed: lease.failed,
           inputJson: parsed.inputJson,
           onInvocation(invocation) {
             registry.count(invocation);
@@ -121,7 +124,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
 
   function onError(request: FastifyRequest, _reply: FastifyReply, error: FastifyError, done: HookHandlerDoneFunction): void {
     const summary = summaries.get(request) ?? {};
-    summary.code = httpErrorBody(error, request.id, config.bodyLimitBytes).code;
+    summary.code = httpErrorBody(error, request.id, startConfig.bodyLimitBytes).code;
     summaries.set(request, summary);
     done();
   }
