@@ -9,7 +9,7 @@ import type { HookAnswer } from "../schema/envelope.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import { bold, dim, formatFailure, formatLimitUse, formatLogs, green, yellow } from "./format.js";
-import { readJsonFile, readJsonObject } from "./inputs.js";
+import { checkScriptNames, readJsonFile, readJsonObject } from "./inputs.js";
 
 interface RunOptions {
   hook: string;
@@ -48,7 +48,8 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
   const config = loadConfig(options.config ? { file: options.config } : {});
   const settings = options.settings ? readJsonObject(options.settings, "Settings file") : undefined;
   const scriptsDir = path.dirname(file);
-  const loaded = await loadScriptFile(file, scriptsDir, config, settings ? { settings } : {});
+  checkScriptNames(config, scriptsDir, options.config);
+  const loaded = await loadScriptFile(file, scriptsDir, config, settings ? { settings, settingsFrom: options.settings! } : {});
   if (!loaded.ok) {
     const answer: HookAnswer = { state: "error", error: loaded.failure };
     if (options.json) console.log(JSON.stringify(answer));
@@ -84,6 +85,8 @@ function report(
   const lines = [`${bold(name)} ${dim(`· ${hook} · version ${version}`)}`, ""];
   if (answer.state === "success") {
     const cancelled = invocation?.outcome.kind === "cancel";
+    // As `test` says it: a handler that returned nothing changed nothing, which is easy to miss.
+    if (invocation?.outcome.kind === "none") lines.push(yellow(`${name} returned nothing: the data is ${hook}'s defaults, unchanged`), "");
     lines.push(cancelled ? yellow("cancelled: the CRM request is not sent (data {})") : green("data"));
     if (!cancelled) lines.push(...JSON.stringify(answer.data, null, 2).split("\n").map((line) => `  ${line}`));
   } else {

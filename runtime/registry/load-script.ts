@@ -3,6 +3,7 @@ import { effectiveLimits, type Config } from "../config.js";
 import { settingsProblems } from "../config-scripts.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
+import { withSandboxHint } from "../sandbox/hints.js";
 import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
 
 /**
@@ -69,7 +70,7 @@ export async function loadScriptFile(
     return { ok: true, script: pipelineEntry(config, sandbox, options.settings) };
   } catch (error) {
     if (!(error instanceof ScriptLoadFailure)) throw error;
-    const failure: HookFailure = { reason: "compile", script: name, message: error.message };
+    const failure: HookFailure = { reason: "compile", script: name, message: withSandboxHint(error.message) };
     if (error.location) failure.location = error.location;
     if (error.mappedStack) failure.stack = error.mappedStack;
     return { ok: false, stage: "load", failure, diagnostics: [] };

@@ -88,8 +88,8 @@ export interface RegistryOptions {
   /** Called when isolated-vm reports that V8 lost control of an isolate. */
   onCatastrophicError?: (script: string, message: string) => void;
   /**
-   * The type check against the SDK, used as `config.typecheck` says. Without it no version is
-   * type-checked (a registry made by a test, the runner: `check` type-checks on its own).
+   * The type check against the SDK, used as `config.typecheck` says; close() stops it. Without it
+   * no version is type-checked (a registry made by a test, the runner: `check` type-checks on its own).
    */
   typeChecking?: TypeChecking;
 }
@@ -471,6 +471,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   /** Dispose every version, active or retiring, once its running invocations have finished. */
   async close(): Promise<void> {
     this.closed = true;
+    void this.typeChecking?.close();
     const sandboxes = [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
     for (const entry of this.entries.values()) entry.generation++;
     this.entries.clear();
