@@ -6,13 +6,14 @@ import type { Config } from "../config.js";
 import { pipelineOrder, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
+import { settingsProblems } from "../config-scripts.js";
 import { loadScriptFile, settingsJsonFor, type LoadedScript } from "../registry/load-script.js";
 import { isScriptFile } from "../registry/registry.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { GuestLogs } from "../sandbox/protocol.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookFailure } from "../schema/envelope.js";
-import type { HookName } from "../schema/hooks.js";
+import { defaultsFor, type HookName } from "../schema/hooks.js";
 import {
   caseInput,
   casesFilesOf,
@@ -239,15 +240,29 @@ function outcomeOf(result: DispatchResult): Outcome {
   return { data: result.answer.data };
 }
 
-function expectedOutcome(expect: CaseExpect): Outcome {
+/**
+ * `{ changes }` is the hook's defaults for the case's input with those fields changed: a case names
+ * what its script is for (USER_ID), not the fields it copies through (CALL_ID, DURATION, a whole
+ * RECORD_URL), and a field the scripts change without the case naming it still fails it.
+ */
+function expectedOutcome(expect: CaseExpect, hook: HookName, input: Record<string, unknown>): Outcome {
   if (expect.cancel) return { cancel: true };
   if (expect.error !== undefined) return { error: expect.error };
+  if (expect.changes !== undefined) return { data: { ...defaultsFor(hook, input), ...expect.changes } };
   return { data: expect.data ?? {} };
 }
 
 function withSettings(script: PipelineScript, config: Config, settings: unknown): PipelineScript {
   if (settings === undefined) return script;
   return { ...script, settingsJson: settingsJsonFor(config, script.sandbox, settings as Record<string, unknown>) };
+}
+
+/** A case's settings checked as the config's are: keys the script does not declare, values of another kind. */
+function caseSettingsProblems(script: PipelineScript, config: Config, settings: Record<string, unknown>, file: string, at: string): CaseProblem[] {
+  return settingsProblems(config, script.sandbox.name, script.sandbox.meta.settings, { settings, from: "this case" }).map((message) => {
+    const [, key, rest] = /^settings\.([^:]+): (.*)$/s.exec(message) ?? [];
+    return key === undefined ? { file, path: at, message } : { file, path: `${at}.${key}`, message: rest! };
+  });
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -349,6 +364,8 @@ async function runEntry(
     } else if (!own.script.sandbox.implements(hook)) {
       const handles = own.script.sandbox.meta.hooks.join(", ");
       return failed(hook, [{ file: casesFilePath, path: `${at}.hook`, message: `${own.script.sandbox.name} has no handler for ${hook}; it handles: ${handles}` }]);
+    } else if (testCase.settings && caseSettingsProblems(own.script, config, testCase.settings, casesFilePath, `${at}.settings`).length > 0) {
+      return failed(hook, caseSettingsProblems(own.script, config, testCase.settings, casesFilePath, `${at}.settings`));
     } else if (report.mode === "script") {
       scripts = [withSettings(own.script, config, testCase.settings)];
     } else {
@@ -368,6 +385,9 @@ async function runEntry(
         problems.push({ file: casesFilePath, path: `${at}.settings.${name}`, message: `no script ${name} in the ${hook} pipeline (its scripts: ${known})` });
       } else if (!isObject(value)) {
         problems.push({ file: casesFilePath, path: `${at}.settings.${name}`, message: "must be an object: the settings of that script" });
+      } else {
+        const script = pipeline.find((candidate) => candidate.sandbox.name === name)!;
+        problems.push(...caseSettingsProblems(script, config, value, casesFilePath, `${at}.settings.${name}`));
       }
     }
     if (problems.length > 0) return failed(hook, problems);
@@ -391,7 +411,7 @@ async function runEntry(
     result.steps = called.invocations.map(stepOf);
   }
   // Data against data is compared field by field; an answer of another kind (an error, a cancel) is one difference.
-  const expected = expectedOutcome(testCase.expect);
+  const expected = expectedOutcome(testCase.expect, hook, input.input);
   const sameKind = Object.keys(expected)[0] === Object.keys(result.actual)[0];
   const differences = sameKind ? diffValues(expected, result.actual) : [{ path: "answer", expected, actual: result.actual, kind: "changed" as const }];
   if (differences.length > 0) {
