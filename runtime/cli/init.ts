@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { packageRoot } from "../paths.js";
@@ -42,15 +42,26 @@ export function registerInit(program: Command): void {
 }
 
 /**
- * How the user runs callscript from here, as typed: `npx callscript` in a project that has it in
- * node_modules (npm puts its bin there, not on the PATH); `node <path>/bin/callscript.js` from a
- * checkout of callscript itself; `callscript` for a global install.
+ * How the user runs callscript from here, as typed: `npx callscript` in a project whose
+ * node_modules/.bin has this callscript (npm puts a dependency's bin there, not on the PATH);
+ * `node <path>/bin/callscript.js` from a checkout of callscript itself; `callscript` otherwise
+ * (a global install).
  */
 function commandPrefix(cwd = process.cwd()): string {
-  const parts = packageRoot.split(path.sep);
-  const modules = parts.lastIndexOf("node_modules");
-  if (modules < 0) return `node ${displayPath(path.join(packageRoot, "bin", "callscript.js"), cwd)}`;
-  const project = parts.slice(0, modules).join(path.sep) || path.sep;
-  const inProject = !path.relative(project, cwd).startsWith("..") && existsSync(path.join(project, "node_modules", ".bin", "callscript"));
-  return inProject ? "npx callscript" : "callscript";
+  const ownBin = realpathOrSelf(path.join(packageRoot, "bin", "callscript.js"));
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    const bin = path.join(dir, "node_modules", ".bin", "callscript");
+    if (existsSync(bin) && realpathOrSelf(bin) === ownBin) return "npx callscript";
+    if (path.dirname(dir) === dir) break;
+  }
+  if (!packageRoot.split(path.sep).includes("node_modules")) return `node ${displayPath(path.join(packageRoot, "bin", "callscript.js"), cwd)}`;
+  return "callscript";
+}
+
+function realpathOrSelf(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
 }

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { callHook, parseHookInput, resolveHook } from "../dispatch/hook-call.js";
-import { UsageError } from "../errors.js";
+import { ConfigError, UsageError } from "../errors.js";
 import { loadScriptFile } from "../registry/load-script.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import type { Limits } from "../sandbox/limits.js";
@@ -50,6 +50,10 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
   const scriptsDir = path.dirname(file);
   checkScriptNames(config, scriptsDir, options.config);
   const loaded = await loadScriptFile(file, scriptsDir, config, settings ? { settings, settingsFrom: options.settings! } : {});
+  if (!loaded.ok && loaded.stage === "config") {
+    // Settings the script does not declare (from --settings or the config): the command is wrong.
+    throw new ConfigError(options.settings ?? options.config ?? "the configuration", loaded.failure.message);
+  }
   if (!loaded.ok) {
     const answer: HookAnswer = { state: "error", error: loaded.failure };
     if (options.json) console.log(JSON.stringify(answer));

@@ -194,6 +194,11 @@ export class FolderTypeCheck {
       const diagnostics = [...this.service.getSyntacticDiagnostics(absolute), ...this.service.getSemanticDiagnostics(absolute)];
       for (const diagnostic of diagnostics) {
         if (diagnostic.category !== this.ts.DiagnosticCategory.Error) continue;
+        const returns = this.badReturns(diagnostic);
+        if (returns.length > 0) {
+          problems.push(...returns);
+          continue;
+        }
         const problem: TypeProblem = { file: diagnostic.file ? path.resolve(diagnostic.file.fileName) : absolute, code: `TS${diagnostic.code}`, message: shortMessage(this.ts, diagnostic) };
         if (diagnostic.file && diagnostic.start !== undefined) {
           const { line, character } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
@@ -203,6 +208,64 @@ export class FolderTypeCheck {
         problems.push(problem);
       }
     }
+    return problems;
+  }
+
+  /**
+   * A hook handler whose return value does not fit its hook is reported by TypeScript at the
+   * handler's name, with the handler's whole type. Found instead: each `return` of the handler
+   * whose value does not fit, at its own line, with the value's type and the reason at the end of
+   * the compiler's chain ("Type 'string' is not assignable to type 'boolean | undefined'").
+   * Empty when the diagnostic is not of that kind (or no single return is to blame).
+   */
+  private badReturns(diagnostic: TS.Diagnostic): TypeProblem[] {
+    const ts = this.ts;
+    if (diagnostic.code !== 2322 || !diagnostic.file || diagnostic.start === undefined) return [];
+    const program = this.service.getProgram();
+    if (!program) return [];
+    const checker = program.getTypeChecker();
+    const name = findToken(ts, diagnostic.file, diagnostic.start);
+    const owner = name?.parent;
+    if (!owner || (owner as TS.NamedDeclaration).name !== name || !ts.isObjectLiteralExpression(owner.parent)) return [];
+    const handler = ts.isMethodDeclaration(owner)
+      ? owner
+      : ts.isPropertyAssignment(owner) && (ts.isFunctionExpression(owner.initializer) || ts.isArrowFunction(owner.initializer))
+        ? owner.initializer
+        : undefined;
+    if (!handler?.body || !ts.isBlock(handler.body) || handler.modifiers?.some((modifier) => modifier.kind === ts.SyntaxKind.AsyncKeyword)) return [];
+    const expectedHandler = checker.getContextualType(owner.parent);
+    const property = expectedHandler && checker.getPropertyOfType(expectedHandler, name.getText());
+    const signature = property && checker.getSignaturesOfType(checker.getNonNullableType(checker.getTypeOfSymbol(property)), ts.SignatureKind.Call)[0];
+    if (!signature) return [];
+    const expected = signature.getReturnType();
+    const reason = ts
+      .flattenDiagnosticMessageText(diagnostic.messageText, "\n")
+      .split("\n")
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .slice(1)
+      .slice(-CHAIN_TAIL)
+      .map(cutLongTypes)
+      .join(" ");
+    const problems: TypeProblem[] = [];
+    const visit = (node: TS.Node): void => {
+      if (ts.isFunctionLike(node)) return; // a nested function's returns are its own
+      if (ts.isReturnStatement(node) && node.expression) {
+        const type = checker.getTypeAtLocation(node.expression);
+        if (!checker.isTypeAssignableTo(type, expected)) {
+          const { line, character } = diagnostic.file!.getLineAndCharacterOfPosition(node.getStart());
+          problems.push({
+            file: path.resolve(diagnostic.file!.fileName),
+            line: line + 1,
+            column: character + 1,
+            code: `TS${diagnostic.code}`,
+            message: cutLongTypes(`${name.getText()} returns '${checker.typeToString(type)}', which does not fit '${checker.typeToString(expected)}'.`) + (reason ? ` ${reason}` : ""),
+          });
+        }
+      }
+      ts.forEachChild(node, visit);
+    };
+    ts.forEachChild(handler.body, visit);
     return problems;
   }
 
@@ -217,6 +280,18 @@ export class FolderTypeCheck {
   dispose(): void {
     this.service.dispose();
   }
+}
+
+/** The innermost node at `position` (an identifier, say). */
+function findToken(ts: TypeScript, file: TS.SourceFile, position: number): TS.Node | undefined {
+  let found: TS.Node | undefined;
+  const visit = (node: TS.Node): void => {
+    if (position < node.getStart(file) || position >= node.getEnd()) return;
+    found = node;
+    ts.forEachChild(node, visit);
+  };
+  ts.forEachChild(file, visit);
+  return found;
 }
 
 function versionOf(file: string): string {

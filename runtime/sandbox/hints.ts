@@ -56,12 +56,13 @@ export function sandboxHint(name: string): string | undefined {
 export const hintedNames = Object.keys(HINTS);
 
 /**
- * `ReferenceError: fetch is not defined` → the same with what to do instead; any other message as
- * it was. Applied to what a script's load or invocation threw.
+ * `ReferenceError: fetch is not defined` (or `TypeError: globalThis.fetch is not a function`) →
+ * the same with what to do instead; any other message as it was. Applied to what a script's load
+ * or invocation threw.
  */
 export function withSandboxHint(message: string): string {
-  const match = /\b(\w+) is not defined\b/.exec(message);
-  if (!match || !/ReferenceError/.test(message)) return message;
+  const match = /^ReferenceError: (\w+) is not defined\b/.exec(message) ?? /^TypeError: (?:globalThis|self|window)\.(\w+) is not a function\b/.exec(message);
+  if (!match) return message;
   const hint = sandboxHint(match[1]!);
   return hint && !message.includes(hint) ? `${message} (${match[1]}: ${hint})` : message;
 }
