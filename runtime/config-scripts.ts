@@ -98,9 +98,19 @@ export function settingsInForce(config: Config, name: string, file: string, decl
     if (!Object.hasOwn(configured, key)) out[key] = { value: maskSecrets(value, { key }), from: `${path.basename(file)} (its default)` };
   }
   for (const [key, value] of Object.entries(configured)) {
-    const source = sourceOf(config, `${scriptsKey(name)}.settings.${key}`);
+    const at = `${scriptsKey(name)}.settings.${key}`;
+    let source = sourceOf(config, at);
     const fromEnv = source.kind === "interpolated" || source.kind === "env";
-    out[key] = { value: maskSecrets(value, { key, secret: fromEnv, secretPaths: secretPathsOf(key) }), from: source.kind === "default" ? "the configuration" : describeSource(source) };
+    const secretPaths = secretPathsOf(key);
+    if (!fromEnv && secretPaths.length > 0 && source.kind === "file") {
+      // Parts of the value came from the environment: name the variables, not only the file.
+      const vars = secretPaths.flatMap((parts) => {
+        const inner = sourceOf(config, `${at}.${parts.join(".")}`);
+        return inner.kind === "interpolated" ? inner.vars : [];
+      });
+      source = { kind: "interpolated", file: source.file, vars: [...new Set(vars)] };
+    }
+    out[key] = { value: maskSecrets(value, { key, secret: fromEnv, secretPaths }), from: source.kind === "default" ? "the configuration" : describeSource(source) };
   }
   return out;
 }

@@ -52,7 +52,7 @@ function typeText(node: Schema): string {
 
 const cell = (text: string | undefined) => (text ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
 
-function fieldsTable(node: Schema, what: string): string[] {
+function fieldsTable(node: Schema, what: string, sayOpen = true): string[] {
   const properties = Object.entries(node.properties ?? {});
   const open = node.additionalProperties !== undefined && node.additionalProperties !== false;
   if (properties.length === 0) {
@@ -64,7 +64,7 @@ function fieldsTable(node: Schema, what: string): string[] {
     const type = typeText(property);
     lines.push(`| \`${name}\`${required.has(name) ? "" : "?"} | \`${type.replace(/`/g, "")}\` | ${cell(property.description)} |`);
   }
-  if (open) lines.push("", "Other keys are kept and passed on as they are.");
+  if (open && sayOpen) lines.push("", "Other keys are kept and passed on as they are.");
   return lines;
 }
 
@@ -132,12 +132,11 @@ export function hooksReference(): string {
     "",
   );
   for (const [name, schema] of Object.entries(NAMED)) {
-    if (name === "CallStage") continue;
     const node = jsonSchema(schema);
-    const described = node.description ? `${node.description}. ` : "";
     lines.push(`### ${name}`, "");
-    if (described) lines.push(described.trim(), "");
-    lines.push(...fieldsTable(node, "Fields").slice(2), "");
+    if (node.description) lines.push(`${node.description}.`, "");
+    if (node.enum) lines.push(`One of ${typeText(node).replace(/ \\\| /g, ", ")}.`, "");
+    else lines.push(...fieldsTable(node, "Fields", false).slice(2), "");
   }
   return `${lines.join("\n").trimEnd()}\n`;
 }

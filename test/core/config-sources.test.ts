@@ -95,7 +95,7 @@ describe("scripts.<name> against the folder and the scripts", () => {
     expect(settings).toEqual({
       webhook: { value: "https://x.bitrix24.ru/****", from: `\${HOOK} in ${file}` },
       users: { value: ["5"], from: file },
-      nested: { value: { url: "https://crm.example/****" }, from: file },
+      nested: { value: { url: "https://crm.example/****" }, from: `\${PATH_PART} in ${file}` },
       apiToken: { value: "****", from: "crm.ts (its default)" },
       day: { value: "mon", from: "crm.ts (its default)" },
     });
