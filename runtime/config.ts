@@ -78,6 +78,7 @@ const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: strin
   CALLSCRIPT_SCRIPTS: { key: "scriptsDir", parse: (v) => v },
   CALLSCRIPT_LOG_LEVEL: { key: "logLevel", parse: (v) => v },
   CALLSCRIPT_WATCH: { key: "watch", parse: (v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v) },
+  CALLSCRIPT_TYPECHECK: { key: "typecheck", parse: (v) => v },
 };
 
 /** The command-line flag of each key `serve` takes from its options. */

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { packageRoot } from "../paths.js";
 import type { TypeChecking, TypeProblem } from "./typecheck.js";
+import { folderKey, folderStamp, TypeCheckCache } from "./typecheck-cache.js";
 
 /** A check that has not answered in this long is taken as lost: the worker is restarted. */
 const CHECK_TIMEOUT_MS = 120_000;
@@ -32,8 +33,50 @@ export class WorkerTypeChecking implements TypeChecking {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
+  private readonly cache: TypeCheckCache | undefined;
 
-  check(dir: string, files: readonly string[]): Promise<TypeProblem[]> {
+  /** `cache: false`: never read or keep results on disk (see typecheck-cache.ts). */
+  constructor(options: { cache?: boolean } = {}) {
+    this.cache = options.cache === false ? undefined : new TypeCheckCache();
+  }
+
+  async check(dir: string, files: readonly string[]): Promise<TypeProblem[]> {
+    // Before the compiler is loaded (a start), results found for this very folder are used as
+    // they are: a restart of the same scripts does not pay for the compiler. Once it runs, it is
+    // asked: a save changes the folder, and with it the key.
+    if (this.cache && !this.worker) {
+      const known = this.cache.lookup(dir, files);
+      if (known) {
+        this.warmLater(dir, files);
+        return known;
+      }
+    }
+    const before = this.cache ? folderStamp(dir) : undefined;
+    const problems = await this.ask(dir, files);
+    if (this.cache && before !== undefined) {
+      const cache = this.cache;
+      // Kept, off the answer's path, only when no file of the folder changed while the worker read it.
+      setImmediate(() => {
+        if (folderStamp(dir) === before) cache.store(dir, folderKey(dir, { exact: true }), files, problems);
+      });
+    }
+    return problems;
+  }
+
+  /**
+   * After a start served from the cache, the compiler is loaded in the background a moment later
+   * (it runs in the worker's thread), so that the first save is checked by a warm program.
+   */
+  private warming = false;
+  private warmLater(dir: string, files: readonly string[]): void {
+    if (this.warming) return;
+    this.warming = true;
+    setTimeout(() => {
+      if (!this.worker && !this.closed) this.ask(dir, files).catch(() => undefined);
+    }, 1_000).unref();
+  }
+
+  private ask(dir: string, files: readonly string[]): Promise<TypeProblem[]> {
     const worker = this.started();
     const id = ++this.nextId;
     return new Promise<TypeProblem[]>((resolve, reject) => {
@@ -46,7 +89,10 @@ export class WorkerTypeChecking implements TypeChecking {
     });
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
     if (worker) {

@@ -7,6 +7,7 @@ import { pipelineOrder, type DispatchResult, type PipelineScript } from "../disp
 import { callHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
 import { settingsProblems } from "../config-scripts.js";
+import { hooksNamedIn } from "../registry/failed-script.js";
 import { loadScriptFile, settingsJsonFor, type LoadedScript } from "../registry/load-script.js";
 import { isScriptFile } from "../registry/registry.js";
 import type { Limits } from "../sandbox/limits.js";
@@ -300,7 +301,9 @@ export async function runCases(casesFiles: readonly string[], options: RunOption
       if (report.mode === "pipeline") {
         const dir = path.dirname(casesFilePath);
         for (const { file, failure } of await pool.failures(dir)) {
-          report.problems.push({ file, message: `does not load, so the server leaves it out of every pipeline: ${failure.message}` });
+          const hooks = hooksNamedIn(file);
+          const answers = hooks.length > 0 ? `the server answers ${hooks.join(", ")} with this error` : "the server is not ready while it fails";
+          report.problems.push({ file, message: `does not load, so ${answers}: ${failure.message}` });
         }
       }
       const entries = read.ok && !scriptMissing ? read.entries.filter((entry) => filter === undefined || entry.name.toLowerCase().includes(filter)) : [];
@@ -403,7 +406,13 @@ async function runEntry(
     result.failure = loadFailure;
   } else {
     const started = performance.now();
-    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson });
+    // As in the server: the hook's scripts of the folder that do not load answer their failure
+    // (or are named in `skipped`), rather than the pipeline running without them.
+    const failed =
+      report.mode === "pipeline"
+        ? (await pool.failures(dir)).filter(({ file }) => file !== scriptFile && hooksNamedIn(file).includes(hook)).map(({ failure }) => failure)
+        : [];
+    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson, failed });
     result.ms = performance.now() - started;
     for (const invocation of called.invocations) pool.count(invocation, scripts);
     result.actual = outcomeOf(called);
