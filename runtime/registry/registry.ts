@@ -210,14 +210,15 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
     }
     let loaded: LoadedScript;
-    let typeProblems: TypeProblem[] | Error = [];
+    /** The type check's result; undefined when none ran (off, or esbuild refused the script). */
+    let typeResult: TypeProblem[] | Error | undefined;
     const mode = this.typeChecking ? this.config.typecheck : "off";
     try {
       if (mode !== "off") {
         // Type-checked beside the isolate's load, once esbuild has said which files the bundle holds.
         compiled ??= await compileScript(file, this.scriptsDir);
-        const checking = compiled.ok ? this.typeChecking!.check(this.scriptsDir, compiled.script.inputs).catch((error: unknown) => toError(error)) : Promise.resolve([]);
-        [loaded, typeProblems] = await Promise.all([this.loadFile(file, compiled), checking]);
+        const checking = compiled.ok ? this.typeChecking!.check(this.scriptsDir, compiled.script.inputs).catch((error: unknown) => toError(error)) : undefined;
+        [loaded, typeResult] = await Promise.all([this.loadFile(file, compiled), checking]);
       } else {
         loaded = await this.loadFile(file, compiled);
       }
@@ -232,32 +233,20 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return { ok: false, name, superseded: true, ms: elapsed() };
     }
-    if (mode !== "off" && (typeProblems instanceof Error || typeProblems.length > 0 || !loaded.ok)) {
-      if (typeProblems instanceof Error) {
-        const message = `the type check could not run: ${typeProblems.message}`;
-        if (mode === "block") {
-          if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
-          return { ok: false, name, problem: this.problem(entry, "typecheck", message), ms: elapsed() };
-        }
-        typeProblems = [];
-        entry.typeWarnings = [message];
-      } else {
-        this.emit("typeErrors", name, typeProblems.length);
-      }
-      if (typeProblems.length > 0 && mode === "block") {
-        // Type errors say more than what they cause at load time (a ReferenceError for `fetch`).
+    if (typeResult !== undefined) {
+      // Type errors say more than what they cause at load time (a ReferenceError for `fetch`): they come first.
+      const refused = this.typeVerdict(entry, mode, typeResult);
+      if (refused) {
         if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
-        return { ok: false, name, problem: this.typeProblem(entry, typeProblems), ms: elapsed() };
+        return { ok: false, name, problem: refused, ms: elapsed() };
       }
-      if (typeProblems.length > 0) entry.typeWarnings = typeProblems.map((problem) => this.typeErrorText(problem));
-    } else if (mode !== "off") {
-      entry.typeWarnings = [];
-      this.emit("typeErrors", name, 0);
     }
     if (!loaded.ok) {
       const problem = this.problem(entry, loaded.stage, loaded.failure.message, loaded.failure.location);
       return { ok: false, name, problem, ms: elapsed() };
     }
+    // Not type-checked (typecheck off): no type warnings of an earlier check stay with it.
+    if (typeResult === undefined) entry.typeWarnings = [];
     // The config in force now (it may have changed while this version compiled) gives its order and settings.
     loaded = { ok: true, script: pipelineEntry(this.config, loaded.script.sandbox) };
     const sandbox = loaded.script.sandbox;
@@ -570,6 +559,24 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const count = errors.length === 1 ? "a type error" : `${errors.length} type errors`;
     const message = `${count} against the SDK (typecheck: block): ${problems.map((problem) => this.typeErrorText(problem)).join("; ")}`;
     return this.problem(entry, "typecheck", message, { file: first.file, line: first.line, column: first.column }, errors);
+  }
+
+  /**
+   * What a version's type check means under `typecheck`: with `block`, any error (or a check that
+   * could not run) is the problem that keeps it out; with `warn`, they are its warnings. Either way
+   * the count goes to the metric.
+   */
+  private typeVerdict(entry: Entry, mode: Config["typecheck"], result: TypeProblem[] | Error): ScriptProblem | undefined {
+    if (result instanceof Error) {
+      const message = `the type check could not run: ${result.message}`;
+      if (mode === "block") return this.problem(entry, "typecheck", message);
+      entry.typeWarnings = [message];
+      return undefined;
+    }
+    this.emit("typeErrors", entry.name, result.length);
+    if (result.length > 0 && mode === "block") return this.typeProblem(entry, result);
+    entry.typeWarnings = result.map((problem) => this.typeErrorText(problem));
+    return undefined;
   }
 
   private loadFile(file: string, compiled: CompileResult | undefined): Promise<LoadedScript> {
