@@ -26,12 +26,15 @@ export function hooksNamedIn(file: string): HookName[] {
   return hookNames.filter((hook) => found.has(hook));
 }
 
+/** `failed to <verb>`: compile, type-check, load, take its settings. */
+export const stageVerb = (stage: ScriptProblem["stage"]) => (stage === "config" ? "take its settings" : stage === "typecheck" ? "type-check" : stage);
+
 /** The answer's error for a hook of a failed script: reason `compile`, the script, where. */
 export function failedScriptFailure(name: string, problem: ScriptProblem): HookFailure {
   const failure: HookFailure = {
     reason: "compile",
     script: name,
-    message: `${name} has no version to serve: it failed to ${problem.stage === "config" ? "take its settings" : problem.stage === "typecheck" ? "type-check" : problem.stage}: ${problem.message}`,
+    message: `${name} has no version to serve: it failed to ${stageVerb(problem.stage)}: ${problem.message}`,
   };
   if (problem.location) failure.location = problem.location;
   return failure;

@@ -13,7 +13,7 @@ import type { FailureReason, HookFailure, SourceLocation } from "../schema/envel
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
 import { applyConfig, type ConfigChange, type ConfigReport } from "./apply-config.js";
-import { failedScriptFailure, hooksNamedIn } from "./failed-script.js";
+import { failedScriptFailure, hooksNamedIn, stageVerb } from "./failed-script.js";
 import { loadScriptFile, pipelineEntry, sandboxOptionsFrom, type LoadedScript, type LoadStage } from "./load-script.js";
 
 /** One error of a version, at its place: each TypeScript error of a `typecheck` problem. */
@@ -536,7 +536,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     entry.failingHooks = entry.active ? [] : hooksNamedIn(entry.file);
     const serving = entry.active ? `; version ${entry.active.sandbox.version} keeps serving` : "";
     const hooks = entry.active ? "" : entry.failingHooks.length > 0 ? `; ${entry.failingHooks.join(", ")} answer${entry.failingHooks.length === 1 ? "s" : ""} this error` : "";
-    this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${verbOf(stage)}${serving}${hooks}: ${message}`);
+    this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${stageVerb(stage)}${serving}${hooks}: ${message}`);
     this.emit("failed", entry.name, problem);
     return problem;
   }
@@ -584,7 +584,6 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   }
 }
 
-const verbOf = (stage: LoadStage) => (stage === "config" ? "take its settings" : stage === "typecheck" ? "type-check" : stage);
 const toError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
