@@ -84,6 +84,10 @@ else {
   for (const [label, r] of Object.entries(reload.results)) {
     add("reload", `save → new version answering, p95: ${label}`, `${r.saveToAnswerMs.p95} ms`, "< 100 ms", label === "script saved in place" ? r.saveToAnswerMs.p95 < 100 : null, reload.stale ?? `p50 ${r.saveToAnswerMs.p50} ms`);
   }
+  // With the type check that gates a deploy (typecheck: block, the default).
+  for (const [label, r] of Object.entries(reload.typecheck?.block?.results ?? {})) {
+    add("reload", `save → new version answering, typecheck block, p95: ${label}`, `${r.saveToAnswerMs.p95} ms`, "< 500 ms", label === "script saved in place" ? r.saveToAnswerMs.p95 < 500 : null, reload.stale ?? `p50 ${r.saveToAnswerMs.p50} ms`);
+  }
 }
 
 const cores = result("cores");

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { ConfigSources, describeSource, interpolateEnv, type ValueSource } from "./config-sources.js";
 import { ConfigError } from "./errors.js";
 import { hookNames, isHookName } from "./schema/hooks.js";
 import { closest } from "./sandbox/suggest.js";
@@ -50,6 +51,10 @@ export const configSchema = z.strictObject({
   bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
   maxQueue: z.number().int().min(0).default(32).describe("Invocations that may wait per script"),
   deadlineMs: z.number().int().positive().default(2_000).describe("Default request deadline over a hook's scripts"),
+  typecheck: z
+    .enum(["block", "warn", "off"])
+    .default("block")
+    .describe("Type-check each new version against the SDK: block keeps a version with type errors out, warn loads it and reports them, off skips the check"),
   limits: z
     .strictObject({
       defaults: partialLimitsSchema.default({}),
@@ -91,10 +96,34 @@ const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: strin
   CALLSCRIPT_SCRIPTS: { key: "scriptsDir", parse: (v) => v },
   CALLSCRIPT_LOG_LEVEL: { key: "logLevel", parse: (v) => v },
   CALLSCRIPT_WATCH: { key: "watch", parse: (v) => (v === "true" || v === "1" ? true : v === "false" || v === "0" ? false : v) },
+  CALLSCRIPT_TYPECHECK: { key: "typecheck", parse: (v) => v },
 };
 
-export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.length ? issue.path.join(".") : "(root)"}: ${issue.message}`).join("; ");
+/** The command-line flag of each key `serve` takes from its options. */
+const FLAGS: Partial<Record<keyof ConfigInput, string>> = { scriptsDir: "--scripts", host: "--host", port: "--port", watch: "--no-watch" };
+
+/** Each issue as `path: message`, naming where the value came from when it was not the file. */
+export function formatIssues(error: z.ZodError, sources?: ConfigSources): string {
+  return error.issues
+    .map((issue) => {
+      const where = issue.path.length ? issue.path.join(".") : "(root)";
+      const source = sources?.of(issue.path as PropertyKey[]);
+      const from = source && source.kind !== "file" && source.kind !== "default" ? ` (from ${describeSource(source)})` : "";
+      return `${where}: ${issue.message}${from}`;
+    })
+    .join("; ");
+}
+
+const configSources = new WeakMap<Config, ConfigSources>();
+
+/** Where each value of a loaded configuration came from (a config made by configSchema.parse has none). */
+export function sourcesOf(config: Config): ConfigSources | undefined {
+  return configSources.get(config);
+}
+
+/** The source of one value of a configuration, as a message names it. */
+export function sourceOf(config: Config, at: string | readonly PropertyKey[]): ValueSource {
+  return sourcesOf(config)?.of(at) ?? { kind: "default" };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
@@ -140,7 +169,14 @@ export interface LoadConfigOptions {
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
-  const fromFile = options.file ? readConfigFile(options.file) : {};
+  const raw = options.file ? readConfigFile(options.file) : {};
+  const sources = new ConfigSources(options.file, raw);
+  const interpolated = interpolateEnv(raw, env);
+  if (interpolated.problems.length > 0) {
+    throw new ConfigError(options.file ?? "the configuration", interpolated.problems.map((problem) => `${problem.path}: ${problem.message}`).join("; "));
+  }
+  for (const [at, vars] of interpolated.used) sources.set(at, { kind: "interpolated", file: options.file!, vars });
+  const fromFile = interpolated.value as Record<string, unknown>;
   const base = options.file ? path.dirname(path.resolve(options.file)) : process.cwd();
   const merged: Record<string, unknown> = { ...fromFile };
   // Paths from the file (or the default) are relative to the file; from the environment or the
@@ -150,19 +186,22 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const value = env[name];
     if (value !== undefined && value !== "") {
       merged[key] = parse(value);
+      sources.set(key, { kind: "env", name });
       if (key === "scriptsDir") scriptsBase = process.cwd();
     }
   }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) {
       merged[key] = value;
+      sources.set(key, { kind: "flag", name: FLAGS[key as keyof ConfigInput] ?? `--${key}` });
       if (key === "scriptsDir") scriptsBase = process.cwd();
     }
   }
   checkHookNames(merged.hooks, options.file);
   const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) throw new ConfigError(options.file ?? "the configuration", formatIssues(parsed.error));
+  if (!parsed.success) throw new ConfigError(options.file ?? "the configuration", formatIssues(parsed.error, sources));
   const config = parsed.data;
+  configSources.set(config, sources);
   config.scriptsDir = path.resolve(scriptsBase, config.scriptsDir);
   if (config.record) config.record.dir = path.resolve(base, config.record.dir);
   return config;

@@ -9,7 +9,7 @@ import type {
   ChannelType,
   Conversation,
   NumberData,
-} from "../runtime/schema/call-full.js";
+} from "./hook-types.generated.js";
 
 function isCallFull(value: CallFull | Channel): value is CallFull {
   return "conversations" in value && typeof value["channel"] === "object" && value["channel"] !== null;

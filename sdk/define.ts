@@ -1,10 +1,9 @@
-import type { HookData, HookInput as SchemaHookInput, HookName } from "../runtime/schema/hooks.js";
-import type { Known } from "./known.js";
+import type { HookDatas, HookInputs, HookName } from "./hook-types.generated.js";
 
-/** A hook's input as a handler sees it: `call_full` with its declared fields only (see known.ts). */
-export type HookInput<H extends HookName> = {
-  [K in keyof SchemaHookInput<H>]: K extends "call_full" ? Known<SchemaHookInput<H>[K]> : SchemaHookInput<H>[K];
-};
+/** A hook's input as a handler sees it: `call_full` with its declared fields only. */
+export type HookInput<H extends HookName> = HookInputs[H];
+/** A hook's data: its defaults, and the fields a script may change. */
+export type HookData<H extends HookName> = HookDatas[H];
 
 /** Markers shared with the sandbox prelude through the isolate's symbol registry. */
 export const SCRIPT_MARK = Symbol.for("callscript.script");

@@ -1,6 +1,7 @@
 /**
  * What scripts import as `callscript`. Bundled into each script by esbuild: pure code only, no
- * Node APIs; the types come from the runtime's zod schemas (type-only imports, erased).
+ * Node APIs. The types are written out from the runtime's zod schemas (hook-types.generated.ts,
+ * checked against them at build time), so that scripts type-check without zod's types.
  */
 export { defineScript, cancel } from "./define.js";
 export type {
@@ -13,20 +14,10 @@ export type {
   ScriptLimits,
   ScriptLogger,
 } from "./define.js";
-export type { HookInput } from "./define.js";
+export type { HookData, HookInput } from "./define.js";
 export type { Known } from "./known.js";
-export type { ChannelState, ChannelType } from "../runtime/schema/call-full.js";
-export type { HookData, HookName } from "../runtime/schema/hooks.js";
-import type * as schema from "../runtime/schema/call-full.js";
-import type { Known } from "./known.js";
-/** The call data, with its declared fields (see Known). */
-export type CallFull = Known<schema.CallFull>;
-export type Channel = Known<schema.Channel>;
-export type Conversation = Known<schema.Conversation>;
-export type Entity = Known<schema.Entity>;
-export type NumberData = Known<schema.NumberData>;
-export type Registration = Known<schema.Registration>;
-export type User = Known<schema.User>;
+/** The call data (`call_full`) and its parts, with their declared fields; every hook's input and data. */
+export type * from "./hook-types.generated.js";
 export * from "./phone.js";
 export * from "./call.js";
 export * from "./time.js";

@@ -1,7 +1,7 @@
 /**
  * Phone number helpers for scripts. Pure functions: no Node APIs, no Intl, no clock.
  */
-import type { NumberData } from "../runtime/schema/call-full.js";
+import type { NumberData } from "./hook-types.generated.js";
 
 /** Options of {@link formatE164}. */
 export interface E164Options {

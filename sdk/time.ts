@@ -3,7 +3,7 @@
  * functions: no Node APIs, no Intl, no clock (`Date.now` is never read); calendar arithmetic is
  * done here, not by `Date`.
  */
-import type { CallFull, Channel } from "../runtime/schema/call-full.js";
+import type { CallFull, Channel } from "./hook-types.generated.js";
 import { channelOf } from "./call.js";
 
 /** The time the connector sends for an event that did not happen (Go's zero time). */

@@ -5,6 +5,7 @@ import { loadConfig } from "../config.js";
 import { UsageError } from "../errors.js";
 import { checkFolder, type CheckProblem } from "../runner/check.js";
 import { codeFrame, dim, displayPath, green, red } from "./format.js";
+import { checkScriptNames } from "./inputs.js";
 
 interface CheckOptions {
   config?: string;
@@ -33,6 +34,7 @@ async function check(dir: string, options: CheckOptions): Promise<number> {
   }
   if (!isDir) throw new UsageError(`${dir} is not a folder`);
   const config = loadConfig(options.config ? { file: options.config } : {});
+  checkScriptNames(config, path.resolve(dir), options.config);
   const report = await checkFolder(dir, config);
   if (report.scripts.length === 0) throw new UsageError(`No scripts in ${dir}: scripts are the .ts files at its top level`);
   const display = (file: string) => displayPath(file);

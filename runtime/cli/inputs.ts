@@ -1,6 +1,10 @@
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { scriptNameOf } from "../compile/compile.js";
 import { loadConfig, type Config } from "../config.js";
-import { UsageError } from "../errors.js";
+import { unknownScriptNames } from "../config-scripts.js";
+import { ConfigError, UsageError } from "../errors.js";
+import { isScriptFile } from "../registry/registry.js";
 
 /** A JSON file given on the command line, with a message that says which file and what is wrong. */
 export function readJsonFile(file: string, what: string): unknown {
@@ -50,5 +54,24 @@ export function folderConfig(options: FolderOptions): Config {
     overrides: { scriptsDir, watch: false },
   });
   if (!isFolder(config.scriptsDir)) throw new UsageError(`The scripts folder ${config.scriptsDir} does not exist (--scripts, or scriptsDir in the config)`);
+  checkScriptNames(config, config.scriptsDir, options.config);
   return config;
+}
+
+/**
+ * Every `scripts.<name>` of the config must name a script of the folder: a misspelt name would run
+ * without a word, and its settings would never apply. Exit 2 (a config error), with did-you-mean.
+ */
+export function checkScriptNames(config: Config, scriptsDir: string, configFile: string | undefined): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(scriptsDir)
+      .map((name) => path.join(scriptsDir, name))
+      .filter((file) => isScriptFile(file, scriptsDir))
+      .map(scriptNameOf);
+  } catch {
+    return; // the folder is reported by the command itself
+  }
+  const problems = unknownScriptNames(config, names, scriptsDir);
+  if (problems.length > 0) throw new ConfigError(configFile ?? "the configuration", problems.join("; "));
 }

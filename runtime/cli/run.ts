@@ -3,13 +3,13 @@ import path from "node:path";
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { parseHookInput, resolveHook } from "../dispatch/hook-call.js";
-import { UsageError } from "../errors.js";
+import { ConfigError, UsageError } from "../errors.js";
 import { runOnce } from "../runner/run-once.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import { bold, dim, formatFailure, formatLimitUse, formatLogs, green, yellow } from "./format.js";
-import { readJsonFile, readJsonObject } from "./inputs.js";
+import { checkScriptNames, readJsonFile, readJsonObject } from "./inputs.js";
 
 interface RunOptions {
   hook: string;
@@ -48,7 +48,14 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
   const config = loadConfig(options.config ? { file: options.config } : {});
   const settings = options.settings ? readJsonObject(options.settings, "Settings file") : undefined;
   const scriptsDir = path.dirname(file);
-  const ran = await runOnce(config, scriptsDir, hook, parsed, [{ file, mustHandle: true, ...(settings ? { settings } : {}) }]);
+  checkScriptNames(config, scriptsDir, options.config);
+  const ran = await runOnce(config, scriptsDir, hook, parsed, [
+    { file, mustHandle: true, ...(settings ? { settings, settingsFrom: options.settings! } : {}) },
+  ]);
+  if (ran.kind === "failed" && ran.stage === "config") {
+    // Settings the script does not declare (from --settings or the config): the command is wrong.
+    throw new ConfigError(options.settings ?? options.config ?? "the configuration", ran.failure.message);
+  }
   if (ran.kind === "failed") {
     const answer: HookAnswer = { state: "error", error: ran.failure };
     if (options.json) console.log(JSON.stringify(answer));
@@ -80,6 +87,8 @@ function report(
   const lines = [`${bold(name)} ${dim(`· ${hook} · version ${version}`)}`, ""];
   if (answer.state === "success") {
     const cancelled = invocation?.outcome.kind === "cancel";
+    // As `test` says it: a handler that returned nothing changed nothing, which is easy to miss.
+    if (invocation?.outcome.kind === "none") lines.push(yellow(`${name} returned nothing: the data is ${hook}'s defaults, unchanged`), "");
     lines.push(cancelled ? yellow("cancelled: the CRM request is not sent (data {})") : green("data"));
     if (!cancelled) lines.push(...JSON.stringify(answer.data, null, 2).split("\n").map((line) => `  ${line}`));
   } else {

@@ -1,8 +1,10 @@
 import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { pino } from "pino";
+import { WorkerTypeChecking } from "../compile/typecheck-service.js";
 import { deadlineFor, loadConfig, type Config } from "../config.js";
-import { UsageError } from "../errors.js";
+import { ConfigError, UsageError } from "../errors.js";
+import { configReloader, type ConfigReloader } from "../registry/config-reload.js";
 import { ScriptRegistry } from "../registry/registry.js";
 import { watchScripts, type ScriptWatcher } from "../registry/watcher.js";
 import { hookNames } from "../schema/hooks.js";
@@ -10,6 +12,7 @@ import { buildServer, type CallscriptServer } from "../server/app.js";
 import { Catastrophe } from "../server/catastrophe.js";
 import { assertSafeBinding } from "../server/auth.js";
 import { flushThenAbort, handleSignals, summarizeReload } from "../server/shutdown.js";
+import { checkScriptNames } from "./inputs.js";
 import { isolatedVmWarning, loadIsolatedVm } from "../sandbox/ivm.js";
 
 interface ServeOptions {
@@ -48,7 +51,7 @@ function startupFailure(error: unknown): number {
   return coded.code && USAGE_CODES.has(coded.code) ? 2 : 1;
 }
 
-function configFrom(options: ServeOptions, noWatch: boolean): Config {
+function readConfig(options: ServeOptions, noWatch: boolean): Config {
   const port = options.port === undefined ? undefined : /^\d+$/.test(options.port) ? Number(options.port) : options.port;
   const config = loadConfig({
     ...(options.config !== undefined ? { file: options.config } : {}),
@@ -59,6 +62,11 @@ function configFrom(options: ServeOptions, noWatch: boolean): Config {
       watch: noWatch ? false : undefined,
     },
   });
+  return config;
+}
+
+function configFrom(options: ServeOptions, noWatch: boolean): Config {
+  const config = readConfig(options, noWatch);
   assertSafeBinding(config);
   let folder = false;
   try {
@@ -69,6 +77,7 @@ function configFrom(options: ServeOptions, noWatch: boolean): Config {
   if (!folder) throw new UsageError(`The scripts folder ${config.scriptsDir} does not exist (--scripts, or scriptsDir in the config)`);
   return config;
 }
+
 
 async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   let config: Config;
@@ -92,22 +101,30 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   // service manager restarts it); before that there is nothing to answer.
   const catastrophe = new Catastrophe();
   let serving = false;
-  const registry = new ScriptRegistry(config, log, (script, message) => {
+  const onCatastrophicError = (script: string, message: string) => {
     catastrophe.trip(script, message);
     if (serving) return;
     log.fatal({ script, error: message }, "isolated-vm reported a catastrophic error while loading the scripts; ending the process");
     flushThenAbort(log);
-  });
+  };
+  // The type checker's worker starts with the first check, so `typecheck: off` never starts it.
+  const registry = new ScriptRegistry(config, log, { onCatastrophicError, typeChecking: new WorkerTypeChecking() });
   let app: CallscriptServer | undefined;
   let watcher: ScriptWatcher | undefined;
+  let reloader: ConfigReloader | undefined;
   try {
+    checkScriptNames(config, config.scriptsDir, options.config);
     app = buildServer({ config, registry, logger: log, catastrophe });
     // The watcher starts before the first load, so that no save falls between the two.
     if (config.watch) {
       watcher = watchScripts(registry, log);
       await watcher.ready;
     }
-    const { loaded, failed } = summarizeReload(await registry.loadAll());
+    const results = await registry.loadAll();
+    // Settings the config gives a script that it does not declare: the config is wrong, as a typo is.
+    const settingsProblems = results.flatMap((result) => (!result.ok && "problem" in result && result.problem.stage === "config" ? [result.problem.message] : []));
+    if (settingsProblems.length > 0) throw new ConfigError(options.config ?? "the configuration", settingsProblems.join("; "));
+    const { loaded, failed } = summarizeReload(results);
     if (loaded.length + failed.length === 0) {
       log.warn({ scriptsDir: config.scriptsDir }, "no scripts in the scripts folder: every hook answers its defaults");
     } else {
@@ -115,7 +132,31 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     }
     await app.listen({ host: config.host, port: config.port });
     const graceMs = Math.max(...hookNames.map((hook) => deadlineFor(config, hook))) + 5_000;
-    handleSignals({ app, registry, watcher, log, graceMs, catastrophe });
+    reloader = configReloader({
+      registry,
+      log,
+      read: () => readConfig(options, noWatch),
+      file: options.config,
+      watch: config.watch,
+      ...(watcher ? { exclusive: watcher.exclusive } : {}),
+      onApplied: (next) => {
+        log.level = next.logLevel;
+      },
+    });
+    await reloader.ready;
+    const stopReloader = reloader;
+    handleSignals({
+      app,
+      registry,
+      watcher: watcher && {
+        reloadAll: () => watcher!.reloadAll(),
+        close: () => Promise.all([watcher!.close(), stopReloader.close()]).then(() => undefined),
+      },
+      reloadConfig: () => stopReloader.reload("SIGHUP"),
+      log,
+      graceMs,
+      catastrophe,
+    });
     serving = true;
     const addresses = app
       .addresses()
@@ -132,6 +173,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   } catch (error) {
     await app?.close().catch(() => undefined);
     await watcher?.close().catch(() => undefined);
+    await reloader?.close().catch(() => undefined);
     await registry.close().catch(() => undefined);
     return startupFailure(error);
   }

@@ -5,6 +5,7 @@ import { UsageError } from "../errors.js";
 import type { CaseProblem } from "../runner/cases.js";
 import { showValue, type Difference } from "../runner/diff.js";
 import { discover, runCases, type CaseResult, type FileReport, type ScriptUsage, type Step } from "../runner/run-cases.js";
+import { checkScriptNames } from "./inputs.js";
 import { bold, byRatio, dim, displayPath, formatFailure, formatLogs, formatMs, green, limitRows, red, yellow } from "./format.js";
 
 interface TestOptions {
@@ -35,6 +36,7 @@ async function test(paths: string[], options: TestOptions): Promise<number> {
     throw new UsageError(`No cases files in ${paths.join(", ")}: write NAME.cases.json beside NAME.ts (callscript init makes an example)`);
   }
   const config = loadConfig(options.config ? { file: options.config } : {});
+  for (const dir of new Set(casesFiles.map((file) => path.dirname(file)))) checkScriptNames(config, dir, options.config);
   const print = options.json ? () => undefined : (lines: string[]) => console.log(lines.join("\n"));
   const report = await runCases(casesFiles, {
     config,

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { partialDataSchema, type HookName } from "../schema/hooks.js";
+import { withSandboxHint } from "../sandbox/hints.js";
 import { clip, type Invocation, type ScriptSandbox } from "../sandbox/sandbox.js";
 
 /** What happens to the rest of a hook's scripts when one fails. */
@@ -148,7 +149,9 @@ async function runPipeline(
     let failure: HookFailure | undefined;
     const { outcome } = invocation;
     if (outcome.kind === "failure") {
-      failure = outcome.failure;
+      // `fetch is not defined` says what the sandbox offers instead.
+      failure = outcome.failure.reason === "exception" ? { ...outcome.failure, message: withSandboxHint(outcome.failure.message) } : outcome.failure;
+      invocation.outcome = { kind: "failure", failure };
     } else if (outcome.kind === "cancel") {
       record(invocation, options, result);
       result.cancelledBy = invocation.script;

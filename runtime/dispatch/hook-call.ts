@@ -4,6 +4,7 @@ import { deadlineFor, type Config } from "../config.js";
 import { InvalidInputError, UnknownHookError } from "../errors.js";
 import { closest } from "../sandbox/suggest.js";
 import { passesAsIs } from "../schema/as-is.js";
+import type { HookFailure } from "../schema/envelope.js";
 import { defaultsFor, hookCatalog, hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import { dispatch, type DispatchOptions, type DispatchResult, type PipelineScript } from "./dispatch.js";
 
@@ -137,6 +138,12 @@ export interface HookCallOptions {
   inputJson?: string;
   measureHeap?: boolean;
   onInvocation?: DispatchOptions["onInvocation"];
+  /**
+   * Scripts of the hook that have no version to serve (registry.failures): with the `error`
+   * policy the answer is the first one's failure and no script runs; with `skip` the others run
+   * and the answer names them in `skipped`.
+   */
+  failed?: readonly HookFailure[];
 }
 
 /**
@@ -156,15 +163,30 @@ export async function callHook(
   if (hookConfig?.enabled === false) {
     return neverEmpty(hook, { answer: { state: "success", data: defaults }, invocations: [], skipped: [] });
   }
+  const policy = hookConfig?.failurePolicy ?? "error";
+  const failed = options.failed ?? [];
+  if (failed.length > 0 && policy === "error") {
+    return { answer: { state: "error", error: failed[0]! }, invocations: [], skipped: [] };
+  }
   const dispatchOptions: DispatchOptions = {
     requestId: options.requestId ?? randomUUID(),
-    policy: hookConfig?.failurePolicy ?? "error",
+    policy,
     deadlineMs: deadlineFor(config, hook),
     measureHeap: options.measureHeap ?? false,
   };
   if (options.onInvocation) dispatchOptions.onInvocation = options.onInvocation;
   if (options.inputJson !== undefined) dispatchOptions.inputJson = options.inputJson;
-  return neverEmpty(hook, await dispatch(hook, input, defaults, scripts, dispatchOptions));
+  const result = neverEmpty(hook, await dispatch(hook, input, defaults, scripts, dispatchOptions));
+  if (failed.length > 0) result.skipped.unshift(...failed);
+  return namingSkipped(result);
+}
+
+/** A success that stepped over failed scripts says so in the answer, not only in the server's log. */
+function namingSkipped(result: DispatchResult): DispatchResult {
+  if (result.answer.state === "success" && result.skipped.length > 0) {
+    result.answer.skipped = result.skipped.map(({ stack: _, ...failure }) => failure);
+  }
+  return result;
 }
 
 /**

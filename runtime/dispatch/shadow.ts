@@ -81,7 +81,8 @@ export class ShadowRunner {
   private filledAt = performance.now();
 
   constructor(
-    private readonly config: Config,
+    /** The configuration in force when a shadow runs (a config reload replaces it). */
+    private readonly configInForce: () => Config,
     private readonly shadows: ShadowScripts,
     options: ShadowRunnerOptions = {},
   ) {
@@ -134,7 +135,7 @@ export class ShadowRunner {
       const run = dispatch(call.hook, call.input, seen, [shadow], {
         requestId: call.requestId,
         policy: "error",
-        deadlineMs: deadlineFor(this.config, call.hook),
+        deadlineMs: deadlineFor(this.configInForce(), call.hook),
         inputJson: call.inputJson,
       })
         .then((shadowed) => {

@@ -1,13 +1,22 @@
 import { compileScript, formatDiagnostic, scriptNameOf, type CompileDiagnostic, type CompileResult } from "../compile/compile.js";
 import { effectiveLimits, type Config } from "../config.js";
+import { settingsProblems } from "../config-scripts.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
+import { withSandboxHint } from "../sandbox/hints.js";
 import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
 import { configNameOf } from "./variants.js";
 
+/**
+ * Where a version failed: esbuild (`compile`), the TypeScript check against the SDK (`typecheck`),
+ * its isolate (`load`: top-level code, defineScript), or the config's settings for it (`config`).
+ * The connector sees each as the reason `compile`: the version does not serve.
+ */
+export type LoadStage = "compile" | "typecheck" | "load" | "config";
+
 export type LoadedScript =
   | { ok: true; script: PipelineScript }
-  | { ok: false; stage: "compile" | "load"; failure: HookFailure; diagnostics: CompileDiagnostic[] };
+  | { ok: false; stage: LoadStage; failure: HookFailure; diagnostics: CompileDiagnostic[] };
 
 export function sandboxOptionsFrom(config: Config): SandboxOptions {
   const { defaults, max } = effectiveLimits(config);
@@ -23,6 +32,12 @@ export function settingsJsonFor(config: Config, sandbox: ScriptSandbox, override
   return JSON.stringify({ ...(sandbox.meta.settings ?? {}), ...(config.scripts[name]?.settings ?? {}), ...(override ?? {}) });
 }
 
+/** A loaded version as a hook's pipeline runs it under `config`: its order and its settings. */
+export function pipelineEntry(config: Config, sandbox: ScriptSandbox, settings?: Record<string, unknown>): PipelineScript {
+  const name = configNameOf(sandbox.compiled.file, sandbox.name);
+  return { sandbox, order: config.scripts[name]?.order ?? sandbox.meta.order ?? 0, settingsJson: settingsJsonFor(config, sandbox, settings) };
+}
+
 /**
  * Compile and load one script file into a pipeline entry, as the server does. A failure at either
  * stage is reported as the `compile` failure the connector would see for it.
@@ -31,7 +46,13 @@ export async function loadScriptFile(
   file: string,
   scriptsDir: string,
   config: Config,
-  options: { sandbox?: SandboxOptions; settings?: Record<string, unknown>; compiled?: CompileResult } = {},
+  options: {
+    sandbox?: SandboxOptions;
+    settings?: Record<string, unknown>;
+    /** Where `settings` came from, for its messages (a file, a case). */
+    settingsFrom?: string;
+    compiled?: CompileResult;
+  } = {},
 ): Promise<LoadedScript> {
   const name = scriptNameOf(file);
   const compiled = options.compiled ?? (await compileScript(file, scriptsDir));
@@ -43,11 +64,19 @@ export async function loadScriptFile(
   }
   try {
     const sandbox = await ScriptSandbox.load(compiled.script, options.sandbox ?? sandboxOptionsFrom(config));
-    const order = config.scripts[configNameOf(file, name)]?.order ?? sandbox.meta.order ?? 0;
-    return { ok: true, script: { sandbox, order, settingsJson: settingsJsonFor(config, sandbox, options.settings) } };
+    // Settings the script does not declare, or of another kind, are a mistake that would never show.
+    const problems = [
+      ...settingsProblems(config, configNameOf(file, name), sandbox.meta.settings),
+      ...(options.settings ? settingsProblems(config, configNameOf(file, name), sandbox.meta.settings, { settings: options.settings, from: options.settingsFrom ?? "the settings given" }) : []),
+    ];
+    if (problems.length > 0) {
+      await sandbox.drainAndDispose();
+      return { ok: false, stage: "config", failure: { reason: "compile", script: name, message: problems.join("; ") }, diagnostics: [] };
+    }
+    return { ok: true, script: pipelineEntry(config, sandbox, options.settings) };
   } catch (error) {
     if (!(error instanceof ScriptLoadFailure)) throw error;
-    const failure: HookFailure = { reason: "compile", script: name, message: error.message };
+    const failure: HookFailure = { reason: "compile", script: name, message: withSandboxHint(error.message) };
     if (error.location) failure.location = error.location;
     if (error.mappedStack) failure.stack = error.mappedStack;
     return { ok: false, stage: "load", failure, diagnostics: [] };

@@ -3,22 +3,37 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { compileScripts, scriptNameOf, type CompileResult } from "../compile/compile.js";
+import { compileScript, compileScripts, scriptNameOf, type CompileResult } from "../compile/compile.js";
+import type { TypeChecking, TypeProblem } from "../compile/typecheck.js";
 import { deadlineFor, type Config } from "../config.js";
+import { settingsInForce, type SettingInForce } from "../config-scripts.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineOrder } from "../dispatch/dispatch.js";
-import type { FailureReason, SourceLocation } from "../schema/envelope.js";
+import type { FailureReason, HookFailure, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
-import { loadScriptFile, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
 import { ShadowScripts, type ShadowState } from "./shadows.js";
 import { variantOf } from "./variants.js";
+import { applyConfig, type ConfigChange, type ConfigReport } from "./apply-config.js";
+import { failedScriptFailure, hooksNamedIn, stageVerb } from "./failed-script.js";
+import { loadScriptFile, pipelineEntry, sandboxOptionsFrom, type LoadedScript, type LoadStage } from "./load-script.js";
+
+/** One error of a version, at its place: each TypeScript error of a `typecheck` problem. */
+export interface ProblemAt {
+  file: string;
+  line: number;
+  column: number;
+  code: string;
+  message: string;
+}
 
 export interface ScriptProblem {
   at: string;
-  stage: "compile" | "load";
+  stage: LoadStage;
   message: string;
   location?: SourceLocation;
+  /** Every error, each at its place (the TypeScript errors of a `typecheck` problem). */
+  errors?: ProblemAt[];
 }
 
 export interface ScriptState {
@@ -32,6 +47,8 @@ export interface ScriptState {
   hooks: HookName[];
   order: number | null;
   limits: ScriptSandbox["limits"] | null;
+  /** The settings the serving version runs with, key by key, with where each came from; secrets masked. */
+  settings: Record<string, SettingInForce> | null;
   warnings: string[];
   lastError: ScriptProblem | null;
   queueDepth: number;
@@ -48,6 +65,10 @@ interface Entry {
   previousVersion: string | null;
   loadedAt: string | null;
   lastError: ScriptProblem | null;
+  /** With `typecheck: warn`: the type errors of the serving version. */
+  typeWarnings: string[];
+  /** The hooks a script without a serving version names in its source: they answer its failure. */
+  failingHooks: HookName[];
   /** Newer reloads of the same file win over older ones still in flight. */
   generation: number;
   invocations: number;
@@ -63,6 +84,18 @@ export interface RegistryEvents {
   loaded: [name: string, version: string, ms: number];
   failed: [name: string, problem: ScriptProblem];
   unloaded: [name: string];
+  /** The newest version's type errors were counted (0 when it has none): for the metric. */
+  typeErrors: [name: string, count: number];
+}
+
+export interface RegistryOptions {
+  /** Called when isolated-vm reports that V8 lost control of an isolate. */
+  onCatastrophicError?: (script: string, message: string) => void;
+  /**
+   * The type check against the SDK, used as `config.typecheck` says; close() stops it. Without it
+   * no version is type-checked (a registry made by a test, the runner: `check` type-checks on its own).
+   */
+  typeChecking?: TypeChecking;
 }
 
 /**
@@ -94,21 +127,41 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly unleased = new WeakSet<ScriptSandbox>();
   /** After close(), nothing is loaded any more (a batch of the watcher may still be finishing). */
   private closed = false;
-  private readonly sandboxOptions: SandboxOptions;
+  private sandboxOptions: SandboxOptions;
+  /** The configuration in force: replaced whole by applyConfig. */
+  private config: Config;
+  private readonly typeChecking: TypeChecking | undefined;
+  private readonly onCatastrophicError: ((script: string, message: string) => void) | undefined;
   readonly scriptsDir: string;
   /** The folder's `NAME.shadow.ts` files: loaded with the scripts, never live (see shadows.ts). */
   readonly shadows: ShadowScripts;
+  /** The configuration's file and its last reload, as /scripts shows them (kept by the config reloader). */
+  configReport: ConfigReport = { file: null, loadedAt: new Date().toISOString(), lastReload: null };
 
   constructor(
-    private readonly config: Config,
+    config: Config,
     private readonly log: Pick<Logger, "info" | "warn" | "error" | "debug">,
-    onCatastrophicError?: (script: string, message: string) => void,
+    options: RegistryOptions | ((script: string, message: string) => void) = {},
   ) {
     super();
+    const { onCatastrophicError, typeChecking } = typeof options === "function" ? { onCatastrophicError: options, typeChecking: undefined } : options;
+    this.config = config;
     this.scriptsDir = config.scriptsDir;
-    this.sandboxOptions = sandboxOptionsFrom(config);
-    if (onCatastrophicError) this.sandboxOptions.onCatastrophicError = onCatastrophicError;
-    this.shadows = new ShadowScripts(config, log, this.sandboxOptions);
+    this.typeChecking = typeChecking;
+    this.onCatastrophicError = onCatastrophicError;
+    this.sandboxOptions = this.sandboxOptionsFor(config);
+    this.shadows = new ShadowScripts(() => this.config, log, () => this.sandboxOptions);
+  }
+
+  /** The configuration in force (hook policies, deadlines, settings): read it per request. */
+  get activeConfig(): Config {
+    return this.config;
+  }
+
+  private sandboxOptionsFor(config: Config): SandboxOptions {
+    const options = sandboxOptionsFrom(config);
+    if (this.onCatastrophicError) options.onCatastrophicError = this.onCatastrophicError;
+    return options;
   }
 
   scriptFiles(): string[] {
@@ -170,8 +223,18 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
     }
     let loaded: LoadedScript;
+    /** The type check's result; undefined when none ran (off, or esbuild refused the script). */
+    let typeResult: TypeProblem[] | Error | undefined;
+    const mode = this.typeChecking ? this.config.typecheck : "off";
     try {
-      loaded = await loadScriptFile(file, this.scriptsDir, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
+      if (mode !== "off") {
+        // Type-checked beside the isolate's load, once esbuild has said which files the bundle holds.
+        compiled ??= await compileScript(file, this.scriptsDir);
+        const checking = compiled.ok ? this.typeChecking!.check(this.scriptsDir, compiled.script.inputs).catch((error: unknown) => toError(error)) : undefined;
+        [loaded, typeResult] = await Promise.all([this.loadFile(file, compiled), checking]);
+      } else {
+        loaded = await this.loadFile(file, compiled);
+      }
     } catch (error) {
       // Not the script's fault (the compiler's service stopped, an isolate could not be made), but
       // the previous version keeps serving all the same and the reason shows with the script.
@@ -183,10 +246,22 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return { ok: false, name, superseded: true, ms: elapsed() };
     }
+    if (typeResult !== undefined) {
+      // Type errors say more than what they cause at load time (a ReferenceError for `fetch`): they come first.
+      const refused = this.typeVerdict(entry, mode, typeResult);
+      if (refused) {
+        if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
+        return { ok: false, name, problem: refused, ms: elapsed() };
+      }
+    }
     if (!loaded.ok) {
       const problem = this.problem(entry, loaded.stage, loaded.failure.message, loaded.failure.location);
       return { ok: false, name, problem, ms: elapsed() };
     }
+    // Not type-checked (typecheck off): no type warnings of an earlier check stay with it.
+    if (typeResult === undefined) entry.typeWarnings = [];
+    // The config in force now (it may have changed while this version compiled) gives its order and settings.
+    loaded = { ok: true, script: pipelineEntry(this.config, loaded.script.sandbox) };
     const sandbox = loaded.script.sandbox;
     if (entry.active?.sandbox.version === sandbox.version) {
       // Saved without a change that reaches the bundle: keep the running version and its state.
@@ -205,6 +280,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     for (const line of sandbox.meta.logs.lines) this.log.info({ script: name, version: sandbox.version, level: line.level }, line.message);
     for (const warning of sandbox.warnings) this.log.warn({ script: name }, warning);
     this.log.info({ script: name, version: sandbox.version, hooks: sandbox.meta.hooks, ms: round(ms) }, previous ? "script reloaded" : "script loaded");
+    for (const warning of entry.typeWarnings) this.log.warn({ script: name, version: sandbox.version }, `type error (typecheck: warn, so this version serves): ${warning}`);
     this.emit("loaded", name, sandbox.version, ms);
     return { ok: true, name, version: sandbox.version, ms, unchanged: false };
   }
@@ -254,12 +330,14 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
    * (its running invocations finish first), rather than after the hook's deadline: saves in quick
    * succession then keep one or two isolates alive, not one per save.
    */
-  lease(hook: HookName): { scripts: readonly PipelineScript[]; release(): void } {
+  lease(hook: HookName): { scripts: readonly PipelineScript[]; failed: readonly HookFailure[]; release(): void } {
     const scripts = this.currentPipeline(hook);
+    const failed = this.failures(hook);
     for (const { sandbox } of scripts) this.leases.set(sandbox, (this.leases.get(sandbox) ?? 0) + 1);
     let released = false;
     return {
       scripts,
+      failed,
       release: () => {
         if (released) return;
         released = true;
@@ -296,9 +374,32 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     entry.outcomes[outcome] = (entry.outcomes[outcome] ?? 0) + 1;
   }
 
-  /** At least one script serves, and none has failed to load without a version to fall back on. */
+  /**
+   * The failures of the hook's scripts that have no version to serve (they failed at start, or
+   * their file came back broken after an unload): the hook answers them (reason `compile`) rather
+   * than running without them, or, with `failurePolicy: skip`, says in its answer that they were
+   * skipped. A failed script is taken to implement the hooks its source names.
+   */
+  failures(hook: HookName): HookFailure[] {
+    const failures: HookFailure[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry.active || !entry.lastError || this.config.scripts[entry.name]?.enabled === false) continue;
+      if (entry.failingHooks.includes(hook)) failures.push(failedScriptFailure(entry.name, entry.lastError));
+    }
+    return failures.sort((a, b) => (a.script! < b.script! ? -1 : 1));
+  }
+
+  /** Enabled scripts without a version to serve: each keeps the instance from being ready. */
+  failedScripts(): { name: string; file: string; problem: ScriptProblem }[] {
+    return [...this.entries.values()]
+      .filter((entry) => !entry.active && entry.lastError && this.config.scripts[entry.name]?.enabled !== false)
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((entry) => ({ name: entry.name, file: path.relative(this.scriptsDir, entry.file), problem: entry.lastError! }));
+  }
+
+  /** At least one script serves, and no enabled script has failed without a version to fall back on. */
   get ready(): boolean {
-    return [...this.entries.values()].some((entry) => entry.active !== undefined);
+    return [...this.entries.values()].some((entry) => entry.active !== undefined) && this.failedScripts().length === 0;
   }
 
   states(): ScriptState[] {
@@ -314,10 +415,11 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
           version: sandbox?.version ?? null,
           previousVersion: entry.previousVersion,
           loadedAt: entry.loadedAt,
-          hooks: sandbox?.meta.hooks ?? [],
+          hooks: sandbox?.meta.hooks ?? (disabled ? [] : entry.failingHooks),
           order: entry.active?.order ?? null,
           limits: sandbox?.limits ?? null,
-          warnings: sandbox?.warnings ?? [],
+          settings: sandbox ? settingsInForce(this.config, entry.name, entry.file, sandbox.meta.settings) : null,
+          warnings: [...(sandbox?.warnings ?? []), ...(sandbox ? entry.typeWarnings.map((warning) => `type error: ${warning}`) : [])],
           lastError: entry.lastError,
           queueDepth: sandbox?.queueDepth ?? 0,
           invocations: entry.invocations,
@@ -325,6 +427,43 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
           ...shadowOf(this.shadows, entry.name),
         } satisfies ScriptState;
       });
+  }
+
+  /**
+   * Apply a new configuration at once (settings, order, enabled, limits, hook policies), or refuse
+   * it whole with the reasons, the old one still in force: see apply-config.ts. Run it in turn with
+   * the watcher's batches (ScriptWatcher.exclusive) so that no reload straddles two configurations.
+   */
+  async applyConfig(next: Config): Promise<ConfigChange> {
+    if (this.closed) return { ok: false, problems: ["the registry is closed"] };
+    return applyConfig(next, {
+      current: this.config,
+      scriptFiles: () => this.scriptFiles(),
+      entries: [...this.entries.values()].map((entry) => ({ name: entry.name, file: entry.file, sandbox: entry.active?.sandbox, lastError: entry.lastError })),
+      sandboxOptionsFor: (config) => this.sandboxOptionsFor(config),
+      commit: (config, options, replaced) => {
+        this.config = config;
+        this.sandboxOptions = options;
+        for (const entry of this.entries.values()) {
+          if (config.scripts[entry.name]?.enabled === false) {
+            entry.generation++;
+            this.retire(entry);
+            entry.lastError = null;
+            continue;
+          }
+          if (!entry.active) continue;
+          const sandbox = replaced.get(entry.name) ?? entry.active.sandbox;
+          if (sandbox !== entry.active.sandbox) {
+            // Same code, new limits: a new version of the isolate, not of the script.
+            entry.generation++;
+            this.retireLater(entry.active.sandbox);
+          }
+          entry.active = pipelineEntry(config, sandbox);
+        }
+        this.pipelines.clear();
+      },
+      reload: (files) => Promise.all(files.map((file) => this.reload(file))),
+    });
   }
 
   /** Loaded sandboxes, for metrics such as queue depth and heap. */
@@ -335,6 +474,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   /** Dispose every version, active or retiring, once its running invocations have finished. */
   async close(): Promise<void> {
     this.closed = true;
+    void this.typeChecking?.close();
     const sandboxes = [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
     for (const entry of this.entries.values()) entry.generation++;
     this.entries.clear();
@@ -350,7 +490,18 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private entryFor(name: string, file: string): Entry {
     let entry = this.entries.get(name);
     if (!entry) {
-      entry = { name, file: path.resolve(file), previousVersion: null, loadedAt: null, lastError: null, generation: 0, invocations: 0, outcomes: {} };
+      entry = {
+        name,
+        file: path.resolve(file),
+        previousVersion: null,
+        loadedAt: null,
+        lastError: null,
+        typeWarnings: [],
+        failingHooks: [],
+        generation: 0,
+        invocations: 0,
+        outcomes: {},
+      };
       this.entries.set(name, entry);
     }
     return entry;
@@ -390,17 +541,64 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     void sandbox.drainAndDispose();
   }
 
-  private problem(entry: Entry, stage: ScriptProblem["stage"], message: string, location?: SourceLocation): ScriptProblem {
+  private problem(entry: Entry, stage: ScriptProblem["stage"], message: string, location?: SourceLocation, errors?: ProblemAt[]): ScriptProblem {
     const problem: ScriptProblem = { at: new Date().toISOString(), stage, message };
     if (location) problem.location = location;
+    if (errors) problem.errors = errors;
     entry.lastError = problem;
+    // Without a version to fall back on, the hooks the script names answer its failure (see failures()).
+    entry.failingHooks = entry.active ? [] : hooksNamedIn(entry.file);
     const serving = entry.active ? `; version ${entry.active.sandbox.version} keeps serving` : "";
-    this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${stage}${serving}: ${message}`);
+    const hooks = entry.active ? "" : entry.failingHooks.length > 0 ? `; ${entry.failingHooks.join(", ")} answer${entry.failingHooks.length === 1 ? "s" : ""} this error` : "";
+    this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${stageVerb(stage)}${serving}${hooks}: ${message}`);
     this.emit("failed", entry.name, problem);
     return problem;
   }
+
+  /** `blacklist.ts:12:27 TS2551 Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?` */
+  private typeErrorText(problem: TypeProblem): string {
+    const file = path.relative(this.scriptsDir, problem.file);
+    return `${file}${problem.line !== undefined ? `:${problem.line}:${problem.column}` : ""} ${problem.code} ${problem.message}`;
+  }
+
+  private typeProblem(entry: Entry, problems: readonly TypeProblem[]): ScriptProblem {
+    const errors = problems.map((problem) => ({
+      file: path.relative(this.scriptsDir, problem.file),
+      line: problem.line ?? 1,
+      column: problem.column ?? 1,
+      code: problem.code,
+      message: problem.message,
+    }));
+    const first = errors[0]!;
+    const count = errors.length === 1 ? "a type error" : `${errors.length} type errors`;
+    const message = `${count} against the SDK (typecheck: block): ${problems.map((problem) => this.typeErrorText(problem)).join("; ")}`;
+    return this.problem(entry, "typecheck", message, { file: first.file, line: first.line, column: first.column }, errors);
+  }
+
+  /**
+   * What a version's type check means under `typecheck`: with `block`, any error (or a check that
+   * could not run) is the problem that keeps it out; with `warn`, they are its warnings. Either way
+   * the count goes to the metric.
+   */
+  private typeVerdict(entry: Entry, mode: Config["typecheck"], result: TypeProblem[] | Error): ScriptProblem | undefined {
+    if (result instanceof Error) {
+      const message = `the type check could not run: ${result.message}`;
+      if (mode === "block") return this.problem(entry, "typecheck", message);
+      entry.typeWarnings = [message];
+      return undefined;
+    }
+    this.emit("typeErrors", entry.name, result.length);
+    if (result.length > 0 && mode === "block") return this.typeProblem(entry, result);
+    entry.typeWarnings = result.map((problem) => this.typeErrorText(problem));
+    return undefined;
+  }
+
+  private loadFile(file: string, compiled: CompileResult | undefined): Promise<LoadedScript> {
+    return loadScriptFile(file, this.scriptsDir, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
+  }
 }
 
+const toError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
 /** `{ shadow }` for a script that has one, else nothing: the key is absent from /scripts without a shadow. */

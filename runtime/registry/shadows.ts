@@ -72,11 +72,16 @@ export class ShadowScripts {
   /** Shadow runs started and not finished, across all shadows. */
   inFlight = 0;
 
+  /** The config and sandbox options are read when a shadow loads: a config reload replaces both. */
   constructor(
-    private readonly config: Config,
+    private readonly configInForce: () => Config,
     private readonly log: Log,
-    private readonly sandboxOptions: SandboxOptions,
+    private readonly sandboxOptionsInForce: () => SandboxOptions,
   ) {}
+
+  private get config(): Config {
+    return this.configInForce();
+  }
 
   private get scriptsDir(): string {
     return this.config.scriptsDir;
@@ -125,7 +130,7 @@ export class ShadowScripts {
     }
     const generation = ++entry.generation;
     // At most one run per shadow at a time, never a queue (see dispatch/shadow.ts).
-    const sandbox = { ...this.sandboxOptions, maxQueue: 0 };
+    const sandbox = { ...this.sandboxOptionsInForce(), maxQueue: 0 };
     let loaded;
     try {
       loaded = await loadScriptFile(file, this.scriptsDir, this.config, { sandbox });

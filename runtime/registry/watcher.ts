@@ -51,6 +51,8 @@ export interface ScriptWatcher {
   ready: Promise<void>;
   /** Reload every script (SIGHUP), in turn with the batches of saves so that the two cannot race. */
   reloadAll(): Promise<ReloadResult[]>;
+  /** Run a job (a config reload) in turn with the batches of saves. */
+  exclusive<T>(job: () => Promise<T>): Promise<T>;
   /** Resolves once no event is waiting to settle and no batch or re-check is pending or running. */
   idle(): Promise<void>;
   /** Stop watching; a batch already running finishes, nothing is reloaded after this resolves. */
@@ -244,6 +246,7 @@ export function watchScripts(
   return {
     ready,
     reloadAll: () => enqueue(() => registry.loadAll()),
+    exclusive: (job) => enqueue(job),
     async idle() {
       for (;;) {
         if (closed) return;

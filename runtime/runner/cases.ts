@@ -25,21 +25,26 @@ export const caseExpect = z
       data: settingsRecord
         .optional()
         .describe("The answer's data, compared whole (deep equality): the hook's defaults with the script's changes"),
+      changes: settingsRecord
+        .optional()
+        .describe(
+          "Only the fields the scripts change, with their values: the answer's data must be the hook's defaults for this input with exactly these fields changed ({} : nothing changed)",
+        ),
       cancel: z.literal(true).optional().describe("The script cancels the CRM request (returns cancel())"),
       error: failureReason.optional().describe("The answer is an error with this reason"),
     },
-    required('the answer expected: { "data": {...} }, { "cancel": true } or { "error": "<reason>" }'),
+    required('the answer expected: { "changes": {...} }, { "data": {...} }, { "cancel": true } or { "error": "<reason>" }'),
   )
   .superRefine((value, ctx) => {
-    const given = (["data", "cancel", "error"] as const).filter((key) => value[key] !== undefined);
+    const given = (["data", "changes", "cancel", "error"] as const).filter((key) => value[key] !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({
         code: "custom",
-        message: `expect needs exactly one of data, cancel, error${given.length ? ` (got ${given.join(", ")})` : ""}`,
+        message: `expect needs exactly one of changes, data, cancel, error${given.length ? ` (got ${given.join(", ")})` : ""}`,
       });
     }
   })
-  .describe("What the answer must be: { data }, { cancel: true } or { error: reason }");
+  .describe("What the answer must be: { changes }, { data }, { cancel: true } or { error: reason }");
 export type CaseExpect = z.output<typeof caseExpect>;
 
 /** A typo gets its suggestion alone; anything else gets the list of hooks. */
@@ -107,7 +112,7 @@ export function casesJsonSchema(): Record<string, unknown> {
       if (ctx.zodSchema === testCase) {
         ctx.jsonSchema.oneOf = [{ required: ["input"] }, { required: ["inputFile"] }];
       } else if (ctx.zodSchema === caseExpect) {
-        ctx.jsonSchema.oneOf = [{ required: ["data"] }, { required: ["cancel"] }, { required: ["error"] }];
+        ctx.jsonSchema.oneOf = [{ required: ["data"] }, { required: ["changes"] }, { required: ["cancel"] }, { required: ["error"] }];
       }
     },
   }) as Record<string, unknown>;

@@ -1,7 +1,6 @@
-import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { InProcessTypeChecking, tsFilesOf } from "../compile/typecheck.js";
 import type { Config } from "../config.js";
-import { codeRoot } from "../paths.js";
 import { loadScriptFile } from "../registry/load-script.js";
 import { isScriptFile } from "../registry/registry.js";
 import { isShadowFile, variantOf } from "../registry/variants.js";
@@ -12,55 +11,7 @@ import { isShadowFile, variantOf } from "../registry/variants.js";
  * the ones `init` writes into the folder's tsconfig.json, so the editor and `check` agree.
  */
 
-/** The globals a script has inside its sandbox beyond the language itself (see the guest prelude). */
-export const SANDBOX_GLOBALS_FILE = "callscript-env.d.ts";
-export const SANDBOX_GLOBALS = `// What scripts have inside the callscript sandbox beyond the language itself (written by callscript init).
-// There is no require, process, timers, fetch or file system: only the hook's input, ctx and this.
-interface CallscriptConsole {
-  /** Lines go to the script's log, like ctx.log.info. */
-  log(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-  debug(...args: unknown[]): void;
-  trace(...args: unknown[]): void;
-}
-declare var console: CallscriptConsole;
-`;
-
-/** The SDK's types, without extension: `sdk/index.ts` in the sources, `dist/sdk/index.d.ts` when built. */
-export function sdkTypes(): string {
-  return path.join(codeRoot, "sdk", "index");
-}
-
-/** The tsconfig.json of a scripts folder: `callscript` resolves to the SDK that runs the scripts. */
-export function scriptsTsconfig(dir: string, options: { absolute?: boolean } = {}): {
-  compilerOptions: Record<string, unknown>;
-  include: string[];
-} {
-  let sdk = sdkTypes();
-  if (!options.absolute) {
-    sdk = path.relative(path.resolve(dir), sdk).split(path.sep).join("/");
-    if (!sdk.startsWith(".")) sdk = `./${sdk}`;
-  }
-  return {
-    compilerOptions: {
-      target: "ES2022",
-      module: "ESNext",
-      moduleResolution: "Bundler",
-      // The sandbox is a bare V8 isolate: the language and nothing else (no DOM, no Node).
-      lib: ["ES2022"],
-      types: [],
-      strict: true,
-      // Each file is compiled on its own (esbuild), as in production.
-      isolatedModules: true,
-      noEmit: true,
-      skipLibCheck: true,
-      paths: { callscript: [sdk] },
-    },
-    include: ["**/*.ts"],
-  };
-}
+export { SANDBOX_GLOBALS, SANDBOX_GLOBALS_FILE, scriptsTsconfig, sdkTypes } from "../compile/typecheck.js";
 
 export interface CheckProblem {
   /** Absolute path. */
@@ -81,60 +32,17 @@ export interface CheckReport {
 }
 
 /**
- * Every .ts file in the folder and its subfolders, but not node_modules or hidden folders, nor
- * `NAME.previous.ts`: the version a promote replaced is kept to roll back to, not checked.
+ * Type-check the folder's .ts files against the SDK, with the implementation the server's
+ * `typecheck` gate uses (compile/typecheck.ts), so that `check` and a deploy agree.
  */
-function tsFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...tsFiles(file));
-    else if (/\.m?ts$/.test(entry.name) && variantOf(entry.name) !== "previous") out.push(file);
-  }
-  return out.sort();
-}
-
-function isInside(file: string, dir: string): boolean {
-  const relative = path.relative(dir, file);
-  return !relative.startsWith("..") && !path.isAbsolute(relative);
-}
-
-/** Type-check the folder's .ts files against the SDK. */
 export async function typeCheck(dir: string, files: readonly string[]): Promise<CheckProblem[]> {
-  // Loaded only here: the compiler takes most of a second to load, and only `check` needs it.
-  const { default: ts } = await import("typescript");
-  const root = path.resolve(dir);
-  const { options, errors } = ts.convertCompilerOptionsFromJson(scriptsTsconfig(root, { absolute: true }).compilerOptions, root);
-  if (errors.length > 0) throw new Error(ts.flattenDiagnosticMessageText(errors[0]!.messageText, "\n"));
-  const globalsFile = path.join(root, SANDBOX_GLOBALS_FILE);
-  const virtualGlobals = !existsSync(globalsFile);
-  const host = ts.createCompilerHost(options, true);
-  if (virtualGlobals) {
-    const { fileExists, readFile, getSourceFile } = host;
-    host.fileExists = (file) => file === globalsFile || fileExists.call(host, file);
-    host.readFile = (file) => (file === globalsFile ? SANDBOX_GLOBALS : readFile.call(host, file));
-    host.getSourceFile = (file, language, onError, create) =>
-      file === globalsFile ? ts.createSourceFile(file, SANDBOX_GLOBALS, language) : getSourceFile.call(host, file, language, onError, create);
+  const checking = new InProcessTypeChecking();
+  try {
+    const folder = await checking.folder(dir);
+    return [...folder.globalProblems(), ...folder.check(files)];
+  } finally {
+    await checking.close();
   }
-  const rootNames = virtualGlobals ? [...files, globalsFile] : [...files];
-  const program = ts.createProgram({ rootNames, options, host });
-  return ts
-    .getPreEmitDiagnostics(program)
-    .filter((diagnostic) => !diagnostic.file || isInside(diagnostic.file.fileName, root))
-    .map((diagnostic) => {
-      const problem: CheckProblem = {
-        file: diagnostic.file ? path.resolve(diagnostic.file.fileName) : root,
-        code: `TS${diagnostic.code}`,
-        message: ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n"),
-      };
-      if (diagnostic.file && diagnostic.start !== undefined) {
-        const { line, character } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
-        problem.line = line + 1;
-        problem.column = character + 1;
-      }
-      return problem;
-    });
 }
 
 /** Compile and load every script as the server would: import rules, defineScript, top-level code. */
@@ -167,7 +75,8 @@ async function compileAndLoad(dir: string, scripts: readonly string[], config: C
 
 export async function checkFolder(dir: string, config: Config): Promise<CheckReport> {
   const root = path.resolve(dir);
-  const files = tsFiles(root);
+  // `NAME.previous.ts`, the version a promote replaced, is kept to roll back to, not checked.
+  const files = tsFilesOf(root).filter((file) => variantOf(file) !== "previous");
   // Shadows are checked as scripts: each is about to be promoted to one.
   const scripts = files.filter((file) => isScriptFile(file, root) || isShadowFile(file, root));
   const buildProblems = await compileAndLoad(root, scripts, config);

@@ -6,6 +6,8 @@ import type { Config } from "../config.js";
 import { pipelineOrder, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
+import { settingsProblems } from "../config-scripts.js";
+import { hooksNamedIn } from "../registry/failed-script.js";
 import { loadScriptFile, settingsJsonFor, type LoadedScript } from "../registry/load-script.js";
 import { isScriptFile } from "../registry/registry.js";
 import { liveNameOf, shadowFileOf, variantOf } from "../registry/variants.js";
@@ -13,7 +15,7 @@ import type { Limits } from "../sandbox/limits.js";
 import type { GuestLogs } from "../sandbox/protocol.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookFailure } from "../schema/envelope.js";
-import type { HookName } from "../schema/hooks.js";
+import { defaultsFor, type HookName } from "../schema/hooks.js";
 import {
   caseInput,
   casesFilesOf,
@@ -241,15 +243,29 @@ function outcomeOf(result: DispatchResult): Outcome {
   return { data: result.answer.data };
 }
 
-function expectedOutcome(expect: CaseExpect): Outcome {
+/**
+ * `{ changes }` is the hook's defaults for the case's input with those fields changed: a case names
+ * what its script is for (USER_ID), not the fields it copies through (CALL_ID, DURATION, a whole
+ * RECORD_URL), and a field the scripts change without the case naming it still fails it.
+ */
+function expectedOutcome(expect: CaseExpect, hook: HookName, input: Record<string, unknown>): Outcome {
   if (expect.cancel) return { cancel: true };
   if (expect.error !== undefined) return { error: expect.error };
+  if (expect.changes !== undefined) return { data: { ...defaultsFor(hook, input), ...expect.changes } };
   return { data: expect.data ?? {} };
 }
 
 function withSettings(script: PipelineScript, config: Config, settings: unknown): PipelineScript {
   if (settings === undefined) return script;
   return { ...script, settingsJson: settingsJsonFor(config, script.sandbox, settings as Record<string, unknown>) };
+}
+
+/** A case's settings checked as the config's are: keys the script does not declare, values of another kind. */
+function caseSettingsProblems(script: PipelineScript, config: Config, settings: Record<string, unknown>, file: string, at: string): CaseProblem[] {
+  return settingsProblems(config, script.sandbox.name, script.sandbox.meta.settings, { settings, from: "this case" }).map((message) => {
+    const [, key, rest] = /^settings\.([^:]+): (.*)$/s.exec(message) ?? [];
+    return key === undefined ? { file, path: at, message } : { file, path: `${at}.${key}`, message: rest! };
+  });
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -302,7 +318,9 @@ export async function runCases(casesFiles: readonly string[], options: RunOption
       if (report.mode === "pipeline") {
         const dir = path.dirname(casesFilePath);
         for (const { file, failure } of await pool.failures(dir)) {
-          report.problems.push({ file, message: `does not load, so the server leaves it out of every pipeline: ${failure.message}` });
+          const hooks = hooksNamedIn(file);
+          const answers = hooks.length > 0 ? `the server answers ${hooks.join(", ")} with this error` : "the server is not ready while it fails";
+          report.problems.push({ file, message: `does not load, so ${answers}: ${failure.message}` });
         }
       }
       const entries = read.ok && !scriptMissing ? read.entries.filter((entry) => filter === undefined || entry.name.toLowerCase().includes(filter)) : [];
@@ -366,6 +384,8 @@ async function runEntry(
     } else if (!own.script.sandbox.implements(hook)) {
       const handles = own.script.sandbox.meta.hooks.join(", ");
       return failed(hook, [{ file: casesFilePath, path: `${at}.hook`, message: `${own.script.sandbox.name} has no handler for ${hook}; it handles: ${handles}` }]);
+    } else if (testCase.settings && caseSettingsProblems(own.script, config, testCase.settings, casesFilePath, `${at}.settings`).length > 0) {
+      return failed(hook, caseSettingsProblems(own.script, config, testCase.settings, casesFilePath, `${at}.settings`));
     } else if (report.mode === "script") {
       scripts = [withSettings(own.script, config, testCase.settings)];
     } else {
@@ -390,6 +410,9 @@ async function runEntry(
         problems.push({ file: casesFilePath, path: `${at}.settings.${name}`, message: `no script ${name} in the ${hook} pipeline (its scripts: ${known})` });
       } else if (!isObject(value)) {
         problems.push({ file: casesFilePath, path: `${at}.settings.${name}`, message: "must be an object: the settings of that script" });
+      } else {
+        const script = pipeline.find((candidate) => candidate.sandbox.name === name)!;
+        problems.push(...caseSettingsProblems(script, config, value, casesFilePath, `${at}.settings.${name}`));
       }
     }
     if (problems.length > 0) return failed(hook, problems);
@@ -405,7 +428,13 @@ async function runEntry(
     result.failure = loadFailure;
   } else {
     const started = performance.now();
-    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson });
+    // As in the server: the hook's scripts of the folder that do not load answer their failure
+    // (or are named in `skipped`), rather than the pipeline running without them.
+    const failed =
+      report.mode === "pipeline"
+        ? (await pool.failures(dir)).filter(({ file }) => file !== scriptFile && hooksNamedIn(file).includes(hook)).map(({ failure }) => failure)
+        : [];
+    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson, failed });
     result.ms = performance.now() - started;
     for (const invocation of called.invocations) pool.count(invocation, scripts);
     result.actual = outcomeOf(called);
@@ -413,7 +442,7 @@ async function runEntry(
     result.steps = called.invocations.map(stepOf);
   }
   // Data against data is compared field by field; an answer of another kind (an error, a cancel) is one difference.
-  const expected = expectedOutcome(testCase.expect);
+  const expected = expectedOutcome(testCase.expect, hook, input.input);
   const sameKind = Object.keys(expected)[0] === Object.keys(result.actual)[0];
   const differences = sameKind ? diffValues(expected, result.actual) : [{ path: "answer", expected, actual: result.actual, kind: "changed" as const }];
   if (differences.length > 0) {

@@ -2,7 +2,7 @@ import { compileScript, type CompileDiagnostic, type CompiledScript, type Compil
 import type { Config } from "../config.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { pipelineOrder, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
-import { loadScriptFile } from "../registry/load-script.js";
+import { loadScriptFile, type LoadStage } from "../registry/load-script.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Limits } from "../sandbox/limits.js";
@@ -17,6 +17,8 @@ export interface RunTarget {
   compiled?: CompiledScript;
   /** Settings over the script's defaults and the config's. */
   settings?: Record<string, unknown>;
+  /** Where `settings` came from, for the message when the script does not declare one of them. */
+  settingsFrom?: string;
   /** It must handle the hook: when it does not, nothing runs and that is the answer. */
   mustHandle?: boolean;
 }
@@ -29,7 +31,7 @@ export interface RanScript {
 }
 
 export type RunOnceResult =
-  | { kind: "failed"; stage: "compile" | "load"; failure: HookFailure; diagnostics: CompileDiagnostic[] }
+  | { kind: "failed"; stage: LoadStage; failure: HookFailure; diagnostics: CompileDiagnostic[] }
   | { kind: "unhandled"; script: RanScript }
   | { kind: "ran"; result: DispatchResult; scripts: RanScript[] };
 
@@ -58,7 +60,7 @@ export async function runOnce(
       const compiled = await compiledFor(target, scriptsDir);
       const script = await loadScriptFile(target.file, scriptsDir, config, {
         ...(compiled ? { compiled } : {}),
-        ...(target.settings ? { settings: target.settings } : {}),
+        ...(target.settings ? { settings: target.settings, ...(target.settingsFrom ? { settingsFrom: target.settingsFrom } : {}) } : {}),
       });
       if (!script.ok) return { kind: "failed", stage: script.stage, failure: script.failure, diagnostics: script.diagnostics };
       loaded.push(script.script);

@@ -31,11 +31,19 @@ export const hookFailure = z.object({
 });
 export type HookFailure = z.output<typeof hookFailure>;
 
+/** A script that `failurePolicy: skip` stepped over: the answer names it, so that it is not a quiet change. */
+export const skippedScript = hookFailure.omit({ stack: true });
+export type SkippedScript = z.output<typeof skippedScript>;
+
 export const successAnswer = z.object({
   state: z.literal("success"),
   data: z
     .record(z.string(), z.unknown())
     .describe("The hook's data with the scripts' changes; {} only when a script cancelled the request"),
+  skipped: z
+    .array(skippedScript)
+    .optional()
+    .describe("With failurePolicy skip: the scripts that failed (or have no version to serve) and changed nothing; absent when none"),
 });
 
 export const errorAnswer = z.object({

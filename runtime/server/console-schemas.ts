@@ -2,6 +2,7 @@ import { z } from "zod";
 import { limitsSchema } from "../sandbox/limits.js";
 import { hookFailure, sourceLocation } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
+import { loadStage } from "./schemas.js";
 
 /**
  * What the console's API sends and takes: one definition for the server (it parses requests with
@@ -154,7 +155,7 @@ export const tryResult = z.object({
   invocations: z.array(invocationView),
   scripts: z.array(z.object({ name: z.string(), version: z.string(), limits: limitsSchema, hooks: z.array(z.string()) })),
   /** The script did not compile or load: nothing ran. */
-  stage: z.enum(["compile", "load"]).optional(),
+  stage: loadStage.optional(),
   diagnostics: z.array(diagnosticView).optional(),
   /** The draft has no handler for the hook. */
   unhandled: z.string().optional(),

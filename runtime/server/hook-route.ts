@@ -63,11 +63,13 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 503 with `Retry-After: 1` and the error answer when a script's queue was full (`overloaded`).
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
-export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config, registry, metrics, catastrophe = new Catastrophe(), calls }) => {
-  const shadows = new ShadowRunner(config, registry.shadows, { onResult: (script, hook, result) => metrics.shadow(script, hook, result) });
+export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config: startConfig, registry, metrics, catastrophe = new Catastrophe(), calls }) => {
+  const shadows = new ShadowRunner(() => registry.activeConfig, registry.shadows, { onResult: (script, hook, result) => metrics.shadow(script, hook, result) });
 
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
+    // The configuration in force for this request: a config reload swaps it whole.
+    const config = registry.activeConfig;
     const summary: HookRequestSummary = {};
     summaries.set(request, summary);
     const bodyText = bodyTexts.get(request);
@@ -84,6 +86,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
       result = await catastrophe.race(() =>
         callHook(config, hook, parsed.input, lease.scripts, {
           requestId: request.id,
+          failed: lease.failed,
           inputJson: parsed.inputJson,
           onInvocation(invocation) {
             registry.count(invocation);
@@ -138,7 +141,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
 
   function onError(request: FastifyRequest, _reply: FastifyReply, error: FastifyError, done: HookHandlerDoneFunction): void {
     const summary = summaries.get(request) ?? {};
-    summary.code = httpErrorBody(error, request.id, config.bodyLimitBytes).code;
+    summary.code = httpErrorBody(error, request.id, startConfig.bodyLimitBytes).code;
     summaries.set(request, summary);
     done();
   }

@@ -86,13 +86,19 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
   });
   const loadFailures = new Counter({
     name: "callscript_script_load_failures_total",
-    help: "Versions of a script that failed to compile or load (the previous version, if any, keeps serving)",
+    help: "Versions of a script that failed, by stage: compile, typecheck, load, config (the previous version, if any, keeps serving)",
     labelNames: ["script", "stage"] as const,
     registers,
   });
   const reloads = new Counter({
     name: "callscript_script_reloads_total",
     help: "New versions of a script swapped in after its first load",
+    labelNames: ["script"] as const,
+    registers,
+  });
+  const typeErrors = new Gauge({
+    name: "callscript_script_type_errors",
+    help: "TypeScript errors against the SDK in the newest version of a script (typecheck block keeps such a version out, warn serves it)",
     labelNames: ["script"] as const,
     registers,
   });
@@ -169,10 +175,13 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
   const onUnloaded = (name: string) => {
     everLoaded.delete(name);
     unloads.inc({ script: name });
+    typeErrors.remove({ script: name });
   };
+  const onTypeErrors = (name: string, count: number) => typeErrors.set({ script: name }, count);
   scripts.on("loaded", onLoaded);
   scripts.on("failed", onFailed);
   scripts.on("unloaded", onUnloaded);
+  scripts.on("typeErrors", onTypeErrors);
 
   return {
     registry,
@@ -195,6 +204,7 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
       scripts.off("loaded", onLoaded);
       scripts.off("failed", onFailed);
       scripts.off("unloaded", onUnloaded);
+      scripts.off("typeErrors", onTypeErrors);
     },
   };
 }

@@ -5,6 +5,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** Served without the bearer token (health probes). */
     public?: boolean;
+    /** A health or readiness probe: its answers are logged at debug level. */
+    probe?: boolean;
     /** The hook a hook route serves; `null` on the route that answers unknown hook names. */
     hook?: HookName | null;
     /** A console route: a console session opens it as the token does (auth.ts). */

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { limitsSchema } from "../sandbox/limits.js";
-import { errorAnswer, failureReason, hookFailure, successAnswer } from "../schema/envelope.js";
+import { errorAnswer, failureReason, hookFailure, skippedScript, successAnswer } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
+import type { ConfigReport } from "../registry/apply-config.js";
 import type { ScriptState } from "../registry/registry.js";
 
 /**
@@ -34,6 +35,7 @@ export const answerSchema: JsonSchema = {
   properties: {
     state: { type: "string", enum: states },
     data: { description: successAnswer.shape.data.description },
+    skipped: { type: "array", description: successAnswer.shape.skipped.description, items: jsonSchemaOf(skippedScript) },
     error: jsonSchemaOf(hookFailure),
   },
   required: ["state"],
@@ -61,11 +63,25 @@ export const httpErrorSchema = jsonSchemaOf(httpError);
 
 // ---- ops ---------------------------------------------------------------------------------------
 
+const problemAt = z.object({ file: z.string(), line: z.number().int(), column: z.number().int() });
+
+export const loadStage = z.enum(["compile", "typecheck", "load", "config"]);
+
 const problem = z.object({
   at: z.string(),
-  stage: z.enum(["compile", "load"]),
+  stage: loadStage
+    .describe("compile: esbuild; typecheck: a type error against the SDK; load: its isolate (top-level code, defineScript); config: the settings the config gives it"),
   message: z.string(),
-  location: z.object({ file: z.string(), line: z.number().int(), column: z.number().int() }).optional(),
+  location: problemAt.optional(),
+  errors: z
+    .array(problemAt.extend({ code: z.string(), message: z.string() }))
+    .optional()
+    .describe("Every error at its place (each type error of a typecheck problem)"),
+});
+
+const settingInForce = z.object({
+  value: z.unknown().describe("The value the script runs with; secret-looking values masked"),
+  from: z.string().describe("Where it came from: the script's default, the config file, an environment variable"),
 });
 
 const at = z.string().describe("ISO 8601");
@@ -108,9 +124,12 @@ export const scriptState = z.object({
   version: z.string().nullable().describe("Hash of the serving version's bundle"),
   previousVersion: z.string().nullable(),
   loadedAt: z.string().nullable(),
-  hooks: z.array(z.enum(hookNames as [HookName, ...HookName[]])),
+  hooks: z
+    .array(z.enum(hookNames as [HookName, ...HookName[]]))
+    .describe("The serving version's hooks; for a failed script, the hooks its source names, which answer its failure"),
   order: z.number().int().nullable(),
   limits: limitsSchema.nullable(),
+  settings: z.record(z.string(), settingInForce).nullable().describe("The serving version's settings (ctx.settings), key by key"),
   warnings: z.array(z.string()),
   lastError: problem.nullable().describe("Why the newest version did not load"),
   queueDepth: z.number().int().describe("Invocations running or waiting"),
@@ -125,8 +144,28 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameState: Same<z.output<typeof scriptState>, ScriptState> = true;
 void sameState;
 
+export const configReport = z.object({
+  file: z.string().nullable().describe("The config file, when there is one"),
+  loadedAt: z.string().describe("When the configuration in force was read"),
+  lastReload: z
+    .object({
+      at: z.string(),
+      ok: z.boolean().describe("false: refused, the configuration before it stays in force"),
+      problems: z.array(z.string()).describe("Why it was refused"),
+      changed: z.array(z.string()).describe("Top-level keys that changed"),
+      restartRequired: z.array(z.string()).describe("Changed keys that take effect only after a restart"),
+    })
+    .nullable()
+    .describe("The last reload of the configuration (saving the file, SIGHUP)"),
+});
+
+// As with the states: the registry's report and this schema describe the same object.
+const sameReport: Same<z.output<typeof configReport>, ConfigReport> = true;
+void sameReport;
+
 export const scriptsResponse = z.object({
   ready: z.boolean(),
+  config: configReport,
   scripts: z.array(scriptState),
 });
 

@@ -31,6 +31,8 @@ export interface SignalsOptions {
   registry: ScriptRegistry;
   /** The file watcher, when there is one: closed on shutdown, and SIGHUP reloads through it. */
   watcher?: { reloadAll(): Promise<ReloadResult[]>; close(): Promise<void> } | undefined;
+  /** SIGHUP re-reads the configuration first (a refused one is logged and the scripts still reload). */
+  reloadConfig?: () => Promise<unknown>;
   log: Log;
   /** Past this, a shutdown that has not finished exits 1 anyway. */
   graceMs: number;
@@ -74,8 +76,8 @@ function exitProcess(code: number): void {
  * stop the watcher and dispose the isolates (registry.close drains each first), and exit 0. A
  * second signal, or a drain longer than `graceMs`, exits 1 at once.
  *
- * SIGHUP: reload every script, as if each file had been saved (through the watcher when there is
- * one, so that it cannot race a save).
+ * SIGHUP: re-read the configuration (when given reloadConfig), then reload every script, as if each
+ * file had been saved (through the watcher when there is one, so that it cannot race a save).
  */
 export function handleSignals(options: SignalsOptions): { shutdown(signal: string): Promise<void>; dispose(): void } {
   const { app, registry, watcher, log } = options;
@@ -123,8 +125,10 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
       return;
     }
     reloading = true;
-    log.info({ signal: "SIGHUP" }, "reloading every script");
-    (watcher ? watcher.reloadAll() : registry.loadAll())
+    log.info({ signal: "SIGHUP" }, options.reloadConfig ? "reloading the configuration and every script" : "reloading every script");
+    (options.reloadConfig?.() ?? Promise.resolve())
+      .catch((error: unknown) => log.error({ err: error }, "configuration reload failed"))
+      .then(() => (watcher ? watcher.reloadAll() : registry.loadAll()))
       .then((results) => {
         const summary = summarizeReload(results);
         (summary.failed.length > 0 ? log.warn : log.info).call(log, summary, `reloaded: ${summary.loaded.length} loaded, ${summary.failed.length} failed`);

@@ -136,7 +136,10 @@ describe("bad values", () => {
 
   it("a bad value from the environment is named by its field", () => {
     const error = configError(() => loadConfig({ env: { CALLSCRIPT_PORT: "eighty" } }));
-    expect(error.message).toBe("Invalid configuration in the configuration: port: Invalid input: expected number, received string");
+    // Named with where it came from (issue 13): the environment, not a file.
+    expect(error.message).toBe(
+      "Invalid configuration in the configuration: port: Invalid input: expected number, received string (from the environment variable CALLSCRIPT_PORT)",
+    );
   });
 
   it("every bad field is named, not only the first", () => {

@@ -295,13 +295,26 @@ describe("callHook with a configuration", () => {
   });
 
   it("settings from the config override the declared defaults key by key", async () => {
-    const { config, script } = await load({ scripts: { blacklist: { settings: { extensions: ["200"], extra: true } } } });
+    const { config, script } = await load({ scripts: { blacklist: { settings: { extensions: ["200"] } } } });
     const result = checked(await callHook(config, "process_final_params", { ext: "101" }, [script]));
     expect(success(result.answer)).toEqual({
       ext: "101",
       blocked: false,
-      settings: { extensions: ["200"], mode: "block", nested: { level: 1 }, extra: true },
+      settings: { extensions: ["200"], mode: "block", nested: { level: 1 } },
     });
+  });
+
+  it("a setting the script does not declare, or of another kind, keeps it from loading, named (issue 13)", async () => {
+    const parsed = configSchema.parse({ scripts: { blacklist: { settings: { extension: ["200"], mode: ["x"] } } } });
+    const loaded = await loadScriptFile(path.join(dir, "blacklist.ts"), dir, parsed, { sandbox: sandboxOptions() });
+    expect(loaded.ok).toBe(false);
+    if (loaded.ok) return;
+    expect(loaded.stage).toBe("config");
+    expect(loaded.failure.reason).toBe("compile");
+    expect(loaded.failure.message).toBe(
+      "scripts.blacklist.settings.extension: blacklist has no setting 'extension' (did you mean 'extensions'?); it declares extensions, mode, nested; " +
+        "scripts.blacklist.settings.mode: expected a string as blacklist declares, got an array",
+    );
   });
 
   for (const [mutate, message] of [
@@ -335,7 +348,12 @@ describe("callHook with a configuration", () => {
     const unchanged = checked(await callHook(config, "process_client_phone", { phone: "+7 900" }, [pipelineScript(phone)], { requestId: "r" }));
     expect(unchanged.answer).toEqual({ state: "success", data: { phone: "+7 900" } });
     const skipped = checked(await callHook(config, "process_client_phone", { phone: "bad" }, [pipelineScript(phone)]));
-    expect(skipped.answer).toEqual({ state: "success", data: { phone: "bad" } });
+    // The answer names what the skip policy stepped over (issue 13): the connector and its logs see it.
+    expect(skipped.answer).toEqual({
+      state: "success",
+      data: { phone: "bad" },
+      skipped: [{ reason: "invalid_output", script: "phone", message: "The returned data does not fit process_client_phone: data.phone: Invalid input: expected string, received number" }],
+    });
     expect(skipped.skipped.map((f) => f.reason)).toEqual(["invalid_output"]);
     const late = checked(await callHook(config, "process_client_phone", { phone: "slow" }, [pipelineScript(phone)]));
     expect(error(late.answer)).toMatchObject({ reason: "deadline", script: "phone" });

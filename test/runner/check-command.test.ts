@@ -68,9 +68,11 @@ describe("callscript check", () => {
     // call_full parses loosely, but scripts see its declared fields only: a misspelt field is an error with a hint.
     expect(run.stdout).toContain(`${path.join(dir, "unknown-field.ts")}:6:35 error TS2551: Property 'chanel' does not exist`);
     expect(run.stdout).toContain("Did you mean 'channel'?");
-    expect(run.stdout).toContain(`${path.join(dir, "wrong-type.ts")}:5:5 error TS2322:`);
+    // A return that does not fit the hook is reported at the return itself (issue 13), not at the
+    // handler's name with the handler's whole type.
+    expect(run.stdout).toContain(`${path.join(dir, "wrong-type.ts")}:6:7 error TS2322: need_registration returns '{ result: string; }'`);
     expect(run.stdout).toContain("Type 'string' is not assignable to type 'boolean | undefined'.");
-    expect(run.stdout).toContain(">    5 |     need_registration() {");
+    expect(run.stdout).toContain('>    6 |       return { result: "no" };');
     expect(lastLine(run.stdout)).toBe("2 errors in 2 files · 3 scripts, 4 files checked");
   });
 
@@ -113,6 +115,6 @@ describe("callscript check", () => {
     const dir = folder({ "blocker.ts": CLEAN, "lib/lists.ts": LISTS, "wrong-type.ts": WRONG_TYPE });
     const report = await checkFolder(dir, loadConfig({ env: {} }));
     expect(report.scripts.map((file) => path.basename(file))).toEqual(["blocker.ts", "wrong-type.ts"]);
-    expect(report.problems.map((problem) => [path.basename(problem.file), problem.line, problem.column, problem.code])).toEqual([["wrong-type.ts", 5, 5, "TS2322"]]);
+    expect(report.problems.map((problem) => [path.basename(problem.file), problem.line, problem.column, problem.code])).toEqual([["wrong-type.ts", 6, 7, "TS2322"]]);
   });
 });

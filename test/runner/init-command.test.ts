@@ -14,6 +14,10 @@ const FILES = [
   "blacklist-extensions.ts",
   "blacklist-extensions.cases.json",
   "payloads/need_registration.incoming-missed.json",
+  "payloads/need_registration.incoming-answered.json",
+  "payloads/need_registration.outgoing.json",
+  "payloads/process_client_phone.incoming-8-format.json",
+  "payloads/process_final_params.missed-trunk-3432723033.json",
 ];
 
 function freshDir(): string {
@@ -30,11 +34,16 @@ describe("callscript init", () => {
       expect(existsSync(path.join(dir, file)), file).toBe(true);
       expect(init.stdout).toContain(`  ${file}`);
     }
-    expect(readFileSync(path.join(dir, "blacklist-extensions.ts"), "utf8")).toBe(readFileSync(path.join(repoRoot, "examples", "blacklist-extensions.ts"), "utf8"));
+    // The starter is not a production rule (issue 13): its list is empty until the admin fills it.
+    expect(readFileSync(path.join(dir, "blacklist-extensions.ts"), "utf8")).toContain("extensions: [] as string[],");
+    for (const file of FILES.filter((name) => name.startsWith("payloads/"))) {
+      expect(readFileSync(path.join(dir, file), "utf8")).toBe(readFileSync(path.join(repoRoot, "examples", file), "utf8"));
+    }
+    expect(init.stdout).toContain(`5 of the 23 recorded calls that come with callscript are in payloads/; the rest: examples/payloads`);
 
     const test = callscript(["test", dir]);
-    expect(test.stdout).toContain("✓ a missed call to 102 is not registered");
-    expect(test.stdout).toContain("✓ with only 101 on the list, the same call is registered");
+    expect(test.stdout).toContain("✓ with the empty list, a missed call to 102 is registered as usual");
+    expect(test.stdout).toContain("✓ with 102 on the list, the same call is not registered");
     expect(lastLine(test.stdout)).toBe("2 passed, 0 failed");
     expect(test.status).toBe(0);
 
@@ -58,7 +67,7 @@ describe("callscript init", () => {
     expect(resolved.resolvedModule?.resolvedFileName).toBe(path.join(repoRoot, "dist", "sdk", "index.d.ts"));
   });
 
-  it("takes its starter from examples/, which the published package ships", () => {
+  it("takes its recorded calls from examples/, which the published package ships", () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { files: string[] };
     expect(pkg.files).toContain("examples/");
   });

@@ -122,7 +122,7 @@ export default defineScript({
     expect(out).toContain(`${path.join(dir, "payloads", "sideways.json")}: call_full.channel.type: not a valid need_registration input: Invalid option`);
     expect(out).toContain(`${file}: cases[3].input.call_full.result: not a valid need_registration input: Invalid input: expected number, received string`);
     expect(out).toContain(`${file}: cases[4].expect.error: Invalid option: expected one of "timeout"|"memory"`);
-    expect(out).toContain(`${file}: cases[5].expect: expect needs exactly one of data, cancel, error (got data, cancel)`);
+    expect(out).toContain(`${file}: cases[5].expect: expect needs exactly one of changes, data, cancel, error (got data, cancel)`);
     expect(out).toContain(`${file}: cases[6].hook: block-clients has no handler for process_client_phone; it handles: need_registration`);
     expect(out).toMatch(/✓ still runs/);
     expect(lastLine(out)).toBe("1 passed, 7 failed");

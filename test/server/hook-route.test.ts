@@ -254,7 +254,12 @@ describe("configured hooks", () => {
     const policies = await startServer(files, { hooks: { process_record_file_path: { failurePolicy: "skip" }, process_originate_params: { failurePolicy: "error" } } });
     try {
       const skipped = await policies.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput("/1.wav") });
-      expect(skipped.json()).toEqual({ state: "success", data: { path: "/b/1.wav" } });
+      // The answer names the script the policy stepped over (issue 13), with where it failed.
+      expect(skipped.json()).toEqual({
+        state: "success",
+        data: { path: "/b/1.wav" },
+        skipped: [{ reason: "exception", script: "a-throws", message: "a is broken", location: { file: "a-throws.ts", line: 7, column: 13 } }],
+      });
       const failed = await policies.app.inject({ method: "POST", url: "/hooks/process_originate_params", payload: originateInput() });
       expect(failed.statusCode).toBe(200);
       expect(failed.json().error).toMatchObject({ reason: "exception", script: "a-throws", message: "a is broken" });

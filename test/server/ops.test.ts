@@ -35,10 +35,16 @@ describe("operations", () => {
       message: "Not ready: no script is loaded (the scripts folder has none yet, or it is still loading)",
     });
 
+    // broken.ts fails to compile and has no version to fall back on: the instance is not ready
+    // (issue 13: an orchestrator must not route to a half-loaded instance), and the answer says why.
     await server.registry.loadAll();
-    const ready = await server.app.inject({ url: "/readyz" });
-    expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ ready: true, scripts: 3 });
+    const halfLoaded = await server.app.inject({ url: "/readyz" });
+    expect(halfLoaded.statusCode).toBe(503);
+    expect(halfLoaded.json()).toMatchObject({
+      code: "CS_ERR_NOT_READY",
+      message: "Not ready: 1 enabled script has no version to serve: broken (GET /scripts says why)",
+      issues: [{ path: "broken.ts", message: expect.stringContaining("compile: ") }],
+    });
   });
 
   it("/scripts: version, hooks, state, last error and counters of each script", async () => {
@@ -49,7 +55,7 @@ describe("operations", () => {
     const res = await server.app.inject({ url: "/scripts" });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body.ready).toBe(true);
+    expect(body.ready).toBe(false);
     expect(body.scripts.map((state: { name: string }) => state.name)).toEqual(["broken", "click-to-call", "flaky", "recordings"]);
     const [broken, clickToCall, flaky, recordings] = body.scripts;
     const versions = Object.fromEntries(server.registry.states().map((state) => [state.name, state.version]));

@@ -177,7 +177,7 @@ describe("shadow runs", () => {
     expect(SHADOW_RUNS_PER_SECOND).toBe(50);
     // The route's runner allows 50 a second; one allowing a run every 1000 s shows the rule alone.
     const results: string[] = [];
-    const runner = new ShadowRunner(server.config, server.registry.shadows, { runsPerSecond: 0.001, onResult: (_script, _hook, result) => results.push(result) });
+    const runner = new ShadowRunner(() => server.config, server.registry.shadows, { runsPerSecond: 0.001, onResult: (_script, _hook, result) => results.push(result) });
     const parsed = parseHookInput("process_client_phone", payload("process_client_phone.incoming-8-format"));
     if (!parsed.ok) throw parsed.error;
     const log = pino({ level: "silent" });
