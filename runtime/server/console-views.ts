@@ -63,19 +63,6 @@ export function digitsOf(value: unknown): string {
   return found.join("|");
 }
 
-/** Lines of secrets' keys in settings: their values are never sent to the page. */
-const SECRET_KEY = /secret|token|passw|pwd|api[-_]?key|auth|credential|private|cookie|session/i;
-export const MASK = "••••••";
-
-/** A copy of `value` with the values of secret-looking keys masked, at any depth. */
-export function maskSecrets(value: unknown, depth = 0): unknown {
-  if (depth > 64 || value === null || typeof value !== "object") return value;
-  if (Array.isArray(value)) return value.map((item) => maskSecrets(item, depth + 1));
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [key, SECRET_KEY.test(key) && item !== null && item !== "" ? MASK : maskSecrets(item, depth + 1)]),
-  );
-}
-
 /** The source lines around `line` (1-based) of a file of the scripts folder, for a code frame. */
 export function codeFrame(scriptsDir: string, file: string, line: number, around = 2): FrameLine[] | undefined {
   const absolute = path.resolve(scriptsDir, file);

@@ -14,7 +14,7 @@ import { bearerCheck, isLoopback, LOGIN_PATH } from "./auth.js";
 import { CallsBuffer, type CallRecord } from "./calls-buffer.js";
 import { callsQuery, saveCaseRequest, scriptName, tryRequest, type CallsPage, type ConsoleScripts, type PayloadEntry, type SessionInfo } from "./console-schemas.js";
 import { tryRun } from "./console-try.js";
-import { callDetail, callSummary, codeFrame, digitsOf, maskSecrets, redactCall } from "./console-views.js";
+import { callDetail, callSummary, codeFrame, digitsOf, redactCall } from "./console-views.js";
 import { withIssues } from "./error-handler.js";
 import { LatencySampler } from "./latency-sampler.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -254,7 +254,8 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
   app.get("/console/api/scripts", { schema: { hide: true } }, async (): Promise<ConsoleScripts> => {
     const report = scriptsReport(registry);
     const scripts = report.scripts.map((state) => {
-      const shown = maskSecrets(state) as Record<string, unknown> & { name: string; file: string; state: string };
+      // Settings in force come masked from the registry (mask-secrets.ts), as GET /scripts shows them.
+      const shown = state as typeof state & Record<string, unknown>;
       const location = state.lastError?.location;
       const frame = location ? codeFrame(registry.scriptsDir, location.file, location.line) : undefined;
       return { ...shown, ...(frame ? { frame } : {}), latency: sampler.of(state.name) };

@@ -50,6 +50,20 @@ export default defineScript({
 });
 `;
 
+/** A script with a credential among its settings: the page shows the setting, never its value. */
+const CRM_LOOKUP = `import { defineScript } from "callscript";
+
+export default defineScript({
+  settings: { crmToken: "" },
+  hooks: {
+    process_client_phone(_input, { settings, log }) {
+      if (settings.crmToken === "") log.warn("no CRM token in the configuration");
+      return undefined;
+    },
+  },
+});
+`;
+
 const shots = process.env.CALLSCRIPT_SCREENSHOTS ? path.join(packageRoot, "docs") : mkdtempSync(path.join(tmpdir(), "callscript-shots-"));
 
 let now = Date.now();
@@ -80,9 +94,10 @@ describe.skipIf(!available)("the console in chromium", () => {
         "client-phone-format.ts": example("client-phone-format.ts"),
         "lib/numbers.ts": example("lib/numbers.ts"),
         "vip-routing.ts": VIP_ROUTING,
+        "crm-lookup.ts": CRM_LOOKUP,
         ...Object.fromEntries(payloadFiles.map((file) => [`payloads/${file}`, example(`payloads/${file}`)])),
       },
-      { token: TOKEN, console: { saveCases: true }, scripts: { "blacklist-extensions": { settings: { extensions: ["101", "102"], crmToken: "hidden-from-the-page" } } } },
+      { token: TOKEN, console: { saveCases: true }, scripts: { "blacklist-extensions": { settings: { extensions: ["101", "102"] } }, "crm-lookup": { settings: { crmToken: "hidden-from-the-page" } } } },
       { consoleClock: () => now, docs: true },
     );
     await server.app.listen({ host: "127.0.0.1", port: 0 });
@@ -123,6 +138,8 @@ describe.skipIf(!available)("the console in chromium", () => {
     const text = await page.locator("main").innerText();
     expect(text).toContain("need_registration");
     expect(text).not.toContain("hidden-from-the-page");
+    await page.locator('article.script[data-script="crm-lookup"]').waitFor();
+    expect(await page.locator('article.script[data-script="crm-lookup"]').innerText()).toContain("crmToken");
     const cookies = await context.cookies(base);
     expect(cookies.map(({ name, httpOnly, sameSite }) => ({ name, httpOnly, sameSite }))).toEqual([{ name: "callscript_session", httpOnly: true, sameSite: "Strict" }]);
 
