@@ -3,6 +3,7 @@ import { z } from "zod";
 import { bundleFileName, isolateSource, type CompiledScript } from "../compile/compile.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
+import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
@@ -319,13 +320,13 @@ export class ScriptSandbox {
     try {
       meta = await readMeta(booted, compiled.name);
     } catch (error) {
-      booted.isolate.dispose();
+      disposeIsolate(booted.isolate);
       throw error;
     }
     const { limits, warnings } = resolveLimits(meta.limits, options.defaults, options.max);
     if (limits.memoryMb !== bootedMb) {
       // The heap size is fixed when an isolate is made, and known only once the script has said it.
-      booted.isolate.dispose();
+      disposeIsolate(booted.isolate);
       booted = await boot(compiled, limits.memoryMb, sourceMap, options);
     }
     return new ScriptSandbox(compiled, meta, limits, warnings, options, booted);
@@ -394,7 +395,7 @@ export class ScriptSandbox {
     this.closed = true;
     const booted = this.booted;
     this.booted = undefined;
-    if (booted && !booted.isolate.isDisposed) booted.isolate.dispose();
+    if (booted) disposeIsolate(booted.isolate);
     await this.booting?.catch(() => undefined);
   }
 
@@ -411,7 +412,7 @@ export class ScriptSandbox {
     });
     const booted = await this.booting;
     if (this.closed) {
-      if (!booted.isolate.isDisposed) booted.isolate.dispose();
+      disposeIsolate(booted.isolate);
       throw new Error("This script version was unloaded");
     }
     this.booted = booted;
@@ -421,13 +422,7 @@ export class ScriptSandbox {
   /** Throw the broken isolate away and start building the next one before anyone asks. */
   private retire(booted: Booted): void {
     booted.retired = true;
-    if (!booted.isolate.isDisposed) {
-      try {
-        booted.isolate.dispose();
-      } catch {
-        // Already going away.
-      }
-    }
+    disposeIsolate(booted.isolate);
     if (this.booted === booted) this.booted = undefined;
     if (!this.disposed) this.ready().catch(() => undefined);
   }
@@ -657,10 +652,12 @@ function cpuOf(isolate: Isolate, before: bigint): number {
 
 async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions): Promise<Booted> {
   const ivm = isolatedVm();
-  const isolate = new ivm.Isolate({
-    memoryLimit: memoryMb,
-    onCatastrophicError: (message) => options.onCatastrophicError?.(compiled.name, message),
-  });
+  const isolate = tracked(
+    new ivm.Isolate({
+      memoryLimit: memoryMb,
+      onCatastrophicError: (message) => options.onCatastrophicError?.(compiled.name, message),
+    }),
+  );
   try {
     const context = await isolate.createContext();
     const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
@@ -673,7 +670,7 @@ async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: Bundl
     return booted;
   } catch (error) {
     const disposedForMemory = isolate.isDisposed || error instanceof HeapOverLimit;
-    if (!isolate.isDisposed) isolate.dispose();
+    disposeIsolate(isolate);
     const message = disposedForMemory
       ? `its top-level code ran out of its heap of ${memoryMb} MB`
       : /timed out/i.test((error as Error).message)
