@@ -6,7 +6,7 @@
  * It is evaluated before the script's own modules, so the intrinsics it captures here are the
  * originals even if a script later replaces them (which can only ever break that script).
  */
-import { GUEST_BUSY, type GuestInvocation, type GuestLogLine, type GuestMeta, type GuestOutcome, type GuestResult } from "../protocol.js";
+import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestInvocation, type GuestLogLine, type GuestMeta, type GuestOutcome, type GuestResult } from "../protocol.js";
 
 const SCRIPT_MARK = Symbol.for("callscript.script");
 const CANCEL_MARK = Symbol.for("callscript.cancel");
@@ -35,6 +35,45 @@ const MAX_DEPTH = 64;
 // toLocaleString and String's localeCompare still work. See docs/security.md.
 delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
 delete (globalThis as { Intl?: unknown }).Intl;
+
+// Resizable ArrayBuffers and growable SharedArrayBuffers (`maxByteLength`) get their memory from
+// V8's page allocator, not from the ArrayBuffer allocator isolated-vm counts against the heap
+// limit: a 32 MB isolate held two 256 MB of each and answered, on isolated-vm 5.0.4, 6.2.0 and
+// 7.0.1 alike (the initial length bypasses the count too, not only resize() and grow()). Node 22
+// and 24 have no V8 flag to turn them off. Scripts get fixed-length buffers only: the constructors
+// are replaced by ones that refuse `maxByteLength`, the originals are reachable from nowhere
+// (their prototypes' `constructor` is the replacement), and resize() and grow() are removed. See
+// docs/security.md.
+const reflectConstruct = Reflect.construct;
+const defineProperty = Object.defineProperty;
+const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+
+function fixedLengthOnly(name: "ArrayBuffer" | "SharedArrayBuffer", grow: "resize" | "grow"): void {
+  const original = (globalThis as Record<string, unknown>)[name] as new (length?: unknown) => object;
+  const prototype = original.prototype as Record<string, unknown>;
+  // A function, not a class: `extends ArrayBuffer` and Reflect.construct pass their own new.target.
+  const FixedLength = function (this: unknown, length?: unknown, options?: unknown): object {
+    if (new.target === undefined) throw new TypeError(`Constructor ${name} requires 'new'`);
+    if (options !== null && typeof options === "object" && (options as { maxByteLength?: unknown }).maxByteLength !== undefined) {
+      throw new RangeError(
+        `${name}: resizable buffers (maxByteLength) are not available to scripts: their memory is outside the script's memory limit. Allocate the length you need`,
+      );
+    }
+    return reflectConstruct(original, [length], new.target === FixedLength ? original : new.target);
+  };
+  defineProperty(FixedLength, "name", { value: name });
+  defineProperty(FixedLength, "length", { value: 1 });
+  defineProperty(FixedLength, "prototype", { value: prototype, writable: false, enumerable: false, configurable: false });
+  const species = getOwnPropertyDescriptor(original, Symbol.species);
+  if (species) defineProperty(FixedLength, Symbol.species, species);
+  const isView = getOwnPropertyDescriptor(original, "isView");
+  if (isView) defineProperty(FixedLength, "isView", isView);
+  defineProperty(prototype, "constructor", { value: FixedLength, writable: true, enumerable: false, configurable: true });
+  delete prototype[grow];
+  defineProperty(globalThis, name, { value: FixedLength, writable: true, enumerable: false, configurable: true });
+}
+fixedLengthOnly("ArrayBuffer", "resize");
+fixedLengthOnly("SharedArrayBuffer", "grow");
 
 /**
  * An error's message and stack as the answer carries them: a 1 MB message would otherwise make the
@@ -299,11 +338,21 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
       settings: definition.settings,
       logs: takeLogs(loadSink),
     };
+    let json: string;
     try {
-      return toJson(toWire(value, "definition", 0, []));
+      json = toJson(toWire(value, "definition", 0, []));
     } catch (error) {
       throw new ErrorClass(`defineScript({ order, limits, settings }) must hold JSON values: ${describeError(error).message}`);
     }
+    // Checked here too (the host checks again), so that a forged definition of any size is not copied to the host.
+    // (What is not a string at all, the host reports as a changed built-in.)
+    if (typeof json === "string" && json.length > MAX_META_CHARS) {
+      throw new ErrorClass(
+        `defineScript(): the definition is ${json.length} characters of JSON (settings and top-level log lines), ` +
+          `over the limit of ${MAX_META_CHARS}; keep large tables in a helper module of the scripts folder`,
+      );
+    }
+    return json;
   }
 
   /**
@@ -350,6 +399,8 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
       // "timed out" or "memory limit".
       answer = "";
     }
+    // Only a forged answer is longer (see maxAnswerChars): not sent, so not copied to the host.
+    if (typeof answer !== "string" || answer.length > maxAnswerChars(outputBytes, logBytes)) answer = "";
     // Only now: a toJSON that loops until the time limit stops this invocation before it settles.
     unsettled = false;
     return answer;
