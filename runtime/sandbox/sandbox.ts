@@ -9,7 +9,7 @@ import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
 import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestLogs, type GuestOutcome } from "./protocol.js";
 import { BundleSourceMap } from "./source-map.js";
-import { ranToItsTimeout, retryTimeoutMs, waitBackstopMs } from "./time-limit.js";
+import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs } from "./time-limit.js";
 import { closest } from "./suggest.js";
 
 export interface SandboxOptions {
@@ -107,6 +107,8 @@ interface CallState {
   wallTimeoutMs: number;
   /** Attempts run again for that reason. */
   timeRetries: number;
+  /** Run again once already because an attempt was stopped late (see stoppedLate). */
+  lateRetried?: boolean;
   /** CPU and wall time of those attempts, counted in the invocation's figures. */
   spentCpuMs: number;
   spentWallMs: number;
@@ -133,6 +135,26 @@ const HEAVY_CALL_CPU_MS = 0.25;
  * isolate V8 disposes at its heap limit.
  */
 const CPU_POLL_MS = 20;
+
+/** The process's CPU time at some point of a call, and how long after the call started that was. */
+interface CpuMark {
+  usage: NodeJS.CpuUsage;
+  afterMs: number;
+}
+
+/**
+ * A call's CPU time. isolated-vm's `cpuTime` is not the CPU time of the isolate's thread here: it
+ * counts wall-clock time while the isolate runs (a call that used 114 ms of CPU read 880 ms with
+ * six busy processes beside it, on isolated-vm 5.0.4, 6.2.0 and 7.0.1 alike; it even counts time
+ * the process was stopped). The process's own CPU time over the call is a bound from the other side
+ * (it adds other threads': the host, V8's GC helpers, other isolates), read only for calls that last
+ * past the first poll, so as to cost nothing on short ones; the time before that poll counts whole.
+ */
+function cpuSince(mark: CpuMark | undefined, isolateMs: number): number {
+  if (!mark) return isolateMs;
+  const used = process.cpuUsage(mark.usage);
+  return Math.min(isolateMs, mark.afterMs + (used.user + used.system) / 1000);
+}
 /** How long a script's top-level code may run when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
 const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
@@ -145,6 +167,14 @@ const MB = 1024 * 1024;
  * the limit leaves room for the young generation: a busy script stays below 1.2 times.
  */
 const HEAP_SLACK_FACTOR = 2;
+/**
+ * A call stopped at its time limit while its heap holds at least this share of the limit ran out of
+ * heap: V8 was collecting, again and again, what it could not free. A heap bomb takes V8 tens to
+ * hundreds of ms of such collections before it gives up (`a.push(new Array(1e6))` in 32 MB: 210-270
+ * ms of CPU here, while the heap goes 23 → 31 → 39 MB), and whether the time limit or the heap
+ * limit came first would otherwise depend on the machine.
+ */
+const HEAP_FULL_SHARE = 0.9;
 /**
  * A failure's message and stack, as the answer and the server log carry them. The prelude cuts a
  * script's messages (4 KB) and stacks (16 KB) with a marker; the host cuts what the guest sends at
@@ -468,6 +498,8 @@ export class ScriptSandbox {
     let headAt = 0;
     let cpuBefore = 0n;
     let cpuSeen = 0n;
+    /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
+    let process0: CpuMark | undefined;
     let timer: NodeJS.Timeout | undefined;
     const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
       turn.whenHead(() => {
@@ -480,10 +512,11 @@ export class ScriptSandbox {
         const poll = () => {
           cpuSeen = cpuTimeOf(booted.isolate) || cpuSeen;
           const waited = performance.now() - headAt;
+          process0 ??= { usage: process.cpuUsage(), afterMs: waited };
           if (waited >= backstopMs) resolve(TIMED_OUT);
           else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
         };
-        timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs));
+        timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
       });
       // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm
       // records its caller's stack with every async call, and under a request's deep, optimized
@@ -511,7 +544,7 @@ export class ScriptSandbox {
     const wallMs = performance.now() - headAt;
     const alive = !booted.isolate.isDisposed;
     // A disposed isolate has no figures left: its CPU time as last read while the call ran.
-    const cpuMs = alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6;
+    const cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
     const queuedMs = headAt - enqueuedAt;
     const base = { wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
 
@@ -546,11 +579,15 @@ export class ScriptSandbox {
         // give a core to.
         const heapUsed = heapUsedOf(booted.isolate);
         this.retire(booted);
-        if (heapUsed !== undefined && heapUsed >= limits.memoryMb * MB) {
+        if (heapUsed !== undefined && heapUsed >= HEAP_FULL_SHARE * limits.memoryMb * MB) {
           booted.blamed = true;
           return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, { ...base, heapUsedBytes: heapUsed });
         }
-        const retryMs = retryTimeoutMs(limits.timeoutMs, wallTimeoutMs, cpuMs);
+        let retryMs = retryTimeoutMs(limits.timeoutMs, wallTimeoutMs, cpuMs);
+        if (retryMs === undefined && !call.lateRetried && stoppedLate(limits.timeoutMs, wallTimeoutMs, cpuMs)) {
+          call.lateRetried = true;
+          retryMs = Math.min(2 * wallTimeoutMs, maxWallTimeoutMs(limits.timeoutMs));
+        }
         if (retryMs !== undefined) {
           call.wallTimeoutMs = retryMs;
           call.timeRetries++;
@@ -558,7 +595,7 @@ export class ScriptSandbox {
           call.spentWallMs += wallMs;
           return RUN_AGAIN;
         }
-        return this.failedWith(this.timeoutFailure(settled.error), queuedMs, base);
+        return this.failedWith(this.timeoutFailure(settled.error, call.spentCpuMs + cpuMs, call.spentWallMs + wallMs), queuedMs, base);
       }
       // The script left a promise rejected (isolated-vm fails the call with it): its own exception.
       // The isolate stays, unless the invocation is still hanging in it (see GUEST_BUSY below).
@@ -691,8 +728,12 @@ export class ScriptSandbox {
   }
 
   /** A call that used its time limit, with where isolated-vm interrupted it (its stack), mapped to the .ts line. */
-  private timeoutFailure(error: unknown): HookFailure {
-    const message = `The script ran past its time limit of ${this.limits.timeoutMs} ms of CPU time (a loop that does not end, or one that does too much)`;
+  private timeoutFailure(error: unknown, cpuMs: number, wallMs: number): HookFailure {
+    const limit = this.limits.timeoutMs;
+    const message =
+      cpuMs >= CPU_SHARE_FOR_TIMEOUT * limit
+        ? `The script ran past its time limit of ${limit} ms of CPU time (a loop that does not end, or one that does too much)`
+        : `The script did not get its ${limit} ms of CPU time within ${Math.round(wallMs)} ms: the host was too busy (it ran for ${Math.round(cpuMs)} ms)`;
     return withMappedStack({ reason: "timeout", script: this.name, message }, this.sourceMap, stackOf(error), message);
   }
 
@@ -779,11 +820,11 @@ async function bootOnce(compiled: CompiledScript, memoryMb: number, sourceMap: B
       onCatastrophicError: (message) => options.onCatastrophicError?.(compiled.name, message),
     }),
   );
-  let loading: { startedAt: number; cpuBefore: bigint } | undefined;
+  let loading: { startedAt: number; cpuBefore: bigint; process: CpuMark } | undefined;
   try {
     const context = await isolate.createContext();
     const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
-    loading = { startedAt: performance.now(), cpuBefore: cpuTimeOf(isolate) };
+    loading = { startedAt: performance.now(), cpuBefore: cpuTimeOf(isolate), process: { usage: process.cpuUsage(), afterMs: 0 } };
     const entry = (await script.run(context, { reference: true, timeout: wallTimeoutMs })) as Reference<Record<string, unknown>>;
     loading = undefined;
     script.release();
@@ -802,11 +843,12 @@ async function bootOnce(compiled: CompiledScript, memoryMb: number, sourceMap: B
     }
     if (loading && ranToItsTimeout(performance.now() - loading.startedAt, wallTimeoutMs)) {
       const heapUsed = heapUsedOf(isolate);
-      const cpuMs = cpuOf(isolate, loading.cpuBefore);
+      const cpuMs = cpuSince(loading.process, cpuOf(isolate, loading.cpuBefore));
       disposeIsolate(isolate);
-      if (heapUsed !== undefined && heapUsed >= memoryMb * MB) throw outOfHeap();
+      if (heapUsed !== undefined && heapUsed >= HEAP_FULL_SHARE * memoryMb * MB) throw outOfHeap();
       const retryMs = retryTimeoutMs(LOAD_TIMEOUT_MS, wallTimeoutMs, cpuMs);
       if (retryMs !== undefined) return retryMs;
+      if (wallTimeoutMs === LOAD_TIMEOUT_MS && stoppedLate(LOAD_TIMEOUT_MS, wallTimeoutMs, cpuMs)) return 2 * LOAD_TIMEOUT_MS;
       throw new ScriptLoadFailure(compiled.name, `its top-level code ran past ${LOAD_TIMEOUT_MS} ms`, mapped?.location, mapped?.stack);
     }
     disposeIsolate(isolate);

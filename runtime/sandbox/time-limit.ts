@@ -1,26 +1,31 @@
 /**
  * Time limits count the CPU time a script used, not the time it waited for a core.
  *
- * isolated-vm's `timeout` is wall-clock time while the isolate runs, and its `cpuTime` read while a
- * script runs is no better: for the running stretch it adds wall-clock time (its CpuTimer::Delta
- * reads steady_clock; the thread's CPU clock is read only when a stretch ends). So the host cannot
- * watch CPU time grow and stop a script at its limit. What it can read exactly is the CPU time of
- * a call once isolated-vm has stopped it. So isolated-vm stops a call at a wall-clock timeout (the
- * limit at first), which also gives the stack where the loop was interrupted, and the host then
- * reads the CPU time the call used: at least CPU_SHARE_FOR_TIMEOUT of the limit, the timeout
- * stands; less, and the host was busy (the isolate's thread did not get the core): the call runs
- * again on a fresh isolate with the wall-clock timeout scaled by the slowdown it saw, up to
- * MAX_WALL_FACTOR times the limit. A loop then stops after using its limit in CPU time, however
- * busy the host; a healthy call is not failed by a busy host.
+ * isolated-vm's `timeout` is wall-clock time while the isolate runs, and its `cpuTime` is too
+ * (measured: 880 ms for a call that used 114 ms of CPU beside six busy processes; see cpuSince in
+ * sandbox.ts, which bounds it with the process's own CPU time). So the host cannot watch CPU time
+ * grow and stop a script at its limit. isolated-vm stops a call at a wall-clock timeout (the limit
+ * at first), which also gives the stack where the loop was interrupted; the host then reads the
+ * CPU time the call used: at least CPU_SHARE_FOR_TIMEOUT of the limit, the timeout stands; less,
+ * and the host was busy (the isolate's thread did not get a core): the call runs again on a fresh
+ * isolate with the wall-clock timeout scaled by the slowdown it saw, up to maxWallTimeoutMs(). A
+ * loop then stops after using its limit in CPU time; a healthy call is not failed by a busy host.
+ * Running again is safe because a call has no effect outside its isolate, which is rebuilt: no
+ * timers, no I/O. (A capability with effects, such as a fetch, would have to be counted first.)
  *
- * A call that waits (a promise that never settles: scripts have no timers or I/O to wait for) uses
- * no CPU; the host stops it after waitBackstopMs() of wall-clock time.
+ * A call that waits (a promise that never settles: scripts have no timers or I/O to wait for)
+ * uses no CPU; the host stops it after waitBackstopMs() of wall-clock time.
  */
 
 /** A call stopped at its wall-clock timeout having used at least this share of its CPU limit timed out. */
 export const CPU_SHARE_FOR_TIMEOUT = 0.9;
-/** The wall-clock timeout never grows past this many times the limit. */
+/** The wall-clock timeout never grows past this many times the limit, or the limit and 2 s if more (see maxWallTimeoutMs). */
 export const MAX_WALL_FACTOR = 8;
+
+/** The longest wall-clock timeout a call (or load) with this CPU limit gets. */
+export function maxWallTimeoutMs(limitMs: number): number {
+  return Math.max(MAX_WALL_FACTOR * limitMs, limitMs + 2_000);
+}
 /** Margin added to a scaled wall-clock timeout, over the slowdown the last attempt saw. */
 const RETRY_MARGIN = 1.25;
 
@@ -44,10 +49,24 @@ export function ranToItsTimeout(waitedMs: number, wallTimeoutMs: number): boolea
  * when the timeout stands.
  */
 export function retryTimeoutMs(limitMs: number, wallTimeoutMs: number, cpuMs: number): number | undefined {
-  const ceiling = MAX_WALL_FACTOR * limitMs;
+  const ceiling = maxWallTimeoutMs(limitMs);
   if (cpuMs >= CPU_SHARE_FOR_TIMEOUT * limitMs || wallTimeoutMs >= ceiling) return undefined;
-  const slowdown = wallTimeoutMs / Math.max(cpuMs, wallTimeoutMs / MAX_WALL_FACTOR);
+  // A call that used next to no CPU time (waiting in Atomics.wait, or not scheduled) goes to the ceiling.
+  const slowdown = wallTimeoutMs / Math.max(cpuMs, 0.01);
   return Math.min(ceiling, Math.ceil(limitMs * slowdown * RETRY_MARGIN));
+}
+
+/**
+ * A call stopped at its wall-clock timeout having used this share of its limit more in CPU time
+ * than that timeout was stopped late: V8 was in work it does not interrupt (collecting a heap at
+ * its limit, as a heap bomb makes it do for hundreds of ms, or one long native operation). Such a
+ * call runs once more with twice the timeout, so that a heap bomb ends at its heap limit (memory)
+ * rather than at whichever limit this run happened to reach first; a second late stop stands.
+ */
+export const LATE_STOP_SHARE = 0.4;
+
+export function stoppedLate(limitMs: number, wallTimeoutMs: number, cpuMs: number): boolean {
+  return cpuMs - wallTimeoutMs >= LATE_STOP_SHARE * limitMs;
 }
 
 /**

@@ -171,7 +171,7 @@ describe("cancel", () => {
 describe("failures", () => {
   const failing = [
     { how: "throw", reason: "exception", message: "a failed" },
-    { how: "loop", reason: "timeout", message: "The script ran past its time limit of 300 ms (a loop that does not end, or a promise that never settles)" },
+    { how: "loop", reason: "timeout", message: "The script ran past its time limit of 300 ms of CPU time (a loop that does not end, or one that does too much)" },
     { how: "invalid", reason: "invalid_output", message: "The returned data does not fit process_final_params: data.USER_ID: Invalid input" },
   ];
 

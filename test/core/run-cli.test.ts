@@ -160,9 +160,11 @@ describe("callscript run: the script fails (exit 1)", () => {
   it("a timeout gives its reason", () => {
     const { status, stdout } = run("loop.ts", "--json");
     expect(status).toBe(1);
+    const message = "The script ran past its time limit of 100 ms of CPU time (a loop that does not end, or one that does too much)";
+    // With where the loop was interrupted, mapped to the .ts line.
     expect(JSON.parse(stdout)).toEqual({
       state: "error",
-      error: { reason: "timeout", script: "loop", message: "The script ran past its time limit of 100 ms (a loop that does not end, or a promise that never settles)" },
+      error: { reason: "timeout", script: "loop", message, location: { file: "loop.ts", line: 2, column: 90 }, stack: `${message}\n    at need_registration (loop.ts:2:90)` },
     });
   });
 });
