@@ -75,6 +75,11 @@ function fixedLengthOnly(name: "ArrayBuffer" | "SharedArrayBuffer", grow: "resiz
 fixedLengthOnly("ArrayBuffer", "resize");
 fixedLengthOnly("SharedArrayBuffer", "grow");
 
+// Atomics.waitAsync registers each waiter in V8's process-wide wait list; called in a loop until
+// the heap was full it ended the whole process with V8's fatal out-of-memory (abort), on every
+// isolated-vm line. With no other thread or timer to wake it, a script has no use for it.
+delete (Atomics as { waitAsync?: unknown }).waitAsync;
+
 // Built-ins V8 runs as C++ do not see a request to stop the script while they run, and a loop
 // whose body is mostly one call of them (`for (;;) JSON.parse(text)`) did not stop at its time
 // limit at all: isolated-vm asked V8 to terminate it for 5 s, then reported a catastrophic error
