@@ -15,6 +15,7 @@ const parseJson = JSON.parse;
 const toJson = JSON.stringify;
 const objectKeys = Object.keys;
 const getPrototype = Object.getPrototypeOf;
+const createObject = Object.create;
 const freeze = Object.freeze;
 const isArray = Array.isArray;
 const objectPrototype = Object.prototype;
@@ -263,8 +264,10 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
   ancestors.push(value);
   try {
     if (isArray(value)) {
+      // Elements defined, not assigned: a setter the script put on Array.prototype (or a replaced
+      // push) would otherwise decide what the copy holds, silently.
       const copy: unknown[] = [];
-      for (let i = 0; i < value.length; i++) copy.push(toWire(value[i], pathOf(path, i), depth + 1, ancestors));
+      for (let i = 0; i < value.length; i++) defineProperty(copy, i, { value: toWire(value[i], pathOf(path, i), depth + 1, ancestors), writable: true, enumerable: true, configurable: true });
       return copy;
     }
     const prototype = getPrototype(value);
@@ -272,8 +275,13 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
       const kind = (prototype as { constructor?: { name?: string } })?.constructor?.name || "non-plain object";
       throw new WireError(`${path} is a ${kind}; return plain objects, arrays and JSON values`);
     }
-    const copy: Record<string, unknown> = {};
-    for (const key of objectKeys(value as object)) {
+    // Without a prototype, so that a setter the script put on Object.prototype (SandboxJS
+    // CVE-2025-34146 defines one through "".sub.__proto__.__proto__) cannot swallow a key of the copy.
+    const copy: Record<string, unknown> = createObject(null) as Record<string, unknown>;
+    // By index: a for-of would go through Array.prototype[Symbol.iterator], which the script can replace.
+    const keys = objectKeys(value as object);
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!;
       const item = (value as Record<string, unknown>)[key];
       // As in JSON, a key set to undefined is left out.
       if (item === undefined) continue;
@@ -397,7 +405,17 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
    */
   let unsettled = false;
 
-  async function invoke(...[hook, input, data, settings, requestId, logBytes, outputBytes]: GuestInvocation): Promise<string> {
+  // Plain parameters, not `...[hook, input, …]`: destructuring a rest array goes through
+  // Array.prototype[Symbol.iterator], and a script that replaced it made every later call fail.
+  async function invoke(
+    hook: GuestInvocation[0],
+    input: GuestInvocation[1],
+    data: GuestInvocation[2],
+    settings: GuestInvocation[3],
+    requestId: GuestInvocation[4],
+    logBytes: GuestInvocation[5],
+    outputBytes: GuestInvocation[6],
+  ): Promise<string> {
     if (unsettled) return GUEST_BUSY;
     unsettled = true;
     const current = newSink(logBytes);
