@@ -8,6 +8,7 @@ import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
 import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestLogs, type GuestOutcome } from "./protocol.js";
+import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs } from "./time-limit.js";
 import { closest } from "./suggest.js";
@@ -301,6 +302,7 @@ export class ScriptSandbox {
   /** Drained and disposed: an isolate that finishes booting now is thrown away at once. */
   private closed = false;
   private readonly sourceMap: BundleSourceMap;
+  private returnSites: ReturnSites | undefined;
 
   private constructor(
     readonly compiled: CompiledScript,
@@ -669,7 +671,7 @@ export class ScriptSandbox {
     const logs = withinLogLimit(outcome.logs, limits.logBytes);
     const stats: InvocationStats = { ...base, outputBytes, logBytes: logs.bytes };
     if (measure.heap && heapUsed !== undefined) stats.heapUsedBytes = heapUsed;
-    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome), logs, stats };
+    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome, request.hook), logs, stats };
   }
 
   /**
@@ -695,7 +697,16 @@ export class ScriptSandbox {
     }
   }
 
-  private toOutcome(outcome: GuestOutcome): InvocationOutcome {
+  /**
+   * Where `hook`'s handler returned data of this shape (see return-site.ts): the return statement's
+   * .ts line, or the handler's, when it can be found. Only for answers that fail; parsed once.
+   */
+  returnLocation(hook: HookName, shape: ReturnShape): HookFailure["location"] {
+    this.returnSites ??= new ReturnSites(this.compiled.code, this.sourceMap, this.compiled.runtime.lines);
+    return this.returnSites.locate(hook, shape);
+  }
+
+  private toOutcome(outcome: GuestOutcome, hook: HookName): InvocationOutcome {
     switch (outcome.kind) {
       case "data":
         return { kind: "data", data: outcome.data };
@@ -703,8 +714,12 @@ export class ScriptSandbox {
         return { kind: "none" };
       case "cancel":
         return { kind: "cancel" };
-      case "invalid_output":
-        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: clip(outcome.message, GUEST_SLACK * MAX_MESSAGE_CHARS) } };
+      case "invalid_output": {
+        const failure: HookFailure = { reason: "invalid_output", script: this.name, message: clip(outcome.message, GUEST_SLACK * MAX_MESSAGE_CHARS) };
+        const location = this.returnLocation(hook, shapeOf(outcome.message));
+        if (location) failure.location = location;
+        return { kind: "failure", failure };
+      }
       case "exception": {
         const { name, message, stack } = outcome.error;
         const failure: HookFailure = { reason: "exception", script: this.name, message: clip(name && name !== "Error" ? `${name}: ${message}` : message, GUEST_SLACK * MAX_MESSAGE_CHARS) };

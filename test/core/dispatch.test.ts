@@ -127,6 +127,8 @@ describe("partial output validation", () => {
       reason: "invalid_output",
       script: "strict",
       message: "The returned data does not fit need_registration: data.result: Invalid input: expected boolean, received string",
+      // The handler's return (line 3 of strict.ts).
+      location: { file: "strict.ts", line: 3, column: 35 },
     });
     expect(result.invocations[0]!.outcome).toEqual({ kind: "failure", failure: error(result.answer) });
   });

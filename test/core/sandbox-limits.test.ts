@@ -125,6 +125,8 @@ describe("output limit", () => {
       reason: "invalid_output",
       script: "script",
       message: `The returned data is ${JSON.stringify({ result: true, padding: "x".repeat(2_000_000) }).length} bytes of JSON, over this script's output limit of 1024 bytes`,
+      // The handler's one return (its line 6).
+      location: { file: "script.ts", line: 6, column: 27 },
     });
     // The stats show the size the script tried to return, to compare with its limit.
     expect(bad.stats.outputBytes).toBe(JSON.stringify({ result: true, padding: "x".repeat(2_000_000) }).length);

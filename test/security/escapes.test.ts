@@ -84,6 +84,9 @@ async function expectContained(): Promise<void> {
   expectHostUntouched();
 }
 
+/** Where an invalid_output points: the attempt's return, on its handler's line 6 of attempt.ts. */
+const AT_RETURN = { file: "attempt.ts", line: 6, column: expect.any(Number) as number };
+
 /** The next healthy call found a fresh isolate (its counter starts again) or the same one. */
 const REBUILT = { phone: "101#1" };
 
@@ -274,12 +277,12 @@ describe("returned values: proxies, getters, symbols, errors", () => {
 
   it("14. a Proxy whose traps throw → invalid_output, not a host error", async () => {
     const { invocation } = await attempt({ body: `return new Proxy({ result: false }, { ownKeys() { throw new Error("no keys for you"); } });` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: no keys for you" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: no keys for you", location: AT_RETURN });
   });
 
   it("15. a getter in the returned data that throws → invalid_output", async () => {
     const { invocation } = await attempt({ body: `return { get result(): boolean { throw new TypeError("getter says no"); } };` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: getter says no" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: getter says no", location: AT_RETURN });
   });
 
   it("16. a getter in the returned data that never returns → timeout, and the isolate is rebuilt", async () => {
@@ -300,7 +303,7 @@ describe("returned values: proxies, getters, symbols, errors", () => {
         return { result: false, [Symbol.for("nodejs.util.inspect.custom")]: () => "x", [Symbol.toPrimitive]: () => 1 };`,
     });
     expect(dataOf(invocation)).toEqual({ result: false });
-    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { value: true } })))).toEqual({ reason: "invalid_output", script: "attempt", message: "data.tag is a Symbol" });
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { value: true } })))).toEqual({ reason: "invalid_output", script: "attempt", message: "data.tag is a Symbol", location: AT_RETURN });
   });
 
   it("18. a thrown Proxy, or an Error whose message getter throws → exception without a value", async () => {
@@ -351,7 +354,7 @@ describe("values JSON cannot carry", () => {
   for (const [what, body, message] of cases) {
     it(`${what} → invalid_output naming the path`, async () => {
       const { invocation, next } = await attempt({ body });
-      expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message });
+      expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message, location: AT_RETURN });
       // Not a broken isolate: its state is kept.
       expect(dataOf(next)).toEqual({ phone: "101#1" });
     });
@@ -361,14 +364,14 @@ describe("values JSON cannot carry", () => {
 describe("prototype pollution", () => {
   it("28. a __proto__ key in the returned data (from JSON.parse) → invalid_output", async () => {
     const { invocation } = await attempt({ body: `return { result: false, nested: JSON.parse('{"__proto__": {"polluted": "yes"}}') };` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.nested.__proto__ is not allowed as a key" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.nested.__proto__ is not allowed as a key", location: AT_RETURN });
   });
 
   it("29. an own enumerable __proto__ made with defineProperty → invalid_output", async () => {
     const { invocation } = await attempt({
       body: `const data: any = { result: false }; Object.defineProperty(data, "__proto__", { value: { polluted: "yes" }, enumerable: true }); return data;`,
     });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.__proto__ is not allowed as a key" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.__proto__ is not allowed as a key", location: AT_RETURN });
   });
 
   it("30. constructor.prototype keys in the returned data stay plain data through the merge", async () => {
