@@ -16,6 +16,7 @@ const toJson = JSON.stringify;
 const objectKeys = Object.keys;
 const getPrototype = Object.getPrototypeOf;
 const createObject = Object.create;
+const setPrototype = Object.setPrototypeOf;
 const freeze = Object.freeze;
 const isArray = Array.isArray;
 const objectPrototype = Object.prototype;
@@ -265,8 +266,10 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
   try {
     if (isArray(value)) {
       // Elements defined, not assigned: a setter the script put on Array.prototype (or a replaced
-      // push) would otherwise decide what the copy holds, silently.
+      // push) would otherwise decide what the copy holds, silently. Without a prototype, as the
+      // object copies below: JSON.stringify writes it as an array all the same.
       const copy: unknown[] = [];
+      setPrototype(copy, null);
       for (let i = 0; i < value.length; i++) defineProperty(copy, i, { value: toWire(value[i], pathOf(path, i), depth + 1, ancestors), writable: true, enumerable: true, configurable: true });
       return copy;
     }
