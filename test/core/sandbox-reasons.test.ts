@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import { payload, script as serverScript, startServer, type TestServer } from "../server/helpers.js";
 
 /**
  * Why a call failed comes from what the host knows (its own clock, the isolate's state, CPU time
@@ -84,6 +85,25 @@ describe("the same script, the same reason: a heap bomb is memory on every call"
       expect(invocation.stats.cpuMs).toBeGreaterThan(0);
       expect(invocation.stats.heapUsedBytes).toBeGreaterThanOrEqual(0.9 * 32 * 2 ** 20);
       expect(dataOf(await sandbox.invoke(phone()))).toEqual({ phone: "101#1" });
+    }
+  });
+});
+
+describe("the same heap bomb through the server: memory on every request", () => {
+  let server: TestServer | undefined;
+  afterAll(async () => server?.close());
+
+  it("five requests to the issue's bomb (default limits), each answered memory; a healthy hook answers between them", async () => {
+    server = await startServer({
+      "bomb.ts": serverScript("customize_autodistribution", `const a: unknown[] = []; for (;;) a.push(new Array(1e6));`),
+      "healthy.ts": serverScript("need_registration", `return { result: true };`),
+    });
+    const post = (hook: string, body: unknown) =>
+      server!.app.inject({ method: "POST", url: `/hooks/${hook}`, payload: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    for (let call = 0; call < 5; call++) {
+      const answer = await post("customize_autodistribution", payload("customize_autodistribution.incoming"));
+      expect(answer.json()).toEqual({ state: "error", error: { reason: "memory", script: "bomb", message: "The script ran out of its heap of 32 MB" } });
+      expect((await post("need_registration", payload("need_registration.incoming-answered"))).json()).toEqual({ state: "success", data: { result: true } });
     }
   });
 });
