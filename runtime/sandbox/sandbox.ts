@@ -10,7 +10,7 @@ import { InvocationLine, type Turn } from "./line.js";
 import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestLogs, type GuestOutcome } from "./protocol.js";
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
-import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs } from "./time-limit.js";
+import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
 import { closest } from "./suggest.js";
 
 export interface SandboxOptions {
@@ -511,11 +511,16 @@ export class ScriptSandbox {
         // promise that never settles). While the call lasts, its CPU time is read now and then: a
         // call V8 stops at its heap limit takes its isolate, and the isolate's figures, with it.
         const backstopMs = waitBackstopMs(wallTimeoutMs);
+        const idleMs = waitingIdleMs(wallTimeoutMs);
+        let idleSince = headAt;
         const poll = () => {
-          cpuSeen = cpuTimeOf(booted.isolate) || cpuSeen;
-          const waited = performance.now() - headAt;
+          const cpuNow = cpuTimeOf(booted.isolate) || cpuSeen;
+          const now = performance.now();
+          if (cpuNow !== cpuSeen) idleSince = now;
+          cpuSeen = cpuNow;
+          const waited = now - headAt;
           process0 ??= { usage: process.cpuUsage(), afterMs: waited };
-          if (waited >= backstopMs) resolve(TIMED_OUT);
+          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) resolve(TIMED_OUT);
           else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
         };
         timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
@@ -554,7 +559,7 @@ export class ScriptSandbox {
       this.retire(booted);
       return this.failed(
         "timeout",
-        `The script's promise did not settle within ${Math.round(waitBackstopMs(wallTimeoutMs))} ms, and nothing could settle it later: ` +
+        `The script's promise did not settle within ${Math.round(wallMs)} ms, and nothing could settle it later: ` +
           "scripts have no timers or I/O to wait for (a promise that never settles)",
         queuedMs,
         base,

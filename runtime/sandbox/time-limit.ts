@@ -14,7 +14,9 @@
  * timers, no I/O. (A capability with effects, such as a fetch, would have to be counted first.)
  *
  * A call that waits (a promise that never settles: scripts have no timers or I/O to wait for)
- * uses no CPU; the host stops it after waitBackstopMs() of wall-clock time.
+ * uses no CPU. isolated-vm's `cpuTime` stops advancing while its isolate runs nothing, so the host
+ * ends a call whose isolate has been idle for waitingIdleMs() once its timeout has passed; and any
+ * call after waitBackstopMs() of wall-clock time, whatever its isolate does.
  */
 
 /** A call stopped at its wall-clock timeout having used at least this share of its CPU limit timed out. */
@@ -76,4 +78,14 @@ export function stoppedLate(limitMs: number, wallTimeoutMs: number, cpuMs: numbe
  */
 export function waitBackstopMs(wallTimeoutMs: number): number {
   return wallTimeoutMs + Math.max(1_000, wallTimeoutMs);
+}
+
+/**
+ * How long the isolate of a call past its timeout must run nothing (its `cpuTime` unchanged) for
+ * the call to be ended as waiting. Not shorter than 200 ms: the call's task may still be queued for
+ * a thread on a very busy host. (A capability that makes a script wait for the host, such as a
+ * fetch, would have to be counted as not idle.)
+ */
+export function waitingIdleMs(wallTimeoutMs: number): number {
+  return Math.max(200, wallTimeoutMs);
 }
