@@ -83,6 +83,28 @@ async function uninterruptible(end) {
   await new Promise(() => {}); // the process ends by the handler, or hangs
 }
 
+/**
+ * A script's cache: a Map in its global scope that each call grows by 20 000 entries, as admins'
+ * scripts do to remember what they looked up. Seen to end the process with V8's fatal out-of-memory
+ * (abort, "CALL_AND_RETRY_LAST") once the Map's next rehash does not fit, instead of isolated-vm
+ * disposing the isolate at its limit.
+ */
+async function growingCache(memoryMb = 32) {
+  const ivm = isolatedVm();
+  const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
+  const context = await isolate.createContext();
+  await context.eval(`globalThis.f = () => { globalThis.cache ??= new Map(); for (let i = 0; i < 2e4; i++) cache.set("k" + cache.size, { at: cache.size }); return cache.size; }`);
+  const f = await context.global.get("f", { reference: true });
+  for (let call = 1; call <= 200; call++) {
+    try {
+      await f.apply(undefined, [], { timeout: 2_000, result: { promise: true } });
+    } catch (error) {
+      return `call ${call}: ${error.message}${isolate.isDisposed ? " (isolate disposed)" : ""}`;
+    }
+  }
+  return "200 calls answered";
+}
+
 const cases = {
   "10k queued calls, raw isolated-vm, 8 MB": () => queued(8),
   "10k queued calls, raw isolated-vm, 128 MB": () => queued(128),
@@ -98,6 +120,12 @@ const cases = {
   "a 2 GB ArrayBuffer": () => evaluate("new ArrayBuffer(2 ** 31).byteLength"),
   "a string past V8's maximum length": () => evaluate("let s = 'x'; for (let i = 0; i < 29; i++) s += s; s.length"),
   "unbounded recursion": () => evaluate("function f(n) { return f(n + 1) + 1 } f(0)"),
+  "a Map cache grown by each call, 32 MB": () => growingCache(32),
+  "a Set grown to the heap limit in one call": () => evaluate("const s = new Set(); for (let i = 0;; i++) s.add(i);", 32),
+  "an object grown key by key to the heap limit": () => evaluate("const o = {}; for (let i = 0;; i++) o['k' + i] = i;", 32),
+  "Atomics.waitAsync in a loop (removed from callscript's guest)": () => evaluate("const i = new Int32Array(new SharedArrayBuffer(4)); for (;;) Atomics.waitAsync(i, 0, 0);", 32),
+  "for (;;) JSON.parse(s), raw (callscript's guest wraps JSON.parse)": () =>
+    evaluate("const s = JSON.stringify(new Array(2e4).fill(1)); for (;;) JSON.parse(s);", 32),
   "catastrophic (uninterruptible native call), handler calls process.exit(70)": () => uninterruptible("process.exit(70)"),
   "catastrophic (uninterruptible native call), handler calls process.abort()": () => uninterruptible("process.abort()"),
 };

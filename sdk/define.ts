@@ -11,7 +11,7 @@ export const CANCEL_MARK = Symbol.for("callscript.cancel");
 
 /** Limits a script may ask for; the server's maxima bound them. */
 export interface ScriptLimits {
-  /** Wall time of one invocation, in milliseconds. */
+  /** CPU time of one invocation, in milliseconds (one that waits for a promise that never settles is ended once this has passed and its isolate has run nothing for max(200 ms, this)). */
   timeoutMs?: number;
   /** Heap of the script's isolate, in MB (at least 8). */
   memoryMb?: number;

@@ -11,6 +11,7 @@ import { hookNames } from "../schema/hooks.js";
 import { buildServer, type CallscriptServer } from "../server/app.js";
 import { Catastrophe } from "../server/catastrophe.js";
 import { assertSafeBinding } from "../server/auth.js";
+import { logDestination } from "../server/log-destination.js";
 import { flushThenAbort, handleSignals, summarizeReload } from "../server/shutdown.js";
 import { checkScriptNames } from "./inputs.js";
 import { isolatedVmWarning, loadIsolatedVm } from "../sandbox/ivm.js";
@@ -87,7 +88,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     return startupFailure(error);
   }
 
-  const log = pino({ level: config.logLevel });
+  const log = pino({ level: config.logLevel }, logDestination().stream);
   try {
     const { line, version, patched } = loadIsolatedVm();
     log.info({ node: process.versions.node, isolatedVm: version, package: line, patched }, "sandbox runtime");

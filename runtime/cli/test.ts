@@ -123,7 +123,7 @@ function diffLines(differences: Difference[], indent: string): string[] {
 
 /** One row per script: the worst use of each limit over all its cases. */
 function usageTable(usage: ScriptUsage[]): string[] {
-  const header = ["script", "time", "heap", "output", "log"];
+  const header = ["script", "cpu time", "heap", "output", "log"];
   const rows = usage.map((entry) => {
     const cells = limitRows(entry.worst, entry.limits).map((row) => ({ text: `${row.used} / ${row.limit}`, ratio: row.ratio }));
     return [{ text: entry.script, ratio: 0 }, ...cells];

@@ -167,6 +167,10 @@ async function runPipeline(
           // Clipped: the issues name the script's keys, as long as its output limit allows.
           message: clip(`The returned data does not fit ${hook}: ${describeIssues(checked.error.issues)}`),
         };
+        // The return that produced it, or the handler, when the script's source shows it.
+        const key = checked.error.issues[0]?.path[0];
+        const location = script.sandbox.returnLocation(hook, typeof key === "string" ? { key } : {});
+        if (location) failure.location = location;
         invocation.outcome = { kind: "failure", failure };
       }
     }

@@ -125,6 +125,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
    * only the deadline tells when no request can call them any more.
    */
   private readonly unleased = new WeakSet<ScriptSandbox>();
+  /** Versions close() is draining. */
+  private readonly closing = new Set<ScriptSandbox>();
   /** After close(), nothing is loaded any more (a batch of the watcher may still be finishing). */
   private closed = false;
   private sandboxOptions: SandboxOptions;
@@ -484,7 +486,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       sandboxes.push(sandbox);
     }
     this.retiring.clear();
-    await Promise.all([...sandboxes.map((sandbox) => sandbox.drainAndDispose()), this.shadows.close()]);
+    for (const sandbox of sandboxes) this.closing.add(sandbox);
+    await Promise.all([...sandboxes.map((sandbox) => sandbox.drainAndDispose().finally(() => this.closing.delete(sandbox))), this.shadows.close()]);
+  }
+
+  /** The versions close() still waits for, with the invocations each is still running. */
+  stillClosing(): { script: string; version: string; invocations: number }[] {
+    return [...this.closing].map((sandbox) => ({ script: sandbox.name, version: sandbox.version, invocations: sandbox.queueDepth }));
   }
 
   private entryFor(name: string, file: string): Entry {

@@ -10,6 +10,20 @@
  */
 export const GUEST_BUSY = "busy";
 
+/**
+ * The longest answer an invocation can have: its data within the output limit, its log lines
+ * within the log limit (each counted byte can be up to 64 characters of JSON: escapes, and the
+ * level and time around an empty line) and the envelope. Anything longer is forged (a replaced
+ * Object.prototype.toJSON decides what the prelude's JSON.stringify writes): the prelude does not
+ * send it, since isolated-vm would copy it whole into the host's memory, and the host refuses it.
+ */
+export function maxAnswerChars(outputBytes: number, logBytes: number): number {
+  return outputBytes + 64 * logBytes + 64 * 1024;
+}
+
+/** The script's definition as JSON (settings and the top-level code's log lines), at most. */
+export const MAX_META_CHARS = 2 * 1024 * 1024;
+
 /** The arguments of the guest's `invoke`: primitives only, so they cross without a copy step. */
 export type GuestInvocation = [
   hook: string,

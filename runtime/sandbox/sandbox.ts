@@ -3,11 +3,14 @@ import { z } from "zod";
 import { bundleFileName, isolateSource, type CompiledScript } from "../compile/compile.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
+import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
-import { GUEST_BUSY, type GuestLogs, type GuestOutcome } from "./protocol.js";
+import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestLogs, type GuestOutcome } from "./protocol.js";
+import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
+import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
 import { closest } from "./suggest.js";
 
 export interface SandboxOptions {
@@ -95,12 +98,27 @@ interface Booted {
   heavyReadings?: number;
   /** A call has failed with `memory` for this isolate: the one that filled it (see attempt). */
   blamed?: boolean;
+  /** A call failed with the script's unhandled rejection: its invocation may still hang in the guest. */
+  rejected?: boolean;
+}
+
+/** One invocation across its attempts. */
+interface CallState {
+  /** isolated-vm's timeout for the next attempt: the limit, more after a busy host stopped one (time-limit.ts). */
+  wallTimeoutMs: number;
+  /** Attempts run again for that reason. */
+  timeRetries: number;
+  /** Run again once already because an attempt was stopped late (see stoppedLate). */
+  lateRetried?: boolean;
+  /** CPU and wall time of those attempts, counted in the invocation's figures. */
+  spentCpuMs: number;
+  spentWallMs: number;
 }
 
 const EMPTY_LOGS: GuestLogs = { lines: [], bytes: 0, dropped: 0, droppedBytes: 0 };
 const TIMED_OUT = Symbol("timed out");
 /** How an invocation's call into isolated-vm ended. */
-type Settled = { ok: true; value: string } | { ok: false; error: Error };
+type Settled = { ok: true; value: string } | { ok: false; error: unknown };
 /** An attempt that ran no script code (the guest was busy, or its isolate was retired under it). */
 const RUN_AGAIN = Symbol("run again");
 
@@ -112,16 +130,34 @@ const RUN_AGAIN = Symbol("run again");
  * arrays), over twenty times this; and the CPU figure is isolated-vm's, which no script can forge.
  */
 const HEAVY_CALL_CPU_MS = 0.25;
+/**
+ * While a call lasts, the host reads its CPU time this often (from the first poll on: a call that
+ * ends sooner costs one timer, set and cleared, as before): the figure reported for a call whose
+ * isolate V8 disposes at its heap limit.
+ */
+const CPU_POLL_MS = 20;
+
+/** The process's CPU time at some point of a call, and how long after the call started that was. */
+interface CpuMark {
+  usage: NodeJS.CpuUsage;
+  afterMs: number;
+}
+
+/**
+ * A call's CPU time. isolated-vm's `cpuTime` is not the CPU time of the isolate's thread here: it
+ * counts wall-clock time while the isolate runs (a call that used 114 ms of CPU read 880 ms with
+ * six busy processes beside it, on isolated-vm 5.0.4, 6.2.0 and 7.0.1 alike; it even counts time
+ * the process was stopped). The process's own CPU time over the call is a bound from the other side
+ * (it adds other threads': the host, V8's GC helpers, other isolates), read only for calls that last
+ * past the first poll, so as to cost nothing on short ones; the time before that poll counts whole.
+ */
+function cpuSince(mark: CpuMark | undefined, isolateMs: number): number {
+  if (!mark) return isolateMs;
+  const used = process.cpuUsage(mark.usage);
+  return Math.min(isolateMs, mark.afterMs + (used.user + used.system) / 1000);
+}
 /** How long a script's top-level code may run when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
-/** Room beyond the limits for the envelope around the data and the logs. */
-const ENVELOPE_SLACK_BYTES = 64 * 1024;
-/**
- * The log limit counts message bytes (and a newline per line); in the answer each line is JSON
- * with its level and time, and escapes can make one byte six characters. 64 characters per
- * counted byte bounds a line of any shape, even an empty one.
- */
-const LOG_JSON_FACTOR = 64;
 const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
 const OUTCOME_KINDS = new Set(["data", "none", "cancel", "invalid_output", "exception"]);
 const MB = 1024 * 1024;
@@ -133,6 +169,14 @@ const MB = 1024 * 1024;
  */
 const HEAP_SLACK_FACTOR = 2;
 /**
+ * A call stopped at its time limit while its heap holds at least this share of the limit ran out of
+ * heap: V8 was collecting, again and again, what it could not free. A heap bomb takes V8 tens to
+ * hundreds of ms of such collections before it gives up (`a.push(new Array(1e6))` in 32 MB: 210-270
+ * ms of CPU here, while the heap goes 23 → 31 → 39 MB), and whether the time limit or the heap
+ * limit came first would otherwise depend on the machine.
+ */
+const HEAP_FULL_SHARE = 0.9;
+/**
  * A failure's message and stack, as the answer and the server log carry them. The prelude cuts a
  * script's messages (4 KB) and stacks (16 KB) with a marker; the host cuts what the guest sends at
  * twice that, in case the prelude was made to send more.
@@ -140,8 +184,6 @@ const HEAP_SLACK_FACTOR = 2;
 const MAX_MESSAGE_CHARS = 4096;
 const MAX_STACK_CHARS = 16 * 1024;
 const GUEST_SLACK = 2;
-/** The script's definition as JSON: settings and the top-level code's log lines. */
-const MAX_META_CHARS = 2 * MB;
 /** As in the prelude: returned data nested deeper than this is refused. */
 const MAX_DATA_DEPTH = 64;
 
@@ -260,6 +302,7 @@ export class ScriptSandbox {
   /** Drained and disposed: an isolate that finishes booting now is thrown away at once. */
   private closed = false;
   private readonly sourceMap: BundleSourceMap;
+  private returnSites: ReturnSites | undefined;
 
   private constructor(
     readonly compiled: CompiledScript,
@@ -319,13 +362,13 @@ export class ScriptSandbox {
     try {
       meta = await readMeta(booted, compiled.name);
     } catch (error) {
-      booted.isolate.dispose();
+      disposeIsolate(booted.isolate);
       throw error;
     }
     const { limits, warnings } = resolveLimits(meta.limits, options.defaults, options.max);
     if (limits.memoryMb !== bootedMb) {
       // The heap size is fixed when an isolate is made, and known only once the script has said it.
-      booted.isolate.dispose();
+      disposeIsolate(booted.isolate);
       booted = await boot(compiled, limits.memoryMb, sourceMap, options);
     }
     return new ScriptSandbox(compiled, meta, limits, warnings, options, booted);
@@ -355,13 +398,15 @@ export class ScriptSandbox {
     }
     this.pending++;
     const enqueuedAt = performance.now();
+    const call: CallState = { wallTimeoutMs: this.limits.timeoutMs, timeRetries: 0, spentCpuMs: 0, spentWallMs: 0 };
     try {
       for (let attempt = 1; ; attempt++) {
-        const result = await this.attempt(request, enqueuedAt, measure);
+        const result = await this.attempt(request, enqueuedAt, measure, call);
         if (result !== RUN_AGAIN) return result;
         // Each new attempt follows an earlier invocation that failed and took the isolate with it,
-        // and no more than the queue holds came earlier: past that, something is wrong.
-        if (attempt > this.options.maxQueue + 1) {
+        // and no more than the queue holds came earlier: past that, something is wrong. (Attempts
+        // run again because a busy host stopped them are bounded by time-limit.ts.)
+        if (attempt - call.timeRetries > this.options.maxQueue + 1) {
           return this.failed(
             "exception",
             `Not run: the script's isolate was rebuilt ${attempt} times while this invocation waited, each time because an earlier invocation timed out or ran out of memory`,
@@ -394,7 +439,7 @@ export class ScriptSandbox {
     this.closed = true;
     const booted = this.booted;
     this.booted = undefined;
-    if (booted && !booted.isolate.isDisposed) booted.isolate.dispose();
+    if (booted) disposeIsolate(booted.isolate);
     await this.booting?.catch(() => undefined);
   }
 
@@ -411,7 +456,7 @@ export class ScriptSandbox {
     });
     const booted = await this.booting;
     if (this.closed) {
-      if (!booted.isolate.isDisposed) booted.isolate.dispose();
+      disposeIsolate(booted.isolate);
       throw new Error("This script version was unloaded");
     }
     this.booted = booted;
@@ -421,13 +466,7 @@ export class ScriptSandbox {
   /** Throw the broken isolate away and start building the next one before anyone asks. */
   private retire(booted: Booted): void {
     booted.retired = true;
-    if (!booted.isolate.isDisposed) {
-      try {
-        booted.isolate.dispose();
-      } catch {
-        // Already going away.
-      }
-    }
+    disposeIsolate(booted.isolate);
     if (this.booted === booted) this.booted = undefined;
     if (!this.disposed) this.ready().catch(() => undefined);
   }
@@ -438,9 +477,14 @@ export class ScriptSandbox {
    * each; isolated-vm runs them one after the other, in order, each with its own time limit. Its
    * wall time, CPU and promise deadline count from when it is the head of the line. An attempt
    * that ran no script code (the guest answered GUEST_BUSY behind an invocation that never
-   * settled, or the isolate was retired under it) is RUN_AGAIN, once every earlier one has settled.
+   * settled, or the isolate was retired under it), or that a busy host stopped before it used its
+   * CPU time (see time-limit.ts), is RUN_AGAIN, once every earlier one has settled.
+   *
+   * Why a call failed comes only from what the host knows: its own timer, the isolate's state,
+   * its wall and CPU times and its heap, as isolated-vm measures them. Never from the error's
+   * message, which a script writes when it leaves a promise rejected.
    */
-  private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }): Promise<Invocation | typeof RUN_AGAIN> {
+  private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }, call: CallState): Promise<Invocation | typeof RUN_AGAIN> {
     let booted: Booted;
     try {
       booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
@@ -448,18 +492,38 @@ export class ScriptSandbox {
       return this.failed("exception", `The script's isolate could not be rebuilt: ${(error as Error).message}`, performance.now() - enqueuedAt);
     }
     const { limits } = this;
+    const wallTimeoutMs = call.wallTimeoutMs;
+    const applyOptions = wallTimeoutMs === limits.timeoutMs ? this.applyOptions : { timeout: wallTimeoutMs, result: { promise: true as const } };
     // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
     const turn = this.line.take();
     const atHead = turn.isHead;
     let headAt = 0;
     let cpuBefore = 0n;
+    let cpuSeen = 0n;
+    /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
+    let process0: CpuMark | undefined;
     let timer: NodeJS.Timeout | undefined;
     const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
       turn.whenHead(() => {
         headAt = performance.now();
-        cpuBefore = cpuTimeOf(booted.isolate);
-        // isolated-vm's own timeout stops synchronous loops; this one also ends promises that never settle.
-        timer = setTimeout(resolve, limits.timeoutMs + 2, TIMED_OUT);
+        cpuBefore = cpuSeen = cpuTimeOf(booted.isolate);
+        // isolated-vm's own timeout stops code that runs; this one ends a call that waits (a
+        // promise that never settles). While the call lasts, its CPU time is read now and then: a
+        // call V8 stops at its heap limit takes its isolate, and the isolate's figures, with it.
+        const backstopMs = waitBackstopMs(wallTimeoutMs);
+        const idleMs = waitingIdleMs(wallTimeoutMs);
+        let idleSince = headAt;
+        const poll = () => {
+          const cpuNow = cpuTimeOf(booted.isolate) || cpuSeen;
+          const now = performance.now();
+          if (cpuNow !== cpuSeen) idleSince = now;
+          cpuSeen = cpuNow;
+          const waited = now - headAt;
+          process0 ??= { usage: process.cpuUsage(), afterMs: waited };
+          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) resolve(TIMED_OUT);
+          else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
+        };
+        timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
       });
       // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm
       // records its caller's stack with every async call, and under a request's deep, optimized
@@ -467,12 +531,12 @@ export class ScriptSandbox {
       queueMicrotask(() => {
         try {
           const args = [request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes];
-          (booted.invoke.apply(undefined, args, this.applyOptions) as Promise<string>).then(
+          (booted.invoke.apply(undefined, args, applyOptions) as Promise<string>).then(
             (value) => resolve({ ok: true, value }),
-            (error: unknown) => resolve({ ok: false, error: error as Error }),
+            (error: unknown) => resolve({ ok: false, error }),
           );
         } catch (error) {
-          resolve({ ok: false, error: error as Error });
+          resolve({ ok: false, error });
         }
       });
     });
@@ -485,35 +549,74 @@ export class ScriptSandbox {
       this.line.settle(turn);
     }
     const wallMs = performance.now() - headAt;
-    const cpuMs = cpuOf(booted.isolate, cpuBefore);
+    const alive = !booted.isolate.isDisposed;
+    // A disposed isolate has no figures left: its CPU time as last read while the call ran.
+    const cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
     const queuedMs = headAt - enqueuedAt;
-    const base = { wallMs, cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
+    const base = { wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
 
-    if (settled === TIMED_OUT || (!settled.ok && /timed out/i.test(settled.error?.message ?? ""))) {
+    if (settled === TIMED_OUT) {
       this.retire(booted);
-      return this.failed("timeout", `The script ran past its time limit of ${limits.timeoutMs} ms (a loop that does not end, or a promise that never settles)`, queuedMs, base);
+      return this.failed(
+        "timeout",
+        `The script's promise did not settle within ${Math.round(wallMs)} ms, and nothing could settle it later: ` +
+          "scripts have no timers or I/O to wait for (a promise that never settles)",
+        queuedMs,
+        base,
+      );
     }
     if (!settled.ok) {
       // Retired by the host because of an earlier invocation: this one may not even have started.
       if (booted.retired) return RUN_AGAIN;
-      const outOfMemory = booted.isolate.isDisposed || /memory limit/i.test(settled.error?.message ?? "");
-      // Killed for memory while an earlier, heavy call's heap reading is on its way, or after that
-      // reading found the isolate gone: that call filled the heap and fails for it; this one runs
-      // again on the rebuilt isolate.
-      const victim = outOfMemory && ((booted.heavyReadings ?? 0) > 0 || booted.overHeap === true);
-      if (outOfMemory) booted.overHeap = true;
-      this.retire(booted);
-      if (victim) return RUN_AGAIN;
-      if (outOfMemory) booted.blamed = true;
-      return outOfMemory
-        ? this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base)
-        : this.failed("exception", `The sandbox failed: ${clip(settled.error?.message ?? String(settled.error))}`, queuedMs, base);
+      if (!alive) {
+        // Only isolated-vm disposes an isolate the host has not retired: at its heap limit.
+        // Killed for memory while an earlier, heavy call's heap reading is on its way, or after
+        // that reading found the isolate gone: that call filled the heap and fails for it; this
+        // one runs again on the rebuilt isolate.
+        const victim = (booted.heavyReadings ?? 0) > 0 || booted.overHeap === true;
+        booted.overHeap = true;
+        this.retire(booted);
+        if (victim) return RUN_AGAIN;
+        booted.blamed = true;
+        return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, { ...base, heapUsedBytes: limits.memoryMb * MB });
+      }
+      if (ranToItsTimeout(wallMs, wallTimeoutMs)) {
+        // isolated-vm stopped it at its wall-clock timeout: a script filling its heap (V8 was
+        // collecting when the time ran out), one that used its CPU time, or one the host did not
+        // give a core to.
+        const heapUsed = heapUsedOf(booted.isolate);
+        this.retire(booted);
+        if (heapUsed !== undefined && heapUsed >= HEAP_FULL_SHARE * limits.memoryMb * MB) {
+          booted.blamed = true;
+          return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, { ...base, heapUsedBytes: heapUsed });
+        }
+        let retryMs = retryTimeoutMs(limits.timeoutMs, wallTimeoutMs, cpuMs);
+        if (retryMs === undefined && !call.lateRetried && stoppedLate(limits.timeoutMs, wallTimeoutMs, cpuMs)) {
+          call.lateRetried = true;
+          retryMs = Math.min(2 * wallTimeoutMs, maxWallTimeoutMs(limits.timeoutMs));
+        }
+        if (retryMs !== undefined) {
+          call.wallTimeoutMs = retryMs;
+          call.timeRetries++;
+          call.spentCpuMs += cpuMs;
+          call.spentWallMs += wallMs;
+          return RUN_AGAIN;
+        }
+        return this.failedWith(this.timeoutFailure(settled.error, call.spentCpuMs + cpuMs, call.spentWallMs + wallMs), queuedMs, base);
+      }
+      // The script left a promise rejected (isolated-vm fails the call with it): its own exception.
+      // The isolate stays, unless the invocation is still hanging in it (see GUEST_BUSY below).
+      booted.rejected = true;
+      return this.failedWith(this.rejectionFailure(settled.error), queuedMs, base);
     }
     if (settled.value === GUEST_BUSY) {
       if (!atHead) return RUN_AGAIN;
+      this.retire(booted);
+      // The invocation whose unhandled rejection failed it is still unsettled in the guest: the
+      // isolate is rebuilt for this one, which runs again.
+      if (booted.rejected) return RUN_AGAIN;
       // Nothing of the host's was in the isolate: the script itself left a call of the sandbox's
       // entry unsettled (from its top-level code, say), and the isolate would refuse every call.
-      this.retire(booted);
       return this.failed(
         "exception",
         "The script's isolate refused the invocation: the script's own code left a call of the sandbox's entry unsettled; its isolate is rebuilt for the next call",
@@ -531,11 +634,11 @@ export class ScriptSandbox {
       // left, and V8 collecting that can make them heavy too: they keep their answers.
       if (!booted.blamed && (atHead || cpuMs >= HEAVY_CALL_CPU_MS)) {
         booted.blamed = true;
-        return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, base);
+        return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, { ...base, heapUsedBytes: heapUsed ?? limits.memoryMb * MB });
       }
     }
     const answer: unknown = settled.value;
-    if (typeof answer === "string" && answer.length > limits.outputBytes + LOG_JSON_FACTOR * limits.logBytes + ENVELOPE_SLACK_BYTES) {
+    if (typeof answer === "string" && answer.length > maxAnswerChars(limits.outputBytes, limits.logBytes)) {
       return this.failed("invalid_output", `The script's answer is ${answer.length} characters, more than its output and log limits allow`, queuedMs, base);
     }
     let outcome: unknown;
@@ -573,7 +676,7 @@ export class ScriptSandbox {
     const logs = withinLogLimit(outcome.logs, limits.logBytes);
     const stats: InvocationStats = { ...base, outputBytes, logBytes: logs.bytes };
     if (measure.heap && heapUsed !== undefined) stats.heapUsedBytes = heapUsed;
-    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome), logs, stats };
+    return { script: this.name, version: this.version, outcome: this.toOutcome(outcome, request.hook), logs, stats };
   }
 
   /**
@@ -599,7 +702,16 @@ export class ScriptSandbox {
     }
   }
 
-  private toOutcome(outcome: GuestOutcome): InvocationOutcome {
+  /**
+   * Where `hook`'s handler returned data of this shape (see return-site.ts): the return statement's
+   * .ts line, or the handler's, when it can be found. Only for answers that fail; parsed once.
+   */
+  returnLocation(hook: HookName, shape: ReturnShape): HookFailure["location"] {
+    this.returnSites ??= new ReturnSites(this.compiled.code, this.sourceMap, this.compiled.runtime.lines);
+    return this.returnSites.locate(hook, shape);
+  }
+
+  private toOutcome(outcome: GuestOutcome, hook: HookName): InvocationOutcome {
     switch (outcome.kind) {
       case "data":
         return { kind: "data", data: outcome.data };
@@ -607,29 +719,48 @@ export class ScriptSandbox {
         return { kind: "none" };
       case "cancel":
         return { kind: "cancel" };
-      case "invalid_output":
-        return { kind: "failure", failure: { reason: "invalid_output", script: this.name, message: clip(outcome.message, GUEST_SLACK * MAX_MESSAGE_CHARS) } };
+      case "invalid_output": {
+        const failure: HookFailure = { reason: "invalid_output", script: this.name, message: clip(outcome.message, GUEST_SLACK * MAX_MESSAGE_CHARS) };
+        const location = this.returnLocation(hook, shapeOf(outcome.message));
+        if (location) failure.location = location;
+        return { kind: "failure", failure };
+      }
       case "exception": {
         const { name, message, stack } = outcome.error;
         const failure: HookFailure = { reason: "exception", script: this.name, message: clip(name && name !== "Error" ? `${name}: ${message}` : message, GUEST_SLACK * MAX_MESSAGE_CHARS) };
-        if (stack) {
-          const mapped = this.sourceMap.mapStack(stack);
-          failure.stack = clip(mapped.stack, GUEST_SLACK * (MAX_STACK_CHARS + MAX_MESSAGE_CHARS));
-          if (mapped.location) failure.location = mapped.location;
-        }
-        return { kind: "failure", failure };
+        return { kind: "failure", failure: withMappedStack(failure, this.sourceMap, stack) };
       }
     }
   }
 
-  private failed(reason: HookFailure["reason"], message: string, queuedMs: number, stats?: Omit<InvocationStats, "queuedMs"> & { queuedMs: number }): Invocation {
+  private failed(reason: HookFailure["reason"], message: string, queuedMs: number, stats?: InvocationStats): Invocation {
+    return this.failedWith({ reason, script: this.name, message }, queuedMs, stats);
+  }
+
+  private failedWith(failure: HookFailure, queuedMs: number, stats?: InvocationStats): Invocation {
     return {
       script: this.name,
       version: this.version,
-      outcome: { kind: "failure", failure: { reason, script: this.name, message } },
+      outcome: { kind: "failure", failure },
       logs: EMPTY_LOGS,
       stats: stats ?? { wallMs: 0, cpuMs: 0, queuedMs, outputBytes: 0, logBytes: 0 },
     };
+  }
+
+  /** A call that used its time limit, with where isolated-vm interrupted it (its stack), mapped to the .ts line. */
+  private timeoutFailure(error: unknown, cpuMs: number, wallMs: number): HookFailure {
+    const limit = this.limits.timeoutMs;
+    const message =
+      cpuMs >= CPU_SHARE_FOR_TIMEOUT * limit
+        ? `The script ran past its time limit of ${limit} ms of CPU time (a loop that does not end, or one that does too much)`
+        : `The script did not get its ${limit} ms of CPU time within ${Math.round(wallMs)} ms: the host was too busy (it ran for ${Math.round(cpuMs)} ms)`;
+    return withMappedStack({ reason: "timeout", script: this.name, message }, this.sourceMap, stackOf(error), message);
+  }
+
+  /** A rejection the script left unhandled, which isolated-vm turns into the call's failure: the script's own error. */
+  private rejectionFailure(error: unknown): HookFailure {
+    const message = error instanceof Error ? errorMessage(error) : clip(`a promise was rejected with a non-Error value: ${describeValue(error)}`);
+    return withMappedStack({ reason: "exception", script: this.name, message }, this.sourceMap, stackOf(error));
   }
 }
 
@@ -640,6 +771,39 @@ function heapUsedOf(isolate: Isolate): number | undefined {
     // The isolate went away meanwhile.
     return undefined;
   }
+}
+
+function stackOf(error: unknown): string | undefined {
+  const stack = error instanceof Error ? (error as { stack?: unknown }).stack : undefined;
+  return typeof stack === "string" ? stack : undefined;
+}
+
+/** A value a script threw or rejected with, as text for a message (bounded, never throwing). */
+function describeValue(value: unknown): string {
+  try {
+    return typeof value === "string" ? JSON.stringify(clip(value, 256)) : clip(String(value), 256);
+  } catch {
+    return "an uninspectable value";
+  }
+}
+
+/**
+ * `failure` with the stack mapped to the .ts sources and the script's own top frame as its
+ * location, when the stack has one; `firstLine` replaces the stack's first line (isolated-vm's own
+ * "Script execution timed out." would read as the script's).
+ */
+function withMappedStack(failure: HookFailure, sourceMap: BundleSourceMap, stack: string | undefined, firstLine?: string): HookFailure {
+  if (!stack) return failure;
+  const mapped = sourceMap.mapStack(stack);
+  const lines = mapped.stack.split("\n");
+  if (firstLine !== undefined) {
+    // Without a frame of its own, the stack would only repeat the message.
+    if (lines.length < 2) return failure;
+    lines[0] = firstLine;
+  }
+  failure.stack = clip(lines.join("\n"), GUEST_SLACK * (MAX_STACK_CHARS + MAX_MESSAGE_CHARS));
+  if (mapped.location) failure.location = mapped.location;
+  return failure;
 }
 
 function cpuTimeOf(isolate: Isolate): bigint {
@@ -655,16 +819,34 @@ function cpuOf(isolate: Isolate, before: bigint): number {
   return now === 0n ? 0 : Number(now - before) / 1e6;
 }
 
+/**
+ * A new isolate with the script loaded: its top-level code run, within LOAD_TIMEOUT_MS of CPU time
+ * (a load stopped by a busy host before it used that is run again on a fresh isolate: time-limit.ts).
+ */
 async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions): Promise<Booted> {
+  for (let wallTimeoutMs = LOAD_TIMEOUT_MS; ; ) {
+    const booted = await bootOnce(compiled, memoryMb, sourceMap, options, wallTimeoutMs);
+    if (typeof booted !== "number") return booted;
+    wallTimeoutMs = booted;
+  }
+}
+
+/** One try at boot(): the isolate, or the wall-clock timeout to try again with. */
+async function bootOnce(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions, wallTimeoutMs: number): Promise<Booted | number> {
   const ivm = isolatedVm();
-  const isolate = new ivm.Isolate({
-    memoryLimit: memoryMb,
-    onCatastrophicError: (message) => options.onCatastrophicError?.(compiled.name, message),
-  });
+  const isolate = tracked(
+    new ivm.Isolate({
+      memoryLimit: memoryMb,
+      onCatastrophicError: (message) => options.onCatastrophicError?.(compiled.name, message),
+    }),
+  );
+  let loading: { startedAt: number; cpuBefore: bigint; process: CpuMark } | undefined;
   try {
     const context = await isolate.createContext();
     const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
-    const entry = (await script.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as Reference<Record<string, unknown>>;
+    loading = { startedAt: performance.now(), cpuBefore: cpuTimeOf(isolate), process: { usage: process.cpuUsage(), afterMs: 0 } };
+    const entry = (await script.run(context, { reference: true, timeout: wallTimeoutMs })) as Reference<Record<string, unknown>>;
+    loading = undefined;
     script.release();
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
     const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
@@ -672,16 +854,26 @@ async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: Bundl
     (booted as Booted & { entry: Reference }).entry = entry;
     return booted;
   } catch (error) {
-    const disposedForMemory = isolate.isDisposed || error instanceof HeapOverLimit;
-    if (!isolate.isDisposed) isolate.dispose();
-    const message = disposedForMemory
-      ? `its top-level code ran out of its heap of ${memoryMb} MB`
-      : /timed out/i.test((error as Error).message)
-        ? `its top-level code ran past ${LOAD_TIMEOUT_MS} ms`
-        : errorMessage(error as Error);
-    const mapped = (error as Error).stack && !(error instanceof HeapOverLimit) ? sourceMap.mapStack((error as Error).stack!) : undefined;
-    const Failure = disposedForMemory ? HeapExhaustedAtLoad : ScriptLoadFailure;
-    throw new Failure(compiled.name, message, mapped?.location, mapped?.stack);
+    const mapped = stackOf(error) && !(error instanceof HeapOverLimit) ? sourceMap.mapStack(stackOf(error)!) : undefined;
+    const outOfHeap = () => new HeapExhaustedAtLoad(compiled.name, `its top-level code ran out of its heap of ${memoryMb} MB`, mapped?.location, mapped?.stack);
+    // As for an invocation (see attempt): why the load failed comes from the isolate, not the message.
+    if (isolate.isDisposed || error instanceof HeapOverLimit) {
+      disposeIsolate(isolate);
+      throw outOfHeap();
+    }
+    if (loading && ranToItsTimeout(performance.now() - loading.startedAt, wallTimeoutMs)) {
+      const heapUsed = heapUsedOf(isolate);
+      const cpuMs = cpuSince(loading.process, cpuOf(isolate, loading.cpuBefore));
+      disposeIsolate(isolate);
+      if (heapUsed !== undefined && heapUsed >= HEAP_FULL_SHARE * memoryMb * MB) throw outOfHeap();
+      const retryMs = retryTimeoutMs(LOAD_TIMEOUT_MS, wallTimeoutMs, cpuMs);
+      if (retryMs !== undefined) return retryMs;
+      if (wallTimeoutMs === LOAD_TIMEOUT_MS && stoppedLate(LOAD_TIMEOUT_MS, wallTimeoutMs, cpuMs)) return 2 * LOAD_TIMEOUT_MS;
+      throw new ScriptLoadFailure(compiled.name, `its top-level code ran past ${LOAD_TIMEOUT_MS} ms`, mapped?.location, mapped?.stack);
+    }
+    disposeIsolate(isolate);
+    const message = error instanceof Error ? errorMessage(error) : clip(`a non-Error value was thrown or rejected: ${describeValue(error)}`);
+    throw new ScriptLoadFailure(compiled.name, message, mapped?.location, mapped?.stack);
   }
 }
 

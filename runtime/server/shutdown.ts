@@ -1,5 +1,7 @@
+import { performance } from "node:perf_hooks";
 import type { FastifyInstance } from "fastify";
 import type { ReloadResult, ScriptRegistry } from "../registry/registry.js";
+import { disposeEveryIsolate } from "../sandbox/isolates.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { Catastrophe } from "./catastrophe.js";
 
@@ -10,6 +12,13 @@ type Log = { info: LogFn; warn: LogFn; error: LogFn; fatal?: LogFn; flush?: (don
 export const CATASTROPHE_GRACE_MS = 2_000;
 /** Time given to the last log lines to reach stdout before an abort. */
 const LOG_FLUSH_MS = 200;
+/**
+ * The same signal again within this is the first one passed on, not a second request: a launcher
+ * that forwards signals to its child (bin/callscript.js when it restarts Node with its flag, npm,
+ * npx) is in the child's process group, so a signal to the group reaches the child twice, within
+ * a millisecond or two. Taken for a second signal, it ended every graceful stop at once.
+ */
+const REPEATED_SIGNAL_MS = 1_000;
 
 /**
  * Abort once the logger's last lines are out. pino writes to stdout asynchronously and flushes at
@@ -38,6 +47,11 @@ export interface SignalsOptions {
   graceMs: number;
   /** process.exit by default; tests pass their own. */
   exit?: (code: number) => void;
+  /**
+   * Before a stop that cannot wait (a second signal, the grace period over): dispose every isolate,
+   * so that the exit is not held up by a script still running. disposeEveryIsolate by default.
+   */
+  stopIsolates?: () => number;
   /**
    * isolated-vm's onCatastrophicError, as `serve` wires it: when tripped, the server stops
    * accepting, the hook route answers every request in flight with an error, and the process ends
@@ -74,7 +88,9 @@ function exitProcess(code: number): void {
 /**
  * SIGTERM / SIGINT: stop accepting connections, let the requests in flight get their answers, then
  * stop the watcher and dispose the isolates (registry.close drains each first), and exit 0. A
- * second signal, or a drain longer than `graceMs`, exits 1 at once.
+ * second signal (not the first one passed on by a launcher, see REPEATED_SIGNAL_MS), or a drain
+ * longer than `graceMs`, logs what the stop was still waiting for, disposes every isolate and
+ * exits 1 at once.
  *
  * SIGHUP: re-read the configuration (when given reloadConfig), then reload every script, as if each
  * file had been saved (through the watcher when there is one, so that it cannot race a save).
@@ -83,27 +99,51 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
   const { app, registry, watcher, log } = options;
   const exit = options.exit ?? exitProcess;
   const abort = options.abort ?? (() => process.abort());
+  const stopIsolates = options.stopIsolates ?? disposeEveryIsolate;
   let stopping: Promise<void> | undefined;
+  let first: { signal: string; at: number } | undefined;
+  /** What the stop waits for now, for the log line of a stop cut short. */
+  let waitingFor: () => object = () => ({});
   let appClosed: Promise<void> | undefined;
   const closeApp = () => (appClosed ??= app.close());
   let fatal = false;
 
+  /** End now: say what the stop was still waiting for, stop every isolate, exit 1. */
+  function cutShort(fields: object, message: string): void {
+    let still: object;
+    try {
+      still = waitingFor();
+    } catch {
+      still = {};
+    }
+    log.error({ ...fields, ...still }, message);
+    try {
+      log.info({ isolates: stopIsolates() }, "isolates disposed; exiting");
+    } catch (error) {
+      log.error({ err: error }, "disposing the isolates failed; exiting");
+    }
+    exit(1);
+  }
+
   function shutdown(signal: string): Promise<void> {
     if (stopping) {
-      log.warn({ signal }, "second signal during shutdown: exiting now");
-      exit(1);
+      if (signal === first?.signal && performance.now() - first.at < REPEATED_SIGNAL_MS) {
+        log.info({ signal }, "the same signal again at once (passed on by a launcher): still stopping");
+        return stopping;
+      }
+      cutShort({ signal }, "second signal during shutdown: exiting now");
       return stopping;
     }
+    first = { signal, at: performance.now() };
     log.info({ signal, graceMs: options.graceMs }, "shutting down: finishing the requests in flight");
-    const timer = setTimeout(() => {
-      log.error({ graceMs: options.graceMs }, "shutdown took too long: exiting with requests unfinished");
-      exit(1);
-    }, options.graceMs);
+    const timer = setTimeout(() => cutShort({ graceMs: options.graceMs }, "shutdown took too long: exiting with work unfinished"), options.graceMs);
     timer.unref();
     stopping = (async () => {
       try {
+        waitingFor = () => ({ waitingFor: "the requests in flight and open connections (the HTTP server's close)" });
         await Promise.all([closeApp(), watcher?.close()]);
         if (fatal) return;
+        waitingFor = () => ({ waitingFor: "script versions still running invocations", versions: registry.stillClosing() });
         await registry.close();
         clearTimeout(timer);
         log.info({ signal }, "stopped");

@@ -127,6 +127,8 @@ describe("partial output validation", () => {
       reason: "invalid_output",
       script: "strict",
       message: "The returned data does not fit need_registration: data.result: Invalid input: expected boolean, received string",
+      // The handler's return (line 3 of strict.ts).
+      location: { file: "strict.ts", line: 3, column: 35 },
     });
     expect(result.invocations[0]!.outcome).toEqual({ kind: "failure", failure: error(result.answer) });
   });
@@ -171,7 +173,7 @@ describe("cancel", () => {
 describe("failures", () => {
   const failing = [
     { how: "throw", reason: "exception", message: "a failed" },
-    { how: "loop", reason: "timeout", message: "The script ran past its time limit of 300 ms (a loop that does not end, or a promise that never settles)" },
+    { how: "loop", reason: "timeout", message: "The script ran past its time limit of 300 ms of CPU time (a loop that does not end, or one that does too much)" },
     { how: "invalid", reason: "invalid_output", message: "The returned data does not fit process_final_params: data.USER_ID: Invalid input" },
   ];
 

@@ -42,6 +42,8 @@ const files = {
   "flood.ts": `${HEADER}export default defineScript({ limits: { logBytes: 100 }, hooks: { need_registration(input, ctx) { for (let i = 0; i < 50; i++) ctx.log.info("line " + i); } } });\n`,
   "loop.ts": `${HEADER}export default defineScript({ limits: { timeoutMs: 100 }, hooks: { need_registration() { for (;;) {} } } });\n`,
   "canceller.ts": `${HEADER}export default defineScript({ hooks: { need_registration() { return cancel(); } } });\n`,
+  // The heap bomb of issue 12, with the default limits (250 ms, 32 MB).
+  "bomb.ts": `${HEADER}export default defineScript({ hooks: { need_registration() { const a: unknown[] = []; for (;;) a.push(new Array(1e6)); } } });\n`,
 };
 
 let dir: string;
@@ -71,7 +73,8 @@ describe("callscript run: the script answers", () => {
     expect(stdout).toMatch(/^ {2}\+\S+ ms info {2}participants: 100, 101$/m);
     expect(stdout).toMatch(/^ {2}\+\S+ ms warn {2}not registering: 101$/m);
     const limits = stdout.slice(stdout.indexOf("\nlimits\n"));
-    expect(limits).toMatch(/^ {2}time +\S+ ms +of 250 ms \(cpu \S+ ms\)$/m);
+    // The time limit counts CPU time; the wall time is beside it.
+    expect(limits).toMatch(/^ {2}time +\S+ ms +of 250 ms \(CPU time; wall \S+ ms\)$/m);
     expect(limits).toMatch(/^ {2}heap +\S+ (B|KB|MB) +of 32 MB$/m);
     expect(limits).toMatch(/^ {2}output +16 B +of 64 KB$/m);
     expect(limits).toMatch(/^ {2}log +\S+ (B|KB) +of 8 KB$/m);
@@ -157,12 +160,27 @@ describe("callscript run: the script fails (exit 1)", () => {
     expect(answer.error.message).toContain("Unknown hook 'need_registraton' (did you mean 'need_registration'?)");
   });
 
+  it("a heap bomb: memory every time, with the CPU time it used and the heap it reached", () => {
+    for (let round = 0; round < 3; round++) {
+      const { status, stdout } = run("bomb.ts");
+      expect(status).toBe(1);
+      expect(stdout).toContain("The script ran out of its heap of 32 MB");
+      const limits = stdout.slice(stdout.indexOf("\nlimits\n"));
+      // Was `cpu 0.00 ms` and `heap ?`: the isolate V8 disposed took its figures with it.
+      const cpu = Number(/^ {2}time +([\d.]+) ms +of 250 ms/m.exec(limits)?.[1]);
+      expect(cpu).toBeGreaterThan(10);
+      expect(limits).toMatch(/^ {2}heap +(2[89](\.\d)?|3\d(\.\d)?|4\d(\.\d)?) MB +of 32 MB$/m);
+    }
+  });
+
   it("a timeout gives its reason", () => {
     const { status, stdout } = run("loop.ts", "--json");
     expect(status).toBe(1);
+    const message = "The script ran past its time limit of 100 ms of CPU time (a loop that does not end, or one that does too much)";
+    // With where the loop was interrupted, mapped to the .ts line.
     expect(JSON.parse(stdout)).toEqual({
       state: "error",
-      error: { reason: "timeout", script: "loop", message: "The script ran past its time limit of 100 ms (a loop that does not end, or a promise that never settles)" },
+      error: { reason: "timeout", script: "loop", message, location: { file: "loop.ts", line: 2, column: 90 }, stack: `${message}\n    at need_registration (loop.ts:2:90)` },
     });
   });
 });

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { hookNames } from "../../runtime/schema/hooks.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, resolveLimits } from "../../runtime/sandbox/limits.js";
 import { ScriptLoadFailure, ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
-import { compiled, dataOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes, scriptsFolder } from "../helpers/scripts.js";
+import { compiled, dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes, scriptsFolder } from "../helpers/scripts.js";
 
 const sandboxes = new Sandboxes();
 afterAll(() => sandboxes.disposeAll());
@@ -161,13 +161,18 @@ describe("top-level code", () => {
     expect(failure.message).toBe("its top-level code ran out of its heap of 48 MB");
   });
 
-  it("top-level code that breaks a built-in the sandbox relies on", async () => {
-    const failure = await loadFailure(
-      `${HEADER}(Object.prototype as any).toJSON = () => undefined;\nexport default defineScript({ hooks: { ${handler} } });\n`,
-    );
-    expect(failure.message).toBe(
-      "The script's definition could not be read: its top-level code changed a built-in the sandbox relies on (such as Object.prototype.toJSON)",
-    );
+  it("top-level code that breaks a built-in the sandbox relies on: it loads, and its calls say so", async () => {
+    // The definition is serialized from a copy without a prototype, which Object.prototype.toJSON
+    // does not reach (it used to fail the load); the answers still go through it.
+    const sandbox = await sandboxes.load(`${HEADER}(Object.prototype as any).toJSON = () => undefined;\nexport default defineScript({ hooks: { ${handler} } });\n`);
+    expect(sandbox.meta.hooks).toEqual(["need_registration"]);
+    expect(failureOf(await sandbox.invoke(request()))).toEqual({
+      reason: "invalid_output",
+      script: "script",
+      message:
+        "The sandbox could not read the script's answer: the script changed a built-in the sandbox relies on " +
+        "(such as Object.prototype.toJSON or JSON.stringify); its isolate is rebuilt for the next call",
+    });
   });
 
   it("logs of the top-level code are kept with the script's definition", async () => {

@@ -83,11 +83,48 @@ export default defineScript({ hooks: { need_registration(input: any) { return ca
     ["deep", "data.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v is nested deeper than 64 levels"],
     ["promiseValue", "data.later is a Promise; return plain objects, arrays and JSON values"],
   ];
+  // Where: the handler's one `return` (the value comes from a helper, so the return is the place).
+  const returnLine = returner.split("\n").findIndex((line) => line.startsWith("export default")) + 1;
+  const returnAt = { file: "script.ts", line: returnLine, column: returner.split("\n")[returnLine - 1]!.indexOf("return cases") + 1 };
   for (const [name, message] of invalid) {
-    it(`${name} → invalid_output naming the path`, async () => {
-      expect(failureOf(await run(name))).toEqual({ reason: "invalid_output", script: "script", message });
+    it(`${name} → invalid_output naming the path, at the handler's return`, async () => {
+      expect(failureOf(await run(name))).toEqual({ reason: "invalid_output", script: "script", message, location: returnAt });
     });
   }
+
+  describe("where the invalid data was returned", () => {
+    const source =
+      `${HEADER}` + // 1
+      `function elsewhere(): any { return { result: 1n }; }\n` + // 2
+      `export default defineScript({ hooks: {\n` + // 3
+      `  need_registration(input: any): any {\n` + // 4
+      `    if (input.a) return { result: false };\n` + // 5
+      `    if (input.b) return { count: 10n };\n` + // 6
+      `    return { tag: Symbol("x") };\n` + // 7
+      `  },\n` + // 8
+      `  process_client_phone: (input: any): any => ({ phone: input.phone, extra: 10n }),\n` + // 9
+      `  customize_autodistribution: elsewhere,\n` + // 10
+      `} });\n`; // 11
+    let several: ScriptSandbox;
+    beforeAll(async () => {
+      several = await sandboxes.load(source, sandboxOptions(), "several.ts");
+    });
+
+    it("of several returns, the one whose object has the bad key", async () => {
+      expect(failureOf(await several.invoke(request("need_registration", { input: { b: true } }))).location).toEqual({ file: "several.ts", line: 6, column: 18 });
+      expect(failureOf(await several.invoke(request("need_registration", { input: {} }))).location).toEqual({ file: "several.ts", line: 7, column: 5 });
+    });
+
+    it("an arrow function's expression body", async () => {
+      const failure = failureOf(await several.invoke(request("process_client_phone", { input: { phone: "1" }, data: { phone: "1" } })));
+      expect(failure).toMatchObject({ message: "data.extra is a BigInt; convert it with String() or Number()", location: { file: "several.ts", line: 9 } });
+    });
+
+    it("a handler written elsewhere: the hook's entry in defineScript names it", async () => {
+      const failure = failureOf(await several.invoke(request("customize_autodistribution", { input: { call_full: {} }, data: {} })));
+      expect(failure.location).toEqual({ file: "several.ts", line: 10, column: 3 });
+    });
+  });
 
   it("drops keys set to undefined, as JSON does", async () => {
     const data = dataOf(await run("undefinedKeys"));

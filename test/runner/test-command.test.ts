@@ -29,6 +29,26 @@ describe("callscript test", () => {
     expect(lastLine(run.stdout)).toBe("2 passed, 0 failed");
   });
 
+  it("a heap bomb expected to fail with memory passes every time; the table shows the heap it reached, not the other cases' heap", () => {
+    const dir = folder({
+      // The heap bomb of issue 12, with the default limits (250 ms, 32 MB), beside a healthy hook.
+      "bomb.ts": `import { defineScript } from "callscript";\nexport default defineScript({ hooks: {\n  need_registration() { const a: unknown[] = []; for (;;) a.push(new Array(1e6)); },\n  process_client_phone(input) { return { phone: input.phone }; },\n} });\n`,
+      "bomb.cases.json": {
+        cases: [
+          ...[1, 2, 3].map((n) => ({ name: `bomb ${n}`, hook: NR, inputFile: ANSWERED, expect: { error: "memory" } })),
+          { name: "healthy", hook: "process_client_phone", inputFile: "payloads/phone.json", expect: { data: { phone: "89001234567" } } },
+        ],
+      },
+      ...PAYLOADS,
+      "payloads/phone.json": payload("process_client_phone.incoming-8-format.json"),
+    });
+    const run = callscript(["test", dir]);
+    expect(lastLine(run.stdout)).toBe("4 passed, 0 failed");
+    // Was 835 KB (the healthy case's heap): the bomb reached its limit.
+    const row = run.stdout.split("\n").find((line) => line.trimStart().startsWith("bomb "));
+    expect(row).toMatch(/bomb\s+[\d.]+ ms \/ 250 ms\s+(29|3\d|4\d)(\.\d)? MB \/ 32 MB/);
+  });
+
   it("fails: names the field path with the expected and the actual value, shows the script's log, exit 1", () => {
     const dir = folder({
       "block-clients.ts": BLOCK_CLIENTS,

@@ -84,6 +84,9 @@ async function expectContained(): Promise<void> {
   expectHostUntouched();
 }
 
+/** Where an invalid_output points: the attempt's return, on its handler's line 6 of attempt.ts. */
+const AT_RETURN = { file: "attempt.ts", line: 6, column: expect.any(Number) as number };
+
 /** The next healthy call found a fresh isolate (its counter starts again) or the same one. */
 const REBUILT = { phone: "101#1" };
 
@@ -274,17 +277,23 @@ describe("returned values: proxies, getters, symbols, errors", () => {
 
   it("14. a Proxy whose traps throw → invalid_output, not a host error", async () => {
     const { invocation } = await attempt({ body: `return new Proxy({ result: false }, { ownKeys() { throw new Error("no keys for you"); } });` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: no keys for you" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: no keys for you", location: AT_RETURN });
   });
 
   it("15. a getter in the returned data that throws → invalid_output", async () => {
     const { invocation } = await attempt({ body: `return { get result(): boolean { throw new TypeError("getter says no"); } };` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: getter says no" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: getter says no", location: AT_RETURN });
   });
 
   it("16. a getter in the returned data that never returns → timeout, and the isolate is rebuilt", async () => {
     const { invocation, next } = await attempt({ body: `return { get result(): boolean { for (;;) {} } };` });
-    expect(failureOf(invocation)).toEqual({ reason: "timeout", script: "attempt", message: "The script ran past its time limit of 150 ms (a loop that does not end, or a promise that never settles)" });
+    expect(failureOf(invocation)).toMatchObject({
+      reason: "timeout",
+      script: "attempt",
+      message: "The script ran past its time limit of 150 ms of CPU time (a loop that does not end, or one that does too much)",
+      // Where isolated-vm interrupted it: the getter, on the handler's line of attempt.ts.
+      location: { file: "attempt.ts", line: 6 },
+    });
     expect(dataOf(next)).toEqual(REBUILT);
   });
 
@@ -294,7 +303,7 @@ describe("returned values: proxies, getters, symbols, errors", () => {
         return { result: false, [Symbol.for("nodejs.util.inspect.custom")]: () => "x", [Symbol.toPrimitive]: () => 1 };`,
     });
     expect(dataOf(invocation)).toEqual({ result: false });
-    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { value: true } })))).toEqual({ reason: "invalid_output", script: "attempt", message: "data.tag is a Symbol" });
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { value: true } })))).toEqual({ reason: "invalid_output", script: "attempt", message: "data.tag is a Symbol", location: AT_RETURN });
   });
 
   it("18. a thrown Proxy, or an Error whose message getter throws → exception without a value", async () => {
@@ -345,7 +354,7 @@ describe("values JSON cannot carry", () => {
   for (const [what, body, message] of cases) {
     it(`${what} → invalid_output naming the path`, async () => {
       const { invocation, next } = await attempt({ body });
-      expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message });
+      expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message, location: AT_RETURN });
       // Not a broken isolate: its state is kept.
       expect(dataOf(next)).toEqual({ phone: "101#1" });
     });
@@ -355,14 +364,14 @@ describe("values JSON cannot carry", () => {
 describe("prototype pollution", () => {
   it("28. a __proto__ key in the returned data (from JSON.parse) → invalid_output", async () => {
     const { invocation } = await attempt({ body: `return { result: false, nested: JSON.parse('{"__proto__": {"polluted": "yes"}}') };` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.nested.__proto__ is not allowed as a key" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.nested.__proto__ is not allowed as a key", location: AT_RETURN });
   });
 
   it("29. an own enumerable __proto__ made with defineProperty → invalid_output", async () => {
     const { invocation } = await attempt({
       body: `const data: any = { result: false }; Object.defineProperty(data, "__proto__", { value: { polluted: "yes" }, enumerable: true }); return data;`,
     });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.__proto__ is not allowed as a key" });
+    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.__proto__ is not allowed as a key", location: AT_RETURN });
   });
 
   it("30. constructor.prototype keys in the returned data stay plain data through the merge", async () => {
@@ -602,22 +611,264 @@ describe("resources", () => {
   });
 });
 
+describe("limits that hold: memory outside the heap, forged reasons, loops V8 would not stop (issue 12)", () => {
+  /** The process's resident memory grew by less than this over an attempt that tried to take gigabytes. */
+  const RSS_BOUND = 64 * 2 ** 20;
+
+  it("62. resizable ArrayBuffers and growable SharedArrayBuffers (maxByteLength) → refused at the allocation; the host's memory does not grow", async () => {
+    const rssBefore = process.memoryUsage.rss();
+    const { sandbox, invocation } = await attempt({
+      // Was: a 32 MB script held 256 MB + 256 MB and answered (V8's page allocator, not isolated-vm's counted one).
+      body: `const held: unknown[] = [];
+        if (input.shared) { const b = new SharedArrayBuffer(1, { maxByteLength: 2 ** 28 }); held.push(b); }
+        else { const b = new ArrayBuffer(2 ** 28, { maxByteLength: 2 ** 28 }); held.push(b); }
+        return { n: held.length };`,
+      options: sandboxOptions({ timeoutMs: 2000, memoryMb: 32 }),
+    });
+    const refused = (name: string) => ({
+      reason: "exception",
+      script: "attempt",
+      message: `RangeError: ${name}: resizable buffers (maxByteLength) are not available to scripts: their memory is outside the script's memory limit. Allocate the length you need`,
+    });
+    expect(failureOf(invocation)).toMatchObject(refused("ArrayBuffer"));
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { shared: true } })))).toMatchObject(refused("SharedArrayBuffer"));
+    expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(RSS_BOUND);
+  });
+
+  it("63. the original constructors are out of reach: a subclass, Reflect.construct, a buffer's constructor; resize() and grow() are gone", async () => {
+    const { invocation } = await attempt({
+      body: `const tries: Record<string, string> = {};
+        const attemptTo = (name: string, make: () => unknown) => { try { make(); tries[name] = "made"; } catch (e) { tries[name] = (e as Error).name; } };
+        const options = { maxByteLength: 2 ** 28 };
+        attemptTo("subclass", () => new (class Big extends ArrayBuffer { constructor() { super(8, options as any); } })());
+        attemptTo("reflect", () => Reflect.construct(ArrayBuffer, [8, options]));
+        attemptTo("viaBuffer", () => new ((new Uint8Array(8).buffer as any).constructor)(8, options));
+        attemptTo("viaPrototype", () => new (Object.getPrototypeOf(new Uint8Array(8).buffer).constructor)(8, options));
+        attemptTo("sharedViaBuffer", () => new ((new Int32Array(new SharedArrayBuffer(8)).buffer as any).constructor)(8, options));
+        const fixed = new ArrayBuffer(16);
+        return { tries, resize: typeof (fixed as any).resize, grow: typeof (new SharedArrayBuffer(8) as any).grow, resizable: (fixed as any).resizable,
+          same: fixed.constructor === ArrayBuffer && new Uint8Array(4).buffer instanceof ArrayBuffer && ArrayBuffer.isView(new Uint8Array(1)),
+          sliced: fixed.slice(4).byteLength, sub: new (class Sub extends ArrayBuffer {})(4) instanceof ArrayBuffer };`,
+    });
+    expect(dataOf(invocation)).toEqual({
+      tries: { subclass: "RangeError", reflect: "RangeError", viaBuffer: "RangeError", viaPrototype: "RangeError", sharedViaBuffer: "RangeError" },
+      resize: "undefined",
+      grow: "undefined",
+      resizable: false,
+      same: true,
+      sliced: 12,
+      sub: true,
+    });
+  });
+
+  it("64. fixed-length buffers over the heap limit, 8 MB at a time → exception at the allocation that crosses it; the host's memory stays bounded", async () => {
+    const rssBefore = process.memoryUsage.rss();
+    const { invocation, next } = await attempt({
+      body: `const held: ArrayBuffer[] = []; for (let i = 0; i < 256; i++) held.push(new ArrayBuffer(8 * 2 ** 20)); return { n: held.length };`,
+      options: sandboxOptions({ timeoutMs: 2000, memoryMb: 32 }),
+    });
+    expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "RangeError: Array buffer allocation failed" });
+    expect(dataOf(next)).toEqual({ phone: "101#1" });
+    expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(RSS_BOUND);
+  });
+
+  it("65. Atomics.waitAsync in a loop (each waiter outside the heap; it aborted the whole process) → not offered", async () => {
+    const { invocation } = await attempt({ body: `const i = new Int32Array(new SharedArrayBuffer(4)); for (;;) (Atomics as any).waitAsync(i, 0, 0);` });
+    expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "TypeError: Atomics.waitAsync is not a function" });
+  });
+
+  const cppLoops: [string, string][] = [
+    ["JSON.parse", `const s = JSON.stringify(new Array(2e4).fill(1)); for (;;) JSON.parse(s);`],
+    ["String.prototype.toUpperCase", `const s = "ab".repeat(1e5); for (;;) s.toUpperCase();`],
+    ["String.prototype.normalize", `const s = "é".repeat(1e5); for (;;) s.normalize("NFD");`],
+    ["encodeURIComponent", `const s = "é".repeat(1e5); for (;;) encodeURIComponent(s);`],
+    ["Array.prototype.fill", `const a = new Array(1e6); for (;;) a.fill(1);`],
+  ];
+  for (const [builtin, body] of cppLoops) {
+    it(`66. a loop of ${builtin} (V8 ran it past every request to stop; isolated-vm then reported a catastrophic error) → timeout at its line`, async () => {
+      const { invocation, next } = await attempt({ body, options: sandboxOptions({ timeoutMs: 150, memoryMb: 64 }) });
+      expect(failureOf(invocation)).toMatchObject({ reason: "timeout", location: { file: "attempt.ts", line: 6 } });
+      expect(dataOf(next)).toEqual(REBUILT);
+    });
+  }
+
+  it("67. an unhandled rejection that reads like the host's timeout or memory limit → the script's exception, not a forged reason; not rebuilt", async () => {
+    const { sandbox, invocation, next } = await attempt({
+      body: `Promise.reject(new Error(input.memory ? "Isolate was disposed during execution due to memory limit" : "Script execution timed out.")); return { result: false };`,
+    });
+    expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "Script execution timed out.", location: { file: "attempt.ts", line: 6 } });
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { memory: true } })))).toMatchObject({
+      reason: "exception",
+      message: "Isolate was disposed during execution due to memory limit",
+    });
+    // The isolate was kept: its counter goes on.
+    expect(dataOf(next)).toEqual({ phone: "101#1" });
+    expect(dataOf(await sandbox.invoke(request("process_client_phone", { input: { phone: "101" }, data: { phone: "101" } })))).toEqual({ phone: "101#2" });
+  });
+
+  it("68. a forged answer of 20 MB (replaced Object.prototype.toJSON) → not sent by the prelude: invalid_output, rebuilt", async () => {
+    const { invocation, next } = await attempt({
+      top: FORGE,
+      body: `forge({ kind: "data", data: { big: "x".repeat(20 * 2 ** 20) }, outputBytes: 0, logs: noLogs }); return { result: false };`,
+      options: sandboxOptions({ timeoutMs: 2000, memoryMb: 64 }),
+    });
+    expect(failureOf(invocation)).toMatchObject({ reason: "invalid_output", message: expect.stringContaining("The sandbox could not read the script's answer") });
+    expect(dataOf(next)).toEqual(REBUILT);
+  });
+});
+
+describe("published escapes, adapted (vm2, node:vm, safe-eval, sandbox, SandboxJS and n8n advisories)", () => {
+  /** What `process`, `require` and the global look like from where an attack ends up. */
+  const reached = `(f: any) => { const g = f("return this")(); return [f("return typeof process")(), typeof g.require, g === globalThis].join("/"); }`;
+
+  it("69. vm2 GHSA-cchq-frgv-rjh5 (CVE-2023-37466): a Promise species whose reject handler receives a RangeError from a stack overflow → the isolate's own Function", async () => {
+    const { invocation } = await attempt({
+      body: `const reach = ${reached};
+        let got = "not called";
+        async function fn() { (function stack(): void { stack(); })(); }
+        const p: any = fn();
+        p.constructor = { [Symbol.species]: class FakePromise { constructor(executor: any) { executor((x: unknown) => x, (err: any) => { got = reach(err.constructor.constructor); }); } } };
+        p.then();
+        await null;
+        return { got };`,
+    });
+    expect(dataOf(invocation)).toEqual({ got: "undefined/undefined/true" });
+  });
+
+  it("70. vm2 GHSA-ch3r-j5x3-6q2m (CVE-2023-30547): a thrown Proxy whose getPrototypeOf overflows the stack, caught as { constructor } → the isolate's own Function", async () => {
+    const { invocation } = await attempt({
+      body: `const reach = ${reached};
+        const proxied = new Proxy({}, { getPrototypeOf() { (function stack(): void { stack(); })(); return null; } });
+        try { throw proxied; } catch ({ constructor: c }: any) { return { got: reach(c.constructor) }; }`,
+    });
+    expect(dataOf(invocation)).toEqual({ got: "undefined/undefined/true" });
+  });
+
+  it("71. vm2 issue 174: a Proxy thrown out of the handler whose getPrototypeOf throws a function the host might call → never called", async () => {
+    const { invocation, next } = await attempt({
+      top: `(globalThis as any).called = false;`,
+      body: `throw new Proxy({}, { getPrototypeOf() { throw (x: any) => { (globalThis as any).called = true; return x.constructor.constructor("return process")(); }; } });`,
+    });
+    expect(failureOf(invocation)).toEqual({ reason: "exception", script: "attempt", message: "Thrown value: an uninspectable value was thrown" });
+    expect(dataOf(next)).toEqual({ phone: "101#1" });
+  });
+
+  it("72. vm2 GHSA-g644-9gfx-q4q4 (CVE-2023-37903) and issue 533: a custom inspect function (nodejs.util.inspect.custom, also made with Symbol.for({ toString })) logged, thrown and returned → never called", async () => {
+    const { sandbox, invocation } = await attempt({
+      top: `const inspected: string[] = [];`,
+      body: `if (input.report) return { inspected };
+        const inspect = Symbol.for({ toString: () => "nodejs.util.inspect.custom" } as any);
+        const bait = { [inspect]: (_depth: unknown, _options: unknown, util: any) => { inspected.push("inspect"); return util.constructor("return process")(); }, valueOf: undefined, constructor: undefined };
+        console.log(bait);
+        ctx.log.error("bait", bait);
+        if (input.thrown) throw bait;
+        return { result: false, ...(bait as object) } as any;`,
+    });
+    // Symbol keys and keys set to undefined are left out of the data, as in JSON.
+    expect(dataOf(invocation)).toEqual({ result: false });
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { thrown: true } }))).reason).toBe("exception");
+    expect(dataOf(await sandbox.invoke(request("need_registration", { input: { report: true } })))).toEqual({ inspected: [] });
+  });
+
+  it("73. vm2 issue 225: a method planted on TypeError.prototype, reached through a TypeError from a frozen host-given object (ctx) → the isolate's own Function", async () => {
+    const { invocation } = await attempt({
+      body: `const reach = ${reached};
+        (TypeError.prototype as any).getProcess = (f: any) => reach(f.constructor);
+        try { (ctx as any).data = 1; return { got: "written" }; } catch (e: any) { return { got: e.getProcess(() => {}) }; }`,
+    });
+    expect(dataOf(invocation)).toEqual({ got: "undefined/undefined/true" });
+    // The host's TypeError.prototype is untouched (and checked after every attempt).
+    expect((TypeError.prototype as unknown as Record<string, unknown>).getProcess).toBeUndefined();
+  });
+
+  it("74. vm2 PR 547 / issue 562 (2026): an Error named with a Symbol, its stack read in an async function → the TypeError is the isolate's", async () => {
+    const { invocation } = await attempt({
+      body: `const reach = ${reached};
+        const e: any = new Error("x"); e.name = Symbol("s");
+        const got = await (async () => e.stack)().then(() => "no error", (err: any) => reach(err.constructor.constructor));
+        return { got };`,
+    });
+    expect(dataOf(invocation).got).toMatch(/^(no error|undefined\/undefined\/true)$/);
+  });
+
+  it("75. safe-eval issue 28 and sandbox issue 65: Error.prepareStackTrace picking the first frame with a `this`, then polluting its prototype → nothing to pollute but the isolate's own", async () => {
+    const { invocation } = await attempt({
+      body: `(Error as any).prepareStackTrace = (_: unknown, sites: any[]) => sites.map((site) => site.getThis()).find((value) => value);
+        const found = new Function("return (function () { return new Error().stack; })()")();
+        (Error as any).prepareStackTrace = undefined;
+        if (found && typeof found === "object") Object.getPrototypeOf(found).polluted = "yes";
+        return { found: found === globalThis ? "the isolate's global" : typeof found, polluted: typeof ({} as any).polluted };`,
+    });
+    // A sloppy frame's this is the isolate's global object; its prototype chain is the isolate's.
+    expect(dataOf(invocation)).toMatchObject({ found: expect.stringMatching(/^(the isolate's global|undefined)$/) });
+  });
+
+  it("76. sandbox issues 66-70: a TypeError from valueOf(), propertyIsEnumerable.call(undefined), __defineGetter__ and a `with` over Symbol.unscopables, in sloppy code → the isolate's", async () => {
+    const { invocation } = await attempt({
+      body: `const reach = ${reached};
+        const sloppy = (code: string) => { try { new Function(code)(); return "no error"; } catch (e: any) { return reach(e.constructor.constructor); } };
+        return {
+          valueOf: sloppy("valueOf.call(undefined)"),
+          propertyIsEnumerable: sloppy("propertyIsEnumerable.call(undefined)"),
+          defineGetter: sloppy("__defineGetter__.call(undefined, 'x', function () {})"),
+          with: sloppy("const proto = {}; proto[Symbol.unscopables] = {}; with (proto) { isPrototypeOf.call(undefined, {}); }"),
+        };`,
+    });
+    const isolate = "undefined/undefined/true";
+    expect(dataOf(invocation)).toEqual({ valueOf: isolate, propertyIsEnumerable: isolate, defineGetter: isolate, with: isolate });
+  });
+
+  it("77. SandboxJS CVE-2025-34146: a getter defined on Object.prototype through \"\".sub.__proto__.__proto__ → the isolate's own prototype only", async () => {
+    const { sandbox, invocation } = await attempt({
+      body: `if (input.check) return { seen: typeof ({} as any).polluted };
+        ("".sub as any).__proto__.__proto__.__defineGetter__("polluted", ({} as any).constructor.constructor("return true"));
+        return { polluted: ({} as any).polluted };`,
+    });
+    expect(dataOf(invocation)).toEqual({ polluted: true });
+    // It stays in that script's isolate (documented: globals persist there); the host and the sibling see nothing.
+    expect(dataOf(await sandbox.invoke(request("need_registration", { input: { check: true } })))).toEqual({ seen: "boolean" });
+  });
+
+  it("78. n8n CVE-2025-68613 and its template-literal bypass: this.constructor.constructor('return process')() from a sloppy function, and `constructor` written as a template literal", async () => {
+    const { invocation } = await attempt({
+      body: `const viaThis = new Function("return this.constructor.constructor('return typeof process')()")();
+        const viaTemplate = ({} as any)[\`constructor\`][\`constructor\`](\`return typeof process + '/' + typeof this.process\`)();
+        const viaExpression = new Function("return (function () { return this })().process")();
+        return { viaThis, viaTemplate, viaExpression: typeof viaExpression };`,
+    });
+    expect(dataOf(invocation)).toEqual({ viaThis: "undefined", viaTemplate: "undefined/undefined", viaExpression: "undefined" });
+  });
+
+  it("79. vm2 issue 562 (Array species) and issue 533 (Array.prototype[Symbol.iterator]): species and iterators replaced before the answer is copied → the answer is the data, nothing else", async () => {
+    const { invocation } = await attempt({
+      body: `(Array.prototype as any).constructor = { [Symbol.species]: function () { return { evil: true }; } };
+        (Array.prototype as any)[Symbol.iterator] = function () { throw new Error("iterated"); };
+        return { list: [1, 2, 3].map((n) => n), nested: [[1]] } as any;`,
+    });
+    expect(dataOf(invocation)).toMatchObject({ nested: [[1]] });
+  });
+});
+
 describe("forged definitions: the same trick at load time", () => {
-  it("61. a definition forged by the top-level code, with log lines that are not lines → the script does not load", async () => {
-    const failure = await loadFailure(
+  it("61. a definition forged by the top-level code (Object.prototype.toJSON), with log lines that are not lines → no hold: the real definition loads", async () => {
+    // The prelude serializes a copy of the definition without a prototype (see 77), so a toJSON
+    // put on Object.prototype is never consulted for it. (Before, the forged definition reached
+    // the host, whose own check refused it: "defineScript(): logs.lines.0.level: …".)
+    const sandbox = await sandboxes.load(
       attemptScript(
-        `return {};`,
+        `return { result: true };`,
         `(Object.prototype as any).toJSON = function (this: any, key: string) {
           if (key === "" && "hooks" in this) {
-            delete (Object.prototype as any).toJSON;
             return { hooks: ["need_registration"], settings: JSON.parse('{"__proto__": {"polluted": "yes"}}'), logs: { lines: [{ level: "fatal", message: { toString: 1 }, atMs: 0 }], bytes: 0, dropped: 0, droppedBytes: 0 } };
           }
           return this;
         };`,
+        `settings: { list: ["101"] },`,
       ),
       OPTIONS,
+      "attempt.ts",
     );
-    expect(failure.message).toMatch(/^defineScript\(\): logs\.lines\.0\.level: .*; logs\.lines\.0\.message: /);
+    expect(sandbox.meta).toMatchObject({ hooks: ["need_registration", "process_client_phone"], settings: { list: ["101"] }, logs: { lines: [] } });
     await expectContained();
   });
 });

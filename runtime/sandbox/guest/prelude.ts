@@ -6,7 +6,7 @@
  * It is evaluated before the script's own modules, so the intrinsics it captures here are the
  * originals even if a script later replaces them (which can only ever break that script).
  */
-import { GUEST_BUSY, type GuestInvocation, type GuestLogLine, type GuestMeta, type GuestOutcome, type GuestResult } from "../protocol.js";
+import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestInvocation, type GuestLogLine, type GuestMeta, type GuestOutcome, type GuestResult } from "../protocol.js";
 
 const SCRIPT_MARK = Symbol.for("callscript.script");
 const CANCEL_MARK = Symbol.for("callscript.cancel");
@@ -15,6 +15,8 @@ const parseJson = JSON.parse;
 const toJson = JSON.stringify;
 const objectKeys = Object.keys;
 const getPrototype = Object.getPrototypeOf;
+const createObject = Object.create;
+const setPrototype = Object.setPrototypeOf;
 const freeze = Object.freeze;
 const isArray = Array.isArray;
 const objectPrototype = Object.prototype;
@@ -35,6 +37,77 @@ const MAX_DEPTH = 64;
 // toLocaleString and String's localeCompare still work. See docs/security.md.
 delete (globalThis as { WebAssembly?: unknown }).WebAssembly;
 delete (globalThis as { Intl?: unknown }).Intl;
+
+// Resizable ArrayBuffers and growable SharedArrayBuffers (`maxByteLength`) get their memory from
+// V8's page allocator, not from the ArrayBuffer allocator isolated-vm counts against the heap
+// limit: a 32 MB isolate held two 256 MB of each and answered, on isolated-vm 5.0.4, 6.2.0 and
+// 7.0.1 alike (the initial length bypasses the count too, not only resize() and grow()). Node 22
+// and 24 have no V8 flag to turn them off. Scripts get fixed-length buffers only: the constructors
+// are replaced by ones that refuse `maxByteLength`, the originals are reachable from nowhere
+// (their prototypes' `constructor` is the replacement), and resize() and grow() are removed. See
+// docs/security.md.
+const reflectConstruct = Reflect.construct;
+const defineProperty = Object.defineProperty;
+const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+
+function fixedLengthOnly(name: "ArrayBuffer" | "SharedArrayBuffer", grow: "resize" | "grow"): void {
+  const original = (globalThis as Record<string, unknown>)[name] as new (length?: unknown) => object;
+  const prototype = original.prototype as Record<string, unknown>;
+  // A function, not a class: `extends ArrayBuffer` and Reflect.construct pass their own new.target.
+  const FixedLength = function (this: unknown, length?: unknown, options?: unknown): object {
+    if (new.target === undefined) throw new TypeError(`Constructor ${name} requires 'new'`);
+    if (options !== null && typeof options === "object" && (options as { maxByteLength?: unknown }).maxByteLength !== undefined) {
+      throw new RangeError(
+        `${name}: resizable buffers (maxByteLength) are not available to scripts: their memory is outside the script's memory limit. Allocate the length you need`,
+      );
+    }
+    return reflectConstruct(original, [length], new.target === FixedLength ? original : new.target);
+  };
+  defineProperty(FixedLength, "name", { value: name });
+  defineProperty(FixedLength, "length", { value: 1 });
+  defineProperty(FixedLength, "prototype", { value: prototype, writable: false, enumerable: false, configurable: false });
+  const species = getOwnPropertyDescriptor(original, Symbol.species);
+  if (species) defineProperty(FixedLength, Symbol.species, species);
+  const isView = getOwnPropertyDescriptor(original, "isView");
+  if (isView) defineProperty(FixedLength, "isView", isView);
+  defineProperty(prototype, "constructor", { value: FixedLength, writable: true, enumerable: false, configurable: true });
+  delete prototype[grow];
+  defineProperty(globalThis, name, { value: FixedLength, writable: true, enumerable: false, configurable: true });
+}
+fixedLengthOnly("ArrayBuffer", "resize");
+fixedLengthOnly("SharedArrayBuffer", "grow");
+
+// Atomics.waitAsync registers each waiter in V8's process-wide wait list; called in a loop until
+// the heap was full it ended the whole process with V8's fatal out-of-memory (abort), on every
+// isolated-vm line. With no other thread or timer to wake it, a script has no use for it.
+delete (Atomics as { waitAsync?: unknown }).waitAsync;
+
+// Built-ins V8 runs as C++ do not see a request to stop the script while they run, and a loop
+// whose body is mostly one call of them (`for (;;) JSON.parse(text)`) did not stop at its time
+// limit at all: isolated-vm asked V8 to terminate it for 5 s, then reported a catastrophic error
+// ("Script failed to terminate"), on which the server ends (isolated-vm 5.0.4, 6.2.0 and 7.0.1
+// alike). Called through a function of the isolate's own, the call's entry checks for the request
+// each time, and the loop stops at its limit. These are the ones found so (test/security,
+// escapes 72); a script that hunts for another can still end the server, see docs/security.md.
+function interruptible(holder: object, names: readonly string[]): void {
+  for (const name of names) {
+    const descriptor = getOwnPropertyDescriptor(holder, name);
+    const original = descriptor?.value as ((...args: unknown[]) => unknown) | undefined;
+    if (typeof original !== "function") continue;
+    // A method, so that it is not a constructor, as the built-ins are not.
+    const wrapper = {
+      [name](this: unknown, ...args: unknown[]): unknown {
+        return reflectApply(original, this, args);
+      },
+    }[name]!;
+    defineProperty(wrapper, "length", { value: original.length });
+    defineProperty(holder, name, { ...descriptor, value: wrapper });
+  }
+}
+interruptible(JSON, ["parse"]);
+interruptible(String.prototype, ["normalize", "toUpperCase", "toLowerCase", "toLocaleUpperCase", "toLocaleLowerCase", "localeCompare"]);
+interruptible(globalThis, ["encodeURI", "encodeURIComponent", "decodeURI", "decodeURIComponent", "escape", "unescape"]);
+interruptible(Array.prototype, ["fill"]);
 
 /**
  * An error's message and stack as the answer carries them: a 1 MB message would otherwise make the
@@ -192,8 +265,12 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
   ancestors.push(value);
   try {
     if (isArray(value)) {
+      // Elements defined, not assigned: a setter the script put on Array.prototype (or a replaced
+      // push) would otherwise decide what the copy holds, silently. Without a prototype, as the
+      // object copies below: JSON.stringify writes it as an array all the same.
       const copy: unknown[] = [];
-      for (let i = 0; i < value.length; i++) copy.push(toWire(value[i], pathOf(path, i), depth + 1, ancestors));
+      setPrototype(copy, null);
+      for (let i = 0; i < value.length; i++) defineProperty(copy, i, { value: toWire(value[i], pathOf(path, i), depth + 1, ancestors), writable: true, enumerable: true, configurable: true });
       return copy;
     }
     const prototype = getPrototype(value);
@@ -201,8 +278,13 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
       const kind = (prototype as { constructor?: { name?: string } })?.constructor?.name || "non-plain object";
       throw new WireError(`${path} is a ${kind}; return plain objects, arrays and JSON values`);
     }
-    const copy: Record<string, unknown> = {};
-    for (const key of objectKeys(value as object)) {
+    // Without a prototype, so that a setter the script put on Object.prototype (SandboxJS
+    // CVE-2025-34146 defines one through "".sub.__proto__.__proto__) cannot swallow a key of the copy.
+    const copy: Record<string, unknown> = createObject(null) as Record<string, unknown>;
+    // By index: a for-of would go through Array.prototype[Symbol.iterator], which the script can replace.
+    const keys = objectKeys(value as object);
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!;
       const item = (value as Record<string, unknown>)[key];
       // As in JSON, a key set to undefined is left out.
       if (item === undefined) continue;
@@ -299,11 +381,21 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
       settings: definition.settings,
       logs: takeLogs(loadSink),
     };
+    let json: string;
     try {
-      return toJson(toWire(value, "definition", 0, []));
+      json = toJson(toWire(value, "definition", 0, []));
     } catch (error) {
       throw new ErrorClass(`defineScript({ order, limits, settings }) must hold JSON values: ${describeError(error).message}`);
     }
+    // Checked here too (the host checks again), so that a forged definition of any size is not copied to the host.
+    // (What is not a string at all, the host reports as a changed built-in.)
+    if (typeof json === "string" && json.length > MAX_META_CHARS) {
+      throw new ErrorClass(
+        `defineScript(): the definition is ${json.length} characters of JSON (settings and top-level log lines), ` +
+          `over the limit of ${MAX_META_CHARS}; keep large tables in a helper module of the scripts folder`,
+      );
+    }
+    return json;
   }
 
   /**
@@ -316,7 +408,17 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
    */
   let unsettled = false;
 
-  async function invoke(...[hook, input, data, settings, requestId, logBytes, outputBytes]: GuestInvocation): Promise<string> {
+  // Plain parameters, not `...[hook, input, …]`: destructuring a rest array goes through
+  // Array.prototype[Symbol.iterator], and a script that replaced it made every later call fail.
+  async function invoke(
+    hook: GuestInvocation[0],
+    input: GuestInvocation[1],
+    data: GuestInvocation[2],
+    settings: GuestInvocation[3],
+    requestId: GuestInvocation[4],
+    logBytes: GuestInvocation[5],
+    outputBytes: GuestInvocation[6],
+  ): Promise<string> {
     if (unsettled) return GUEST_BUSY;
     unsettled = true;
     const current = newSink(logBytes);
@@ -350,6 +452,8 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
       // "timed out" or "memory limit".
       answer = "";
     }
+    // Only a forged answer is longer (see maxAnswerChars): not sent, so not copied to the host.
+    if (typeof answer !== "string" || answer.length > maxAnswerChars(outputBytes, logBytes)) answer = "";
     // Only now: a toJSON that loops until the time limit stops this invocation before it settles.
     unsettled = false;
     return answer;

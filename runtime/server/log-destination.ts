@@ -1,0 +1,66 @@
+import { write } from "node:fs";
+import sonicBoom, { type SonicBoom, type SonicBoomOpts } from "sonic-boom";
+
+// A CommonJS module: its class is a property of what it exports (ESM sees no named export).
+const { SonicBoom: SonicBoomStream } = sonicBoom;
+
+/** A full pipe is retried this many times, 100 ms apart, before its lines are given up. */
+const MAX_WRITE_RETRIES = 10;
+/** Lines waiting for a stalled reader beyond this are dropped (sonic-boom's `drop` event) rather than held. */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+export interface LogDestination {
+  stream: SonicBoom;
+  /** Set once the reader went away (EPIPE) or stalled past the retries: later lines are dropped. */
+  readonly broken: Error | undefined;
+  /** Lines dropped because the destination was broken or its buffer full. */
+  readonly droppedLines: number;
+}
+
+/**
+ * The server's log stream: pino's JSON lines to stdout, written asynchronously, and never a reason
+ * for the process not to end. pino's default destination (sonic-boom 4) flushes what is pending
+ * at exit with a loop that retries a failed write every 100 ms for ever when the failure is not
+ * EAGAIN: with stdout a pipe whose reader had gone (the process that started the server exited),
+ * two lines pending at exit (`shutting down`, then the exit) hung the process in that loop, its
+ * main thread in Atomics.wait. sonic-boom 5 throws from flushSync on such errors and bounds EAGAIN
+ * retries; here a broken destination also stops taking lines, and the flush at exit is one bounded
+ * attempt whose failure is ignored.
+ */
+export function logDestination(fd = 1): LogDestination {
+  // maxWriteRetries is in sonic-boom 5 but not yet in its bundled types.
+  const options: SonicBoomOpts & { maxWriteRetries: number } = { fd, sync: false, maxLength: MAX_BUFFERED_BYTES, maxWriteRetries: MAX_WRITE_RETRIES };
+  const stream = new SonicBoomStream(options);
+  const state = { broken: undefined as Error | undefined, droppedLines: 0 };
+  stream.on("drop", () => state.droppedLines++);
+  stream.on("error", (error: Error) => {
+    if (state.broken) return;
+    state.broken = error;
+    // Nothing more reaches the reader: lines are counted and dropped instead of piling up, and
+    // neither a flush nor the exit waits on it. stderr may still have a reader (a journal).
+    stream.write = () => {
+      state.droppedLines++;
+      return true;
+    };
+    stream.flushSync = () => undefined;
+    stream.flush = (callback?: (error?: Error) => unknown) => void callback?.();
+    // Asynchronous: a blocking stderr whose reader stalls would otherwise hold the main thread.
+    write(2, `callscript: the log destination failed (${(error as NodeJS.ErrnoException).code ?? error.message}); later log lines are dropped\n`, () => undefined);
+  });
+  process.once("exit", () => {
+    try {
+      stream.flushSync();
+    } catch {
+      // The reader went away: the lines are lost, the exit is not held up.
+    }
+  });
+  return {
+    stream,
+    get broken() {
+      return state.broken;
+    },
+    get droppedLines() {
+      return state.droppedLines;
+    },
+  };
+}
