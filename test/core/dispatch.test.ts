@@ -354,7 +354,15 @@ describe("callHook with a configuration", () => {
     expect(skipped.answer).toEqual({
       state: "success",
       data: { phone: "bad" },
-      skipped: [{ reason: "invalid_output", script: "phone", message: "The returned data does not fit process_client_phone: data.phone: Invalid input: expected string, received number" }],
+      skipped: [
+        {
+          reason: "invalid_output",
+          script: "phone",
+          message: "The returned data does not fit process_client_phone: data.phone: Invalid input: expected string, received number",
+          // Where the data came from (issue 12): the `return` that produced it.
+          location: { file: "phone.ts", line: 3, column: expect.any(Number) },
+        },
+      ],
     });
     expect(skipped.skipped.map((f) => f.reason)).toEqual(["invalid_output"]);
     const late = checked(await callHook(config, "process_client_phone", { phone: "slow" }, [pipelineScript(phone)]));
