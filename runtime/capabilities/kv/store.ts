@@ -18,7 +18,7 @@ export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
 const ttl = z.number().positive().max(MAX_TTL_SECONDS).optional();
 const payloads = {
   "kv.get": z.strictObject({ key: z.string() }),
-  "kv.set": z.strictObject({ key: z.string(), value: z.unknown(), ttlSeconds: ttl }),
+  "kv.set": z.strictObject({ key: z.string(), value: z.unknown().optional(), ttlSeconds: ttl }),
   "kv.delete": z.strictObject({ key: z.string() }),
   "kv.incr": z.strictObject({
     key: z.string(),
