@@ -56,11 +56,12 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** Starts one on a free port, or on `port` (to restart one that a test stopped). */
+export async function startRedisServer(options: { port?: number } = {}): Promise<RedisServer> {
   if (!redisServerBinary) throw new Error("redis-server is missing");
   const dir = mkdtempSync(path.join(tmpdir(), "callscript-redis-"));
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const child: ChildProcess = spawn(
       redisServerBinary,
       ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"],
