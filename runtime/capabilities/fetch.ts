@@ -133,7 +133,7 @@ export class LiveFetcher implements Fetcher {
         });
         const location = response.headers.location;
         if (REDIRECTS.has(response.statusCode) && typeof location === "string") {
-          response.body.destroy();
+          discard(response.body);
           const next = this.redirectTarget(url, origin, location, hop, context);
           if (next.origin.key !== origin.key) {
             headers = new Map([...headers].filter(([name]) => !CREDENTIAL_HEADERS.has(name) && !secretHeaders.has(name)));
@@ -208,7 +208,7 @@ async function readCapped(response: Dispatcher.ResponseData, origin: Origin, con
   const encoding = String(response.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   const declared = Number(response.headers["content-length"]);
   if (encoding === "identity" && Number.isFinite(declared) && declared > limit) {
-    response.body.destroy();
+    discard(response.body);
     throw tooLarge();
   }
   const decoder = decoderFor(encoding);
@@ -227,11 +227,17 @@ async function readCapped(response: Dispatcher.ResponseData, origin: Origin, con
     }
   } finally {
     if (total > limit || !response.body.readableEnded) {
-      response.body.destroy();
-      decoder?.destroy();
+      discard(response.body);
+      if (decoder) discard(decoder);
     }
   }
   return Buffer.concat(chunks, total);
+}
+
+/** Drops a body not read to its end (undici then reports an abort, which nobody else listens to). */
+function discard(stream: Readable): void {
+  stream.on("error", () => {});
+  stream.destroy();
 }
 
 function decoderFor(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {

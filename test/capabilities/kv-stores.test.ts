@@ -41,7 +41,7 @@ describe("SQLite", () => {
     let now = 1_000_000;
     const backend = new SqliteKvBackend({ file: path.join(dir, "sweep.sqlite"), now: () => now });
     const store = storeOn(backend, { maxKeysPerScript: 10_000 });
-    for (let i = 0; i < 2_500; i++) await backend.set("s", `old-${i}`, "1", 1_000, 10_000, signal());
+    for (let i = 0; i < 2_500; i++) await backend.set("s", `old-${i}`, "1", 1_000, 10_000);
     await store.handle("kv.set", JSON.stringify({ key: "kept", value: 1 }), "s", signal());
     now += 2_000;
     expect(backend.sweep()).toBe(2_500);
