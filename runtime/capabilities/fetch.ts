@@ -6,7 +6,7 @@ import { Agent, buildConnector, request, type Dispatcher } from "undici";
 import { addressRange, isPublicAddress, systemResolver, type Resolver } from "./address.js";
 import { CapabilityError, isCapabilityError } from "./errors.js";
 import { byteLength, type FetchAnswer, type PreparedFetch, type ResolvedFetchGrant } from "./fetch-request.js";
-import { originOfUrl, type Origin } from "./origin.js";
+import { originOfUrl, withOriginHost, type Origin } from "./origin.js";
 import { maskSecretValues, substituteSecrets, type SecretValues } from "./secrets.js";
 
 /**
@@ -189,7 +189,7 @@ export class LiveFetcher implements Fetcher {
         `fetch: ${fromOrigin.key} redirected to ${origin.origin.key}, which is not allowed for ${script}: add ${origin.origin.key} to scripts.${script}.fetch.allow to follow it`,
       );
     }
-    return { url, origin: origin.origin };
+    return { url: withOriginHost(url, origin.origin), origin: origin.origin };
   }
 
   async close(): Promise<void> {

@@ -68,7 +68,14 @@ export function parseUrl(text: string): { ok: true; url: URL; origin: Origin } |
     return { ok: false, problem: "is not an absolute URL" };
   }
   const origin = originOfUrl(url);
-  return origin.ok ? { ok: true, url, origin: origin.origin } : origin;
+  return origin.ok ? { ok: true, url: withOriginHost(url, origin.origin), origin: origin.origin } : origin;
+}
+
+/** The URL with its host as the origin has it (`crm.example.` → `crm.example`, `[::ffff:7f00:1]` → `127.0.0.1`): what is resolved and sent is what was compared. */
+export function withOriginHost(url: URL, origin: Origin): URL {
+  const host = origin.hostKind === "ipv6" ? `[${origin.host}]` : origin.host;
+  if (url.hostname !== host) url.hostname = host;
+  return url;
 }
 
 /**
