@@ -19,7 +19,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export type Handler = (request: ReceivedRequest, response: ServerResponse) => void | Promise<void>;
+export type Handler = (request: ReceivedRequest, response: ServerResponse) => unknown;
 
 export async function startHttpServer(handler: Handler, host = "127.0.0.1"): Promise<TestServer> {
   const received: ReceivedRequest[] = [];
