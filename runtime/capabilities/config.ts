@@ -22,9 +22,14 @@ import { SECRET_ENV_PREFIX, SECRET_NAME, type ResolvedSecret } from "./secrets.j
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
+/**
+ * ctx.secret() takes any NAME of SECRET_NAME; a configured one is stricter (words joined by single
+ * underscores, none at the end) so that `__callscript_secret_NAME__` in a text reads one way only.
+ */
 export const secretNameSchema = z
   .string()
-  .regex(SECRET_NAME, "a secret's name is upper case letters, digits and _, starting with a letter (at most 64), e.g. BITRIX_TOKEN");
+  .regex(SECRET_NAME, "a secret's name is upper case letters, digits and _, starting with a letter (at most 64), e.g. BITRIX_TOKEN")
+  .regex(/^[A-Z0-9]+(?:_[A-Z0-9]+)*$/, "a secret's name may not end with _ or hold __ (its placeholder would be ambiguous)");
 
 const allowEntrySchema = z.string().superRefine((text, ctx) => {
   const parsed = parseAllowEntry(text);

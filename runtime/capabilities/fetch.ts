@@ -51,6 +51,8 @@ export interface LiveFetcherOptions {
 }
 
 export const MAX_REDIRECTS = 5;
+/** What a header value may hold on the wire. */
+const LATIN1 = /^[\t\x20-\x7e\x80-\xff]*$/;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Headers not carried to another origin on a redirect (as fetch does), besides those that held a secret. */
 const CREDENTIAL_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
@@ -116,7 +118,13 @@ export class LiveFetcher implements Fetcher {
       for (let hop = 0; ; hop++) {
         const sentUrl = hop === 0 ? substituteSecrets(url.href, secrets, "url") : url.href;
         const sentHeaders: Record<string, string> = { "user-agent": this.userAgent, "accept-encoding": "gzip, deflate, br" };
-        for (const [name, value] of headers) sentHeaders[name] = substituteSecrets(value, secrets, "raw");
+        for (const [name, value] of headers) {
+          const sent = substituteSecrets(value, secrets, "raw");
+          if (!LATIN1.test(sent)) {
+            throw new CapabilityError("CS_CAP_BAD_REQUEST", `fetch: the value of header ${name} has characters HTTP headers cannot carry (outside Latin-1), once its secrets are in`);
+          }
+          sentHeaders[name] = sent;
+        }
         const sentBody = body === undefined ? undefined : substituteSecrets(body, secrets, bodyEncoding);
         if (sentBody !== undefined && byteLength(sentBody) > grant.maxRequestBytes) {
           throw new CapabilityError(

@@ -85,15 +85,43 @@ export function substituteSecrets(text: string, values: SecretValues, encoding: 
 }
 
 /**
- * `text` with each value of `values` (as written, URL-encoded or JSON-escaped) replaced by its
- * placeholder: what a server echoes, an error or a log line never shows a value.
+ * The ways a server is likely to send a value back: as is, percent-encoded (by encodeURIComponent,
+ * by a form, or by a URL parser, which encodes less), JSON-escaped once or twice (JSON in JSON),
+ * and base64 (an echoed Basic credential). A server that transforms a value otherwise (hashes it,
+ * encodes part of it) is not recognised: secrets only ever go to origins the admin allowed.
+ */
+export function valueForms(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1);
+  const parsed = (make: () => string) => {
+    try {
+      return make();
+    } catch {
+      return "";
+    }
+  };
+  const forms = new Set([
+    value,
+    encodeURIComponent(value),
+    new URLSearchParams({ v: value }).toString().slice(2),
+    parsed(() => new URL(`http://x/?${value}`).search.slice(1)),
+    parsed(() => new URL(`http://x/${value}`).pathname.slice(1)),
+    json,
+    JSON.stringify(json).slice(1, -1),
+    Buffer.from(value, "utf8").toString("base64"),
+  ]);
+  return [...forms].filter((form) => form !== "");
+}
+
+/**
+ * `text` with each value of `values`, in any of its valueForms, replaced by its placeholder: what
+ * a server echoes, an error or a log line never shows a value.
  */
 export function maskSecretValues(text: string, values: SecretValues): string {
   if (values.size === 0 || text === "") return text;
   const forms: [string, string][] = [];
   for (const [name, value] of values) {
     if (value === "") continue;
-    for (const form of new Set([value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)])) forms.push([form, placeholderOf(name)]);
+    for (const form of valueForms(value)) forms.push([form, placeholderOf(name)]);
   }
   // Longest first, so that a value that contains another is masked whole.
   forms.sort(([a], [b]) => b.length - a.length);
