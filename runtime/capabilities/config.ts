@@ -26,10 +26,14 @@ const MIB = 1024 * KIB;
  * ctx.secret() takes any NAME of SECRET_NAME; a configured one is stricter (words joined by single
  * underscores, none at the end) so that `__callscript_secret_NAME__` in a text reads one way only.
  */
-export const secretNameSchema = z
-  .string()
-  .regex(SECRET_NAME, "a secret's name is upper case letters, digits and _, starting with a letter (at most 64), e.g. BITRIX_TOKEN")
-  .regex(/^[A-Z0-9]+(?:_[A-Z0-9]+)*$/, "a secret's name may not end with _ or hold __ (its placeholder would be ambiguous)");
+const CONFIG_SECRET_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$/;
+const SECRET_NAME_RULE = "a secret's name is upper-case letters and digits in words joined by single _, starting with a letter, at most 64 characters (e.g. BITRIX_TOKEN)";
+
+function isConfigSecretName(name: string): boolean {
+  return SECRET_NAME.test(name) && CONFIG_SECRET_NAME.test(name);
+}
+
+export const secretNameSchema = z.string().refine(isConfigSecretName, SECRET_NAME_RULE);
 
 const allowEntrySchema = z.string().superRefine((text, ctx) => {
   const parsed = parseAllowEntry(text);
@@ -113,8 +117,13 @@ export const kvConfigSchema = z
 export type KvConfig = z.output<typeof kvConfigSchema>;
 export type KvLimits = Pick<KvConfig, "maxKeyBytes" | "maxValueBytes" | "maxOpsPerInvocation" | "maxKeysPerScript">;
 
+// Names checked by a refinement rather than the record's key schema: zod's message for a bad key
+// says only "Invalid key in record".
 export const secretsSchema = z
-  .record(secretNameSchema, z.string().min(1, "a secret's value must not be empty"))
+  .record(z.string(), z.string().min(1, "a secret's value must not be empty"))
+  .superRefine((secrets, ctx) => {
+    for (const name of Object.keys(secrets)) if (!isConfigSecretName(name)) ctx.addIssue({ code: "custom", path: [name], message: SECRET_NAME_RULE });
+  })
   .describe(`Secret values by name (use \${ENV} interpolation, or set ${SECRET_ENV_PREFIX}<NAME> in the environment instead)`);
 
 /** Top-level keys. */
