@@ -44,7 +44,7 @@ export interface LiveFetcherOptions {
   isAllowedAddress?: (address: string) => boolean;
   /** Default User-Agent, when the script sets none. */
   userAgent?: string;
-  /** Extra CA certificates (PEM) trusted for https; NODE_EXTRA_CA_CERTS works too. */
+  /** CA certificates (PEM) trusted for https instead of Node's own list (tests); to add to that list, use NODE_EXTRA_CA_CERTS. */
   ca?: string | string[];
   /** Connections kept per origin. */
   connectionsPerOrigin?: number;
@@ -156,7 +156,8 @@ export class LiveFetcher implements Fetcher {
           origin = next.origin;
           continue;
         }
-        const responseBody = method === "HEAD" ? Buffer.alloc(0) : await readCapped(response, origin, context);
+        // A HEAD answer's Content-Length is the GET's: nothing to read or to count.
+        const responseBody = method === "HEAD" ? (await response.body.dump(), Buffer.alloc(0)) : await readCapped(response, origin, context);
         const answerHeaders: Record<string, string> = {};
         for (const [name, value] of Object.entries(response.headers)) {
           if (value === undefined) continue;
