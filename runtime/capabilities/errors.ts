@@ -10,6 +10,8 @@ export const CAPABILITY_ERROR_CODES = [
   "CS_CAP_UNKNOWN_OP",
   /** The payload does not have the contract's shape, or a value in it is malformed. */
   "CS_CAP_BAD_REQUEST",
+  /** The run gave the script no capabilities at all (a sandbox used without a server or a case). */
+  "CS_CAP_NONE",
   /** The invocation ended (timeout, deadline, memory, isolate rebuilt) while the request waited. */
   "CS_CAP_ABORTED",
   "CS_CAP_FETCH_NO_GRANT",

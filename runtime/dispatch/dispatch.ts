@@ -3,6 +3,7 @@ import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { partialDataSchema, type HookName } from "../schema/hooks.js";
 import { withSandboxHint } from "../sandbox/hints.js";
 import { clip, type Invocation, type ScriptSandbox } from "../sandbox/sandbox.js";
+import type { Capabilities } from "../capabilities/types.js";
 
 /** What happens to the rest of a hook's scripts when one fails. */
 export type FailurePolicy = "error" | "skip";
@@ -25,6 +26,8 @@ export interface DispatchOptions {
   inputJson?: string;
   /** Each finished invocation, as it finishes (for logs and metrics). */
   onInvocation?: (invocation: Invocation) => void;
+  /** What the scripts may reach (ctx.fetch, ctx.kv); none when absent. */
+  capabilities?: Capabilities;
 }
 
 export interface DispatchResult {
@@ -76,7 +79,7 @@ export async function dispatch(
     result.answer = { state: "error", error: refused.outcome.failure };
     return result;
   }
-  const run: PipelineRun = { over: false };
+  const run: PipelineRun = { over: false, stop: new AbortController() };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<typeof DEADLINE>((resolve) => {
     timer = setTimeout(() => resolve(DEADLINE), options.deadlineMs);
@@ -89,6 +92,8 @@ export async function dispatch(
       // The script still running finishes in its own time limit; its late result is not used,
       // and the scripts after it are not started.
       run.over = true;
+      // Fetches and kv operations of the script still running stop: their answers would not be used.
+      run.stop.abort();
       const running = ordered[result.invocations.length]?.sandbox.name ?? null;
       result.answer = {
         state: "error",
@@ -108,6 +113,8 @@ export async function dispatch(
 /** Set once the request deadline has passed: the answer is sent, the pipeline stops. */
 interface PipelineRun {
   over: boolean;
+  /** Aborted at the deadline: the running script's host requests stop. */
+  stop: AbortController;
 }
 
 /** `data.extra: …` for a key a strict hook does not have, rather than `data: Unrecognized key`. */
@@ -138,7 +145,7 @@ async function runPipeline(
     const dataJson = JSON.stringify(data);
     result.dataSeen?.set(script.sandbox.name, dataJson);
     const invocation = await script.sandbox.invoke(
-      { hook, inputJson, dataJson, settingsJson: script.settingsJson, requestId: options.requestId },
+      { hook, inputJson, dataJson, settingsJson: script.settingsJson, requestId: options.requestId, capabilities: options.capabilities, signal: run.stop.signal },
       { heap: options.measureHeap ?? false, admitted: true },
     );
     if (run.over) {

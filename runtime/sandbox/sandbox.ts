@@ -12,6 +12,7 @@ import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
 import { closest } from "./suggest.js";
+import type { Capabilities } from "../capabilities/types.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -28,6 +29,13 @@ export interface InvocationRequest {
   dataJson: string;
   settingsJson: string;
   requestId: string;
+  /**
+   * What the script may reach (ctx.fetch, ctx.kv): the server's CapabilityHost, a case's canned
+   * capabilities, or none (every request of the script then fails with CS_CAP_NONE).
+   */
+  capabilities?: Capabilities;
+  /** Aborted when the answer no longer matters (the request's deadline): host requests in flight stop. */
+  signal?: AbortSignal;
 }
 
 export interface InvocationStats {
