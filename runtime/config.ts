@@ -7,6 +7,7 @@ import { ConfigError } from "./errors.js";
 import { hookNames, isHookName } from "./schema/hooks.js";
 import { closest } from "./sandbox/suggest.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema } from "./sandbox/limits.js";
+import { capabilityConfigKeys, parseKvUrl, scriptCapabilityKeys } from "./capabilities/config.js";
 
 export const failurePolicy = z
   .enum(["error", "skip"])
@@ -22,6 +23,8 @@ export const scriptSettingsSchema = z.strictObject({
   enabled: z.boolean().default(true),
   order: z.number().int().optional().describe("Overrides the script's own order"),
   settings: z.record(z.string(), z.unknown()).optional().describe("Overrides the script's default settings, key by key"),
+  // What the script may reach beyond its input (docs/capabilities.md): ctx.fetch's origins, the secrets its fetches may carry.
+  ...scriptCapabilityKeys,
 });
 
 /** The admin console at /console (runtime/server/console.ts). */
@@ -70,6 +73,8 @@ export const configSchema = z.strictObject({
       anonymize: z.boolean().default(true).describe("Replace client phone numbers and names"),
     })
     .optional(),
+  // Secret values (ctx.secret) and the key-value store (ctx.kv): docs/capabilities.md.
+  ...capabilityConfigKeys,
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -161,6 +166,12 @@ export interface LoadConfigOptions {
   /** Command-line values: they win over the environment and the file. */
   overrides?: Partial<ConfigInput>;
   env?: NodeJS.ProcessEnv;
+  /**
+   * false for the commands that never send a fetch (test, simulate, replay, run without --live):
+   * they need the grants, not the secrets' values, so a `secrets.NAME: ${VAR}` whose variable is
+   * not set here is left out rather than refused. Default true.
+   */
+  secretValues?: boolean;
 }
 
 /**
@@ -172,6 +183,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const raw = options.file ? readConfigFile(options.file) : {};
   const sources = new ConfigSources(options.file, raw);
   const interpolated = interpolateEnv(raw, env);
+  if (options.secretValues === false) withoutUnsetSecrets(interpolated);
   if (interpolated.problems.length > 0) {
     throw new ConfigError(options.file ?? "the configuration", interpolated.problems.map((problem) => `${problem.path}: ${problem.message}`).join("; "));
   }
@@ -204,5 +216,23 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   configSources.set(config, sources);
   config.scriptsDir = path.resolve(scriptsBase, config.scriptsDir);
   if (config.record) config.record.dir = path.resolve(base, config.record.dir);
+  // An SQLite file of the kv store is relative to the file too (there is no environment variable for it).
+  const kv = parseKvUrl(config.kv.url, base);
+  if (kv.ok && kv.location.kind === "sqlite") config.kv.url = `sqlite:${kv.location.file}`;
   return config;
+}
+
+/** Drops the secrets whose `${VAR}` is not set, and their problems (see LoadConfigOptions.secretValues). */
+function withoutUnsetSecrets(interpolated: ReturnType<typeof interpolateEnv>): void {
+  const unset = new Set(
+    interpolated.problems.filter((problem) => /^secrets\.[^.]+$/.test(problem.path) && problem.message.includes("is not set in the environment")).map((problem) => problem.path),
+  );
+  if (unset.size === 0) return;
+  interpolated.problems = interpolated.problems.filter((problem) => !unset.has(problem.path));
+  const secrets = (interpolated.value as { secrets?: unknown }).secrets;
+  if (secrets === null || typeof secrets !== "object") return;
+  for (const at of unset) {
+    delete (secrets as Record<string, unknown>)[at.slice("secrets.".length)];
+    interpolated.used.delete(at);
+  }
 }
