@@ -1,3 +1,4 @@
+import type { ScriptCapabilities } from "./capabilities.js";
 import type { HookDatas, HookInputs, HookName } from "./hook-types.generated.js";
 
 /** A hook's input as a handler sees it: `call_full` with its declared fields only. */
@@ -28,7 +29,7 @@ export interface ScriptLogger {
   error(...args: unknown[]): void;
 }
 
-export interface HookContext<H extends HookName, S> {
+export interface HookContext<H extends HookName, S> extends ScriptCapabilities {
   /** The hook being run. */
   hook: H;
   /** The data so far: the hook's defaults with the changes of the scripts that ran before. */

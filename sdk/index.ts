@@ -15,6 +15,7 @@ export type {
   ScriptLogger,
 } from "./define.js";
 export type { HookData, HookInput } from "./define.js";
+export type { CapabilityError, FetchInit, FetchResponse, KvValue, ScriptCapabilities, ScriptKv } from "./capabilities.js";
 export type { Known } from "./known.js";
 /** The call data (`call_full`) and its parts, with their declared fields; every hook's input and data. */
 export type * from "./hook-types.generated.js";

@@ -1,3 +1,4 @@
+import { SECRET_PLACEHOLDER_PREFIX as PREFIX, SECRET_PLACEHOLDER_SUFFIX as SUFFIX } from "../sandbox/protocol.js";
 /**
  * Secrets never enter the sandbox. `ctx.secret("NAME")` returns the placeholder
  * `__callscript_secret_NAME__` (computed in the guest); the host puts the value in its place only
@@ -7,7 +8,6 @@
  */
 
 export const SECRET_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
-const PREFIX = "__callscript_secret_";
 /** Something shaped like a placeholder (a name in it for the message): what is left once the granted ones are taken out. */
 const LEFTOVER = /__callscript_secret_([A-Z][A-Z0-9_]*?)__(?![A-Z0-9])/;
 
@@ -15,7 +15,7 @@ const LEFTOVER = /__callscript_secret_([A-Z][A-Z0-9_]*?)__(?![A-Z0-9])/;
 export const SECRET_ENV_PREFIX = "CALLSCRIPT_SECRET_";
 
 export function placeholderOf(name: string): string {
-  return `${PREFIX}${name}__`;
+  return `${PREFIX}${name}${SUFFIX}`;
 }
 
 /** Values by name (only those granted to one script, where a fetch uses them). */

@@ -45,8 +45,14 @@ export interface IsolateOptions {
   onCatastrophicError?: (message: string) => void;
 }
 
+/** A host function the guest calls as a plain function (arguments copied); "ignored": it returns at once, nothing comes back. */
+export interface Callback {
+  readonly __callback?: never;
+}
+
 export interface Ivm {
   Isolate: new (options?: IsolateOptions) => Isolate;
+  Callback: new (fn: (...args: unknown[]) => void, options: { ignored: true }) => Callback;
 }
 
 export interface LoadedIvm {

@@ -11,6 +11,35 @@
 export const GUEST_BUSY = "busy";
 
 /**
+ * The guest's answer to an entry whose invocation now waits for the host (a fetch or kv request):
+ * its answer comes later, from the entry that settles the last of its requests. Not JSON either.
+ */
+export const GUEST_PARKED = "parked";
+
+/**
+ * Marks an entry's answer that also carries answers of other invocations, finished while no entry
+ * of theirs was waiting (a call that finished without awaiting its own request, or one resumed by
+ * another call's work): `OUTBOX_MARK + JSON [answer, [[token, answer], ...]]`.
+ */
+export const OUTBOX_MARK = "\u0001";
+
+/**
+ * The host's function as the guest calls it, to send one request of an invocation: only
+ * primitives cross, copied; it returns nothing (isolated-vm's "ignored" callback), and the answer
+ * comes through the binding's `settle(id, ok, text)`.
+ */
+export type HostSend = (token: number, id: number, op: string, payloadJson: string) => void;
+
+/** Requests one invocation may send, over all kinds: above what any config allows (fetch.maxCalls 100 + kv.maxOpsPerInvocation 10 000). */
+export const MAX_HOST_REQUESTS = 10_100;
+/** A request's JSON, at most: a fetch body (fetch.maxRequestBytes ≤ 16 MiB) or a kv value (kv.maxValueBytes ≤ 16 MiB) and its envelope. */
+export const MAX_HOST_PAYLOAD_CHARS = 17 * 1024 * 1024;
+
+/** What ctx.secret(NAME) returns: the host replaces it with the value in an allowed fetch. */
+export const SECRET_PLACEHOLDER_PREFIX = "__callscript_secret_";
+export const SECRET_PLACEHOLDER_SUFFIX = "__";
+
+/**
  * The longest answer an invocation can have: its data within the output limit, its log lines
  * within the log limit (each counted byte can be up to 64 characters of JSON: escapes, and the
  * level and time around an empty line) and the envelope. Anything longer is forged (a replaced
@@ -26,6 +55,8 @@ export const MAX_META_CHARS = 2 * 1024 * 1024;
 
 /** The arguments of the guest's `invoke`: primitives only, so they cross without a copy step. */
 export type GuestInvocation = [
+  /** The host's number for this invocation: its requests carry it. */
+  token: number,
   hook: string,
   /** The hook input, as JSON. */
   input: string,

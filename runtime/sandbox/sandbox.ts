@@ -7,12 +7,13 @@ import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
-import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestLogs, type GuestOutcome } from "./protocol.js";
+import { GUEST_BUSY, GUEST_PARKED, MAX_META_CHARS, OUTBOX_MARK, maxAnswerChars, type GuestLogs, type GuestOutcome, type HostSend } from "./protocol.js";
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
 import { closest } from "./suggest.js";
 import type { Capabilities } from "../capabilities/types.js";
+import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -108,6 +109,46 @@ interface Booted {
   blamed?: boolean;
   /** A call failed with the script's unhandled rejection: its invocation may still hang in the guest. */
   rejected?: boolean;
+  /** An entry was stopped at its time limit: what ran after it is not trusted (see attempt). */
+  terminated?: boolean;
+  /** The guest's `settle(id, ok, text)`: answers to the requests of its invocations. */
+  settle: Reference<(...args: unknown[]) => unknown>;
+}
+
+/** One entry into the isolate, as the host saw it (see runSlice). */
+interface SliceRun {
+  settled: Settled | typeof TIMED_OUT;
+  turn: Turn;
+  atHead: boolean;
+  headAt: number;
+  wallMs: number;
+  cpuMs: number;
+  alive: boolean;
+}
+
+/** How an invocation that waited for the host ended. */
+type Later = { kind: "answer"; value: string } | { kind: "failure"; invocation: Invocation; stats?: Partial<InvocationStats> };
+
+/** An attempt at an invocation while its isolate may run it: what its requests need (see hostRequest). */
+interface LiveCall {
+  token: number;
+  booted: Booted;
+  request: InvocationRequest;
+  /** Aborted when the invocation ends (or the request's deadline passes): its requests in flight stop. */
+  controller: AbortController;
+  /** Requests it sent, and those not yet answered. */
+  requests: number;
+  outstanding: number;
+  /** Its first entry answered GUEST_PARKED: the rest of it runs in entries that settle its requests. */
+  parked: boolean;
+  /** CPU and wall time of those later entries. */
+  laterCpuMs: number;
+  laterWallMs: number;
+  /** CPU time of its first entry: the later entries' time limit is what is left of the invocation's. */
+  firstCpuMs?: number;
+  /** Set once: the answer or failure that ends it. */
+  ended?: Later;
+  whenEnded?: (later: Later) => void;
 }
 
 /** One invocation across its attempts. */
@@ -118,6 +159,8 @@ interface CallState {
   timeRetries: number;
   /** Run again once already because an attempt was stopped late (see stoppedLate). */
   lateRetried?: boolean;
+  /** The current attempt, while its isolate may still run it. */
+  live?: LiveCall;
   /** CPU and wall time of those attempts, counted in the invocation's figures. */
   spentCpuMs: number;
   spentWallMs: number;
@@ -311,6 +354,9 @@ export class ScriptSandbox {
   private closed = false;
   private readonly sourceMap: BundleSourceMap;
   private returnSites: ReturnSites | undefined;
+  /** Attempts whose isolate may still run them, by the token their requests carry. */
+  private readonly calls = new Map<number, LiveCall>();
+  private tokens = 0;
 
   private constructor(
     readonly compiled: CompiledScript,
@@ -319,8 +365,10 @@ export class ScriptSandbox {
     readonly warnings: string[],
     private readonly options: SandboxOptions,
     booted: Booted,
+    private readonly link: RequestLink,
   ) {
     this.booted = booted;
+    link.request = (from, token, id, op, payload) => this.hostRequest(from, token, id, op, payload);
     this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     this.applyOptions = { timeout: limits.timeoutMs, result: { promise: true } };
   }
@@ -347,15 +395,16 @@ export class ScriptSandbox {
     const sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     let bootedMb = options.defaults.memoryMb;
     let booted: Booted;
+    const link: RequestLink = {};
     try {
-      booted = await boot(compiled, bootedMb, sourceMap, options);
+      booted = await boot(compiled, bootedMb, sourceMap, options, link);
     } catch (error) {
       // The heap a script asks for is known only once its top level has run: a script that asks
       // for more than the default, and needs it to load, gets the server's maximum to say so.
       if (!(error instanceof HeapExhaustedAtLoad) || options.max.memoryMb <= bootedMb) throw error;
       bootedMb = options.max.memoryMb;
       try {
-        booted = await boot(compiled, bootedMb, sourceMap, options);
+        booted = await boot(compiled, bootedMb, sourceMap, options, link);
       } catch (retried) {
         if (!(retried instanceof HeapExhaustedAtLoad)) throw retried;
         throw new ScriptLoadFailure(
@@ -377,9 +426,9 @@ export class ScriptSandbox {
     if (limits.memoryMb !== bootedMb) {
       // The heap size is fixed when an isolate is made, and known only once the script has said it.
       disposeIsolate(booted.isolate);
-      booted = await boot(compiled, limits.memoryMb, sourceMap, options);
+      booted = await boot(compiled, limits.memoryMb, sourceMap, options, link);
     }
-    return new ScriptSandbox(compiled, meta, limits, warnings, options, booted);
+    return new ScriptSandbox(compiled, meta, limits, warnings, options, booted, link);
   }
 
   /** The `overloaded` answer when this script's queue is full now; undefined when it takes calls. */
@@ -409,8 +458,17 @@ export class ScriptSandbox {
     const call: CallState = { wallTimeoutMs: this.limits.timeoutMs, timeRetries: 0, spentCpuMs: 0, spentWallMs: 0 };
     try {
       for (let attempt = 1; ; attempt++) {
-        const result = await this.attempt(request, enqueuedAt, measure, call);
+        const result = await this.attempt(request, enqueuedAt, measure, call).finally(() => this.closeCall(call.live));
         if (result !== RUN_AGAIN) return result;
+        // A request already sent (a fetch, a kv write) has had its effect: running the invocation
+        // again would send it twice. It fails instead, saying so.
+        if (call.live && call.live.requests > 0) {
+          return this.failed(
+            "exception",
+            `The script's isolate was rebuilt (another invocation of it timed out or ran out of memory) after this invocation had sent ${call.live.requests} fetch/kv request(s); it is not run again, so that they are not sent twice`,
+            performance.now() - enqueuedAt,
+          );
+        }
         // Each new attempt follows an earlier invocation that failed and took the isolate with it,
         // and no more than the queue holds came earlier: past that, something is wrong. (Attempts
         // run again because a busy host stopped them are bounded by time-limit.ts.)
@@ -459,7 +517,7 @@ export class ScriptSandbox {
 
   private async ready(): Promise<Booted> {
     if (this.booted && !this.booted.isolate.isDisposed) return this.booted;
-    this.booting ??= boot(this.compiled, this.limits.memoryMb, this.sourceMap, this.options).finally(() => {
+    this.booting ??= boot(this.compiled, this.limits.memoryMb, this.sourceMap, this.options, this.link).finally(() => {
       this.booting = undefined;
     });
     const booted = await this.booting;
@@ -477,6 +535,169 @@ export class ScriptSandbox {
     disposeIsolate(booted.isolate);
     if (this.booted === booted) this.booted = undefined;
     if (!this.disposed) this.ready().catch(() => undefined);
+    // Invocations waiting for the host in it have lost their state with it; they are not run again
+    // (their requests had effects), and stop waiting now.
+    for (const live of this.calls.values()) {
+      if (live.booted !== booted || !live.parked || live.ended) continue;
+      this.end(live, {
+        kind: "failure",
+        invocation: this.failed(
+          "exception",
+          `The script's isolate was rebuilt (another invocation of it timed out, ran out of memory or never settled) while this invocation waited for ${live.outstanding > 0 ? "its fetch/kv request" : "the host"}; it is not run again, so that its ${live.requests} request(s) are not sent twice`,
+          0,
+        ),
+      });
+    }
+  }
+
+  /** A new attempt's entry in `calls`, with the token its requests carry. */
+  private openCall(booted: Booted, request: InvocationRequest): LiveCall {
+    const controller = new AbortController();
+    const live: LiveCall = { token: ++this.tokens, booted, request, controller, requests: 0, outstanding: 0, parked: false, laterCpuMs: 0, laterWallMs: 0 };
+    if (request.signal) {
+      if (request.signal.aborted) controller.abort();
+      else request.signal.addEventListener("abort", () => controller.abort(), { once: true, signal: controller.signal });
+    }
+    this.calls.set(live.token, live);
+    return live;
+  }
+
+  private closeCall(live: LiveCall | undefined): void {
+    if (!live) return;
+    this.calls.delete(live.token);
+    live.controller.abort();
+  }
+
+  private end(live: LiveCall, later: Later): void {
+    if (live.ended) return;
+    live.ended = later;
+    live.controller.abort();
+    live.whenEnded?.(later);
+  }
+
+  /** The end of an invocation that waits for the host. */
+  private answered(live: LiveCall): Promise<Later> {
+    live.parked = true;
+    if (live.ended) return Promise.resolve(live.ended);
+    return new Promise((resolve) => (live.whenEnded = resolve));
+  }
+
+  /** An entry's own answer; answers of other invocations it carries (see OUTBOX_MARK) end them. */
+  private unpackOutbox(value: unknown): unknown {
+    if (typeof value !== "string" || !value.startsWith(OUTBOX_MARK)) return value;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value.slice(OUTBOX_MARK.length));
+    } catch {
+      return "";
+    }
+    if (!Array.isArray(parsed) || parsed.length !== 2 || !Array.isArray(parsed[1])) return "";
+    for (const item of parsed[1] as unknown[]) {
+      if (!Array.isArray(item) || typeof item[0] !== "number" || typeof item[1] !== "string") continue;
+      const live = this.calls.get(item[0]);
+      if (live && !live.ended) this.end(live, { kind: "answer", value: item[1] });
+    }
+    return parsed[0];
+  }
+
+  /**
+   * A request of an invocation, sent by the guest through isolated-vm's callback (so it runs on
+   * the host's event loop, after the entry that sent it). Answered through `settle`, in the line.
+   */
+  private hostRequest(booted: Booted, token: unknown, id: unknown, op: unknown, payload: unknown): void {
+    if (typeof token !== "number" || typeof id !== "number" || typeof op !== "string" || typeof payload !== "string") return;
+    const live = this.calls.get(token);
+    if (!live || live.booted !== booted) {
+      // An invocation that has ended (a request sent and not awaited), or a forged token: refused.
+      if (!booted.retired && !booted.isolate.isDisposed) this.deliver(booted, undefined, id, false, failureText("CS_CAP_ABORTED", `${op}: the invocation has ended`));
+      return;
+    }
+    live.requests++;
+    live.outstanding++;
+    const { request } = live;
+    const capabilities = request.capabilities;
+    const handled = capabilities
+      ? capabilities.handle(op, payload, { script: this.name, version: this.version, hook: request.hook, requestId: request.requestId, signal: live.controller.signal })
+      : Promise.reject(new CapabilityError("CS_CAP_NONE", `${op}: fetch and kv are not available in this run`));
+    void handled.then(
+      (text) => this.deliver(booted, live, id, true, typeof text === "string" ? text : "null"),
+      (error: unknown) =>
+        this.deliver(
+          booted,
+          live,
+          id,
+          false,
+          isCapabilityError(error) ? failureText(error.code, error.message) : failureText("CS_CAP_ABORTED", `${op}: failed inside callscript (the server log says why)`),
+        ),
+    );
+  }
+
+  /** The answer to request `id` into the isolate: an entry that runs the rest of the invocation, up to its end or its next request. */
+  private async deliver(booted: Booted, live: LiveCall | undefined, id: number, ok: boolean, text: string): Promise<void> {
+    try {
+      await this.settleRequest(booted, live, id, ok, text);
+    } catch (error) {
+      // A fault of ours: the invocation fails with it rather than waiting forever.
+      if (live && !live.ended) this.end(live, { kind: "failure", invocation: this.failed("exception", `The answer to a fetch/kv request could not be given to the script: ${(error as Error).message}`, 0) });
+    }
+  }
+
+  private async settleRequest(booted: Booted, live: LiveCall | undefined, id: number, ok: boolean, text: string): Promise<void> {
+    if (live) live.outstanding--;
+    if (booted.retired || booted.isolate.isDisposed) return;
+    const running = live && !live.ended ? live : undefined;
+    const timeoutMs = running ? Math.max(1, Math.ceil(this.limits.timeoutMs - running.laterCpuMs - this.firstSliceCpu(running))) : this.limits.timeoutMs;
+    const slice = await this.runSlice(booted, booted.settle, [id, ok, text], timeoutMs);
+    if (running) {
+      running.laterCpuMs += slice.cpuMs;
+      running.laterWallMs += slice.wallMs;
+    }
+    const fail = (reason: HookFailure["reason"], message: string, stats?: Partial<InvocationStats>) => {
+      if (running) this.end(running, { kind: "failure", invocation: this.failed(reason, message, 0), stats });
+    };
+    // Each failure ends its own invocation first: retire() then ends the others waiting in the isolate.
+    if (slice.settled === TIMED_OUT) {
+      fail("timeout", `The script's promise did not settle within ${Math.round(slice.wallMs)} ms after its request was answered, and nothing could settle it later (a promise that never settles)`);
+      this.retire(booted);
+      return;
+    }
+    if (!slice.settled.ok) {
+      if (booted.retired) return;
+      if (!slice.alive) {
+        booted.overHeap = true;
+        booted.blamed = true;
+        fail("memory", `The script ran out of its heap of ${this.limits.memoryMb} MB`, { heapUsedBytes: this.limits.memoryMb * MB });
+        this.retire(booted);
+        return;
+      }
+      if (ranToItsTimeout(slice.wallMs, timeoutMs)) {
+        booted.terminated = true;
+        if (running) {
+          const cpuMs = running.laterCpuMs + this.firstSliceCpu(running);
+          this.end(running, { kind: "failure", invocation: this.failedWith(this.timeoutFailure(slice.settled.error, cpuMs, slice.wallMs), 0) });
+        }
+        this.retire(booted);
+        return;
+      }
+      // The script left a promise rejected while this entry ran: isolated-vm fails the entry with it.
+      booted.rejected = true;
+      if (running) this.end(running, { kind: "failure", invocation: this.failedWith(this.rejectionFailure(slice.settled.error), 0) });
+      return;
+    }
+    if (booted.terminated) return;
+    const value = this.unpackOutbox(slice.settled.value);
+    if (value === GUEST_BUSY) {
+      // An earlier entry never finished (stopped at its time limit, or waiting forever): this one ran nothing.
+      this.retire(booted);
+      return;
+    }
+    if (value === GUEST_PARKED || value === "" || !running) return;
+    this.end(running, { kind: "answer", value: typeof value === "string" ? value : "" });
+  }
+
+  /** CPU of an invocation's first entry, as attempt() counted it (kept on the call for its later entries' limit). */
+  private firstSliceCpu(live: LiveCall): number {
+    return live.firstCpuMs ?? 0;
   }
 
   /**
@@ -501,67 +722,14 @@ export class ScriptSandbox {
     }
     const { limits } = this;
     const wallTimeoutMs = call.wallTimeoutMs;
-    const applyOptions = wallTimeoutMs === limits.timeoutMs ? this.applyOptions : { timeout: wallTimeoutMs, result: { promise: true as const } };
-    // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
-    const turn = this.line.take();
-    const atHead = turn.isHead;
-    let headAt = 0;
-    let cpuBefore = 0n;
-    let cpuSeen = 0n;
-    /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
-    let process0: CpuMark | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
-      turn.whenHead(() => {
-        headAt = performance.now();
-        cpuBefore = cpuSeen = cpuTimeOf(booted.isolate);
-        // isolated-vm's own timeout stops code that runs; this one ends a call that waits (a
-        // promise that never settles). While the call lasts, its CPU time is read now and then: a
-        // call V8 stops at its heap limit takes its isolate, and the isolate's figures, with it.
-        const backstopMs = waitBackstopMs(wallTimeoutMs);
-        const idleMs = waitingIdleMs(wallTimeoutMs);
-        let idleSince = headAt;
-        const poll = () => {
-          const cpuNow = cpuTimeOf(booted.isolate) || cpuSeen;
-          const now = performance.now();
-          if (cpuNow !== cpuSeen) idleSince = now;
-          cpuSeen = cpuNow;
-          const waited = now - headAt;
-          process0 ??= { usage: process.cpuUsage(), afterMs: waited };
-          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) resolve(TIMED_OUT);
-          else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
-        };
-        timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
-      });
-      // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm
-      // records its caller's stack with every async call, and under a request's deep, optimized
-      // stack that walk was 4% of the server's CPU (perf: v8::StackTrace::CurrentStackTrace).
-      queueMicrotask(() => {
-        try {
-          const args = [request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes];
-          (booted.invoke.apply(undefined, args, applyOptions) as Promise<string>).then(
-            (value) => resolve({ ok: true, value }),
-            (error: unknown) => resolve({ ok: false, error }),
-          );
-        } catch (error) {
-          resolve({ ok: false, error });
-        }
-      });
-    });
-    try {
-      // Answers arrive in order, but the host may still be finishing an earlier one (a heap
-      // check): this one's figures, and any retry, start after it.
-      if (!turn.isHead) await new Promise<void>((resolve) => turn.whenHead(resolve));
-    } finally {
-      clearTimeout(timer);
-      this.line.settle(turn);
-    }
-    const wallMs = performance.now() - headAt;
-    const alive = !booted.isolate.isDisposed;
-    // A disposed isolate has no figures left: its CPU time as last read while the call ran.
-    const cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
+    const live = this.openCall(booted, request);
+    call.live = live;
+    const args = [live.token, request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes];
+    const slice = await this.runSlice(booted, booted.invoke, args, wallTimeoutMs);
+    const { settled, turn, atHead, headAt, alive } = slice;
+    let { wallMs, cpuMs } = slice;
     const queuedMs = headAt - enqueuedAt;
-    const base = { wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
+    let base = { wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
 
     if (settled === TIMED_OUT) {
       this.retire(booted);
@@ -593,6 +761,7 @@ export class ScriptSandbox {
         // collecting when the time ran out), one that used its CPU time, or one the host did not
         // give a core to.
         const heapUsed = heapUsedOf(booted.isolate);
+        booted.terminated = true;
         this.retire(booted);
         if (heapUsed !== undefined && heapUsed >= HEAP_FULL_SHARE * limits.memoryMb * MB) {
           booted.blamed = true;
@@ -617,7 +786,11 @@ export class ScriptSandbox {
       booted.rejected = true;
       return this.failedWith(this.rejectionFailure(settled.error), queuedMs, base);
     }
-    if (settled.value === GUEST_BUSY) {
+    // An earlier entry was stopped at its time limit after its invocation had started waiting for
+    // the host, so the guest could not tell: whatever ran after it may have seen its half-done state.
+    if (booted.terminated) return RUN_AGAIN;
+    let value = this.unpackOutbox(settled.value);
+    if (value === GUEST_BUSY) {
       if (!atHead) return RUN_AGAIN;
       this.retire(booted);
       // The invocation whose unhandled rejection failed it is still unsettled in the guest: the
@@ -632,8 +805,20 @@ export class ScriptSandbox {
         base,
       );
     }
+    let lastTurn: Turn | undefined = turn;
+    if (value === GUEST_PARKED) {
+      live.firstCpuMs = cpuMs;
+      // It waits for the host: its answer comes from the entry that settles its last request.
+      const later = await this.answered(live);
+      wallMs += live.laterWallMs;
+      cpuMs += live.laterCpuMs;
+      base = { ...base, wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs };
+      if (later.kind === "failure") return { ...later.invocation, stats: { ...base, ...later.stats } };
+      value = later.value;
+      lastTurn = undefined;
+    }
     // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
-    const heapUsed = await this.heapAfter(booted, turn, cpuMs, measure.heap === true);
+    const heapUsed = await this.heapAfter(booted, lastTurn, cpuMs, measure.heap === true);
     if (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB)) {
       booted.overHeap = true;
       this.retire(booted);
@@ -645,7 +830,7 @@ export class ScriptSandbox {
         return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, { ...base, heapUsedBytes: heapUsed ?? limits.memoryMb * MB });
       }
     }
-    const answer: unknown = settled.value;
+    const answer: unknown = value;
     if (typeof answer === "string" && answer.length > maxAnswerChars(limits.outputBytes, limits.logBytes)) {
       return this.failed("invalid_output", `The script's answer is ${answer.length} characters, more than its output and log limits allow`, queuedMs, base);
     }
@@ -688,15 +873,85 @@ export class ScriptSandbox {
   }
 
   /**
+   * One entry into the isolate (an invocation's start, or the answer to one of its requests), in
+   * the line with every other. Every entry is handed to isolated-vm as soon as it is ready, so that
+   * a busy script's calls reach its isolate's thread in one go instead of one round trip each;
+   * isolated-vm runs them one after the other, in order, each with its own time limit. Its wall
+   * time, CPU and promise deadline count from when it is the head of the line.
+   */
+  private async runSlice(booted: Booted, fn: Reference<(...args: unknown[]) => unknown>, args: unknown[], wallTimeoutMs: number): Promise<SliceRun> {
+    const applyOptions = wallTimeoutMs === this.limits.timeoutMs ? this.applyOptions : { timeout: wallTimeoutMs, result: { promise: true as const } };
+    // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
+    const turn = this.line.take();
+    const atHead = turn.isHead;
+    let headAt = 0;
+    let cpuBefore = 0n;
+    let cpuSeen = 0n;
+    /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
+    let process0: CpuMark | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
+      turn.whenHead(() => {
+        headAt = performance.now();
+        cpuBefore = cpuSeen = cpuTimeOf(booted.isolate);
+        // isolated-vm's own timeout stops code that runs; this one ends a call that waits (a
+        // promise that never settles). While the call lasts, its CPU time is read now and then: a
+        // call V8 stops at its heap limit takes its isolate, and the isolate's figures, with it.
+        const backstopMs = waitBackstopMs(wallTimeoutMs);
+        const idleMs = waitingIdleMs(wallTimeoutMs);
+        let idleSince = headAt;
+        const poll = () => {
+          const cpuNow = cpuTimeOf(booted.isolate) || cpuSeen;
+          const now = performance.now();
+          if (cpuNow !== cpuSeen) idleSince = now;
+          cpuSeen = cpuNow;
+          const waited = now - headAt;
+          process0 ??= { usage: process.cpuUsage(), afterMs: waited };
+          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) resolve(TIMED_OUT);
+          else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
+        };
+        timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
+      });
+      // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm
+      // records its caller's stack with every async call, and under a request's deep, optimized
+      // stack that walk was 4% of the server's CPU (perf: v8::StackTrace::CurrentStackTrace).
+      queueMicrotask(() => {
+        try {
+          (fn.apply(undefined, args, applyOptions) as Promise<string>).then(
+            (value) => resolve({ ok: true, value }),
+            (error: unknown) => resolve({ ok: false, error }),
+          );
+        } catch (error) {
+          resolve({ ok: false, error });
+        }
+      });
+    });
+    try {
+      // Answers arrive in order, but the host may still be finishing an earlier one (a heap
+      // check): this one's figures, and any retry, start after it.
+      if (!turn.isHead) await new Promise<void>((resolve) => turn.whenHead(resolve));
+    } finally {
+      clearTimeout(timer);
+      this.line.settle(turn);
+    }
+    const wallMs = performance.now() - headAt;
+    const alive = !booted.isolate.isDisposed;
+    // A disposed isolate has no figures left: its CPU time as last read while the call ran.
+    const cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
+    return { settled, turn, atHead, headAt, wallMs, cpuMs, alive };
+  }
+
+  /**
    * The isolate's heap after a heavy invocation (see HEAVY_CALL_CPU_MS), or when `wanted`: read at
    * once when nothing was handed to the isolate after it, otherwise asynchronously, behind the
    * invocations that followed it.
    */
-  private async heapAfter(booted: Booted, turn: Turn, cpuMs: number, wanted: boolean): Promise<number | undefined> {
+  private async heapAfter(booted: Booted, turn: Turn | undefined, cpuMs: number, wanted: boolean): Promise<number | undefined> {
     // Also when a lighter call behind this one read the heap first and found it over (overHeap).
     if (booted.isolate.isDisposed) return undefined;
     if (!wanted && cpuMs < HEAVY_CALL_CPU_MS) return undefined;
-    if (this.line.isLast(turn)) return heapUsedOf(booted.isolate);
+    // (An invocation that waited for the host has no turn of its own left: read behind the line.)
+    if (turn && this.line.isLast(turn)) return heapUsedOf(booted.isolate);
     booted.heavyReadings = (booted.heavyReadings ?? 0) + 1;
     try {
       return (await booted.isolate.getHeapStatistics()).used_heap_size;
@@ -772,6 +1027,11 @@ export class ScriptSandbox {
   }
 }
 
+/** A refusal as the guest's settle reads it. */
+function failureText(code: string, message: string): string {
+  return JSON.stringify({ code, message });
+}
+
 function heapUsedOf(isolate: Isolate): number | undefined {
   try {
     return isolate.getHeapStatisticsSync().used_heap_size;
@@ -831,16 +1091,28 @@ function cpuOf(isolate: Isolate, before: bigint): number {
  * A new isolate with the script loaded: its top-level code run, within LOAD_TIMEOUT_MS of CPU time
  * (a load stopped by a busy host before it used that is run again on a fresh isolate: time-limit.ts).
  */
-async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions): Promise<Booted> {
+/** Where an isolate's requests go: the sandbox, once it exists (a script's top-level code has no ctx to send any). */
+interface RequestLink {
+  request?: (booted: Booted, token: unknown, id: unknown, op: unknown, payload: unknown) => void;
+}
+
+async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions, link: RequestLink): Promise<Booted> {
   for (let wallTimeoutMs = LOAD_TIMEOUT_MS; ; ) {
-    const booted = await bootOnce(compiled, memoryMb, sourceMap, options, wallTimeoutMs);
+    const booted = await bootOnce(compiled, memoryMb, sourceMap, options, wallTimeoutMs, link);
     if (typeof booted !== "number") return booted;
     wallTimeoutMs = booted;
   }
 }
 
 /** One try at boot(): the isolate, or the wall-clock timeout to try again with. */
-async function bootOnce(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions, wallTimeoutMs: number): Promise<Booted | number> {
+async function bootOnce(
+  compiled: CompiledScript,
+  memoryMb: number,
+  sourceMap: BundleSourceMap,
+  options: SandboxOptions,
+  wallTimeoutMs: number,
+  link: RequestLink,
+): Promise<Booted | number> {
   const ivm = isolatedVm();
   const isolate = tracked(
     new ivm.Isolate({
@@ -858,7 +1130,18 @@ async function bootOnce(compiled: CompiledScript, memoryMb: number, sourceMap: B
     script.release();
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
     const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
-    const booted: Booted = { isolate, context, invoke };
+    const settle = (await entry.get("settle", { reference: true })) as Booted["settle"];
+    const booted: Booted = { isolate, context, invoke, settle };
+    // The guest's way out for requests (fetch, kv): a plain function in the isolate, held only by
+    // the prelude's closure; it copies primitives to the host and returns nothing.
+    const connect = await entry.get("connect", { reference: true });
+    const send: HostSend = (token, id, op, payloadJson) => link.request?.(booted, token, id, op, payloadJson);
+    const connected = await connect.apply(undefined, [new ivm.Callback(send as (...args: unknown[]) => void, { ignored: true })], { timeout: LOAD_TIMEOUT_MS });
+    connect.release();
+    if (connected !== true) {
+      // Only the script's own top-level code can have connected first (through the entry global).
+      throw new ScriptLoadFailure(compiled.name, "its top-level code called the sandbox's entry (connect): scripts must not use __callscript_entry");
+    }
     (booted as Booted & { entry: Reference }).entry = entry;
     return booted;
   } catch (error) {

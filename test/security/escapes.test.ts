@@ -144,7 +144,7 @@ describe("reaching the host: Function, process, require, globalThis", () => {
         (Error as any).prepareStackTrace = undefined;
         return { frames };`,
     });
-    expect(dataOf(invocation)).toEqual({ frames: ["need_registration:undefined:undefined:true", "invoke:undefined:undefined:true"] });
+    expect(dataOf(invocation)).toEqual({ frames: ["need_registration:undefined:undefined:true", "run:undefined:undefined:true", "invoke:undefined:undefined:true"] });
   });
 
   it("5. an error's stack names no host path, no node: module and nothing of isolated-vm", async () => {
@@ -227,10 +227,12 @@ describe("reaching the host: Function, process, require, globalThis", () => {
   it("12. calling the prelude's own entry (the one global it adds) from a handler is refused without running: busy", async () => {
     const { invocation, next } = await attempt({
       body: `const entry = (globalThis as any).__callscript_entry.entry;
-        const inner = await entry.invoke("process_client_phone", JSON.stringify({ phone: "7" }), "{}", "{}", "inner", 100, 100);
-        return { keys: Object.keys(entry).join(","), frozen: Object.isFrozen(entry), inner };`,
+        const inner = await entry.invoke(1, "process_client_phone", JSON.stringify({ phone: "7" }), "{}", "{}", "inner", 100, 100);
+        const settled = await entry.settle(1, true, "{}");
+        return { keys: Object.keys(entry).join(","), frozen: Object.isFrozen(entry), inner, settled };`,
     });
-    expect(dataOf(invocation)).toEqual({ keys: "meta,invoke", frozen: true, inner: "busy" });
+    // settle: no request of that id is waiting, so it does nothing.
+    expect(dataOf(invocation)).toEqual({ keys: "meta,connect,invoke,settle", frozen: true, inner: "busy", settled: "" });
     expect(dataOf(next)).toEqual(REBUILT);
   });
 
@@ -251,7 +253,7 @@ describe("reaching the host: Function, process, require, globalThis", () => {
 
   it("12b. a call of the prelude's entry left unsettled by the top-level code → every invocation refused with a clear error, the isolate rebuilt each time", async () => {
     // A microtask runs once the bundle has finished, when the entry global exists.
-    const top = `void Promise.resolve().then(() => void (globalThis as any).__callscript_entry.entry.invoke("need_registration", "{}", "{}", "{}", "top", 100, 100));`;
+    const top = `void Promise.resolve().then(() => void (globalThis as any).__callscript_entry.entry.invoke(0, "need_registration", "{}", "{}", "{}", "top", 100, 100));`;
     const sandbox = await sandboxes.load(attemptScript(`await new Promise(() => {}); return {};`, top), OPTIONS, "attempt.ts");
     const invocation = await sandbox.invoke(request("process_client_phone", { input: { phone: "1" } }));
     await expectContained();
@@ -943,5 +945,22 @@ describe("through the HTTP API", () => {
       issues: [{ path: "AMOUNT", message: "a number beyond the range of a double (it reads as -Infinity); send it as a string" }],
     });
     await expectServerHealthy();
+  });
+});
+
+describe("the bridge of fetch and kv (capabilities)", () => {
+  it("80. a script that connects the sandbox's entry to its own function first does not load", async () => {
+    const top = `void Promise.resolve().then(() => (globalThis as any).__callscript_entry.entry.connect(() => undefined));`;
+    const failure = await loadFailure(attemptScript(`return {};`, top), OPTIONS, "attempt.ts");
+    expect(failure.message).toContain("called the sandbox's entry (connect)");
+  });
+
+  it("81. no isolated-vm object and no host function is reachable from ctx: fetch, secret and kv are the guest's own functions", async () => {
+    const { invocation } = await attempt({
+      body: `const c = ctx as any;
+        const kinds = [c.fetch, c.secret, c.kv.get, c.kv.set, c.kv.delete, c.kv.incr].map((f) => String(Function.prototype.toString.call(f)).includes("[native code]") ? "native" : "guest");
+        return { kinds: kinds.join(","), kvFrozen: Object.isFrozen(c.kv), keys: Object.keys(c).sort().join(",") };`,
+    });
+    expect(dataOf(invocation)).toEqual({ kinds: "guest,guest,guest,guest,guest,guest", kvFrozen: true, keys: "data,fetch,hook,kv,log,requestId,script,secret,settings" });
   });
 });

@@ -6,7 +6,20 @@
  * It is evaluated before the script's own modules, so the intrinsics it captures here are the
  * originals even if a script later replaces them (which can only ever break that script).
  */
-import { GUEST_BUSY, MAX_META_CHARS, maxAnswerChars, type GuestInvocation, type GuestLogLine, type GuestMeta, type GuestOutcome, type GuestResult } from "../protocol.js";
+import {
+  GUEST_BUSY,
+  GUEST_PARKED,
+  MAX_META_CHARS,
+  OUTBOX_MARK,
+  maxAnswerChars,
+  type GuestInvocation,
+  type GuestLogLine,
+  type GuestMeta,
+  type GuestOutcome,
+  type GuestResult,
+  type HostSend,
+} from "../protocol.js";
+import { CapabilityError, capabilitiesFor, type GuestCall } from "./capabilities.js";
 
 const SCRIPT_MARK = Symbol.for("callscript.script");
 const CANCEL_MARK = Symbol.for("callscript.cancel");
@@ -27,6 +40,8 @@ const now = Date.now;
 const reflectApply = Reflect.apply;
 const stringSlice = String.prototype.slice;
 const stringIndexOf = String.prototype.indexOf;
+const PromiseClass = Promise;
+const promiseThen = Promise.prototype.then;
 
 const MAX_DEPTH = 64;
 
@@ -366,7 +381,47 @@ function definitionOf(module: Record<string, unknown>): ScriptShape {
 
 export interface GuestEntry {
   meta(): string;
-  invoke(...request: GuestInvocation): Promise<string>;
+  /** Once, by the host, right after load: the function requests of every invocation leave through. */
+  connect(send: HostSend): boolean;
+  invoke(...request: GuestInvocation): Promise<string> | string;
+  /** The host's answer to request `id`: JSON text, or (ok false) JSON `{ code, message }`. */
+  settle(id: number, ok: boolean, text: string): Promise<string> | string;
+}
+
+/** An invocation, with what the binding needs of it between slices. */
+interface Call extends GuestCall {
+  sink: LogSink;
+  /** Resolves the entry (invoke or settle) the host is waiting on for this invocation, if any. */
+  wake: ((answer: string) => void) | undefined;
+}
+
+interface PendingRequest {
+  call: Call;
+  resolve: (text: string) => void;
+  reject: (error: Error) => void;
+  /** Made when the script asked: its stack is the script's line, not the settle's. */
+  error: CapabilityError;
+}
+
+/** A list whose writes no setter on Array.prototype can intercept. */
+function newOutbox(): [number, string][] {
+  const list: [number, string][] = [];
+  setPrototype(list, null);
+  return list;
+}
+
+/**
+ * The host's refusal as the script's error, with the stack of the line that asked (`early` was
+ * made there): the settle's own frames would point into the sandbox.
+ */
+function withStackOf(early: CapabilityError, code: string, message: string): CapabilityError {
+  const error = new CapabilityError(code, message);
+  const stack = early.stack;
+  if (typeof stack === "string") {
+    const frames = reflectApply(stringIndexOf, stack, ["\n"]) as number;
+    if (frames >= 0) error.stack = `CapabilityError: ${message}${reflectApply(stringSlice, stack, [frames]) as string}`;
+  }
+  return error;
 }
 
 export function bindScript(module: Record<string, unknown>, scriptName: string): GuestEntry {
@@ -399,34 +454,132 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
   }
 
   /**
-   * The host hands an isolate several invocations at once and they run one after the other. A
-   * handler starts only once every earlier one has settled: one that has not (a promise that never
-   * settles, or code stopped at its time limit, whose `finally` never runs) leaves this set, and
-   * the invocations behind it answer GUEST_BUSY without running any script code; the host runs
-   * them again once the earlier one has timed out and the isolate is rebuilt. So no invocation
-   * sees another's half-done state, or writes to another's logs.
+   * The host hands an isolate several entries at once (invocations, and answers to their
+   * requests) and isolated-vm runs them one after the other, each a "slice" with its own time
+   * limit. An invocation's code runs only while no other's slice is unfinished: a slice that has
+   * not finished (a promise that never settles, or code stopped at its time limit, whose `finally`
+   * never runs) leaves this set, and the entries behind it answer GUEST_BUSY without running any
+   * script code; the host runs them again once the earlier one has timed out and the isolate is
+   * rebuilt (or fails them, when they had already sent requests). An invocation that waits for the
+   * host (fetch, kv) has finished its slice: others run meanwhile, and share the module's globals.
    */
   let unsettled = false;
+  let send: HostSend | undefined;
+  let nextRequest = 0;
+  /** Requests sent and not yet settled, by id: a prototype-less record, which no script can reach or intercept. */
+  const pending = createObject(null) as Record<number, PendingRequest | undefined>;
+  /** Answers of invocations that finished while no entry of theirs was waiting: sent with the next entry's. */
+  let outbox = newOutbox();
+
+  /** True when `host` is now the way out: the host checks it, so that a script that connected first cannot load. */
+  function connect(host: HostSend): boolean {
+    if (send !== undefined || typeof host !== "function") return false;
+    send = host;
+    return true;
+  }
+
+  /** The entry's own answer, with the outbox if it holds any. */
+  function withOutbox(answer: string): string {
+    if (outbox.length === 0) return answer;
+    const carried = outbox;
+    outbox = newOutbox();
+    return OUTBOX_MARK + toJson([answer, carried]);
+  }
+
+  /** The invocation waits for the host: its slice is over, and its entry answers GUEST_PARKED. */
+  function park(call: Call): void {
+    unsettled = false;
+    const wake = call.wake;
+    call.wake = undefined;
+    wake?.(GUEST_PARKED);
+  }
+
+  function finish(call: Call, answer: string): void {
+    call.done = true;
+    unsettled = false;
+    const wake = call.wake;
+    call.wake = undefined;
+    if (wake) wake(answer);
+    else outbox[outbox.length] = [call.token, answer];
+  }
+
+  function sendRequest(call: Call, op: string, payload: string): Promise<string> {
+    const host = send;
+    if (host === undefined) return PromiseClass.reject(new CapabilityError("CS_CAP_NONE", `${op}: this run gives the script no fetch or kv`));
+    const id = ++nextRequest;
+    const error = new CapabilityError("CS_CAP_ABORTED", op);
+    const answer = new PromiseClass<string>((resolve, reject) => {
+      pending[id] = { call, resolve, reject, error };
+    });
+    host(call.token, id, op, payload);
+    park(call);
+    return answer;
+  }
+
+  function settle(id: number, ok: boolean, text: string): Promise<string> | string {
+    const request = pending[id];
+    if (request === undefined) return withOutbox("");
+    if (unsettled) return GUEST_BUSY;
+    delete pending[id];
+    const { call } = request;
+    if (ok) request.resolve(text);
+    else {
+      let failure: { code?: unknown; message?: unknown } = {};
+      try {
+        failure = parseJson(text) as typeof failure;
+      } catch {
+        // The host sends JSON; anything else is reported as what it is.
+      }
+      request.reject(withStackOf(request.error, typeof failure.code === "string" ? failure.code : "CS_CAP_ABORTED", typeof failure.message === "string" ? failure.message : StringOf(text)));
+    }
+    // A request of an invocation that has ended (sent without being awaited): its continuation runs
+    // and is heard by nobody.
+    if (call.done) return withOutbox("");
+    unsettled = true;
+    sink = call.sink;
+    return new PromiseClass<string>((resolve) => {
+      call.wake = (answer) => resolve(withOutbox(answer));
+    });
+  }
 
   // Plain parameters, not `...[hook, input, …]`: destructuring a rest array goes through
   // Array.prototype[Symbol.iterator], and a script that replaced it made every later call fail.
-  async function invoke(
-    hook: GuestInvocation[0],
-    input: GuestInvocation[1],
-    data: GuestInvocation[2],
-    settings: GuestInvocation[3],
-    requestId: GuestInvocation[4],
-    logBytes: GuestInvocation[5],
-    outputBytes: GuestInvocation[6],
-  ): Promise<string> {
+  function invoke(
+    token: GuestInvocation[0],
+    hook: GuestInvocation[1],
+    input: GuestInvocation[2],
+    data: GuestInvocation[3],
+    settings: GuestInvocation[4],
+    requestId: GuestInvocation[5],
+    logBytes: GuestInvocation[6],
+    outputBytes: GuestInvocation[7],
+  ): Promise<string> | string {
     if (unsettled) return GUEST_BUSY;
     unsettled = true;
-    const current = newSink(logBytes);
-    sink = current;
+    const call: Call = { token, done: false, requests: 0, sink: newSink(logBytes), wake: undefined };
+    sink = call.sink;
+    const answer = new PromiseClass<string>((resolve) => {
+      call.wake = (text) => resolve(withOutbox(text));
+    });
+    reflectApply(promiseThen, run(call, hook, input, data, settings, requestId, outputBytes, logBytes), [(text: string) => finish(call, text)]);
+    return answer;
+  }
+
+  async function run(
+    call: Call,
+    hook: string,
+    input: string,
+    data: string,
+    settings: string,
+    requestId: string,
+    outputBytes: number,
+    logBytes: number,
+  ): Promise<string> {
     let outcome: GuestResult;
     try {
       const handler = hooks[hook];
       if (typeof handler !== "function") throw new ErrorClass(`This script has no handler for ${hook}`);
+      const { fetch, secret, kv } = capabilitiesFor(call, sendRequest as (call: GuestCall, op: string, payload: string) => Promise<string>);
       const ctx = freeze({
         hook,
         data: parseJson(data),
@@ -434,6 +587,9 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
         log: logger,
         requestId,
         script: scriptName,
+        fetch,
+        secret,
+        kv,
       });
       const result = await handler(parseJson(input), ctx);
       outcome = encodeResult(result, outputBytes);
@@ -444,7 +600,7 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     }
     let answer: string;
     try {
-      answer = toJson({ ...outcome, logs: takeLogs(current) });
+      answer = toJson({ ...outcome, logs: takeLogs(call.sink) });
     } catch {
       // Only a script that replaced a built-in JSON.stringify consults (a toJSON that throws) gets
       // here. An answer that is not JSON tells the host so, and the host rebuilds the isolate; a
@@ -454,12 +610,11 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     }
     // Only a forged answer is longer (see maxAnswerChars): not sent, so not copied to the host.
     if (typeof answer !== "string" || answer.length > maxAnswerChars(outputBytes, logBytes)) answer = "";
-    // Only now: a toJSON that loops until the time limit stops this invocation before it settles.
-    unsettled = false;
+    // Only now (finish): a toJSON that loops until the time limit stops this invocation before it settles.
     return answer;
   }
 
-  return freeze({ meta, invoke });
+  return freeze({ meta, connect, invoke, settle });
 }
 
 function encodeResult(result: unknown, outputLimit: number): GuestResult {
