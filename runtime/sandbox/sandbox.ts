@@ -465,7 +465,7 @@ export class ScriptSandbox {
         if (call.live && call.live.requests > 0) {
           return this.failed(
             "exception",
-            `The script's isolate was rebuilt (another invocation of it timed out or ran out of memory) after this invocation had sent ${call.live.requests} fetch/kv request(s); it is not run again, so that they are not sent twice`,
+            `This invocation was stopped (its isolate was rebuilt, or a busy host stopped it) after it had sent ${call.live.requests} fetch/kv request(s); it is not run again, so that they are not sent twice`,
             performance.now() - enqueuedAt,
           );
         }
