@@ -97,7 +97,7 @@ for (const [name, sandbox, input, phone] of [
 ]) {
   await bystanders(sandbox, input, phone); // warm-up
   const alone = await bystanders(sandbox, input, phone);
-  const parked = Array.from({ length: WAITING }, () => call(vip, { ms: 5_000 }));
+  const parked = Array.from({ length: WAITING }, () => call(vip, { ms: 1_500 }));
   await new Promise((resolve) => setTimeout(resolve, 50));
   const beside = await bystanders(sandbox, input, phone);
   const waited = await Promise.all(parked);

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { benchDir, machine, quick, table } from "./lib.mjs";
 
-const BENCHES = ["invoke", "http", "scale", "reload", "cores", "shadow"];
+const BENCHES = ["invoke", "http", "scale", "reload", "cores", "shadow", "capabilities"];
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map((name) => name.trim()) : BENCHES;
 const unknown = only.filter((name) => !BENCHES.includes(name));
 if (unknown.length > 0) {
