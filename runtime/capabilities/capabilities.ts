@@ -235,6 +235,8 @@ export interface CapabilityHostOptions {
   fetch?: LiveFetcherOptions;
   /** Connection trouble of the store (Redis), for the server log. */
   onStoreEvent?: (event: { kind: "error" | "ready"; message: string }) => void;
+  /** The store opened (on the first kv operation): which one, e.g. `sqlite (better-sqlite3 12.11.1) /var/lib/callscript/kv.sqlite`; `ready` false for a Redis not reachable yet. */
+  onStoreOpened?: (event: { description: string; ready: boolean }) => void;
 }
 
 /**
@@ -284,7 +286,10 @@ export class CapabilityHost implements Capabilities {
     if (!location.ok) return Promise.reject(new Error(location.problem));
     this.storeFailedAt = 0;
     this.store = openKvBackend(location.location, { sweepSeconds: this.options.kv.sweepSeconds, onEvent: this.options.onStoreEvent }).then(
-      ({ backend }) => new KvStore(backend, this.options.kv),
+      ({ backend, ready }) => {
+        this.options.onStoreOpened?.({ description: backend.description, ready });
+        return new KvStore(backend, this.options.kv);
+      },
       (error: Error) => {
         this.storeFailedAt = Date.now();
         throw new Error(`cannot open the kv store ${this.options.kv.url.replace(/\/\/[^@/]*@/, "//****@")}: ${error.message}`);

@@ -33,6 +33,8 @@ export const CAPABILITY_ERROR_CODES = [
   "CS_CAP_KV_TOO_MANY_KEYS",
   "CS_CAP_KV_NOT_A_NUMBER",
   "CS_CAP_KV_UNAVAILABLE",
+  /** A shadow run (NAME.shadow.ts) asked for a write: kv.set/delete/incr, or a fetch other than GET or HEAD. */
+  "CS_CAP_READ_ONLY",
 ] as const;
 
 export type CapabilityErrorCode = (typeof CAPABILITY_ERROR_CODES)[number];

@@ -1,6 +1,9 @@
 import { statSync } from "node:fs";
+import path from "node:path";
 import type { Command } from "commander";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
+import { CapabilityHost, parseKvUrl } from "../capabilities/index.js";
+import { checkedGrants, configGrants } from "../config-capabilities.js";
 import { WorkerTypeChecking } from "../compile/typecheck-service.js";
 import { deadlineFor, loadConfig, type Config } from "../config.js";
 import { ConfigError, UsageError } from "../errors.js";
@@ -9,6 +12,7 @@ import { ScriptRegistry } from "../registry/registry.js";
 import { watchScripts, type ScriptWatcher } from "../registry/watcher.js";
 import { hookNames } from "../schema/hooks.js";
 import { buildServer, type CallscriptServer } from "../server/app.js";
+import { storeLog } from "../server/capability-events.js";
 import { Catastrophe } from "../server/catastrophe.js";
 import { assertSafeBinding } from "../server/auth.js";
 import { logDestination } from "../server/log-destination.js";
@@ -63,7 +67,39 @@ function readConfig(options: ServeOptions, noWatch: boolean): Config {
       watch: noWatch ? false : undefined,
     },
   });
+  // A secret granted to a script but without a value is a config error, at start and on a reload.
+  checkedGrants(config, options.config);
   return config;
+}
+
+/** What the log may say of the capabilities in force: the store, which secrets are set where (never their values), who may fetch. */
+function capabilitiesSummary(config: Config): object {
+  const { secrets, warnings } = configGrants(config);
+  const kv = parseKvUrl(config.kv.url, ".");
+  return {
+    kv: kv.ok ? (kv.location.kind === "sqlite" ? `sqlite:${kv.location.file}` : kv.location.shown) : config.kv.url,
+    secrets: Object.fromEntries([...secrets].map(([name, secret]) => [name, secret.from])),
+    fetch: Object.fromEntries(Object.entries(config.scripts).flatMap(([name, entry]) => (entry.fetch ? [[name, entry.fetch.allow]] : []))),
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
+}
+
+function logGrantWarnings(log: Logger, config: Config): void {
+  for (const warning of configGrants(config).warnings) log.warn({ warning }, `configuration: ${warning}`);
+}
+
+/** One CapabilityHost for the server's life: the config's grants (updated on reload), its kv store, its network. */
+function capabilityHost(config: Config, configFile: string | undefined, log: Logger) {
+  const { scripts, secrets } = configGrants(config);
+  return (hooks: ConstructorParameters<typeof CapabilityHost>[0]["hooks"]) =>
+    new CapabilityHost({
+      scripts,
+      secrets,
+      kv: config.kv,
+      baseDir: configFile ? path.dirname(path.resolve(configFile)) : process.cwd(),
+      ...(hooks ? { hooks } : {}),
+      ...storeLog(log),
+    });
 }
 
 function configFrom(options: ServeOptions, noWatch: boolean): Config {
@@ -113,9 +149,13 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   let app: CallscriptServer | undefined;
   let watcher: ScriptWatcher | undefined;
   let reloader: ConfigReloader | undefined;
+  let capabilities: CapabilityHost | undefined;
   try {
     checkScriptNames(config, config.scriptsDir, options.config);
-    app = buildServer({ config, registry, logger: log, catastrophe });
+    const makeHost = capabilityHost(config, options.config, log);
+    app = buildServer({ config, registry, logger: log, catastrophe, capabilities: (hooks) => (capabilities = makeHost(hooks)) });
+    log.info(capabilitiesSummary(config), "capabilities (docs/capabilities.md)");
+    logGrantWarnings(log, config);
     // The watcher starts before the first load, so that no save falls between the two.
     if (config.watch) {
       watcher = watchScripts(registry, log);
@@ -142,6 +182,10 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
       ...(watcher ? { exclusive: watcher.exclusive } : {}),
       onApplied: (next) => {
         log.level = next.logLevel;
+        // New grants and secret values for the next invocations; the kv store stays (kv needs a restart).
+        const grants = configGrants(next);
+        capabilities?.updateGrants(grants.scripts, grants.secrets);
+        logGrantWarnings(log, next);
       },
     });
     await reloader.ready;
@@ -154,6 +198,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
         close: () => Promise.all([watcher!.close(), stopReloader.close()]).then(() => undefined),
       },
       reloadConfig: () => stopReloader.reload("SIGHUP"),
+      capabilities,
       log,
       graceMs,
       catastrophe,
@@ -176,6 +221,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     await watcher?.close().catch(() => undefined);
     await reloader?.close().catch(() => undefined);
     await registry.close().catch(() => undefined);
+    await capabilities?.close().catch(() => undefined);
     return startupFailure(error);
   }
 }

@@ -144,6 +144,8 @@ export interface HookCallOptions {
    * and the answer names them in `skipped`.
    */
   failed?: readonly HookFailure[];
+  /** What the scripts may reach (ctx.fetch, ctx.kv): the server's CapabilityHost, a case's canned ones; none when absent. */
+  capabilities?: DispatchOptions["capabilities"];
 }
 
 /**
@@ -176,6 +178,7 @@ export async function callHook(
   };
   if (options.onInvocation) dispatchOptions.onInvocation = options.onInvocation;
   if (options.inputJson !== undefined) dispatchOptions.inputJson = options.inputJson;
+  if (options.capabilities) dispatchOptions.capabilities = options.capabilities;
   const result = neverEmpty(hook, await dispatch(hook, input, defaults, scripts, dispatchOptions));
   if (failed.length > 0) result.skipped.unshift(...failed);
   return namingSkipped(result);

@@ -5,7 +5,9 @@ import { diffValues } from "../runner/diff.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
+import type { Capabilities } from "../capabilities/types.js";
 import { dispatch, type DispatchResult, type PipelineScript } from "./dispatch.js";
+import { shadowCapabilities } from "./shadow-capabilities.js";
 
 /**
  * Shadow runs: after the live answer of a hook request is sent, each script of its pipeline that
@@ -28,8 +30,9 @@ import { dispatch, type DispatchResult, type PipelineScript } from "./dispatch.j
  * A connector sends a few hooks per call, a few calls a second on a busy PBX, so at ordinary load
  * every call is compared.
  *
- * Capabilities (ctx.fetch, ctx.kv: to come) are to be real in a shadow run but never answering:
- * what a shadow fetches is not cached for the live script, and nothing it writes is kept.
+ * Capabilities are real in a shadow run, and read-only (shadow-capabilities.ts): a shadow reads
+ * NAME's kv and fetches with GET or HEAD under NAME's grant; a write or any other method fails with
+ * CS_CAP_READ_ONLY, so a shadow never changes anything.
  */
 
 /** Shadow runs going on at once across the server, at most; past it a shadow run is shed. */
@@ -71,11 +74,14 @@ export interface ShadowRunnerOptions {
   onResult?: (script: string, hook: HookName, result: ShadowResult) => void;
   /** SHADOW_RUNS_PER_SECOND unless given (tests). */
   runsPerSecond?: number;
+  /** The server's capabilities: a shadow gets them read-only, in its live script's name. */
+  capabilities?: Capabilities;
 }
 
 export class ShadowRunner {
   private readonly runsPerSecond: number;
   private readonly onResult: ShadowRunnerOptions["onResult"];
+  private readonly capabilities: Capabilities | undefined;
   /** The token bucket of shadow runs: how many may start now, and when it was last filled. */
   private tokens: number;
   private filledAt = performance.now();
@@ -89,6 +95,7 @@ export class ShadowRunner {
     this.runsPerSecond = options.runsPerSecond ?? SHADOW_RUNS_PER_SECOND;
     this.tokens = Math.max(1, this.runsPerSecond);
     this.onResult = options.onResult;
+    this.capabilities = options.capabilities;
   }
 
   /** Whether one more shadow run may start now (and if so, it is counted). */
@@ -137,6 +144,7 @@ export class ShadowRunner {
         policy: "error",
         deadlineMs: deadlineFor(this.configInForce(), call.hook),
         inputJson: call.inputJson,
+        ...(this.capabilities ? { capabilities: shadowCapabilities(this.capabilities, entry.live) } : {}),
       })
         .then((shadowed) => {
           for (const line of shadowed.invocations) this.logScriptLines(log, call.hook, line);

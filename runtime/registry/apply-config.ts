@@ -6,7 +6,7 @@ import { ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
 import type { LoadStage } from "./load-script.js";
 
 /** Keys read once, when the server starts: a change waits for a restart (and says so). */
-export const RESTART_KEYS = ["host", "port", "token", "bodyLimitBytes", "scriptsDir", "watch"] as const;
+export const RESTART_KEYS = ["host", "port", "token", "bodyLimitBytes", "scriptsDir", "watch", "kv"] as const;
 
 /** What /scripts says of the configuration: which file, since when, and how its last reload went. */
 export interface ConfigReport {

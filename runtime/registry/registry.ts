@@ -7,6 +7,8 @@ import { compileScript, compileScripts, scriptNameOf, type CompileResult } from 
 import type { TypeChecking, TypeProblem } from "../compile/typecheck.js";
 import { deadlineFor, type Config } from "../config.js";
 import { settingsInForce, type SettingInForce } from "../config-scripts.js";
+import { grantWarningsOf } from "../config-capabilities.js";
+import type { FetchGrant } from "../capabilities/config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineOrder } from "../dispatch/dispatch.js";
 import type { FailureReason, HookFailure, SourceLocation } from "../schema/envelope.js";
@@ -49,6 +51,8 @@ export interface ScriptState {
   limits: ScriptSandbox["limits"] | null;
   /** The settings the serving version runs with, key by key, with where each came from; secrets masked. */
   settings: Record<string, SettingInForce> | null;
+  /** What the script may reach beyond its input (scripts.NAME.fetch and .secrets): the secrets' names, never their values. */
+  capabilities: { fetch: FetchGrant | null; secrets: string[] };
   warnings: string[];
   lastError: ScriptProblem | null;
   queueDepth: number;
@@ -421,7 +425,12 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
           order: entry.active?.order ?? null,
           limits: sandbox?.limits ?? null,
           settings: sandbox ? settingsInForce(this.config, entry.name, entry.file, sandbox.meta.settings) : null,
-          warnings: [...(sandbox?.warnings ?? []), ...(sandbox ? entry.typeWarnings.map((warning) => `type error: ${warning}`) : [])],
+          capabilities: { fetch: this.config.scripts[entry.name]?.fetch ?? null, secrets: this.config.scripts[entry.name]?.secrets ?? [] },
+          warnings: [
+            ...(sandbox?.warnings ?? []),
+            ...(sandbox ? entry.typeWarnings.map((warning) => `type error: ${warning}`) : []),
+            ...grantWarningsOf(this.config, entry.name),
+          ],
           lastError: entry.lastError,
           queueDepth: sandbox?.queueDepth ?? 0,
           invocations: entry.invocations,

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
+import type { Capabilities, CapabilityHooks } from "../capabilities/index.js";
 import type { Config } from "../config.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import { assertSafeBinding, bearerAuth } from "./auth.js";
@@ -9,6 +10,7 @@ import { jsonBodies } from "./body.js";
 import type { Catastrophe } from "./catastrophe.js";
 import { drainConnections } from "./drain.js";
 import { errorHandling } from "./error-handler.js";
+import { capabilityHooks } from "./capability-events.js";
 import { hookRoutes } from "./hook-route.js";
 import { createMetrics, metricsRoute, type ServerMetrics } from "./metrics.js";
 import { adminConsole, consoleParts } from "./console.js";
@@ -29,9 +31,16 @@ export interface BuildServerOptions {
   catastrophe?: Catastrophe;
   /** The console sessions' clock (tests expire a session by moving it). */
   consoleClock?: () => number;
+  /**
+   * What the scripts may reach (ctx.fetch, ctx.secret, ctx.kv): made here once the metrics exist,
+   * from hooks that count and log every request (`serve` makes a CapabilityHost of the config).
+   * Without it, scripts have no capabilities (every request fails with CS_CAP_NONE). The caller
+   * closes it, after the server and the registry.
+   */
+  capabilities?: (hooks: CapabilityHooks) => Capabilities;
 }
 
-export type CallscriptServer = FastifyInstance & { metrics: ServerMetrics };
+export type CallscriptServer = FastifyInstance & { metrics: ServerMetrics; capabilities: Capabilities | undefined };
 
 /** A request id from the caller's X-Request-Id when it is a sane token, else a new UUID. */
 function requestId(request: IncomingMessage): string {
@@ -66,6 +75,8 @@ export function buildServer(options: BuildServerOptions): CallscriptServer {
 
   const metrics = createMetrics(registry, { processMetrics: options.processMetrics ?? true });
   app.decorate("metrics", metrics);
+  const capabilities = options.capabilities?.(capabilityHooks(app.log as unknown as Logger, metrics));
+  app.decorate("capabilities", capabilities);
 
   app.register(errorHandling, { bodyLimit: config.bodyLimitBytes });
   app.register(requestLog);
@@ -77,6 +88,6 @@ export function buildServer(options: BuildServerOptions): CallscriptServer {
   app.register(metricsRoute, { metrics });
   app.register(opsRoutes, { registry });
   if (config.console.enabled) app.register(adminConsole, { config, registry, metrics, sessions, calls });
-  app.register(hookRoutes, { config, registry, metrics, catastrophe: options.catastrophe, calls });
+  app.register(hookRoutes, { config, registry, metrics, catastrophe: options.catastrophe, calls, capabilities });
   return app as unknown as CallscriptServer;
 }

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { FastifyBaseLogger, FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
+import type { Capabilities } from "../capabilities/types.js";
 import type { Config } from "../config.js";
 import { callHook, parseHookInput, unknownHook } from "../dispatch/hook-call.js";
 import { ShadowRunner, type ShadowCall } from "../dispatch/shadow.js";
@@ -24,6 +25,8 @@ export interface HookRoutesOptions {
   catastrophe?: Catastrophe;
   /** The console's recent calls (config console.calls); absent when it keeps none. */
   calls?: CallsBuffer | undefined;
+  /** What the scripts may reach (ctx.fetch, ctx.kv): given to every invocation, read-only to shadows. */
+  capabilities?: Capabilities | undefined;
 }
 
 /** What the one log line of a hook request says. */
@@ -63,8 +66,11 @@ function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined
  * - 503 with `Retry-After: 1` and the error answer when a script's queue was full (`overloaded`).
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
-export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config: startConfig, registry, metrics, catastrophe = new Catastrophe(), calls }) => {
-  const shadows = new ShadowRunner(() => registry.activeConfig, registry.shadows, { onResult: (script, hook, result) => metrics.shadow(script, hook, result) });
+export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config: startConfig, registry, metrics, catastrophe = new Catastrophe(), calls, capabilities }) => {
+  const shadows = new ShadowRunner(() => registry.activeConfig, registry.shadows, {
+    onResult: (script, hook, result) => metrics.shadow(script, hook, result),
+    ...(capabilities ? { capabilities } : {}),
+  });
 
   async function answer(request: FastifyRequest, reply: FastifyReply): Promise<HookAnswer> {
     const hook = request.routeOptions.config.hook as HookName;
@@ -88,6 +94,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
           requestId: request.id,
           failed: lease.failed,
           inputJson: parsed.inputJson,
+          ...(capabilities ? { capabilities } : {}),
           onInvocation(invocation) {
             registry.count(invocation);
             metrics.invocation(hook, invocation);

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { FaultEvent, FetchEvent, KvEvent } from "../capabilities/index.js";
 import type { ScriptProblem, ScriptRegistry } from "../registry/registry.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
@@ -10,6 +11,12 @@ const REASONS = failureReason.options.join(", ");
 
 /** Seconds; a script's invocation is typically well under a millisecond, a deadline a few seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Seconds of a fetch: a CRM answers in tens to hundreds of milliseconds, a fetch times out after 1.5 s by default. */
+const FETCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10];
+
+/** The origin label of a fetch refused before its origin was known to be allowed (so never an unbounded value). */
+export const NO_ORIGIN = "none";
 
 /** The label of requests to a hook name the catalog does not have (bounded, unlike the names). */
 export const UNKNOWN_HOOK = "unknown";
@@ -28,6 +35,12 @@ export interface ServerMetrics {
   request(hook: HookName | typeof UNKNOWN_HOOK, status: number): void;
   /** A live call's shadow run (NAME.shadow.ts): same, different, failed, or shed. */
   shadow(script: string, hook: HookName, result: string): void;
+  /** A script's ctx.fetch: by origin and HTTP status, or the error code of its refusal or failure. */
+  fetch(event: FetchEvent): void;
+  /** A script's ctx.kv operation and its outcome. */
+  kv(event: KvEvent): void;
+  /** A capability that failed inside callscript or its store (not the script's doing). */
+  fault(event: FaultEvent): void;
   /** Stop listening to the script registry. */
   close(): void;
 }
@@ -116,6 +129,39 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     registers,
   });
 
+  const fetches = new Counter({
+    name: "callscript_fetch_requests_total",
+    help: `ctx.fetch calls by script, origin (${NO_ORIGIN} when refused before it was known to be allowed) and status: the HTTP status of the answer, or the error code (CS_CAP_FETCH_TIMEOUT, CS_CAP_FETCH_NOT_ALLOWED, ...)`,
+    labelNames: ["script", "origin", "status"] as const,
+    registers,
+  });
+  const fetchSeconds = new Histogram({
+    name: "callscript_fetch_duration_seconds",
+    help: "Time of a ctx.fetch that was sent (redirects and the body included), by script and origin",
+    labelNames: ["script", "origin"] as const,
+    buckets: FETCH_BUCKETS,
+    registers,
+  });
+  const kvOps = new Counter({
+    name: "callscript_kv_operations_total",
+    help: "ctx.kv operations by script, op (kv.get, kv.set, kv.delete, kv.incr) and outcome: ok, or the error code",
+    labelNames: ["script", "op", "outcome"] as const,
+    registers,
+  });
+  const kvSeconds = new Histogram({
+    name: "callscript_kv_duration_seconds",
+    help: "Time of a ctx.kv operation, by op",
+    labelNames: ["op"] as const,
+    buckets: BUCKETS,
+    registers,
+  });
+  const faults = new Counter({
+    name: "callscript_capability_faults_total",
+    help: "Capability requests that failed inside callscript or its store (the network underneath, the kv store down), by script, op and code; the log has each one's reason",
+    labelNames: ["script", "op", "code"] as const,
+    registers,
+  });
+
   new Gauge({
     name: "callscript_script_queue_depth",
     help: "Invocations of a script running or waiting, at scrape time",
@@ -200,6 +246,18 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     shadow(script, hook, result) {
       shadowRuns.inc({ script, hook, result });
     },
+    fetch(event) {
+      const origin = event.origin ?? NO_ORIGIN;
+      fetches.inc({ script: event.script, origin, status: event.status !== undefined ? String(event.status) : (event.code ?? "unknown") });
+      if (event.origin !== undefined) fetchSeconds.observe({ script: event.script, origin }, event.ms / 1000);
+    },
+    kv(event) {
+      kvOps.inc({ script: event.script, op: event.op, outcome: event.outcome });
+      kvSeconds.observe({ op: event.op }, event.ms / 1000);
+    },
+    fault(event) {
+      faults.inc({ script: event.script, op: event.op, code: event.code });
+    },
     close() {
       scripts.off("loaded", onLoaded);
       scripts.off("failed", onFailed);
@@ -217,7 +275,7 @@ export const metricsRoute: FastifyPluginAsync<{ metrics: ServerMetrics }> = asyn
     {
       schema: {
         summary: "Prometheus metrics",
-        description: "Invocations, durations, queue depth and heap per script, load failures, reloads, requests by hook and status",
+        description: "Invocations, durations, queue depth and heap per script, load failures, reloads, requests by hook and status, fetches by origin and status, kv operations, capability faults",
         tags: ["operations"],
         produces: ["text/plain"],
         response: { 200: { description: "Prometheus text format", type: "string" } },

@@ -4,6 +4,7 @@ import { errorAnswer, failureReason, hookFailure, skippedScript, successAnswer }
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { ConfigReport } from "../registry/apply-config.js";
 import type { ScriptState } from "../registry/registry.js";
+import { fetchGrantSchema } from "../capabilities/config.js";
 
 /**
  * The JSON Schemas of what the server sends, derived from zod (one source of truth): fastify
@@ -130,6 +131,12 @@ export const scriptState = z.object({
   order: z.number().int().nullable(),
   limits: limitsSchema.nullable(),
   settings: z.record(z.string(), settingInForce).nullable().describe("The serving version's settings (ctx.settings), key by key"),
+  capabilities: z
+    .object({
+      fetch: fetchGrantSchema.nullable().describe("scripts.NAME.fetch: the origins it may fetch and the bounds; null: no network"),
+      secrets: z.array(z.string()).describe("scripts.NAME.secrets: the names of the secrets its fetches may carry (never their values)"),
+    })
+    .describe("What the script may reach beyond its input (docs/capabilities.md); every script has its own kv"),
   warnings: z.array(z.string()),
   lastError: problem.nullable().describe("Why the newest version did not load"),
   queueDepth: z.number().int().describe("Invocations running or waiting"),

@@ -42,6 +42,8 @@ export interface SignalsOptions {
   watcher?: { reloadAll(): Promise<ReloadResult[]>; close(): Promise<void> } | undefined;
   /** SIGHUP re-reads the configuration first (a refused one is logged and the scripts still reload). */
   reloadConfig?: () => Promise<unknown>;
+  /** The scripts' capabilities (fetch connections, the kv store): closed last, once no invocation can use them. */
+  capabilities?: { close(): Promise<void> } | undefined;
   log: Log;
   /** Past this, a shutdown that has not finished exits 1 anyway. */
   graceMs: number;
@@ -87,7 +89,8 @@ function exitProcess(code: number): void {
 
 /**
  * SIGTERM / SIGINT: stop accepting connections, let the requests in flight get their answers, then
- * stop the watcher and dispose the isolates (registry.close drains each first), and exit 0. A
+ * stop the watcher and dispose the isolates (registry.close drains each first), close the
+ * capabilities (fetch connections, the kv store), and exit 0. A
  * second signal (not the first one passed on by a launcher, see REPEATED_SIGNAL_MS), or a drain
  * longer than `graceMs`, logs what the stop was still waiting for, disposes every isolate and
  * exits 1 at once.
@@ -145,6 +148,8 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
         if (fatal) return;
         waitingFor = () => ({ waitingFor: "script versions still running invocations", versions: registry.stillClosing() });
         await registry.close();
+        waitingFor = () => ({ waitingFor: "the capabilities' connections (fetch, the kv store)" });
+        await options.capabilities?.close();
         clearTimeout(timer);
         log.info({ signal }, "stopped");
         exit(0);
