@@ -1,4 +1,4 @@
-import { SECRET_PLACEHOLDER_PREFIX as PREFIX, SECRET_PLACEHOLDER_SUFFIX as SUFFIX } from "../sandbox/protocol.js";
+import { SECRET_PLACEHOLDER_PREFIX as PREFIX, SECRET_PLACEHOLDER_SUFFIX as SUFFIX } from "./placeholder.js";
 /**
  * Secrets never enter the sandbox. `ctx.secret("NAME")` returns the placeholder
  * `__callscript_secret_NAME__` (computed in the guest); the host puts the value in its place only

@@ -35,10 +35,6 @@ export const MAX_HOST_REQUESTS = 10_100;
 /** A request's JSON, at most: a fetch body (fetch.maxRequestBytes ≤ 16 MiB) or a kv value (kv.maxValueBytes ≤ 16 MiB) and its envelope. */
 export const MAX_HOST_PAYLOAD_CHARS = 17 * 1024 * 1024;
 
-/** What ctx.secret(NAME) returns: the host replaces it with the value in an allowed fetch. */
-export const SECRET_PLACEHOLDER_PREFIX = "__callscript_secret_";
-export const SECRET_PLACEHOLDER_SUFFIX = "__";
-
 /**
  * The longest answer an invocation can have: its data within the output limit, its log lines
  * within the log limit (each counted byte can be up to 64 characters of JSON: escapes, and the

@@ -8,7 +8,8 @@
  * JSON.stringify or Promise can only break its own requests, never send another script's or reach
  * a secret.
  */
-import { MAX_HOST_PAYLOAD_CHARS, MAX_HOST_REQUESTS, SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX } from "../protocol.js";
+import { SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX } from "../../capabilities/placeholder.js";
+import { MAX_HOST_PAYLOAD_CHARS, MAX_HOST_REQUESTS } from "../protocol.js";
 
 const parseJson = JSON.parse;
 const toJson = JSON.stringify;
