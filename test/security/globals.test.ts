@@ -1,3 +1,4 @@
+import { createCannedCapabilities } from "../../runtime/capabilities/canned.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch } from "../../runtime/dispatch/dispatch.js";
 import { isolatedVm } from "../../runtime/sandbox/ivm.js";
@@ -99,6 +100,26 @@ describe("no isolated-vm object is reachable from script code", () => {
     // prelude's, in place of V8's.
     expect(report.added).toEqual(["__callscript_entry", "__callscript_runtime"]);
     expect(report.removed).toEqual(["Intl", "WebAssembly"]);
+  });
+
+  it("the same after fetch and kv requests have gone to the host and back: the bridge leaves nothing of isolated-vm reachable", async () => {
+    const sandbox = await sandboxes.load(
+      `${HEADER}const scan = ${SCAN_SOURCE};\n` +
+        `export default defineScript({ limits: { timeoutMs: 5000, outputBytes: 200000 }, hooks: {\n` +
+        `  async need_registration(input: any, ctx: any) {\n` +
+        `    await ctx.kv.set("k", 1); const n = await ctx.kv.incr("k"); const res = await ctx.fetch("https://crm.example/x");\n` +
+        `    const pending = ctx.kv.get("k");\n` +
+        `    const report = JSON.parse(scan(input.reference, { input, ctx, res, pending }));\n` +
+        `    await pending;\n` +
+        `    return { n, visited: report.visited, suspicious: report.suspicious, unknownNatives: report.unknownNatives } as any;\n` +
+        `  },\n` +
+        `} });\n`,
+      OPTIONS,
+    );
+    const capabilities = createCannedCapabilities({ script: "script", fetch: [{ url: "https://crm.example/x", json: { ok: 1 } }] });
+    const report = dataOf(await sandbox.invoke({ ...request("need_registration", { input: { reference: bare } }), capabilities }));
+    expect(report).toMatchObject({ n: 2, suspicious: [], unknownNatives: [] });
+    expect(report.visited).toBeGreaterThan(500);
   });
 
   it("the top-level code of a script sees the same: nothing of isolated-vm while it loads", async () => {
