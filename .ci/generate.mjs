@@ -3,7 +3,7 @@
 // test/schema/hooks-reference.test.ts fail when a committed file is behind.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { generatedFiles } from "../dist/runtime/schema/generated-files.js";
+import { generatedFiles } from "../dist/runtime/runner/generated-files.js";
 
 for (const { file, content } of generatedFiles()) {
   writeFileSync(file, content);

@@ -2,7 +2,7 @@ import path from "node:path";
 import { sourceOf, sourcesOf, type Config } from "./config.js";
 import { describeSource, type ValueSource } from "./config-sources.js";
 import { maskSecrets } from "./mask-secrets.js";
-import { closest } from "./sandbox/suggest.js";
+import { closest } from "./util/closest.js";
 
 /**
  * The config's `scripts.<name>` checked against the scripts folder and against what each script

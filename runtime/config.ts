@@ -5,7 +5,7 @@ import { z } from "zod";
 import { ConfigSources, describeSource, interpolateEnv, type ValueSource } from "./config-sources.js";
 import { ConfigError } from "./errors.js";
 import { hookNames, isHookName } from "./schema/hooks.js";
-import { closest } from "./sandbox/suggest.js";
+import { closest } from "./util/closest.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema } from "./sandbox/limits.js";
 import { capabilityConfigKeys, parseKvUrl, scriptCapabilityKeys } from "./capabilities/config.js";
 

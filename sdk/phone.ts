@@ -63,7 +63,7 @@ export function isInternalNumber(value: string | NumberData, maxLength = 4): boo
 }
 
 /** Characters allowed in a number that {@link formatE164} formats: digits and the usual punctuation. */
-const PHONE_TEXT = /^\+?[0-9\s().\-]*$/;
+const PHONE_TEXT = /^\+?[0-9\s().-]*$/;
 
 /**
  * The number in E.164 form, `+` country code national number.

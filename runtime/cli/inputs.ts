@@ -63,7 +63,7 @@ export function folderConfig(options: FolderOptions): Config {
  * without a word, and its settings would never apply. Exit 2 (a config error), with did-you-mean.
  */
 export function checkScriptNames(config: Config, scriptsDir: string, configFile: string | undefined): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(scriptsDir)
       .map((name) => path.join(scriptsDir, name))

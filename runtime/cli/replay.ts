@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
-import { showValue } from "../runner/diff.js";
-import { recordedInputs } from "../runner/recording.js";
+import { showValue } from "../util/diff.js";
+import { recordedInputs } from "../record/recording.js";
 import { replayRecordings, type ReplayResult } from "../runner/replay.js";
 import { ServedFolder } from "../runner/served-folder.js";
 import { folderProblemLines } from "./folder-report.js";

@@ -105,7 +105,7 @@ function capabilityHost(config: Config, configFile: string | undefined, log: Log
 function configFrom(options: ServeOptions, noWatch: boolean): Config {
   const config = readConfig(options, noWatch);
   assertSafeBinding(config);
-  let folder = false;
+  let folder: boolean;
   try {
     folder = statSync(config.scriptsDir).isDirectory();
   } catch {

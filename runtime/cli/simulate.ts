@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { showValue } from "../runner/diff.js";
+import { showValue } from "../util/diff.js";
 import { ServedFolder } from "../runner/served-folder.js";
 import { readCall, simulateCall, type SimulatedStep, type SimulationReport } from "../runner/simulate.js";
 import { bold, dim, displayPath, formatFailure, formatLogs, formatMs, green, red, yellow } from "./format.js";

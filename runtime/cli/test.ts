@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { UsageError } from "../errors.js";
 import type { CaseProblem } from "../runner/cases.js";
-import { showValue, type Difference } from "../runner/diff.js";
+import { showValue, type Difference } from "../util/diff.js";
 import { discover, runCases, type CaseResult, type FileReport, type ScriptUsage, type Step } from "../runner/run-cases.js";
 import { checkScriptNames } from "./inputs.js";
 import { bold, byRatio, dim, displayPath, formatFailure, formatLogs, formatMs, green, limitRows, red, yellow } from "./format.js";

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import type TS from "typescript";
 import { codeRoot } from "../paths.js";
-import { sandboxHint } from "../sandbox/hints.js";
+import { sandboxHint } from "./hints.js";
 
 /**
  * The scripts type-checked against the SDK with the TypeScript compiler, the one implementation

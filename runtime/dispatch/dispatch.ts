@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { partialDataSchema, type HookName } from "../schema/hooks.js";
-import { withSandboxHint } from "../sandbox/hints.js";
+import { withSandboxHint } from "../compile/hints.js";
 import { clip, type Invocation, type ScriptSandbox } from "../sandbox/sandbox.js";
 import type { Capabilities } from "../capabilities/types.js";
 

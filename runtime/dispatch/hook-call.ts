@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import { deadlineFor, type Config } from "../config.js";
 import { InvalidInputError, UnknownHookError } from "../errors.js";
-import { closest } from "../sandbox/suggest.js";
+import { closest } from "../util/closest.js";
 import { passesAsIs } from "../schema/as-is.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { defaultsFor, hookCatalog, hookNames, isHookName, type HookName } from "../schema/hooks.js";

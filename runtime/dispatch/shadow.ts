@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { deadlineFor, type Config } from "../config.js";
 import type { AnswerView, ShadowEntry, ShadowScripts } from "../registry/shadows.js";
-import { diffValues } from "../runner/diff.js";
+import { diffValues } from "../util/diff.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";

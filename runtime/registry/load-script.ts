@@ -3,7 +3,7 @@ import { effectiveLimits, type Config } from "../config.js";
 import { settingsProblems } from "../config-scripts.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
-import { withSandboxHint } from "../sandbox/hints.js";
+import { withSandboxHint } from "../compile/hints.js";
 import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
 import { configNameOf } from "./variants.js";
 

@@ -175,7 +175,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     try {
       names = readdirSync(this.scriptsDir);
     } catch (error) {
-      throw new Error(`The scripts folder ${this.scriptsDir} cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`);
+      throw new Error(`The scripts folder ${this.scriptsDir} cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`, { cause: error });
     }
     return names
       .map((name) => path.join(this.scriptsDir, name))

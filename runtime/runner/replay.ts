@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { parseHookInput } from "../dispatch/hook-call.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import { isHookName } from "../schema/hooks.js";
-import { diffValues, type Difference } from "./diff.js";
-import { hookOfFileName, readAnswerFile } from "./recording.js";
+import { diffValues, type Difference } from "../util/diff.js";
+import { hookOfFileName, readAnswerFile } from "../record/recording.js";
 import { stepOf, type Step } from "./run-cases.js";
 import type { CallOptions, ServedFolder } from "./served-folder.js";
 

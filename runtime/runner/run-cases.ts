@@ -28,7 +28,7 @@ import {
   type CaseProblem,
   type TestCase,
 } from "./cases.js";
-import { diffValues, type Difference } from "./diff.js";
+import { diffValues, type Difference } from "../util/diff.js";
 
 /**
  * The example runner's engine: cases files in, results out. Every case goes through the server's

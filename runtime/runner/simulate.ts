@@ -5,10 +5,10 @@ import { parsePbxTime } from "../../sdk/time.js";
 import { parseHookInput, unknownHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
 import type { HookAnswer } from "../schema/envelope.js";
-import { closest } from "../sandbox/suggest.js";
+import { closest } from "../util/closest.js";
 import { defaultsFor, effectOf, hookNames, isHookName, type HookName } from "../schema/hooks.js";
-import { diffValues, type Difference } from "./diff.js";
-import { hookOfFileName, isAnswerFile, recordedInputs } from "./recording.js";
+import { diffValues, type Difference } from "../util/diff.js";
+import { hookOfFileName, isAnswerFile, recordedInputs } from "../record/recording.js";
 import { stepOf, type Step } from "./run-cases.js";
 import type { CallOptions, ServedFolder } from "./served-folder.js";
 

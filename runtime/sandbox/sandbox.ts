@@ -11,7 +11,7 @@ import { GUEST_BUSY, GUEST_PARKED, MAX_META_CHARS, OUTBOX_MARK, maxAnswerChars, 
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
-import { closest } from "./suggest.js";
+import { closest } from "../util/closest.js";
 import type { Capabilities } from "../capabilities/types.js";
 import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
 
@@ -609,7 +609,7 @@ export class ScriptSandbox {
     const live = this.calls.get(token);
     if (!live || live.booted !== booted) {
       // An invocation that has ended (a request sent and not awaited), or a forged token: refused.
-      if (!booted.retired && !booted.isolate.isDisposed) this.deliver(booted, undefined, id, false, failureText("CS_CAP_ABORTED", `${op}: the invocation has ended`));
+      if (!booted.retired && !booted.isolate.isDisposed) void this.deliver(booted, undefined, id, false, failureText("CS_CAP_ABORTED", `${op}: the invocation has ended`));
       return;
     }
     live.requests++;

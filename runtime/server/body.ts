@@ -21,7 +21,7 @@ export const jsonBodies = shared("callscript-json-body", async (app) => {
       done(withIssues(new InvalidJsonError("it is empty"), [{ path: "(body)", message: "empty; send the hook input as a JSON object" }]), undefined);
       return;
     }
-    parse(request, text, (error: Error | null, value?: unknown) => {
+    void parse(request, text, (error: Error | null, value?: unknown) => {
       if (!error) {
         // As the parser read it: without a byte order mark, which JSON.parse in a script refuses.
         bodyTexts.set(request, text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { anonymizeInput } from "../runner/record.js";
+import { anonymizeInput } from "../record/anonymize.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { CallRecord } from "./calls-buffer.js";
 import type { CallDetail, CallSummary, FrameLine, InvocationView } from "./console-schemas.js";

@@ -3,7 +3,7 @@ import fastifyStatic from "@fastify/static";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { Config } from "../config.js";
 import { CasesReadOnlyError, ConsoleBusyError, ConsoleNotFoundError, CsrfError, UsageError } from "../errors.js";
 import { packageRoot } from "../paths.js";

@@ -5,7 +5,7 @@ import type { Config } from "../config.js";
 import { callHook, parseHookInput, unknownHook } from "../dispatch/hook-call.js";
 import { ShadowRunner, type ShadowCall } from "../dispatch/shadow.js";
 import type { ScriptRegistry } from "../registry/registry.js";
-import { recordPair } from "../runner/recording.js";
+import { recordPair } from "../record/recording.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
 import type { Invocation } from "../sandbox/sandbox.js";
@@ -158,7 +158,7 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
     const hook = request.routeOptions.config.hook;
     // The answer is out: now the shadows may run (never before, never in its way).
     const shadowCall = shadowCalls.get(request);
-    if (shadowCall && catastrophe.failure === undefined) shadows.afterAnswer(shadowCall, request.log);
+    if (shadowCall && catastrophe.failure === undefined) void shadows.afterAnswer(shadowCall, request.log);
     const status = reply.statusCode;
     metrics.request(hook ?? UNKNOWN_HOOK, status);
     const { code, capture, ...summary } = summaries.get(request) ?? {};

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import { dataOf, failureOf, HEADER, loadFailure, request, Sandboxes } from "../helpers/scripts.js";
 import { payload, script as serverScript, startServer, type TestServer } from "../server/helpers.js";
 
 /**

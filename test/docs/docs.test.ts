@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { generatedFiles } from "../../runtime/schema/generated-files.js";
+import { generatedFiles } from "../../runtime/runner/generated-files.js";
 import { hookNames } from "../../runtime/schema/hooks.js";
 
 /** Issue 13: docs that are true. */

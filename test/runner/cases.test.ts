@@ -3,7 +3,7 @@ import path from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { casesJsonSchema, isCasesFile, isPipelineCasesFile, readCasesFile, scriptFileOf } from "../../runtime/runner/cases.js";
-import { diffValues, showValue } from "../../runtime/runner/diff.js";
+import { diffValues, showValue } from "../../runtime/util/diff.js";
 import { examplesDir, folder } from "./fixtures.js";
 
 describe("the cases file format", () => {

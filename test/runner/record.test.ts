@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseHookInput } from "../../runtime/dispatch/hook-call.js";
-import { anonymizeInput, recordInput } from "../../runtime/runner/record.js";
+import { anonymizeInput, recordInput } from "../../runtime/record/anonymize.js";
 import type { CallFull, Channel, NumberData } from "../../runtime/schema/call-full.js";
 import { isHookName } from "../../runtime/schema/hooks.js";
 import { callscript } from "../helpers/build.js";

@@ -3,7 +3,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseHookInput } from "../../runtime/dispatch/hook-call.js";
 import { callFileSchema, callJsonSchema } from "../../runtime/runner/simulate.js";
-import { recordPair } from "../../runtime/runner/recording.js";
+import { recordPair } from "../../runtime/record/recording.js";
 import { parsePbxTime } from "../../sdk/time.js";
 import { isHookName } from "../../runtime/schema/hooks.js";
 import { callscript, ensureBuilt } from "../helpers/build.js";

@@ -6,7 +6,7 @@ import { configSchema } from "../../runtime/config.js";
 import { CallsBuffer, estimateBytes } from "../../runtime/server/calls-buffer.js";
 import type { CallDetail, CallsPage, ConsoleScripts, SessionInfo, TryResult } from "../../runtime/server/console-schemas.js";
 import { CSRF_HEADER, SESSION_COOKIE } from "../../runtime/server/session.js";
-import { bearer, payload, script, startServer, type TestServer } from "./helpers.js";
+import { bearer, payload, startServer, type TestServer } from "./helpers.js";
 
 const TOKEN = "console-token-0123456789abcdef";
 const UNAUTHORIZED = { statusCode: 401, code: "CS_ERR_UNAUTHORIZED", error: "Unauthorized", message: "Missing or invalid bearer token" };

@@ -1,8 +1,8 @@
 import path from "node:path";
 import { packageRoot } from "../paths.js";
-import { casesJsonSchema } from "../runner/cases.js";
-import { hooksReference } from "./hooks-reference.js";
-import { sdkTypesSource } from "./sdk-types.js";
+import { casesJsonSchema } from "./cases.js";
+import { hooksReference } from "../schema/hooks-reference.js";
+import { sdkTypesSource } from "../schema/sdk-types.js";
 
 /**
  * Files of the repository written from the schemas, never by hand: the SDK's types, the hook

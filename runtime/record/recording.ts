@@ -4,7 +4,7 @@ import path from "node:path";
 import { z } from "zod";
 import { hookAnswer, type HookAnswer } from "../schema/envelope.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
-import { anonymizeRecording, recordFileName, type AnonymizeOptions } from "./record.js";
+import { anonymizeRecording, recordFileName, type AnonymizeOptions } from "./anonymize.js";
 
 /**
  * A recording is a pair of files: the hook input as the connector sent it,
