@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyPluginAsync, FastifyReply,
 import type { Capabilities } from "../capabilities/types.js";
 import type { Config } from "../config.js";
 import { callHook, parseHookInput, unknownHook } from "../dispatch/hook-call.js";
-import { ShadowRunner, type ShadowCall } from "../dispatch/shadow.js";
+import { ShadowRunner, type ShadowCall } from "../registry/shadow-runner.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import { recordPair } from "../record/recording.js";
 import type { HookAnswer, HookFailure } from "../schema/envelope.js";

@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CapabilityHost, kvConfigSchema, resolveSecretValues, scriptGrantsSchema, type Capabilities, type CapabilityCall } from "../../runtime/capabilities/index.js";
 import { configSchema } from "../../runtime/config.js";
-import { shadowCapabilities } from "../../runtime/dispatch/shadow-capabilities.js";
+import { shadowCapabilities } from "../../runtime/registry/shadow-capabilities.js";
 import { ScriptRegistry } from "../../runtime/registry/registry.js";
 import { buildServer, type CallscriptServer } from "../../runtime/server/app.js";
 import { storeLog } from "../../runtime/server/capability-events.js";

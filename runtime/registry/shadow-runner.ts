@@ -1,12 +1,12 @@
 import type { FastifyBaseLogger } from "fastify";
 import { deadlineFor, type Config } from "../config.js";
-import type { AnswerView, ShadowEntry, ShadowScripts } from "../registry/shadows.js";
+import type { AnswerView, ShadowEntry, ShadowScripts } from "./shadows.js";
 import { diffValues } from "../util/diff.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Capabilities } from "../capabilities/types.js";
-import { dispatch, type DispatchResult, type PipelineScript } from "./dispatch.js";
+import { dispatch, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { shadowCapabilities } from "./shadow-capabilities.js";
 
 /**
