@@ -4,7 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ConfigSources, describeSource, interpolateEnv, type ValueSource } from "./config-sources.js";
 import { ConfigError } from "./errors.js";
-import { hookNames, isHookName } from "./schema/hooks.js";
+import { hookCatalog, hookNames, isHookName } from "./schema/hooks.js";
 import { closest } from "./util/closest.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema } from "./sandbox/limits.js";
 import { capabilityConfigKeys, parseKvUrl, scriptCapabilityKeys } from "./capabilities/config.js";
@@ -87,10 +87,15 @@ export function effectiveLimits(config: Config) {
   return { defaults, max };
 }
 
+/** What a deadline leaves the server, under the connector's own timeout, to send the answer. */
+const ANSWER_MARGIN_MS = 1_000;
+
 export function deadlineFor(config: Config, hook: string): number {
   const own = config.hooks[hook]?.deadlineMs;
   if (own) return own;
-  return hook === "process_record_file_path" ? Math.max(config.deadlineMs, 9_000) : config.deadlineMs;
+  // A hook the connector waits longer for gets that time, less a second to send the answer in.
+  const waits = isHookName(hook) ? (hookCatalog[hook] as { connectorTimeoutMs?: number }).connectorTimeoutMs : undefined;
+  return waits ? Math.max(config.deadlineMs, waits - ANSWER_MARGIN_MS) : config.deadlineMs;
 }
 
 /** Environment variables that override the file, for service managers and containers. */

@@ -17,14 +17,6 @@ export const InvalidInputError = createError(
   400,
 );
 
-export const CompileError = createError("CS_ERR_COMPILE", "%s", 422);
-
-export const ScriptLoadError = createError(
-  "CS_ERR_SCRIPT_LOAD",
-  "Script '%s' does not load: %s",
-  422,
-);
-
 export const ConfigError = createError("CS_ERR_CONFIG", "Invalid configuration in %s: %s", 500);
 
 export const UsageError = createError("CS_ERR_USAGE", "%s", 400);
@@ -92,3 +84,14 @@ export const ConsoleBusyError = createError(
 );
 
 export const ConsoleNotFoundError = createError("CS_ERR_CONSOLE_NOT_FOUND", "%s", 404);
+
+// ---- exit codes --------------------------------------------------------------------------------
+
+/** Errors that mean the command or the config was wrong: exit 2 (any other failure: exit 1). */
+const USAGE_CODES = new Set(["CS_ERR_USAGE", "CS_ERR_UNKNOWN_HOOK", "CS_ERR_INVALID_INPUT", "CS_ERR_CONFIG", "CS_ERR_FILES_EXIST", "CS_ERR_INSECURE_BIND"]);
+
+/** The exit code of a command that ended with `error`: every command maps them the same way. */
+export function exitCodeOf(error: unknown): 1 | 2 {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && USAGE_CODES.has(code) ? 2 : 1;
+}

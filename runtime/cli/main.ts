@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { exitCodeOf } from "../errors.js";
 import { packageRoot } from "../paths.js";
 import { registerCheck } from "./check.js";
 import { registerInit } from "./init.js";
@@ -13,9 +14,6 @@ import { registerSimulate } from "./simulate.js";
 import { registerTest } from "./test.js";
 
 const { version } = JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string };
-
-/** Errors that mean the command was wrong (exit 2), not that the scripts failed (exit 1). */
-const USAGE_ERRORS = new Set(["CS_ERR_USAGE", "CS_ERR_UNKNOWN_HOOK", "CS_ERR_INVALID_INPUT", "CS_ERR_CONFIG", "CS_ERR_FILES_EXIST"]);
 
 const program = new Command("callscript")
   .description("Sandboxed TypeScript customization scripts for the telephony–CRM connector")
@@ -41,6 +39,6 @@ try {
   } else {
     const coded = error as { code?: string; message?: string };
     console.error(`callscript: ${coded.message ?? String(error)}`);
-    process.exitCode = USAGE_ERRORS.has(coded.code ?? "") ? 2 : 1;
+    process.exitCode = exitCodeOf(error);
   }
 }

@@ -6,7 +6,7 @@ import { CapabilityHost, parseKvUrl } from "../capabilities/index.js";
 import { checkedGrants, configGrants } from "../config-capabilities.js";
 import { WorkerTypeChecking } from "../compile/typecheck-service.js";
 import { deadlineFor, loadConfig, type Config } from "../config.js";
-import { ConfigError, UsageError } from "../errors.js";
+import { ConfigError, UsageError, exitCodeOf } from "../errors.js";
 import { configReloader, type ConfigReloader } from "../registry/config-reload.js";
 import { ScriptRegistry } from "../registry/registry.js";
 import { watchScripts, type ScriptWatcher } from "../registry/watcher.js";
@@ -27,9 +27,6 @@ interface ServeOptions {
   port?: string;
   watch?: boolean;
 }
-
-/** Errors of the command line or the config: exit 2, as the other commands do. */
-const USAGE_CODES = new Set(["CS_ERR_CONFIG", "CS_ERR_USAGE", "CS_ERR_INSECURE_BIND"]);
 
 /**
  * `callscript serve`: load the config and the scripts, listen, and keep serving until SIGTERM or
@@ -53,7 +50,7 @@ export function registerServe(program: Command): void {
 function startupFailure(error: unknown): number {
   const coded = error as { code?: string; message?: string };
   console.error(`callscript: ${coded.message ?? String(error)}`);
-  return coded.code && USAGE_CODES.has(coded.code) ? 2 : 1;
+  return exitCodeOf(error);
 }
 
 function readConfig(options: ServeOptions, noWatch: boolean): Config {

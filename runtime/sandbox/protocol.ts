@@ -46,6 +46,12 @@ export function maxAnswerChars(outputBytes: number, logBytes: number): number {
   return outputBytes + 64 * logBytes + 64 * 1024;
 }
 
+/** An error's message and stack as an answer carries them (the guest clips to these; the host, more loosely, again). */
+export const MAX_MESSAGE_CHARS = 4096;
+export const MAX_STACK_CHARS = 16 * 1024;
+/** Returned data nested deeper is refused (a cycle made of getters would never end). */
+export const MAX_DATA_DEPTH = 64;
+
 /** The script's definition as JSON (settings and the top-level code's log lines), at most. */
 export const MAX_META_CHARS = 2 * 1024 * 1024;
 
@@ -65,8 +71,12 @@ export type GuestInvocation = [
   outputBytes: number,
 ];
 
+/** The levels of a script's console lines, as the server log writes them (console.log is info, trace is debug). */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export interface GuestLogLine {
-  level: "debug" | "info" | "warn" | "error";
+  level: LogLevel;
   message: string;
   /** Milliseconds since the invocation started. */
   atMs: number;

@@ -7,7 +7,7 @@ import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
-import { GUEST_BUSY, GUEST_PARKED, MAX_META_CHARS, OUTBOX_MARK, maxAnswerChars, type GuestLogs, type GuestOutcome, type HostSend } from "./protocol.js";
+import { GUEST_BUSY, GUEST_PARKED, LOG_LEVELS, MAX_DATA_DEPTH, MAX_MESSAGE_CHARS, MAX_META_CHARS, MAX_STACK_CHARS, OUTBOX_MARK, maxAnswerChars, type GuestLogs, type GuestOutcome, type HostSend } from "./protocol.js";
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
@@ -74,7 +74,7 @@ const guestMetaSchema = z.object({
   // Checked line by line: the registry writes these lines to the server log, and a script that
   // replaces Object.prototype.toJSON at load decides what the definition says.
   logs: z.object({
-    lines: z.array(z.object({ level: z.enum(["debug", "info", "warn", "error"]), message: z.string(), atMs: z.number() })),
+    lines: z.array(z.object({ level: z.enum(LOG_LEVELS), message: z.string(), atMs: z.number() })),
     bytes: z.number(),
     dropped: z.number(),
     droppedBytes: z.number(),
@@ -209,7 +209,7 @@ function cpuSince(mark: CpuMark | undefined, isolateMs: number): number {
 }
 /** How long a script's top-level code may run when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
-const LOG_LEVELS = new Set(["debug", "info", "warn", "error"]);
+const LOG_LEVEL_SET = new Set<string>(LOG_LEVELS);
 const OUTCOME_KINDS = new Set(["data", "none", "cancel", "invalid_output", "exception"]);
 const MB = 1024 * 1024;
 /**
@@ -232,11 +232,8 @@ const HEAP_FULL_SHARE = 0.9;
  * script's messages (4 KB) and stacks (16 KB) with a marker; the host cuts what the guest sends at
  * twice that, in case the prelude was made to send more.
  */
-const MAX_MESSAGE_CHARS = 4096;
-const MAX_STACK_CHARS = 16 * 1024;
 const GUEST_SLACK = 2;
 /** As in the prelude: returned data nested deeper than this is refused. */
-const MAX_DATA_DEPTH = 64;
 
 /** Text from a script cut to `max` characters, with a visible marker of what was cut. */
 export function clip(text: string, max = MAX_MESSAGE_CHARS): string {
@@ -319,7 +316,7 @@ function isGuestOutcome(value: unknown): value is GuestOutcome {
   if (typeof logs.bytes !== "number" || typeof logs.dropped !== "number" || typeof logs.droppedBytes !== "number") return false;
   for (const line of logs.lines as unknown[]) {
     const { level, message, atMs } = (line ?? {}) as Record<string, unknown>;
-    if (typeof level !== "string" || !LOG_LEVELS.has(level) || typeof message !== "string" || typeof atMs !== "number") return false;
+    if (typeof level !== "string" || !LOG_LEVEL_SET.has(level) || typeof message !== "string" || typeof atMs !== "number") return false;
   }
   switch (outcome.kind) {
     case "data":

@@ -49,14 +49,6 @@ const shadowCalls = new WeakMap<FastifyRequest, ShadowCall>();
 const debugEnabled = (log: FastifyBaseLogger) => log.level === "debug" || log.level === "trace";
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-/** The first `overloaded` failure among the invocations: the whole request is then a 503. */
-function overloadOf(invocations: readonly Invocation[]): HookFailure | undefined {
-  for (const { outcome } of invocations) {
-    if (outcome.kind === "failure" && outcome.failure.reason === "overloaded") return outcome.failure;
-  }
-  return undefined;
-}
-
 /**
  * `POST /hooks/<hook>` for every hook of the catalog, and `POST /hooks/:hook` for the rest (404,
  * naming the known hooks, before the body is read).
@@ -107,12 +99,11 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
     }
     const seconds = (performance.now() - started) / 1000;
 
-    let answer = result.answer;
-    const overload = overloadOf(result.invocations);
-    if (overload) {
-      if (answer.state !== "error" || answer.error.reason !== "overloaded") answer = { state: "error", error: overload };
-      reply.code(503).header("retry-after", "1");
-    }
+    const answer = result.answer;
+    // Dispatch turns a request away whole, before any script runs, when a script's queue is full
+    // (scripts of a request let in are never refused halfway): that is the only `overloaded`.
+    const overload = answer.state === "error" && answer.error.reason === "overloaded";
+    if (overload) reply.code(503).header("retry-after", "1");
 
     summary.scripts = result.invocations.map((invocation) => invocation.script);
     if (config.hooks[hook]?.enabled === false) summary.disabled = true;

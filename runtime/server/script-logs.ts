@@ -1,9 +1,9 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
+import { LOG_LEVELS, type LogLevel } from "../sandbox/protocol.js";
 
-const LEVELS = new Set(["debug", "info", "warn", "error"] as const);
-type Level = "debug" | "info" | "warn" | "error";
+const LEVELS = new Set<string>(LOG_LEVELS);
 
 /**
  * A script's `console` lines into the server log, each at the script's level and tagged with the
@@ -15,7 +15,7 @@ export function logScriptLines(log: FastifyBaseLogger, hook: HookName, invocatio
   if (lines.length === 0 && dropped === 0) return;
   const tags = { hook, script: invocation.script, version: invocation.version };
   for (const line of lines) {
-    const level: Level = LEVELS.has(line.level) ? line.level : "info";
+    const level: LogLevel = LEVELS.has(line.level) ? line.level : "info";
     log[level]({ ...tags, source: "script", atMs: line.atMs }, line.message);
   }
   if (dropped > 0) {

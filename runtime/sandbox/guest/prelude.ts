@@ -9,7 +9,10 @@
 import {
   GUEST_BUSY,
   GUEST_PARKED,
+  MAX_DATA_DEPTH,
+  MAX_MESSAGE_CHARS,
   MAX_META_CHARS,
+  MAX_STACK_CHARS,
   OUTBOX_MARK,
   maxAnswerChars,
   type GuestInvocation,
@@ -43,7 +46,6 @@ const stringIndexOf = String.prototype.indexOf;
 const PromiseClass = Promise;
 const promiseThen = Promise.prototype.then;
 
-const MAX_DEPTH = 64;
 
 // Built-ins whose memory lives outside the V8 heap, so the isolate's heap limit does not bound
 // them: WebAssembly memories (a 16 MB isolate grew one to 100 MB and wrote every page) and Intl's
@@ -125,13 +127,11 @@ interruptible(globalThis, ["encodeURI", "encodeURIComponent", "decodeURI", "deco
 interruptible(Array.prototype, ["fill"]);
 
 /**
- * An error's message and stack as the answer carries them: a 1 MB message would otherwise make the
- * answer too large to read, and reach the connector and the log whole. The host cuts again, more
- * loosely, whatever arrives.
+ * An error's message and stack are clipped (MAX_MESSAGE_CHARS, MAX_STACK_CHARS): a 1 MB message
+ * would otherwise make the answer too large to read, and reach the connector and the log whole.
+ * The host cuts again, more loosely, whatever arrives. As the host's clip(), with intrinsics
+ * captured at load: a script may have replaced String.prototype.slice.
  */
-const MAX_MESSAGE_CHARS = 4096;
-const MAX_STACK_CHARS = 16 * 1024;
-
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${reflectApply(stringSlice, text, [0, max]) as string}… [${text.length - max} more characters]`;
 }
@@ -275,7 +275,7 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
       throw new WireError(`${path} is undefined`);
   }
   if (value === null) return null;
-  if (depth > MAX_DEPTH) throw new WireError(`${path} is nested deeper than ${MAX_DEPTH} levels`);
+  if (depth > MAX_DATA_DEPTH) throw new WireError(`${path} is nested deeper than ${MAX_DATA_DEPTH} levels`);
   if (ancestors.includes(value)) throw new WireError(`${path} refers back to itself (a cycle)`);
   ancestors.push(value);
   try {
