@@ -1,17 +1,18 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { styleText } from "node:util";
 import type { HookFailure, SourceLocation } from "../schema/envelope.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { GuestLogs } from "../sandbox/protocol.js";
 
 /** Terminal colours only when a person is reading. */
 const useColour = process.stdout.isTTY && !process.env.NO_COLOR;
-const paint = (code: number) => (text: string) => (useColour ? `\u001b[${code}m${text}\u001b[0m` : text);
-export const red = paint(31);
-export const green = paint(32);
-export const yellow = paint(33);
-export const dim = paint(2);
-export const bold = paint(1);
+const paint = (format: "red" | "green" | "yellow" | "dim" | "bold") => (text: string) => (useColour ? styleText(format, text) : text);
+export const red = paint("red");
+export const green = paint("green");
+export const yellow = paint("yellow");
+export const dim = paint("dim");
+export const bold = paint("bold");
 
 /** A path as the user can click it: relative to the current folder when inside it, else absolute. */
 export function displayPath(file: string, cwd = process.cwd()): string {

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, FastifyPluginOptions } from "fastify";
+import fp from "fastify-plugin";
 import type { HookName } from "../schema/hooks.js";
 
 declare module "fastify" {
@@ -16,10 +17,9 @@ declare module "fastify" {
 
 /**
  * Let a plugin's hooks, handlers and decorations apply to the instance that registers it instead
- * of an encapsulated child: what the `fastify-plugin` package does, by the same two symbols,
- * without depending on it.
+ * of an encapsulated child (fastify-plugin), under a name that fastify's errors and its plugin
+ * tree show.
  */
 export function shared<O extends FastifyPluginOptions = FastifyPluginOptions>(name: string, plugin: FastifyPluginAsync<O>): FastifyPluginAsync<O> {
-  Object.assign(plugin, { [Symbol.for("skip-override")]: true, [Symbol.for("fastify.display-name")]: name });
-  return plugin;
+  return fp(plugin, { name, fastify: "5.x" });
 }
