@@ -6,8 +6,9 @@
 // neighbour's load that comes and goes hits both sides of a pair alike.
 //
 // Hooks: need_registration (the pipeline of three scripts: blacklist-extensions, trunk-whitelist,
-// skip-short-and-ivr), process_client_phone (one script) and process_registration_params (no
-// script: input validation, defaults and the envelope only, the fixed cost of a hook request).
+// skip-short-and-ivr), process_client_phone (one script) and process_call_params (no script:
+// input validation, defaults and the envelope only, the fixed cost of a hook request; until the
+// vip-client example took process_registration_params, that hook was the one without a script).
 // callscript runs at log level warn (CALLSCRIPT_LOG_LEVEL=warn, so that logging does not dominate)
 // and, at 16 connections, also at info, its default; its log goes to /dev/null.
 //
@@ -36,7 +37,7 @@ const payload = (file) => readFileSync(path.join(repoRoot, "examples", "payloads
 const hooks = {
   need_registration: { scripts: 3, body: JSON.stringify(JSON.parse(payload("need_registration.incoming-answered.json"))) },
   process_client_phone: { scripts: 1, body: JSON.stringify(JSON.parse(payload("process_client_phone.incoming-8-format.json"))) },
-  process_registration_params: { scripts: 0, body: JSON.stringify(JSON.parse(payload("process_registration_params.incoming.json"))) },
+  process_call_params: { scripts: 0, body: JSON.stringify(JSON.parse(payload("process_call_params.kommo-incoming.json"))) },
 };
 /** The info-level server is measured where the target is, to keep the run short. */
 const INFO_AT = 16;

@@ -133,19 +133,63 @@ export interface CannedCapabilities extends Capabilities {
 
 /** Capabilities for one case of one script. */
 export function createCannedCapabilities(options: CannedCapabilitiesOptions): CannedCapabilities {
+  const canned = createCannedScriptsCapabilities({
+    ...(options.grants !== undefined ? { grants: { [options.script]: options.grants } } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.kv ? { kv: { [options.script]: options.kv } } : {}),
+    ...(options.kvConfig ? { kvConfig: options.kvConfig } : {}),
+    ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return { handle: canned.handle, calls: canned.calls, unused: canned.unused, kv: () => canned.kv(options.script) };
+}
+
+export interface CannedScriptsOptions {
+  /**
+   * The grants of every script from the config, when the runner has one: each script's fetches
+   * are checked as the server checks them, and a script the config gives no grant has none.
+   * Without: any origin, any secret name, for every script.
+   */
+  grants?: Readonly<Record<string, ScriptGrants | undefined>>;
+  /** One list for all the scripts: a fetch takes the first unused entry of its method and URL, whichever script makes it. */
+  fetch?: readonly CannedFetchInput[];
+  /** Each script's KV at the start, by script name. */
+  kv?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  kvConfig?: Partial<KvConfig>;
+  hooks?: CapabilityHooks;
+  now?: () => number;
+}
+
+export interface CannedScriptsCapabilities extends Capabilities {
+  calls(): CannedCall[];
+  unused(): CannedFetch[];
+  /** A script's KV now: key → value. */
+  kv(script: string): Record<string, unknown>;
+}
+
+/**
+ * Capabilities for a run of several scripts (a pipeline case, a simulated call): one list of
+ * answers, one KV in memory with a namespace per script, each script under its own grants.
+ */
+export function createCannedScriptsCapabilities(options: CannedScriptsOptions): CannedScriptsCapabilities {
   const entries = z.array(cannedFetchSchema).parse(options.fetch ?? []);
   const kvConfig = kvConfigSchema.parse({ ...options.kvConfig, url: undefined });
   const fetcher = new CannedFetcher(entries);
   const backend = new MemoryKvBackend(options.now);
-  for (const [key, value] of Object.entries(options.kv ?? {})) void backend.set(options.script, key, JSON.stringify(value), undefined, Number.POSITIVE_INFINITY);
+  for (const [script, values] of Object.entries(options.kv ?? {})) {
+    for (const [key, value] of Object.entries(values)) void backend.set(script, key, JSON.stringify(value), undefined, Number.POSITIVE_INFINITY);
+  }
   const store = new KvStore(backend, kvConfig);
   // A canned run knows which secrets are granted, not their values: nothing is substituted.
-  const grants: ResolvedGrants = {
-    fetch: options.grants?.fetch ? resolveFetchGrant(options.grants.fetch) : undefined,
-    secrets: new Map((options.grants?.secrets ?? []).map((name) => [name, ""])),
-  };
+  const resolved = new Map<string, ResolvedGrants>();
+  for (const [script, grants] of Object.entries(options.grants ?? {})) {
+    resolved.set(script, {
+      fetch: grants?.fetch ? resolveFetchGrant(grants.fetch) : undefined,
+      secrets: new Map((grants?.secrets ?? []).map((name) => [name, ""])),
+    });
+  }
   const capabilities = new GrantedCapabilities({
-    grantsOf: (script) => (script === options.script ? grants : { fetch: undefined, secrets: new Map() }),
+    grantsOf: (script) => resolved.get(script) ?? { fetch: undefined, secrets: new Map() },
     fetcher,
     kv: async () => store,
     kvLimits: kvConfig,
@@ -156,6 +200,6 @@ export function createCannedCapabilities(options: CannedCapabilitiesOptions): Ca
     handle: (op: string, payloadJson: string, call: CapabilityCall) => capabilities.handle(op, payloadJson, call),
     calls: () => [...fetcher.calls],
     unused: () => fetcher.unused(),
-    kv: () => backend.snapshot(options.script),
+    kv: (script) => backend.snapshot(script),
   };
 }

@@ -32,6 +32,17 @@ export {
   type KvEvent,
   type FaultEvent,
 } from "./capabilities.js";
-export { createCannedCapabilities, cannedFetchSchema, cannedKvSchema, type CannedCapabilities, type CannedCapabilitiesOptions, type CannedFetch, type CannedCall } from "./canned.js";
+export {
+  createCannedCapabilities,
+  createCannedScriptsCapabilities,
+  cannedFetchSchema,
+  cannedKvSchema,
+  type CannedCapabilities,
+  type CannedCapabilitiesOptions,
+  type CannedScriptsCapabilities,
+  type CannedScriptsOptions,
+  type CannedFetch,
+  type CannedCall,
+} from "./canned.js";
 export type { LiveFetcherOptions } from "./fetch.js";
 export type { Resolver, ResolvedAddress } from "./address.js";

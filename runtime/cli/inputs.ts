@@ -52,6 +52,8 @@ export function folderConfig(options: FolderOptions): Config {
   const config = loadConfig({
     ...(options.config !== undefined ? { file: options.config } : {}),
     overrides: { scriptsDir, watch: false },
+    // Simulated and replayed calls never send a fetch: the secrets' values are not needed.
+    secretValues: false,
   });
   if (!isFolder(config.scriptsDir)) throw new UsageError(`The scripts folder ${config.scriptsDir} does not exist (--scripts, or scriptsDir in the config)`);
   checkScriptNames(config, config.scriptsDir, options.config);

@@ -20,7 +20,7 @@ export function registerReplay(program: Command): void {
     .description("Run recorded calls again against the scripts as they are now, and compare each answer with the one that was sent")
     .argument("<recordings...>", "folders of recordings (record.dir of the server's config), or recorded input files")
     .option("--scripts <dir>", "the scripts folder (default: scriptsDir of --config, else the current folder)")
-    .option("--config <file>", "the server's config file (limits, hook policies, order, settings)")
+    .option("--config <file>", "the server's config file (limits, hook policies, order, settings, fetch grants)")
     .option("--shadow", "run each script's shadow (NAME.shadow.ts) in its place: the answers once the shadows are promoted")
     .option("--json", "print the results and the summary as JSON")
     .action(async (targets: string[], options: ReplayOptions) => {
@@ -80,5 +80,7 @@ function resultLines(result: ReplayResult, scriptsDir: string): string[] {
     const returned = step.outcome === "data" ? `returned ${showValue(step.returned, 160)}` : step.outcome === "none" ? "returned nothing" : step.outcome === "cancel" ? "cancelled" : `failed: ${step.reason}`;
     lines.push(`    ${step.script} ${returned}`, ...formatLogs(step.logs, "      "));
   }
+  // Why an answer that depended on the CRM differs now.
+  for (const fetch of result.fetches ?? []) lines.push(`    ${yellow("fetch")} ${fetch} ${dim("not answered: a replay reaches no network")}`);
   return lines;
 }

@@ -1,7 +1,10 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { loadConfig } from "../config.js";
+import { CapabilityHost, type Capabilities, type FaultEvent, type FetchEvent, type KvEvent } from "../capabilities/index.js";
+import { loadConfig, type Config } from "../config.js";
+import { checkedGrants } from "../config-capabilities.js";
+import { cannedFor, underConfigNames } from "../runner/case-capabilities.js";
 import { parseHookInput, resolveHook } from "../dispatch/hook-call.js";
 import { ConfigError, UsageError } from "../errors.js";
 import { runOnce } from "../runner/run-once.js";
@@ -17,6 +20,7 @@ interface RunOptions {
   settings?: string;
   config?: string;
   json?: boolean;
+  live?: boolean;
 }
 
 /** Exit codes: 0 the scripts answered with data, 1 they failed, 2 the command was wrong. */
@@ -28,11 +32,50 @@ export function registerRun(program: Command): void {
     .requiredOption("--hook <name>", "the hook to run")
     .requiredOption("--input <file>", "the hook input JSON, as the connector POSTs it")
     .option("--settings <file>", "JSON object of settings, over the script's defaults and the config's")
-    .option("--config <file>", "the server's config file (limits, hook policy, script settings)")
+    .option("--config <file>", "the server's config file (limits, hook policy, script settings, fetch grants, secrets, kv)")
+    .option("--live", "real capabilities, as the server has them: fetches reach the network under the config's grants, ctx.kv is the config's store")
     .option("--json", "print only the answer the server would send")
     .action(async (script: string, options: RunOptions) => {
       process.exitCode = await run(script, options);
     });
+}
+
+/** What a run's scripts did with their capabilities, for the report. */
+interface CapabilityUse {
+  fetches: string[];
+  kv: string[];
+  faults: string[];
+}
+
+/**
+ * The capabilities of a run: with --live, a CapabilityHost of the config (the network under its
+ * grants, its kv store; a granted secret without a value is a config error, as for serve);
+ * otherwise canned ones with no answers (a fetch fails as not foreseen) and a kv in memory.
+ */
+function capabilitiesFor(config: Config, options: RunOptions, use: CapabilityUse): { capabilities: Capabilities; close(): Promise<void> } {
+  if (!options.live) {
+    const { canned, capabilities } = cannedFor(config, options.config ? "config" : "any");
+    return {
+      capabilities,
+      close: async () => {
+        for (const call of canned.calls()) use.fetches.push(`${call.method} ${call.url}: not answered (run reaches no network; --live does)`);
+      },
+    };
+  }
+  const grants = checkedGrants(config, options.config);
+  const round = (ms: number) => `${Math.round(ms)} ms`;
+  const host = new CapabilityHost({
+    scripts: grants.scripts,
+    secrets: grants.secrets,
+    kv: config.kv,
+    baseDir: options.config ? path.dirname(path.resolve(options.config)) : process.cwd(),
+    hooks: {
+      onFetch: (event: FetchEvent) => use.fetches.push(`${event.method ?? "fetch"} ${event.origin ?? "(refused)"}: ${event.status ?? event.code} ${dim(round(event.ms))}`),
+      onKv: (event: KvEvent) => use.kv.push(`${event.op}: ${event.outcome}`),
+      onFault: (event: FaultEvent) => use.faults.push(`${event.op} (${event.code}): ${event.detail.split("\n")[0]}`),
+    },
+  });
+  return { capabilities: underConfigNames(host), close: () => host.close() };
 }
 
 async function run(scriptFile: string, options: RunOptions): Promise<number> {
@@ -45,13 +88,27 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
     const lines = parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`);
     throw new UsageError(`Input file ${options.input} is not a valid ${hook} input:\n${lines.join("\n")}`);
   }
-  const config = loadConfig(options.config ? { file: options.config } : {});
+  // Without --live no fetch is sent: the grants count, the secrets' values are not needed.
+  const config = loadConfig({ ...(options.config ? { file: options.config } : {}), secretValues: options.live ?? false });
   const settings = options.settings ? readJsonObject(options.settings, "Settings file") : undefined;
   const scriptsDir = path.dirname(file);
   checkScriptNames(config, scriptsDir, options.config);
-  const ran = await runOnce(config, scriptsDir, hook, parsed, [
-    { file, mustHandle: true, ...(settings ? { settings, settingsFrom: options.settings! } : {}) },
-  ]);
+  const use: CapabilityUse = { fetches: [], kv: [], faults: [] };
+  const { capabilities, close } = capabilitiesFor(config, options, use);
+  let ran;
+  try {
+    ran = await runOnce(
+      config,
+      scriptsDir,
+      hook,
+      parsed,
+      [{ file, mustHandle: true, ...(settings ? { settings, settingsFrom: options.settings! } : {}) }],
+      "run",
+      capabilities,
+    );
+  } finally {
+    await close();
+  }
   if (ran.kind === "failed" && ran.stage === "config") {
     // Settings the script does not declare (from --settings or the config): the command is wrong.
     throw new ConfigError(options.settings ?? options.config ?? "the configuration", ran.failure.message);
@@ -70,9 +127,19 @@ async function run(scriptFile: string, options: RunOptions): Promise<number> {
   if (options.json) {
     console.log(JSON.stringify(result.answer));
   } else {
-    console.log(report(hook, script.name, script.version, result.answer, result.invocations[0], script.limits, scriptsDir).join("\n"));
+    const lines = report(hook, script.name, script.version, result.answer, result.invocations[0], script.limits, scriptsDir);
+    console.log([...lines, ...capabilityLines(use, options.live ?? false)].join("\n"));
   }
   return result.answer.state === "success" ? 0 : 1;
+}
+
+/** What the script fetched and kept, under the limits (nothing when it used no capability). */
+function capabilityLines(use: CapabilityUse, live: boolean): string[] {
+  const lines: string[] = [];
+  if (use.fetches.length > 0) lines.push("", live ? "fetch" : "fetch (canned)", ...use.fetches.map((line) => `  ${line}`));
+  if (use.kv.length > 0) lines.push("", "kv", ...use.kv.map((line) => `  ${line}`));
+  if (use.faults.length > 0) lines.push("", yellow("failed underneath"), ...use.faults.map((line) => `  ${line}`));
+  return lines;
 }
 
 function report(

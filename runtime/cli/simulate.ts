@@ -19,7 +19,7 @@ export function registerSimulate(program: Command): void {
     .description("Play a whole call hook by hook against the scripts, as the connector would call the server")
     .argument("<call>", "a call file { name, steps: [{ hook, input }] }, or a folder of one call's recorded inputs")
     .option("--scripts <dir>", "the scripts folder (default: scriptsDir of --config, else the current folder)")
-    .option("--config <file>", "the server's config file (limits, hook policies, order, settings)")
+    .option("--config <file>", "the server's config file (limits, hook policies, order, settings, fetch grants)")
     .option("--call <id>", "only the steps of this call (call_full.channel.id): one call out of a folder of recordings")
     .option("--shadow", "run each script's shadow (NAME.shadow.ts) in its place: the call once the shadows are promoted")
     .option("--json", "print [{ hook, answer }] in step order")
@@ -117,6 +117,7 @@ function stepLines(step: SimulatedStep, scriptsDir: string): string[] {
     lines.push(`${INDENT}${script.script.padEnd(width)}${returned}  ${dim(formatMs(script.ms))}`);
     lines.push(...formatLogs(script.logs, `${INDENT}  `));
   }
+  for (const fetch of step.fetches) lines.push(`${INDENT}${yellow("fetch")} ${fetch} ${dim("not answered: a simulation reaches no network")}`);
   const answer = step.answer!;
   if (answer.state === "error") {
     lines.push(...formatFailure(answer.error, scriptsDir).map((line) => `${INDENT}${line}`));

@@ -23,7 +23,7 @@ export function registerTest(program: Command): void {
     .argument("[paths...]", "scripts folders, scripts or cases files (default: the current folder)")
     .option("--pipeline", "run each case through the hook's whole pipeline of the folder, as the server would")
     .option("--filter <text>", "only the cases whose name contains this text")
-    .option("--config <file>", "the server's config file (limits, hook policy, script settings)")
+    .option("--config <file>", "the server's config file (limits, hook policy, script settings, fetch grants)")
     .option("--json", "print the report as JSON")
     .action(async (paths: string[], options: TestOptions) => {
       process.exitCode = await test(paths.length > 0 ? paths : ["."], options);
@@ -35,7 +35,8 @@ async function test(paths: string[], options: TestOptions): Promise<number> {
   if (casesFiles.length === 0) {
     throw new UsageError(`No cases files in ${paths.join(", ")}: write NAME.cases.json beside NAME.ts (callscript init makes an example)`);
   }
-  const config = loadConfig(options.config ? { file: options.config } : {});
+  // Cases never send a fetch: the grants count, the secrets' values are not needed.
+  const config = loadConfig({ ...(options.config ? { file: options.config } : {}), secretValues: false });
   for (const dir of new Set(casesFiles.map((file) => path.dirname(file)))) checkScriptNames(config, dir, options.config);
   const print = options.json ? () => undefined : (lines: string[]) => console.log(lines.join("\n"));
   const report = await runCases(casesFiles, {

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { cannedFetchSchema, cannedKvSchema } from "../capabilities/canned.js";
 import { parseHookInput, unknownHook } from "../dispatch/hook-call.js";
 import { closest } from "../util/closest.js";
 import { failureReason } from "../schema/envelope.js";
@@ -32,6 +33,11 @@ export const caseExpect = z
         ),
       cancel: z.literal(true).optional().describe("The script cancels the CRM request (returns cancel())"),
       error: failureReason.optional().describe("The answer is an error with this reason"),
+      kv: settingsRecord
+        .optional()
+        .describe(
+          "Besides the answer: the script's KV after the case, compared whole (key → JSON value; {} : no key). In a pipeline cases file: keyed by script name",
+        ),
     },
     required('the answer expected: { "changes": {...} }, { "data": {...} }, { "cancel": true } or { "error": "<reason>" }'),
   )
@@ -72,6 +78,15 @@ export const testCase = z
         "Settings for this case, over the script's defaults and the config's. In a pipeline cases file: keyed by script name",
       ),
     skip: z.union([z.boolean(), z.string()]).optional().describe("Skip this case (true, or the reason why)"),
+    fetch: z
+      .array(cannedFetchSchema)
+      .optional()
+      .describe(
+        "The answers the scripts' ctx.fetch calls get: each entry answers one call of its method and URL, in list order. Nothing reaches the network: a fetch no entry answers fails the case, naming its URL, and so does an entry no fetch used",
+      ),
+    kv: cannedKvSchema
+      .optional()
+      .describe("The script's KV (ctx.kv) at the start of the case: key → JSON value; empty when absent. In a pipeline cases file: keyed by script name"),
     expect: caseExpect,
   })
   .superRefine((value, ctx) => {

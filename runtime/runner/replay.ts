@@ -34,6 +34,8 @@ export interface ReplayResult {
   versions?: VersionChange[];
   /** What each script returned and logged now. */
   steps?: Step[];
+  /** The fetches the scripts made now, `POST https://…`: none answered, a replay reaches no network. */
+  fetches?: string[];
 }
 
 export interface ReplayReport {
@@ -75,7 +77,7 @@ async function replayOne(file: string, folder: ServedFolder, index: number, opti
   const parsed = parseHookInput(hookName, body);
   if (!parsed.ok) return failed(`the input is not a valid ${hookName} input: ${parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")}`);
 
-  const { result, versions: now } = await folder.call(hookName, parsed.input, parsed.inputJson, `replay-${index + 1}-${recording.requestId}`, options);
+  const { result, versions: now, fetches } = await folder.call(hookName, parsed.input, parsed.inputJson, `replay-${index + 1}-${recording.requestId}`, options);
   const differences = diffValues(comparable(recording.answer), comparable(result.answer));
   const replayed: ReplayResult = {
     file,
@@ -87,6 +89,7 @@ async function replayOne(file: string, folder: ServedFolder, index: number, opti
     steps: result.invocations.map(stepOf),
   };
   if (differences.length > 0) replayed.differences = differences;
+  if (fetches.length > 0) replayed.fetches = fetches.map((fetch) => `${fetch.method} ${fetch.url}`);
   return replayed;
 }
 

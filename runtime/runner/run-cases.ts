@@ -29,6 +29,7 @@ import {
   type TestCase,
 } from "./cases.js";
 import { diffValues, type Difference } from "../util/diff.js";
+import { cannedFor, configNameOfScript, fetchProblems, grantsFrom, kvByScript, kvDifferences, type GrantsFrom } from "./case-capabilities.js";
 
 /**
  * The example runner's engine: cases files in, results out. Every case goes through the server's
@@ -44,6 +45,8 @@ export interface RunOptions {
   filter?: string;
   onFile?: (file: FileReport) => void;
   onCase?: (file: FileReport, result: CaseResult) => void;
+  /** The scripts' fetch grants: the config's (default when it came from a file), or any origin and secret name. */
+  grants?: GrantsFrom;
 }
 
 /** The answer reduced to what `expect` states: `{ data }`, `{ cancel: true }` or `{ error: reason }`. */
@@ -329,7 +332,7 @@ export async function runCases(casesFiles: readonly string[], options: RunOption
       files.push(report);
       options.onFile?.(report);
       for (const entry of entries) {
-        const result = await runEntry(entry, casesFilePath, scriptFile, report, pool, options.config);
+        const result = await runEntry(entry, casesFilePath, scriptFile, report, pool, options.config, grantsFrom(options.config, options.grants));
         report.cases.push(result);
         options.onCase?.(report, result);
       }
@@ -355,6 +358,7 @@ async function runEntry(
   report: FileReport,
   pool: ScriptPool,
   config: Config,
+  grants: GrantsFrom,
 ): Promise<CaseResult> {
   const failed = (hook: string | null, problems: CaseProblem[]): CaseResult => ({
     name: entry.name,
@@ -422,6 +426,16 @@ async function runEntry(
   const input = caseInput(testCase, entry.index, casesFilePath);
   if (!input.ok) return failed(hook, input.problems);
 
+  // The case's fetch answers and KV: in a pipeline cases file its kv is keyed by script name.
+  const keyedByScript = report.kind === "pipeline";
+  const own = scriptFile ? configNameOfScript(scriptNameOf(scriptFile)) : "";
+  const names = [...new Set(scripts.map((script) => configNameOfScript(script.sandbox.name)))];
+  const startKv = kvByScript(testCase.kv, keyedByScript, own, names, { file: casesFilePath, path: `${at}.kv` });
+  const endKv = kvByScript(testCase.expect.kv, keyedByScript, own, names, { file: casesFilePath, path: `${at}.expect.kv` });
+  const kvProblems = [...(startKv.ok ? [] : startKv.problems), ...(endKv.ok ? [] : endKv.problems)];
+  if (kvProblems.length > 0) return failed(hook, kvProblems);
+  const { canned, capabilities } = cannedFor(config, grants, { fetch: testCase.fetch, ...(startKv.ok && startKv.kv ? { kv: startKv.kv } : {}) });
+
   const result: CaseResult = { name: entry.name, hook, status: "passed", ms: 0, expected: testCase.expect };
   if (loadFailure) {
     result.actual = { error: loadFailure.reason };
@@ -434,7 +448,7 @@ async function runEntry(
       report.mode === "pipeline"
         ? (await pool.failures(dir)).filter(({ file }) => file !== scriptFile && hooksNamedIn(file).includes(hook)).map(({ failure }) => failure)
         : [];
-    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson, failed });
+    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson, failed, capabilities });
     result.ms = performance.now() - started;
     for (const invocation of called.invocations) pool.count(invocation, scripts);
     result.actual = outcomeOf(called);
@@ -444,10 +458,17 @@ async function runEntry(
   // Data against data is compared field by field; an answer of another kind (an error, a cancel) is one difference.
   const expected = expectedOutcome(testCase.expect, hook, input.input);
   const sameKind = Object.keys(expected)[0] === Object.keys(result.actual)[0];
-  const differences = sameKind ? diffValues(expected, result.actual) : [{ path: "answer", expected, actual: result.actual, kind: "changed" as const }];
+  const differences: Difference[] = sameKind ? diffValues(expected, result.actual) : [{ path: "answer", expected, actual: result.actual, kind: "changed" as const }];
+  if (!loadFailure && endKv.ok && endKv.kv) differences.push(...kvDifferences(canned, endKv.kv, keyedByScript));
   if (differences.length > 0) {
     result.status = "failed";
     result.differences = differences;
+  }
+  // A fetch the case did not foresee fails it even when the script caught the error and went on.
+  const unforeseen = loadFailure ? [] : fetchProblems(canned, testCase.fetch?.length ?? 0, { file: casesFilePath, path: `${at}.fetch` });
+  if (unforeseen.length > 0) {
+    result.status = "failed";
+    result.problems = unforeseen;
   }
   return result;
 }

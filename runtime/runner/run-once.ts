@@ -1,4 +1,5 @@
 import { compileScript, type CompileDiagnostic, type CompiledScript, type CompileResult } from "../compile/compile.js";
+import type { Capabilities } from "../capabilities/types.js";
 import type { Config } from "../config.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { pipelineOrder, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
@@ -53,6 +54,8 @@ export async function runOnce(
   input: { input: Record<string, unknown>; inputJson: string },
   targets: readonly RunTarget[],
   requestId = "run",
+  /** What the scripts may reach (ctx.fetch, ctx.kv); none when absent. */
+  capabilities?: Capabilities,
 ): Promise<RunOnceResult> {
   const loaded: PipelineScript[] = [];
   try {
@@ -67,7 +70,7 @@ export async function runOnce(
       if (target.mustHandle && !script.script.sandbox.implements(hook)) return { kind: "unhandled", script: describe(script.script) };
     }
     const pipeline = loaded.filter(({ sandbox }) => sandbox.implements(hook)).sort(pipelineOrder);
-    const result = await callHook(config, hook, input.input, pipeline, { requestId, measureHeap: true, inputJson: input.inputJson });
+    const result = await callHook(config, hook, input.input, pipeline, { requestId, measureHeap: true, inputJson: input.inputJson, ...(capabilities ? { capabilities } : {}) });
     return { kind: "ran", result, scripts: pipeline.map(describe) };
   } finally {
     await Promise.all(loaded.map(({ sandbox }) => sandbox.drainAndDispose()));

@@ -1,17 +1,22 @@
 import { pino } from "pino";
+import type { CannedCall } from "../capabilities/canned.js";
 import type { Config } from "../config.js";
 import type { DispatchResult, PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { ScriptRegistry, type ScriptProblem } from "../registry/registry.js";
 import type { HookName } from "../schema/hooks.js";
+import { cannedFor, grantsFrom, type CaseCapabilities } from "./case-capabilities.js";
 
 /**
  * A scripts folder loaded exactly as `serve` loads it (the server's registry: the same compiler,
  * sandbox, order, config and disabled scripts), for the commands that play calls against it:
  * `simulate` and `replay`. Each call goes through `callHook`, the function the hook route calls.
  *
- * Capabilities (ctx.fetch, ctx.kv: to come) are to be served canned in `call`, from the call file
- * or the recording, never for real: a simulated or replayed call must not reach a CRM.
+ * Capabilities are canned, never real: a simulated or replayed call must not reach a CRM nor
+ * change a store. ctx.kv is in memory, one for the whole run (a counter goes on from one call to
+ * the next), empty at the start; ctx.fetch has no answers, so each fetch fails with
+ * CS_CAP_FETCH_NOT_FORESEEN (a script that catches it goes on as it would without the CRM), and
+ * the call says which fetches its scripts made. Grants are the config's when it came from a file.
  */
 
 export interface FolderProblem {
@@ -25,6 +30,8 @@ export interface FolderCall {
   scripts: readonly PipelineScript[];
   /** The pipeline's versions by script name (a shadow under the name of the script it stands in for). */
   versions: Record<string, string>;
+  /** The fetches the scripts made (none answered: nothing reaches the network). */
+  fetches: CannedCall[];
 }
 
 export interface CallOptions {
@@ -36,10 +43,14 @@ export interface CallOptions {
 }
 
 export class ServedFolder {
+  private readonly capabilities: CaseCapabilities;
+
   private constructor(
     readonly config: Config,
     readonly registry: ScriptRegistry,
-  ) {}
+  ) {
+    this.capabilities = cannedFor(config, grantsFrom(config));
+  }
 
   static async load(config: Config): Promise<ServedFolder> {
     // The registry's own log lines (loaded, reloaded) are the server's; here its state says it all.
@@ -80,8 +91,10 @@ export class ServedFolder {
     try {
       const named = options.shadows ? this.promoted(hook, lease.scripts) : lease.scripts.map((script) => ({ name: script.sandbox.name, script }));
       const scripts = named.map(({ script }) => script);
-      const result = await callHook(this.config, hook, input, scripts, { requestId, inputJson, measureHeap: true });
-      return { result, scripts, versions: Object.fromEntries(named.map(({ name, script }) => [name, script.sandbox.version])) };
+      const before = this.capabilities.canned.calls().length;
+      const result = await callHook(this.config, hook, input, scripts, { requestId, inputJson, measureHeap: true, capabilities: this.capabilities.capabilities });
+      const fetches = this.capabilities.canned.calls().slice(before);
+      return { result, scripts, versions: Object.fromEntries(named.map(({ name, script }) => [name, script.sandbox.version])), fetches };
     } finally {
       lease.release();
     }

@@ -181,6 +181,8 @@ export interface SimulatedStep {
   changes: Difference[];
   /** What the connector does with the answer, in words. */
   effect?: string;
+  /** The fetches the scripts made, `POST https://…` (none answered: a simulation reaches no network). */
+  fetches: string[];
 }
 
 export interface SimulationReport {
@@ -207,6 +209,7 @@ export async function simulateCall(call: Call, folder: ServedFolder, options: Ca
       offsetSeconds: times.latest !== undefined && callStart !== undefined ? (times.latest - callStart) / 1000 : null,
       scripts: [],
       changes: [],
+      fetches: [],
     };
     if (step.note !== undefined) simulated.note = step.note;
     if (isObject(step.input) && typeof step.input.call_stage === "string") simulated.stage = step.input.call_stage;
@@ -226,7 +229,8 @@ export async function simulateCall(call: Call, folder: ServedFolder, options: Ca
       simulated.problem = [`not a valid ${hook} input:`, ...parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`)].join("\n");
       continue;
     }
-    const { result } = await folder.call(hook, parsed.input, parsed.inputJson, `${call.name}#${index + 1}`, options);
+    const { result, fetches } = await folder.call(hook, parsed.input, parsed.inputJson, `${call.name}#${index + 1}`, options);
+    simulated.fetches = fetches.map((fetch) => `${fetch.method} ${fetch.url}`);
     simulated.answer = result.answer;
     if (result.cancelledBy !== undefined) simulated.cancelledBy = result.cancelledBy;
     simulated.scripts = result.invocations.map((invocation) => ({ ...stepOf(invocation), ms: invocation.stats.wallMs }));

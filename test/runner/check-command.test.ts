@@ -95,7 +95,7 @@ describe("callscript check", () => {
 
   it("passes on the examples; exit 2 on a folder that is not there", () => {
     const run = callscript(["check", "examples"]);
-    expect(run.stdout).toMatch(/^8 scripts, \d+ files checked: no errors$/m);
+    expect(run.stdout).toMatch(/^10 scripts, \d+ files checked: no errors$/m);
     expect(run.status).toBe(0);
     const missing = callscript(["check", path.join(repoRoot, "nope")]);
     expect(missing.status).toBe(2);

@@ -6,6 +6,18 @@ import { scriptsFolder } from "../helpers/scripts.js";
 export const examplesDir = path.join(repoRoot, "examples");
 export const payloadsDir = path.join(examplesDir, "payloads");
 
+/**
+ * The examples' config (examples/callscript.config.json) without any fetch grant: a `serve` of the
+ * examples would otherwise send vip-client's lookups to the real portal it names, for every
+ * incoming call's registration. Without the grant the lookup is refused at once (and the script
+ * registers the call as usual), on the server and in the runner alike.
+ */
+export function examplesConfigOffline(): Record<string, unknown> {
+  const config = JSON.parse(readFileSync(path.join(examplesDir, "callscript.config.json"), "utf8")) as { scripts: Record<string, Record<string, unknown>> };
+  for (const entry of Object.values(config.scripts)) delete entry.fetch;
+  return config;
+}
+
 /** A recorded hook input of the examples, as text. */
 export function payload(name: string): string {
   return readFileSync(path.join(payloadsDir, name), "utf8");

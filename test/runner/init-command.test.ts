@@ -39,7 +39,7 @@ describe("callscript init", () => {
     for (const file of FILES.filter((name) => name.startsWith("payloads/"))) {
       expect(readFileSync(path.join(dir, file), "utf8")).toBe(readFileSync(path.join(repoRoot, "examples", file), "utf8"));
     }
-    expect(init.stdout).toContain(`5 of the 23 recorded calls that come with callscript are in payloads/; the rest: examples/payloads`);
+    expect(init.stdout).toContain(`5 of the 25 recorded calls that come with callscript are in payloads/; the rest: examples/payloads`);
 
     const test = callscript(["test", dir]);
     expect(test.stdout).toContain("✓ with the empty list, a missed call to 102 is registered as usual");

@@ -2,13 +2,13 @@ import { cpSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { callscript, ensureBuilt } from "../helpers/build.js";
-import { examplesDir, folder, lastLine } from "./fixtures.js";
+import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures.js";
 import { listening, serve, until } from "../server/serve-process.js";
 
 beforeAll(ensureBuilt, 120_000);
 
 const callsDir = path.join(examplesDir, "calls");
-const examplesConfig = JSON.parse(readFileSync(path.join(examplesDir, "callscript.config.json"), "utf8")) as Record<string, unknown>;
+const examplesConfig = examplesConfigOffline();
 type Step = { hook: string; input: Record<string, unknown> };
 const stepsOf = (name: string) => (JSON.parse(readFileSync(path.join(callsDir, name), "utf8")) as { steps: Step[] }).steps;
 const CALLS = ["incoming-answered.call.json", "incoming-missed.call.json", "outgoing.call.json", "transferred.call.json"];

@@ -7,7 +7,7 @@ import { recordPair } from "../../runtime/record/recording.js";
 import { parsePbxTime } from "../../sdk/time.js";
 import { isHookName } from "../../runtime/schema/hooks.js";
 import { callscript, ensureBuilt } from "../helpers/build.js";
-import { examplesDir, folder, lastLine } from "./fixtures.js";
+import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures.js";
 import { listening, serve } from "../server/serve-process.js";
 
 beforeAll(ensureBuilt, 120_000);
@@ -19,7 +19,7 @@ const callsDir = path.join(examplesDir, "calls");
  */
 const CONFIG = path.join(folder({}), "callscript.json");
 {
-  const config = JSON.parse(readFileSync(path.join(examplesDir, "callscript.config.json"), "utf8")) as { limits: { defaults: Record<string, unknown> } };
+  const config = examplesConfigOffline() as { limits: { defaults: Record<string, unknown> } };
   config.limits.defaults.timeoutMs = 5000;
   writeFileSync(CONFIG, JSON.stringify({ ...config, scriptsDir: examplesDir }));
 }
@@ -125,7 +125,7 @@ describe("callscript simulate", () => {
 
   it("prints each step's time in the call, its scripts with their data and logs, and the changes", () => {
     const result = simulate([path.join(callsDir, "incoming-missed.call.json"), "--scripts", examplesDir, "--config", CONFIG]);
-    expect(result.stdout.split("\n")[0]).toBe("missed call on the Ekaterinburg line, out of hours · 8 steps · scripts from examples (8 scripts)");
+    expect(result.stdout.split("\n")[0]).toBe("missed call on the Ekaterinburg line, out of hours · 8 steps · scripts from examples (10 scripts)");
     const final = result.stdout.split("\n\n").find((block) => block.includes("process_final_params"))!;
     const lines = final.split("\n");
     expect(lines[0]).toMatch(/^\+0:35 {4}19:20:40 {2}process_final_params · call_ended {2}telephony\.externalcall\.finish$/);

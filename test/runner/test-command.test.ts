@@ -381,6 +381,8 @@ describe("the examples", () => {
       "skip-short-and-ivr": ["need_registration"], // 6. skip IVR and short calls
       "working-hours": ["customize_autodistribution"], // 7. working hours
       "record-path": ["process_record_file_path"], // 8. recording path
+      "vip-client": ["process_registration_params"], // a VIP client looked up in the CRM goes to their manager (ctx.fetch)
+      "missed-round-robin": ["process_final_params"], // missed calls shared out to a group in turn (ctx.kv)
       null: ["need_registration"], // pipeline.cases.json: the need_registration scripts together
     });
     for (const file of report.files) expect(file.cases.length, String(file.script)).toBeGreaterThanOrEqual(3);
