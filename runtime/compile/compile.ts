@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { realpathSync } from "node:fs";
 import path from "node:path";
 import type * as esbuild from "esbuild";
 import type { SourceLocation } from "../schema/envelope.js";
@@ -112,6 +113,31 @@ function commonOptions(root: string): esbuild.BuildOptions {
   };
 }
 
+/**
+ * The scripts folder as esbuild sees it, and `files` in it. esbuild resolves symbolic links, so a
+ * folder reached through one (`/var/lib/callscript/current/scripts`, flipped by a git pull) would
+ * make every helper import look as if it left the folder, and the bundle's inputs name files the
+ * watcher never reports: the folder is taken at its real path, and files given under the path
+ * through the link are moved under the real one.
+ */
+export function onDisk(scriptsDir: string, files: readonly string[]): { root: string; files: string[] } {
+  const given = path.resolve(scriptsDir);
+  let root = given;
+  try {
+    root = realpathSync.native(given);
+  } catch {
+    // A folder that does not exist (yet): esbuild reports the missing files.
+  }
+  return {
+    root,
+    files: files.map((file) => {
+      const absolute = path.resolve(file);
+      const relative = path.relative(given, absolute);
+      return root !== given && !relative.startsWith("..") && !path.isAbsolute(relative) ? path.join(root, relative) : absolute;
+    }),
+  };
+}
+
 /** Files of the scripts folder among a bundle's inputs (the SDK and the prelude are ours). */
 function ownInputs(root: string, inputs: Iterable<string>): string[] {
   return [...inputs]
@@ -133,8 +159,8 @@ function compiledScript(name: string, file: string, root: string, code: string, 
  * the bound entry object the host calls into.
  */
 export async function compileScript(file: string, scriptsDir: string, options: { source?: string } = {}): Promise<CompileResult> {
-  const absoluteFile = path.resolve(file);
-  const root = path.resolve(scriptsDir);
+  const { root, files } = onDisk(scriptsDir, [file]);
+  const absoluteFile = files[0]!;
   const name = scriptNameOf(absoluteFile);
   try {
     // Through the same virtual entry module as compileScripts: one file compiled alone or in a
@@ -212,8 +238,7 @@ const BATCH_SIZE = 100;
  * compiled on its own so every failure is reported against its own file.
  */
 export async function compileScripts(files: readonly string[], scriptsDir: string): Promise<CompileResult[]> {
-  const root = path.resolve(scriptsDir);
-  const absolute = files.map((file) => path.resolve(file));
+  const { root, files: absolute } = onDisk(scriptsDir, files);
   if (absolute.length <= 1) return Promise.all(absolute.map((file) => compileScript(file, root)));
   if (new Set(absolute.map(scriptNameOf)).size !== absolute.length) return Promise.all(absolute.map((file) => compileScript(file, root)));
   const results: CompileResult[] = [];

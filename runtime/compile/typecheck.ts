@@ -303,18 +303,33 @@ function versionOf(file: string): string {
   }
 }
 
+/**
+ * Warm programs kept. A server reads its scripts from one folder, but each rollout by a flipped
+ * link is another real path (a checkout per commit): without a bound, one program per commit
+ * would stay.
+ */
+const FOLDERS_KEPT = 4;
+
 /** The type check in this thread, one warm program per folder (`callscript check`, tests, the worker). */
 export class InProcessTypeChecking implements TypeChecking {
   private ts: TypeScript | undefined;
+  /** By last use, oldest first. */
   private readonly folders = new Map<string, FolderTypeCheck>();
 
   async folder(dir: string): Promise<FolderTypeCheck> {
     const root = path.resolve(dir);
     this.ts ??= await loadTypeScript();
     let folder = this.folders.get(root);
-    if (!folder) {
+    if (folder) {
+      this.folders.delete(root);
+    } else {
       folder = new FolderTypeCheck(this.ts, root);
-      this.folders.set(root, folder);
+    }
+    this.folders.set(root, folder);
+    for (const [oldest, kept] of this.folders) {
+      if (this.folders.size <= FOLDERS_KEPT) break;
+      kept.dispose();
+      this.folders.delete(oldest);
     }
     return folder;
   }

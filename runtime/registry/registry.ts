@@ -3,7 +3,7 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { compileScript, compileScripts, scriptNameOf, type CompileResult } from "../compile/compile.js";
+import { compileScript, compileScripts, onDisk, scriptNameOf, type CompileResult } from "../compile/compile.js";
 import type { TypeChecking, TypeProblem } from "../compile/typecheck.js";
 import { deadlineFor, type Config } from "../config.js";
 import { settingsInForce, type SettingInForce } from "../config-scripts.js";
@@ -112,10 +112,19 @@ export function isScriptFile(file: string, scriptsDir: string): boolean {
   return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".") && variantOf(relative) === undefined;
 }
 
+/** The scripts folder at its real path: a git checkout flipped by a link is read from one commit. */
+export const realFolder = (dir: string): string => onDisk(dir, []).root;
+
+const isInside = (file: string, dir: string): boolean => {
+  const relative = path.relative(dir, file);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative);
+};
+
 /**
  * The loaded version of every script. A new version is compiled and loaded to the side and only
  * then swapped in; invocations already running finish on the version they started with, which
- * is disposed once they have.
+ * is disposed once they have. A change of many scripts (loadAll, applyBatch) is swapped in at
+ * once: a request sees the scripts as they were before it or as they are after it, never a mix.
  */
 export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly entries = new Map<string, Entry>();
@@ -138,7 +147,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private config: Config;
   private readonly typeChecking: TypeChecking | undefined;
   private readonly onCatastrophicError: ((script: string, message: string) => void) | undefined;
+  /** The scripts folder as configured (it may be reached through a link that a deploy flips). */
   readonly scriptsDir: string;
+  /**
+   * The folder the scripts were read from: `scriptsDir` at its real path, taken when the whole
+   * folder was last loaded (loadAll). Files, bundle inputs and the watcher's events are all in it.
+   */
+  private folderInUse: string;
   /** The folder's `NAME.shadow.ts` files: loaded with the scripts, never live (see shadows.ts). */
   readonly shadows: ShadowScripts;
   /** The configuration's file and its last reload, as /scripts shows them (kept by the config reloader). */
@@ -153,10 +168,11 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const { onCatastrophicError, typeChecking } = typeof options === "function" ? { onCatastrophicError: options, typeChecking: undefined } : options;
     this.config = config;
     this.scriptsDir = config.scriptsDir;
+    this.folderInUse = realFolder(config.scriptsDir);
     this.typeChecking = typeChecking;
     this.onCatastrophicError = onCatastrophicError;
     this.sandboxOptions = this.sandboxOptionsFor(config);
-    this.shadows = new ShadowScripts(() => this.config, log, () => this.sandboxOptions);
+    this.shadows = new ShadowScripts(() => this.config, log, () => this.sandboxOptions, () => this.folderInUse);
   }
 
   /** The configuration in force (hook policies, deadlines, settings): read it per request. */
@@ -170,63 +186,112 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return options;
   }
 
-  scriptFiles(): string[] {
+  /** The folder the scripts are read from now: scriptsDir at its real path (see loadAll). */
+  get folder(): string {
+    return this.folderInUse;
+  }
+
+  scriptFiles(folder: string = this.folderInUse): string[] {
     let names: string[];
     try {
-      names = readdirSync(this.scriptsDir);
+      names = readdirSync(folder);
     } catch (error) {
       throw new Error(`The scripts folder ${this.scriptsDir} cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`, { cause: error });
     }
     return names
-      .map((name) => path.join(this.scriptsDir, name))
-      .filter((file) => isScriptFile(file, this.scriptsDir))
+      .map((name) => path.join(folder, name))
+      .filter((file) => isScriptFile(file, folder))
       .sort();
   }
 
-  /** Bring the registry in line with the folder: load every script, unload those whose file is gone. */
-  async loadAll(): Promise<ReloadResult[]> {
+  /**
+   * Bring the registry in line with the folder: load every script, unload those whose file is gone.
+   * The folder is read at its real path (`folder`, by default where scriptsDir leads now), so a
+   * link flipped to another checkout meanwhile does not mix two commits; everything is loaded to
+   * the side and swapped in at once.
+   */
+  async loadAll(folder: string = realFolder(this.scriptsDir)): Promise<ReloadResult[]> {
     if (this.closed) return [];
-    const files = this.scriptFiles();
-    const present = new Set(files.map((file) => path.resolve(file)));
-    const gone = [...this.entries.values()].filter((entry) => !present.has(entry.file));
-    await Promise.all(gone.map((entry) => this.unload(entry.file)));
+    const files = this.scriptFiles(folder);
+    const present = new Set(files.map((file) => scriptNameOf(file)));
+    const gone = [...this.entries.values()].filter((entry) => !present.has(entry.name));
     // Claim each script's generation before its file is read: a save picked up by the watcher
     // while the batch compiles reads a newer file, and must win over this older read.
     const claims = files.map((file) => {
       const entry = this.entryFor(scriptNameOf(file), file);
       return { entry, generation: ++entry.generation };
     });
-    const shadows = this.shadows.loadAll();
+    const shadows = this.shadows.loadAll(folder);
     let compiled: (CompileResult | undefined)[];
     try {
-      compiled = await compileScripts(files, this.scriptsDir);
+      compiled = await compileScripts(files, folder);
     } catch {
       compiled = [];
     }
-    const results = await Promise.all(files.map((file, i) => this.load(claims[i]!.entry, claims[i]!.generation, file, compiled[i])));
+    const staged = await Promise.all(files.map((file, i) => this.stage(claims[i]!.entry, claims[i]!.generation, file, compiled[i], folder)));
+    // One swap: new versions, failures and unloads together, in this one synchronous step.
+    if (!this.closed) this.folderInUse = folder;
+    for (const entry of gone) if (this.entries.get(entry.name) === entry) this.unloadEntry(entry);
+    const results = staged.map((commit) => commit());
     await shadows;
     return results;
   }
 
-  /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
-  async reload(file: string, compiled?: CompileResult): Promise<ReloadResult> {
-    if (this.closed) return { ok: false, name: scriptNameOf(file), superseded: true, ms: 0 };
-    const entry = this.entryFor(scriptNameOf(file), file);
-    return this.load(entry, ++entry.generation, file, compiled);
+  /**
+   * Apply a change of several files as one swap (the watcher's batch: a git pull, a helper and the
+   * scripts that import it): every script of `reload` is compiled and loaded to the side, then
+   * their new versions, their failures and the unloads of `unload` take effect together. A script
+   * that fails keeps its previous version (state `stale`), as a single save would.
+   */
+  async applyBatch(change: { reload: readonly string[]; unload: readonly string[] }): Promise<{ reloaded: ReloadResult[]; unloaded: string[] }> {
+    if (this.closed) return { reloaded: [], unloaded: [] };
+    const claims = change.reload.map((given) => {
+      const file = this.inFolder(given);
+      const entry = this.entryFor(scriptNameOf(file), file);
+      return { entry, generation: ++entry.generation, file };
+    });
+    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file)));
+    const unloaded = change.unload.filter((file) => this.unloadNow(file)).map((file) => scriptNameOf(file));
+    const reloaded = staged.map((commit) => commit());
+    return { reloaded, unloaded };
   }
 
-  /** The newest claimed generation of a script wins; an older load still in flight is dropped. */
-  private async load(entry: Entry, generation: number, file: string, compiled?: CompileResult): Promise<ReloadResult> {
+  /** Compile and load `file`, and swap it in if it loads; otherwise the previous version keeps serving. */
+  async reload(given: string, compiled?: CompileResult): Promise<ReloadResult> {
+    const file = this.inFolder(given);
+    if (this.closed) return { ok: false, name: scriptNameOf(file), superseded: true, ms: 0 };
+    const entry = this.entryFor(scriptNameOf(file), file);
+    return (await this.stage(entry, ++entry.generation, file, compiled))();
+  }
+
+  /** A file named under scriptsDir (through its link), as the same file of the folder in use. */
+  private inFolder(file: string): string {
+    const absolute = path.resolve(file);
+    const given = path.resolve(this.scriptsDir);
+    return given !== this.folderInUse && isInside(absolute, given) ? path.join(this.folderInUse, path.relative(given, absolute)) : absolute;
+  }
+
+  /**
+   * Compile, type-check and load a version of a script to the side. Nothing a request sees changes
+   * until the returned function runs: it puts the outcome in force (the swap, or the failure the
+   * script's hooks answer) synchronously, so that the outcomes of a batch take effect together.
+   * The newest claimed generation of a script wins; an older load still in flight is dropped.
+   */
+  private async stage(entry: Entry, generation: number, file: string, compiled?: CompileResult, folder: string = this.folderInUse): Promise<() => ReloadResult> {
     const started = performance.now();
     const name = entry.name;
     const elapsed = () => performance.now() - started;
-    if (this.closed) return { ok: false, name, superseded: true, ms: 0 };
+    const superseded = (): ReloadResult => ({ ok: false, name, superseded: true, ms: elapsed() });
+    if (this.closed) return () => ({ ok: false, name, superseded: true, ms: 0 });
 
     if (this.config.scripts[name]?.enabled === false) {
-      this.retire(entry);
-      entry.lastError = null;
-      this.log.info({ script: name }, "script disabled in the configuration; not loaded");
-      return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
+      return () => {
+        if (generation !== entry.generation) return superseded();
+        this.retire(entry);
+        entry.lastError = null;
+        this.log.info({ script: name }, "script disabled in the configuration; not loaded");
+        return { ok: false, name, problem: { at: new Date().toISOString(), stage: "load", message: "disabled in the configuration" }, ms: elapsed() };
+      };
     }
     let loaded: LoadedScript;
     /** The type check's result; undefined when none ran (off, or esbuild refused the script). */
@@ -235,23 +300,43 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     try {
       if (mode !== "off") {
         // Type-checked beside the isolate's load, once esbuild has said which files the bundle holds.
-        compiled ??= await compileScript(file, this.scriptsDir);
-        const checking = compiled.ok ? this.typeChecking!.check(this.scriptsDir, compiled.script.inputs).catch((error: unknown) => toError(error)) : undefined;
-        [loaded, typeResult] = await Promise.all([this.loadFile(file, compiled), checking]);
+        compiled ??= await compileScript(file, folder);
+        const checking = compiled.ok ? this.typeChecking!.check(folder, compiled.script.inputs).catch((error: unknown) => toError(error)) : undefined;
+        [loaded, typeResult] = await Promise.all([this.loadFile(file, folder, compiled), checking]);
       } else {
-        loaded = await this.loadFile(file, compiled);
+        loaded = await this.loadFile(file, folder, compiled);
       }
     } catch (error) {
       // Not the script's fault (the compiler's service stopped, an isolate could not be made), but
       // the previous version keeps serving all the same and the reason shows with the script.
-      if (generation !== entry.generation) return { ok: false, name, superseded: true, ms: elapsed() };
-      const problem = this.problem(entry, "load", `could not be compiled or loaded: ${(error as Error)?.message ?? String(error)}`);
-      return { ok: false, name, problem, ms: elapsed() };
+      return () => {
+        if (generation !== entry.generation) return superseded();
+        entry.file = path.resolve(file);
+        const problem = this.problem(entry, "load", `could not be compiled or loaded: ${(error as Error)?.message ?? String(error)}`);
+        return { ok: false, name, problem, ms: elapsed() };
+      };
     }
-    if (generation !== entry.generation) {
+    return () => this.commit(entry, generation, file, loaded, typeResult, mode, elapsed);
+  }
+
+  /** Put a staged version in force: see stage(). Synchronous. */
+  private commit(
+    entry: Entry,
+    generation: number,
+    file: string,
+    staged: LoadedScript,
+    typeResult: TypeProblem[] | Error | undefined,
+    mode: Config["typecheck"],
+    elapsed: () => number,
+  ): ReloadResult {
+    const name = entry.name;
+    let loaded = staged;
+    if (generation !== entry.generation || this.closed) {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return { ok: false, name, superseded: true, ms: elapsed() };
     }
+    // The same script, read from the folder in use (another checkout after a link flip).
+    entry.file = path.resolve(file);
     if (typeResult !== undefined) {
       // Type errors say more than what they cause at load time (a ReferenceError for `fetch`): they come first.
       const refused = this.typeVerdict(entry, mode, typeResult);
@@ -296,14 +381,28 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
    * had already taken a pipeline with it finish on it (see retireLater).
    */
   async unload(file: string): Promise<boolean> {
+    return this.unloadNow(file);
+  }
+
+  private unloadNow(given: string): boolean {
+    const file = this.inFolder(given);
     const entry = this.entries.get(scriptNameOf(file));
-    if (!entry || entry.file !== path.resolve(file)) return false;
+    if (!entry || entry.file !== file) return false;
+    this.unloadEntry(entry);
+    return true;
+  }
+
+  private unloadEntry(entry: Entry): void {
     entry.generation++;
     this.entries.delete(entry.name);
     this.retire(entry);
     this.log.info({ script: entry.name }, "script unloaded");
     this.emit("unloaded", entry.name);
-    return true;
+  }
+
+  /** Files of the scripts the registry holds (serving or failed). */
+  loadedFiles(): string[] {
+    return [...this.entries.values()].map((entry) => entry.file);
   }
 
   /** Names of the loaded scripts whose bundle includes `file` (a helper module, or the script itself). */
@@ -400,7 +499,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return [...this.entries.values()]
       .filter((entry) => !entry.active && entry.lastError && this.config.scripts[entry.name]?.enabled !== false)
       .sort((a, b) => (a.name < b.name ? -1 : 1))
-      .map((entry) => ({ name: entry.name, file: path.relative(this.scriptsDir, entry.file), problem: entry.lastError! }));
+      .map((entry) => ({ name: entry.name, file: path.relative(this.folderInUse, entry.file), problem: entry.lastError! }));
   }
 
   /** At least one script serves, and no enabled script has failed without a version to fall back on. */
@@ -416,7 +515,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
         const disabled = this.config.scripts[entry.name]?.enabled === false;
         return {
           name: entry.name,
-          file: path.relative(this.scriptsDir, entry.file),
+          file: path.relative(this.folderInUse, entry.file),
           state: disabled ? "disabled" : !sandbox ? "failed" : entry.lastError ? "stale" : "active",
           version: sandbox?.version ?? null,
           previousVersion: entry.previousVersion,
@@ -574,13 +673,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
 
   /** `blacklist.ts:12:27 TS2551 Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?` */
   private typeErrorText(problem: TypeProblem): string {
-    const file = path.relative(this.scriptsDir, problem.file);
+    const file = path.relative(this.folderInUse, problem.file);
     return `${file}${problem.line !== undefined ? `:${problem.line}:${problem.column}` : ""} ${problem.code} ${problem.message}`;
   }
 
   private typeProblem(entry: Entry, problems: readonly TypeProblem[]): ScriptProblem {
     const errors = problems.map((problem) => ({
-      file: path.relative(this.scriptsDir, problem.file),
+      file: path.relative(this.folderInUse, problem.file),
       line: problem.line ?? 1,
       column: problem.column ?? 1,
       code: problem.code,
@@ -610,8 +709,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return undefined;
   }
 
-  private loadFile(file: string, compiled: CompileResult | undefined): Promise<LoadedScript> {
-    return loadScriptFile(file, this.scriptsDir, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
+  private loadFile(file: string, folder: string, compiled: CompileResult | undefined): Promise<LoadedScript> {
+    return loadScriptFile(file, folder, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
   }
 }
 

@@ -72,40 +72,40 @@ export class ShadowScripts {
   /** Shadow runs started and not finished, across all shadows. */
   inFlight = 0;
 
-  /** The config and sandbox options are read when a shadow loads: a config reload replaces both. */
+  /**
+   * The config and sandbox options are read when a shadow loads: a config reload replaces both. The
+   * folder is the registry's (scriptsDir at its real path, see ScriptRegistry.folder).
+   */
   constructor(
     private readonly configInForce: () => Config,
     private readonly log: Log,
     private readonly sandboxOptionsInForce: () => SandboxOptions,
+    private readonly folderInForce: () => string = () => configInForce().scriptsDir,
   ) {}
 
   private get config(): Config {
     return this.configInForce();
   }
 
-  private get scriptsDir(): string {
-    return this.config.scriptsDir;
-  }
-
-  files(): string[] {
+  files(folder: string = this.folderInForce()): string[] {
     let names: string[];
     try {
-      names = readdirSync(this.scriptsDir);
+      names = readdirSync(folder);
     } catch {
       return [];
     }
     return names
-      .map((name) => path.join(this.scriptsDir, name))
-      .filter((file) => isShadowFile(file, this.scriptsDir))
+      .map((name) => path.join(folder, name))
+      .filter((file) => isShadowFile(file, folder))
       .sort();
   }
 
   /** Load every shadow of the folder; forget those whose file is gone. */
-  async loadAll(): Promise<void> {
+  async loadAll(folder?: string): Promise<void> {
     if (this.closed) return;
-    const files = this.files();
-    const present = new Set(files.map((file) => path.resolve(file)));
-    await Promise.all([...this.entries.values()].filter((entry) => !present.has(entry.file)).map((entry) => this.unload(entry.file)));
+    const files = this.files(folder);
+    const present = new Set(files.map((file) => liveNameOf(file)));
+    await Promise.all([...this.entries.values()].filter((entry) => !present.has(entry.live)).map((entry) => this.unload(entry.file)));
     await Promise.all(files.map((file) => this.reload(file)));
   }
 
@@ -133,7 +133,8 @@ export class ShadowScripts {
     const sandbox = { ...this.sandboxOptionsInForce(), maxQueue: 0 };
     let loaded;
     try {
-      loaded = await loadScriptFile(file, this.scriptsDir, this.config, { sandbox });
+      // A shadow lies at the top of its scripts folder (isShadowFile).
+      loaded = await loadScriptFile(file, path.dirname(path.resolve(file)), this.config, { sandbox });
     } catch (error) {
       loaded = { ok: false as const, stage: "load" as const, failure: { reason: "compile" as const, script: scriptNameOf(file), message: (error as Error).message } };
     }
@@ -141,6 +142,8 @@ export class ShadowScripts {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
       return;
     }
+    // The same shadow, read from the folder in use (another checkout after a link flip).
+    entry.file = path.resolve(file);
     if (!loaded.ok) {
       const problem: ScriptProblem = { at: new Date().toISOString(), stage: loaded.stage, message: loaded.failure.message };
       if (loaded.failure.location) problem.location = loaded.failure.location;
@@ -214,7 +217,7 @@ export class ShadowScripts {
     if (!entry) return undefined;
     const { same, different, failed, shed } = entry.counts;
     return {
-      file: path.relative(this.scriptsDir, entry.file),
+      file: path.basename(entry.file),
       version: entry.script?.sandbox.version ?? null,
       state: !entry.script ? "failed" : entry.lastError ? "stale" : "active",
       lastError: entry.lastError,

@@ -1,10 +1,9 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { watch } from "chokidar";
+import { watch, type FSWatcher } from "chokidar";
 import type { Logger } from "pino";
-import { scriptNameOf } from "../compile/compile.js";
 import { isScriptFile, type ReloadResult, type ScriptRegistry } from "./registry.js";
 import { isShadowFile, variantOf } from "./variants.js";
 
@@ -19,6 +18,14 @@ const MAX_WAIT_MS = 150;
  * what the batch applied.
  */
 const VERIFY_AFTER_MS = 75;
+/**
+ * How often the watcher checks that scriptsDir still leads to the folder it watches. A deploy that
+ * flips a link to a new checkout (callscript-scripts-pull.sh, git-sync) changes no file of the
+ * folder being watched: inotify watches the old checkout, by inode, and reports nothing.
+ */
+const FOLLOW_MS = 250;
+/** A batch is held while git updates the folder (its index.lock exists), but never longer than this. */
+const GIT_HOLD_MAX_MS = 10_000;
 
 /** Files whose changes matter: sources a script may import (scripts, helpers, JSON data). */
 const SOURCE = /\.(m?ts|m?js|json)$/;
@@ -27,8 +34,10 @@ const GONE = "gone";
 export interface WatchOptions {
   /** Quiet time after the last event before a batch is applied, ms (default 15). */
   settleMs?: number;
-  /** Longest a stream of events holds a batch back, ms (default 150). */
+  /** Longest a stream of events holds a batch back, ms (default 150); longer while git holds its index lock. */
   maxWaitMs?: number;
+  /** How often scriptsDir is checked for a flipped link or a replaced folder, ms (default 250). */
+  followMs?: number;
   /** Each applied batch, with its timings: for debug logs and the reload benchmark. */
   onBatch?: (batch: BatchReport) => void;
 }
@@ -44,6 +53,8 @@ export interface BatchReport {
   /** Scripts reloaded (the changed ones, and those that import a changed helper) and unloaded. */
   reloaded: ReloadResult[];
   unloaded: string[];
+  /** Set when scriptsDir led to another folder (a flipped link): the folder now loaded whole. */
+  folder?: string;
 }
 
 export interface ScriptWatcher {
@@ -63,6 +74,44 @@ interface Batch {
   files: Set<string>;
   firstEventAt: number;
   lastEventAt: number;
+  /** `busy` once git's index lock was seen while gathering; then when it was first seen gone. */
+  git?: "busy" | number;
+}
+
+/** Where scriptsDir leads: its real path, and the folder's inode (a folder replaced by a rename has the same path). */
+interface FolderIdentity {
+  path: string;
+  id: string;
+}
+
+function identityOf(dir: string): FolderIdentity | undefined {
+  try {
+    const real = realpathSync.native(dir);
+    const stats = statSync(real);
+    return { path: real, id: `${real}\0${stats.dev}:${stats.ino}` };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The index lock of the git work tree the folder is in, if it is in one: git holds it while a
+ * checkout, pull or reset writes the files, and removes it when all are written.
+ */
+function gitIndexLockOf(folder: string): string | undefined {
+  for (let dir = folder; ; dir = path.dirname(dir)) {
+    const dotGit = path.join(dir, ".git");
+    try {
+      const stats = statSync(dotGit);
+      if (stats.isDirectory()) return path.join(dotGit, "index.lock");
+      // A linked work tree (git worktree add): `.git` is a file naming its git folder.
+      const target = /^gitdir:\s*(.+)$/m.exec(readFileSync(dotGit, "utf8"))?.[1]?.trim();
+      return target ? path.join(path.resolve(dir, target), "index.lock") : undefined;
+    } catch {
+      // No .git here: look further up.
+    }
+    if (path.dirname(dir) === dir) return undefined;
+  }
 }
 
 /** A file's content as a short hash, or `gone`. */
@@ -89,6 +138,14 @@ function fingerprint(file: string): string {
  *   next. Two saves of one file never race, and the newest content is applied last.
  * - A save that chokidar did not report (see VERIFY_AFTER_MS) is caught by reading the batch's
  *   files again once chokidar would have reported it.
+ * - A batch is applied as one swap (registry.applyBatch): no request sees part of it. Scripts whose
+ *   file is gone are unloaded with it even before chokidar reports the deletion (it holds a
+ *   deletion back 100 ms, to tell an editor's delete-and-write save from a deletion), so a pull
+ *   that deletes one script and changes another is one batch. While git writes the folder (its
+ *   index.lock exists), the batch waits for git to finish.
+ * - The folder is watched at its real path. When scriptsDir leads elsewhere (a link flipped to a
+ *   new checkout, as callscript-scripts-pull.sh and git-sync do, or the folder replaced by a
+ *   rename), the new folder is watched and loaded whole, as one swap (checked every `followMs`).
  *
  * Start watching before the first `registry.loadAll()`, so that no save falls between the two.
  */
@@ -97,9 +154,13 @@ export function watchScripts(
   log: Pick<Logger, "info" | "warn" | "error" | "debug">,
   options: WatchOptions = {},
 ): ScriptWatcher {
-  const root = path.resolve(registry.scriptsDir);
+  let identity = identityOf(registry.scriptsDir);
+  /** The folder watched: scriptsDir at its real path. */
+  let root = identity?.path ?? path.resolve(registry.scriptsDir);
+  let gitLock = gitIndexLockOf(root);
   const settleMs = options.settleMs ?? SETTLE_MS;
   const maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
+  const followMs = options.followMs ?? FOLLOW_MS;
   /** Events waiting for the settle timer. */
   let gathering: Batch | undefined;
   let settleTimer: NodeJS.Timeout | undefined;
@@ -122,10 +183,15 @@ export function watchScripts(
   const relevant = (file: string): boolean =>
     !ignoredPath(file) && SOURCE.test(file) && !/\.cases\.json$/.test(file) && !/\.d\.m?ts$/.test(file) && variantOf(file) !== "previous";
 
-  const watcher = watch(root, {
-    ignoreInitial: true,
-    ignored: (file, stats) => ignoredPath(file) || (stats?.isFile() === true && !relevant(file)),
-  });
+  function startWatching(folder: string): { watcher: FSWatcher; ready: Promise<void> } {
+    const started = watch(folder, {
+      ignoreInitial: true,
+      ignored: (file, stats) => ignoredPath(file) || (stats?.isFile() === true && !relevant(file)),
+    });
+    started.on("add", schedule).on("change", schedule).on("unlink", schedule);
+    started.on("error", (error) => log.error({ err: error }, "watching the scripts folder failed"));
+    return { watcher: started, ready: new Promise<void>((resolve) => started.once("ready", () => resolve())) };
+  }
 
   /** Run jobs one after another; a failed job is logged and does not stop the next. */
   function enqueue<T>(job: () => Promise<T>): Promise<T> {
@@ -137,6 +203,10 @@ export function watchScripts(
   function flush(): void {
     settleTimer = undefined;
     const batch = gathering;
+    if (batch && !closed && gitLock && holdForGit(batch, gitLock)) {
+      settleTimer = setTimeout(flush, settleMs);
+      return;
+    }
     gathering = undefined;
     if (!batch || closed) return;
     if (queued) {
@@ -152,6 +222,26 @@ export function watchScripts(
     });
   }
 
+  /**
+   * Whether git is still writing the folder: the files of its checkout not written yet belong to
+   * this batch. Once its lock is gone the batch waits one more settle time, for the events of its
+   * last writes. A lock older than GIT_HOLD_MAX_MS (git killed) holds nothing.
+   */
+  function holdForGit(batch: Batch, lock: string): boolean {
+    const now = performance.now();
+    if (now - batch.firstEventAt >= GIT_HOLD_MAX_MS) {
+      if (batch.git === "busy") log.warn({ lock }, "git's index lock stayed; the scripts folder's changes are applied without waiting for it");
+      return false;
+    }
+    if (existsSync(lock)) {
+      if (batch.git !== "busy") log.debug({ lock }, "git is writing the scripts folder; waiting for it to finish");
+      batch.git = "busy";
+      return true;
+    }
+    if (batch.git === "busy") batch.git = now;
+    return typeof batch.git === "number" && now - batch.git < settleMs;
+  }
+
   function schedule(file: string): void {
     if (closed || !relevant(file)) return;
     const now = performance.now();
@@ -165,7 +255,8 @@ export function watchScripts(
 
   async function apply(batch: Batch): Promise<void> {
     const startedAt = performance.now();
-    const files = [...batch.files];
+    // Events of a folder no longer watched (scriptsDir was flipped meanwhile) are not applied.
+    const files = [...batch.files].filter((file) => !ignoredPath(file));
     const scripts = new Set<string>();
     const gone = new Set<string>();
     // Shadows (NAME.shadow.ts) are loaded beside the scripts, never as scripts.
@@ -196,11 +287,14 @@ export function watchScripts(
       }
       for (const shadow of registry.shadows.failing()) shadows.add(shadow);
     }
+    // Deleted scripts chokidar has not reported yet (it holds deletions back 100 ms) go with this batch.
+    for (const file of registry.loadedFiles()) {
+      if (!gone.has(file) && isScriptFile(file, root) && !existsSync(file)) gone.add(file);
+    }
     for (const file of gone) scripts.delete(file);
     for (const file of goneShadows) shadows.delete(file);
-    const [unloaded, reloaded] = await Promise.all([
-      Promise.all([...gone].map(async (file) => ((await registry.unload(file)) ? [scriptNameOf(file)] : []))),
-      Promise.all([...scripts].map((file) => registry.reload(file))),
+    const [{ reloaded, unloaded }] = await Promise.all([
+      registry.applyBatch({ reload: [...scripts], unload: [...gone] }),
       Promise.all([...goneShadows].map((file) => registry.shadows.unload(file))),
       Promise.all([...shadows].map((file) => registry.shadows.reload(file))),
     ]);
@@ -211,7 +305,7 @@ export function watchScripts(
       startedAt,
       finishedAt: performance.now(),
       reloaded,
-      unloaded: unloaded.flat(),
+      unloaded,
     };
     log.debug(
       { files: report.files, reloaded: reloaded.map((result) => result.name), unloaded: report.unloaded, ms: Math.round(report.finishedAt - batch.firstEventAt) },
@@ -237,14 +331,61 @@ export function watchScripts(
     verifyTimers.add(timer);
   }
 
-  watcher.on("add", schedule).on("change", schedule).on("unlink", schedule);
-  watcher.on("error", (error) => log.error({ err: error }, "watching the scripts folder failed"));
+  let { watcher, ready } = startWatching(root);
+  const firstReady = ready;
+  firstReady.then(() => log.info({ scriptsDir: registry.scriptsDir, folder: root }, "watching scripts for changes")).catch(() => undefined);
 
-  const ready = new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
-  ready.then(() => log.info({ scriptsDir: root }, "watching scripts for changes")).catch(() => undefined);
+  /**
+   * scriptsDir leads to another folder: watch that one and load it whole, as one swap. What was
+   * gathered from the old folder is dropped: that folder no longer serves.
+   */
+  function follow(next: FolderIdentity): void {
+    const previous = root;
+    identity = next;
+    root = next.path;
+    gitLock = gitIndexLockOf(root);
+    clearTimeout(settleTimer);
+    settleTimer = undefined;
+    gathering = undefined;
+    queued = undefined;
+    for (const timer of verifyTimers) clearTimeout(timer);
+    verifyTimers.clear();
+    applied.clear();
+    const old = watcher;
+    ({ watcher, ready } = startWatching(root));
+    const watching = ready;
+    void old.close();
+    void enqueue(async () => {
+      if (closed) return;
+      const startedAt = performance.now();
+      // Watch first, then read: a save made meanwhile is in the files read or in a later batch.
+      await watching;
+      const results = await registry.loadAll(next.path);
+      if (closed) return;
+      const loaded = results.filter((result) => result.ok && !result.unchanged).map((result) => result.name);
+      const failed = results.filter((result) => !result.ok && !("superseded" in result)).map((result) => result.name);
+      log.info({ scriptsDir: registry.scriptsDir, folder: root, previous, reloaded: loaded, failed, ms: Math.round(performance.now() - startedAt) }, "scripts folder flipped; loaded whole");
+      options.onBatch?.({ files: [], firstEventAt: startedAt, lastEventAt: startedAt, startedAt, finishedAt: performance.now(), reloaded: results, unloaded: [], folder: root });
+    });
+  }
+
+  let unreachable = false;
+  const following = setInterval(() => {
+    if (closed) return;
+    const now = identityOf(registry.scriptsDir);
+    if (!now) {
+      // A dangling link or a missing folder: keep serving what is loaded until it is back.
+      if (!unreachable) log.warn({ scriptsDir: registry.scriptsDir }, "the scripts folder cannot be reached; the loaded scripts keep serving");
+      unreachable = true;
+      return;
+    }
+    unreachable = false;
+    if (now.id !== identity?.id) follow(now);
+  }, followMs);
+  following.unref();
 
   return {
-    ready,
+    ready: firstReady,
     reloadAll: () => enqueue(() => registry.loadAll()),
     exclusive: (job) => enqueue(job),
     async idle() {
@@ -261,6 +402,7 @@ export function watchScripts(
     },
     async close() {
       closed = true;
+      clearInterval(following);
       clearTimeout(settleTimer);
       settleTimer = undefined;
       gathering = undefined;

@@ -67,7 +67,7 @@ export interface Setup {
   watcher: ScriptWatcher;
   events: RegistryEvent[];
   logs: LogEntry[];
-  /** Calls of registry.reload by file name (reload attempts, whatever their outcome). */
+  /** Reload attempts by file name (registry.reload, and each script of registry.applyBatch), whatever their outcome. */
   reloads: Map<string, number>;
   file(name: string): string;
   /** An in-place save (open with truncate, write). */
@@ -88,10 +88,11 @@ const open: Setup[] = [];
 export async function setup(
   files: Record<string, string>,
   config: Partial<ConfigInput> = {},
-  options: WatchOptions & { folder?: string } = {},
+  options: WatchOptions & { folder?: string; scriptsDir?: string } = {},
 ): Promise<Setup> {
-  // By default a fresh temporary folder; with `folder`, a folder of that name inside one.
-  const dir = options.folder ? path.join(scriptsFolder({}), options.folder) : scriptsFolder(files);
+  // By default a fresh temporary folder; with `folder`, a folder of that name inside one; with
+  // `scriptsDir`, that folder as it is (a checkout), left in place afterwards.
+  const dir = options.scriptsDir ?? (options.folder ? path.join(scriptsFolder({}), options.folder) : scriptsFolder(files));
   if (options.folder) {
     for (const [name, source] of Object.entries(files)) {
       mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
@@ -106,11 +107,20 @@ export async function setup(
   registry.on("failed", (name, problem) => events.push({ kind: "failed", name, message: problem.message }));
   registry.on("unloaded", (name) => events.push({ kind: "unloaded", name }));
   const reloads = new Map<string, number>();
-  const reload = registry.reload.bind(registry);
-  registry.reload = (file, compiled) => {
+  const count = (file: string) => {
     const name = path.basename(file);
     reloads.set(name, (reloads.get(name) ?? 0) + 1);
+  };
+  const reload = registry.reload.bind(registry);
+  registry.reload = (file, compiled) => {
+    count(file);
     return reload(file, compiled);
+  };
+  // The watcher reloads a batch's scripts together.
+  const applyBatch = registry.applyBatch.bind(registry);
+  registry.applyBatch = (change) => {
+    for (const file of change.reload) count(file);
+    return applyBatch(change);
   };
   const watcher = watchScripts(registry, log, options);
   await watcher.ready;
@@ -151,7 +161,7 @@ export async function setup(
     async close() {
       await watcher.close();
       await registry.close();
-      rmSync(options.folder ? path.dirname(dir) : dir, { recursive: true, force: true });
+      if (!options.scriptsDir) rmSync(options.folder ? path.dirname(dir) : dir, { recursive: true, force: true });
     },
   };
   open.push(self);
