@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { benchDir, machine, quick, table } from "./lib.mjs";
 
-const BENCHES = ["invoke", "http", "scale", "reload", "cores", "shadow", "capabilities"];
+const BENCHES = ["invoke", "http", "peer", "scale", "reload", "cores", "shadow", "capabilities"];
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map((name) => name.trim()) : BENCHES;
 const unknown = only.filter((name) => !BENCHES.includes(name));
 if (unknown.length > 0) {
@@ -64,6 +64,13 @@ else {
     ].filter(Boolean);
     add("http", label, `${Math.round(entry.warn.ratio * 100)}%`, "≥ 85%", entry.warn.ratio >= 0.85, note.join("; "));
   }
+}
+
+// The peer benchmark (issue 16): callscript against workerd running the same logic, and the bare route.
+const peer = result("peer");
+if (peer.missing) skipped("peer", "callscript vs workerd and bare fastify, 16 connections", "issue 16", peer.missing);
+else {
+  for (const t of peer.targets) add("peer", t.target, t.measured, t.goal, t.pass, peer.stale ?? "");
 }
 
 const scale = result("scale");

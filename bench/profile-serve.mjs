@@ -1,0 +1,126 @@
+// Where `callscript serve` spends its CPU under load: the examples served in a child process,
+// autocannon on one hook from this process, and a profile of the load window only (not the start
+// nor the shutdown), summarized as self time by function and by module.
+//
+// Two profilers:
+// - PROFILE=cpu (default): V8's sampling profiler (`node --cpu-prof`), the event loop's thread
+//   only: JavaScript by function, plus "(program)" and "(garbage collector)". The samples of the
+//   load window are picked by their time stamps (both processes read CLOCK_MONOTONIC).
+// - PROFILE=perf: Linux `perf record -g` of every thread of the server (isolated-vm's threads and
+//   the kernel included), node run with --perf-basic-prof so that JIT code has names; summary by
+//   thread, shared object and symbol.
+//
+// Not part of `npm run bench`: a tool for docs/benchmarks.md's profile section.
+// Run: npm run build && node --no-node-snapshot bench/profile-serve.mjs
+// Env: PROFILE (cpu | perf), PROFILE_HOOK (process_client_phone), PROFILE_CONNECTIONS (16),
+//      PROFILE_SECONDS (10), PROFILE_LOG_LEVEL (warn), PROFILE_TOP (30), PROFILE_KEEP (keep files)
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import { repoRoot, round, sleep, spawnUntil, stopChild, table } from "./lib.mjs";
+
+const MODE = process.env.PROFILE ?? "cpu";
+const HOOK = process.env.PROFILE_HOOK ?? "process_client_phone";
+const CONNECTIONS = Number(process.env.PROFILE_CONNECTIONS ?? 16);
+const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
+const LOG_LEVEL = process.env.PROFILE_LOG_LEVEL ?? "warn";
+const TOP = Number(process.env.PROFILE_TOP ?? 30);
+const FILES = { process_client_phone: "process_client_phone.incoming-8-format.json", need_registration: "need_registration.incoming-answered.json" };
+const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", FILES[HOOK]), "utf8")));
+const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-profile-"));
+
+const nodeFlags = MODE === "cpu" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=50"] : ["--perf-basic-prof-only-functions"];
+const server = await spawnUntil(
+  process.execPath,
+  [...nodeFlags, "--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", "0", "--no-watch"],
+  { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: LOG_LEVEL }, stdout: "ignore" },
+);
+const url = `${server.match[1]}/hooks/${HOOK}`;
+
+async function load(seconds) {
+  const result = await autocannon({ url, method: "POST", headers: { "content-type": "application/json" }, body, connections: CONNECTIONS, duration: seconds });
+  return { rps: Math.round(result.requests.average), non2xx: result.non2xx, total: result.requests.total };
+}
+
+let window;
+let perf;
+try {
+  await load(3); // warm-up: JIT, isolates
+  if (MODE === "perf") {
+    perf = spawn("perf", ["record", "-F", "999", "-g", "-o", path.join(dir, "perf.data"), "-p", String(server.child.pid)], { stdio: ["ignore", "ignore", "pipe"] });
+    await sleep(300);
+  }
+  const start = process.hrtime.bigint() / 1000n;
+  const run = await load(SECONDS);
+  const end = process.hrtime.bigint() / 1000n;
+  window = { start, end, ...run };
+  if (perf) {
+    perf.kill("SIGINT");
+    await new Promise((resolve) => perf.once("exit", resolve));
+  }
+} finally {
+  await stopChild(server.child);
+}
+console.log(`${HOOK} @${CONNECTIONS} connections, log ${LOG_LEVEL}: ${window.rps} req/s, ${window.total} requests in ${SECONDS} s (non-2xx ${window.non2xx})`);
+
+const pct = (part, whole) => `${round((part / whole) * 100, 1)}%`;
+
+if (MODE === "cpu") {
+  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no profile written in ${dir}`);
+  const profile = JSON.parse(readFileSync(path.join(dir, file), "utf8"));
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  // Self time of each node within the load window.
+  const self = new Map();
+  let t = profile.startTime;
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i];
+    if (t < window.start || t > window.end) continue;
+    const delta = profile.timeDeltas[i + 1] ?? 0;
+    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + delta);
+    total += delta;
+  }
+  const moduleOf = (url) => {
+    if (!url) return "(native / V8)";
+    const relative = url.replace(/^file:\/\//, "");
+    const nm = relative.lastIndexOf("node_modules/");
+    if (nm >= 0) {
+      const parts = relative.slice(nm + "node_modules/".length).split("/");
+      return parts[0].startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0];
+    }
+    if (relative.startsWith("node:")) return relative;
+    return path.relative(repoRoot, relative);
+  };
+  const byFunction = new Map();
+  const byModule = new Map();
+  for (const [id, us] of self) {
+    const { callFrame } = byId.get(id);
+    const module = moduleOf(callFrame.url);
+    const fn = `${callFrame.functionName || "(anonymous)"} ${module}:${callFrame.lineNumber + 1}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
+    byModule.set(module, (byModule.get(module) ?? 0) + us);
+  }
+  const requests = window.total;
+  const rows = (map) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, TOP)
+      .map(([name, us]) => ({ name, "self ms": round(us / 1000, 0), share: pct(us, total), "µs/req": round(us / requests, 1) }));
+  console.log(`\nevent loop thread, ${round(total / 1000, 0)} ms sampled in the window, ${round(total / requests, 1)} µs per request`);
+  console.log("\nby module (self time)");
+  console.log(table(rows(byModule), ["name", "self ms", "share", "µs/req"]));
+  console.log("\nby function (self time)");
+  console.log(table(rows(byFunction), ["name", "self ms", "share", "µs/req"]));
+} else {
+  const report = (sort) =>
+    spawnSync("perf", ["report", "-i", path.join(dir, "perf.data"), "--no-children", "--stdio", "--percent-limit", "0.7", "-g", "none", "--sort", sort], { encoding: "utf8", maxBuffer: 64 << 20 }).stdout;
+  const clean = (text) => text.split("\n").filter((line) => line.trim() && !line.startsWith("#")).slice(0, TOP).join("\n");
+  console.log("\nby thread\n" + clean(report("comm")));
+  console.log("\nby shared object\n" + clean(report("dso")));
+  console.log("\nby symbol\n" + clean(report("dso,sym")));
+}
+if (process.env.PROFILE_KEEP) console.log(`files kept in ${dir}`);
+else rmSync(dir, { recursive: true, force: true });
