@@ -46,6 +46,16 @@ export function pipelineOrder(a: PipelineScript, b: PipelineScript): number {
   return a.order - b.order || (a.sandbox.name < b.sandbox.name ? -1 : a.sandbox.name > b.sandbox.name ? 1 : 0);
 }
 
+/**
+ * A hook's pipeline from the loaded scripts: those that implement the hook, in pipeline order. The
+ * one place a pipeline is made, for the server's registry and the runner alike.
+ */
+export function pipelineFor(hook: HookName, scripts: Iterable<PipelineScript>): PipelineScript[] {
+  const pipeline: PipelineScript[] = [];
+  for (const script of scripts) if (script.sandbox.implements(hook)) pipeline.push(script);
+  return pipeline.sort(pipelineOrder);
+}
+
 const DEADLINE = Symbol("deadline");
 
 /**
@@ -68,7 +78,8 @@ export async function dispatch(
   };
   if (scripts.length === 0) return result;
 
-  const ordered = [...scripts].sort(pipelineOrder);
+  // In pipeline order already (pipelineFor): sorted once per version, not per request.
+  const ordered = scripts;
   // A request is turned away whole, before any script runs, when one of its scripts has a full
   // queue; once in, it runs to its end. Shed halfway, it would lose its first scripts' work, and
   // under a flood the later scripts' queues, fed in bursts, would shed most of it.

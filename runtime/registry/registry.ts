@@ -10,7 +10,7 @@ import { settingsInForce, type SettingInForce } from "../config-scripts.js";
 import { grantWarningsOf } from "../config-capabilities.js";
 import type { FetchGrant } from "../capabilities/config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
-import { pipelineOrder } from "../dispatch/dispatch.js";
+import { pipelineFor } from "../dispatch/dispatch.js";
 import type { FailureReason, HookFailure, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
@@ -462,10 +462,10 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private currentPipeline(hook: HookName): PipelineScript[] {
     let scripts = this.pipelines.get(hook);
     if (!scripts) {
-      scripts = [...this.entries.values()]
-        .map((entry) => entry.active)
-        .filter((active): active is PipelineScript => active !== undefined && active.sandbox.implements(hook))
-        .sort(pipelineOrder);
+      scripts = pipelineFor(
+        hook,
+        [...this.entries.values()].map((entry) => entry.active).filter((active): active is PipelineScript => active !== undefined),
+      );
       this.pipelines.set(hook, scripts);
     }
     return scripts;

@@ -3,7 +3,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { scriptNameOf } from "../compile/compile.js";
 import type { Config } from "../config.js";
-import { pipelineOrder, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
+import { pipelineFor, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
 import { settingsProblems } from "../config-scripts.js";
@@ -193,11 +193,9 @@ class ScriptPool {
 
   /** The hook's pipeline in a folder, ordered as the server orders it. */
   async pipeline(dir: string, hook: HookName): Promise<PipelineScript[]> {
-    const scripts: PipelineScript[] = [];
-    for (const { loaded } of await this.folder(dir)) {
-      if (loaded.ok && loaded.script.sandbox.implements(hook)) scripts.push(loaded.script);
-    }
-    return scripts.sort(pipelineOrder);
+    const loaded: PipelineScript[] = [];
+    for (const entry of await this.folder(dir)) if (entry.loaded.ok) loaded.push(entry.loaded.script);
+    return pipelineFor(hook, loaded);
   }
 
   /** The folder's scripts that do not load: the server leaves them out of every pipeline. */

@@ -2,7 +2,7 @@ import { compileScript, type CompileDiagnostic, type CompiledScript, type Compil
 import type { Capabilities } from "../capabilities/types.js";
 import type { Config } from "../config.js";
 import { callHook } from "../dispatch/hook-call.js";
-import { pipelineOrder, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
+import { pipelineFor, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { loadScriptFile, type LoadStage } from "../registry/load-script.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
@@ -69,7 +69,7 @@ export async function runOnce(
       loaded.push(script.script);
       if (target.mustHandle && !script.script.sandbox.implements(hook)) return { kind: "unhandled", script: describe(script.script) };
     }
-    const pipeline = loaded.filter(({ sandbox }) => sandbox.implements(hook)).sort(pipelineOrder);
+    const pipeline = pipelineFor(hook, loaded);
     const result = await callHook(config, hook, input.input, pipeline, { requestId, measureHeap: true, inputJson: input.inputJson, ...(capabilities ? { capabilities } : {}) });
     return { kind: "ran", result, scripts: pipeline.map(describe) };
   } finally {

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import type { CannedCall } from "../capabilities/canned.js";
 import type { Config } from "../config.js";
-import type { DispatchResult, PipelineScript } from "../dispatch/dispatch.js";
+import { pipelineFor, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { ScriptRegistry, type ScriptProblem } from "../registry/registry.js";
 import type { HookName } from "../schema/hooks.js";
@@ -90,7 +90,8 @@ export class ServedFolder {
     const lease = this.registry.lease(hook);
     try {
       const named = options.shadows ? this.promoted(hook, lease.scripts) : lease.scripts.map((script) => ({ name: script.sandbox.name, script }));
-      const scripts = named.map(({ script }) => script);
+      // A promoted shadow may declare another order than its live script.
+      const scripts = pipelineFor(hook, named.map(({ script }) => script));
       const before = this.capabilities.canned.calls().length;
       const result = await callHook(this.config, hook, input, scripts, { requestId, inputJson, measureHeap: true, capabilities: this.capabilities.capabilities });
       const fetches = this.capabilities.canned.calls().slice(before);

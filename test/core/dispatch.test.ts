@@ -1,7 +1,7 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { configSchema, type ConfigInput } from "../../runtime/config.js";
-import { dispatch, pipelineOrder, type DispatchOptions, type DispatchResult } from "../../runtime/dispatch/dispatch.js";
+import { dispatch, pipelineFor, pipelineOrder, type DispatchOptions, type DispatchResult } from "../../runtime/dispatch/dispatch.js";
 import { callHook } from "../../runtime/dispatch/hook-call.js";
 import { loadScriptFile } from "../../runtime/registry/load-script.js";
 import { hookAnswer, type HookAnswer } from "../../runtime/schema/envelope.js";
@@ -68,12 +68,12 @@ const finalInput = (fail: Record<string, string> = {}) => ({ CALL_ID: "call-1", 
 const finalDefaults = { CALL_ID: "call-1", USER_ID: "5" };
 
 describe("pipeline", () => {
-  it("runs scripts by order, then by name, whatever order they are given in", async () => {
-    const scripts = [pipelineScript(c, 0), pipelineScript(a, 5), pipelineScript(b, -1)];
+  it("runs scripts by order, then by name, whatever order they are loaded in (pipelineFor)", async () => {
+    const scripts = pipelineFor("process_final_params", [pipelineScript(c, 0), pipelineScript(a, 5), pipelineScript(b, -1)]);
     const result = checked(await dispatch("process_final_params", finalInput(), finalDefaults, scripts, options()));
     expect(success(result.answer).trace).toEqual(["b", "c", "a"]);
     expect(result.invocations.map((i) => i.script)).toEqual(["b", "c", "a"]);
-    const sameOrder = checked(await dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(c), pipelineScript(b), pipelineScript(a)], options()));
+    const sameOrder = checked(await dispatch("process_final_params", finalInput(), finalDefaults, pipelineFor("process_final_params", [pipelineScript(c), pipelineScript(b), pipelineScript(a)]), options()));
     expect(success(sameOrder.answer).trace).toEqual(["a", "b", "c"]);
     expect([pipelineScript(c, 1), pipelineScript(a, 1), pipelineScript(b, 0)].sort(pipelineOrder).map((s) => s.sandbox.name)).toEqual(["b", "a", "c"]);
   });
