@@ -3,8 +3,9 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
 import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
+import { scriptsRepo } from "../helpers/scripts-git.js";
 import { drive, percentile, type Sample, type Target } from "../load/driver.js";
-import { freePort, nginxAvailable, ready, startInstance, startNginx, type Instance, type Nginx } from "./cluster.js";
+import { freePort, nginxAvailable, ready, startInstance, startNginx, versionsOf, type Instance, type Nginx } from "./cluster.js";
 
 /**
  * Three instances behind deploy/nginx.conf (Debian's nginx, started here), load on several hooks,
@@ -103,4 +104,120 @@ describe.skipIf(!nginxAvailable)("three instances behind nginx", () => {
       expect((await instance.served.exit).code).toBe(0);
     }));
   }, 60_000);
+});
+
+/**
+ * Scripts of a rollout: on process_registration_params s1..s3 (r3 replaces s3 with s4), on
+ * process_final_params t1, t2; each answers its own field (S1, T2…) with its release's marker, s1
+ * and t1 through a helper. An answer whose fields are not all of one release ran a mix.
+ */
+const ROLLOUT_HOOKS = [
+  { hook: "process_registration_params", file: "process_registration_params.incoming.json", prefix: "S" },
+  { hook: "process_final_params", file: "process_final_params.missed-trunk-3432723033.json", prefix: "T" },
+] as const;
+const ROLLOUT = [
+  { name: "r1", scripts: ["s1", "s2", "s3", "t1", "t2"] },
+  { name: "r2", scripts: ["s1", "s2", "s3", "t1", "t2"] },
+  { name: "r3", scripts: ["s1", "s2", "s4", "t1", "t2"] },
+];
+
+function rolloutScript(name: string, release: string): string {
+  const hook = name.startsWith("s") ? ROLLOUT_HOOKS[0].hook : ROLLOUT_HOOKS[1].hook;
+  const viaHelper = name === "s1" || name === "t1";
+  return `import { defineScript } from "callscript";
+${viaHelper ? `import { RELEASE } from "./lib/release";` : ""}
+export default defineScript({
+  hooks: { ${hook}() { return { ${name.toUpperCase()}: ${viaHelper ? "RELEASE" : JSON.stringify(release)} }; } },
+});
+`;
+}
+
+/** The commit that turns release `from` (or nothing) into `to`. */
+function rolloutFiles(to: (typeof ROLLOUT)[number], from?: (typeof ROLLOUT)[number]): Record<string, string | null> {
+  const files: Record<string, string | null> = { "lib/release.ts": `export const RELEASE = ${JSON.stringify(to.name)};\n` };
+  for (const name of to.scripts) files[`${name}.ts`] = rolloutScript(name, to.name);
+  for (const name of from?.scripts ?? []) if (!to.scripts.includes(name)) files[`${name}.ts`] = null;
+  return files;
+}
+
+/** The release a 200 answer is wholly of, or what is wrong with it. */
+function rolloutReleaseOf(sample: Sample): string {
+  if (sample.status !== 200) return `HTTP ${sample.status ?? sample.error}: ${sample.text}`;
+  const prefix = ROLLOUT_HOOKS.find((target) => target.hook === sample.hook)!.prefix;
+  const body = sample.body as { state?: string; data?: Record<string, unknown> };
+  if (body.state !== "success") return `error answer: ${sample.text}`;
+  const fields = Object.fromEntries(Object.entries(body.data ?? {}).filter(([key]) => new RegExp(`^${prefix}\\d$`).test(key)));
+  const whole = ROLLOUT.find((release) => {
+    const want = release.scripts.filter((name) => name.toUpperCase().startsWith(prefix)).map((name) => [name.toUpperCase(), release.name]);
+    return JSON.stringify(fields) === JSON.stringify(Object.fromEntries(want));
+  });
+  return whole ? whole.name : `mixed: ${JSON.stringify(fields)}`;
+}
+
+describe.skipIf(!nginxAvailable)("a rollout across three instances behind nginx", () => {
+  it("the pull script flips the shared link under load: every answer is of one release, and every instance's /scripts shows the new versions within 15 s", async () => {
+    const repo = await scriptsRepo(rolloutFiles(ROLLOUT[0]!) as Record<string, string>);
+    // One host, one checkout shared by the three instances (as the timer keeps it); each watches it.
+    const config = writeConfigFile({ scriptsDir: repo.scriptsDir, typecheck: "off", watch: true });
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const instances: Instance[] = await Promise.all(ports.map((port) => startInstance(port, config)));
+    nginx = await startNginx(ports);
+    for (const instance of instances) expect(await ready(instance.address)).toBe(true);
+
+    const targets: Target[] = ROLLOUT_HOOKS.map(({ hook, file }) => ({ hook, body: payload(file), connections: 2 }));
+    const stop = new AbortController();
+    const loading = drive({ address: nginx.address, targets, durationMs: 120_000, requestTimeoutMs: 15_000, signal: stop.signal });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+
+    const rollouts: { release: string; instancesMs: number[] }[] = [];
+    /** When every instance showed the last release. */
+    let allShownAt = 0;
+    for (let i = 1; i < ROLLOUT.length; i++) {
+      const [from, to] = [ROLLOUT[i - 1]!, ROLLOUT[i]!];
+      const before = await Promise.all(instances.map((instance) => versionsOf(instance.address)));
+      repo.commit(rolloutFiles(to, from), to.name);
+      await repo.pull();
+      const flippedAt = performance.now();
+      // Each instance: its /scripts lists the new release's scripts, every one at a new version.
+      const instancesMs = await Promise.all(
+        instances.map(async (instance, n) => {
+          for (;;) {
+            const now = await versionsOf(instance.address);
+            const names = Object.keys(now).sort();
+            if (JSON.stringify(names) === JSON.stringify([...to.scripts].sort()) && names.every((name) => now[name] && now[name] !== before[n]![name])) {
+              return performance.now() - flippedAt;
+            }
+            if (performance.now() - flippedAt > 30_000) throw new Error(`instance ${instance.address} still shows ${JSON.stringify(now)}`);
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        }),
+      );
+      rollouts.push({ release: to.name, instancesMs: instancesMs.map(Math.round) });
+      allShownAt = performance.now();
+      const after = await Promise.all(instances.map((instance) => versionsOf(instance.address)));
+      // The same versions everywhere: one checkout, compiled the same way by each instance.
+      expect(after[1]).toEqual(after[0]);
+      expect(after[2]).toEqual(after[0]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    stop.abort();
+    const result = await loading;
+
+    const byRelease = new Map<string, number>();
+    for (const sample of result.samples) {
+      const release = rolloutReleaseOf(sample);
+      byRelease.set(release, (byRelease.get(release) ?? 0) + 1);
+    }
+    console.log(`[cluster rollout] ${JSON.stringify({ sent: result.sent, answers: Object.fromEntries(byRelease), rollouts })}`);
+    expect([...byRelease.keys()].filter((release) => !/^r\d$/.test(release))).toEqual([]);
+    // Requests that started once every instance showed the last release were answered by it.
+    const late = result.samples.filter((sample) => sample.at > allShownAt);
+    expect(late.length).toBeGreaterThan(0);
+    expect(late.filter((sample) => rolloutReleaseOf(sample) !== ROLLOUT.at(-1)!.name)).toEqual([]);
+    for (const rollout of rollouts) for (const ms of rollout.instancesMs) expect(ms).toBeLessThan(15_000);
+    await Promise.all(instances.map(async (instance) => {
+      instance.served.child.kill("SIGTERM");
+      expect((await instance.served.exit).code).toBe(0);
+    }));
+  }, 120_000);
 });
