@@ -1,6 +1,8 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { packageRoot } from "../../runtime/paths.js";
+import { startCrmServer } from "../helpers/crm-server.js";
 import { ensureBuilt } from "../helpers/build.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { LEVEL } from "./helpers.js";
@@ -92,5 +94,37 @@ describe("serve with capabilities in the config", () => {
     expect(JSON.stringify(served.lines)).not.toContain(SECRET);
     expect(JSON.stringify(body)).not.toContain(SECRET);
     expect(served.stderr()).not.toContain(SECRET);
+  });
+
+  it("vip-client against the stand-in portal: the secret from CALLSCRIPT_SECRET_*, the grants of the config, new grants on a reload", async () => {
+    const crm = await startCrmServer({
+      webhookCode: SECRET,
+      contacts: [{ ID: "245", NAME: "Сергей", TYPE_ID: "VIP", ASSIGNED_BY_ID: "7", PHONE: [{ VALUE: "+79001234567" }] }],
+    });
+    try {
+      const read = (file: string) => readFileSync(path.join(packageRoot, "examples", file), "utf8");
+      const dir = scriptsFolder({ "vip-client.ts": read("vip-client.ts"), "lib/numbers.ts": read("lib/numbers.ts") });
+      const grants = (allow: string) => `scripts:\n  vip-client:\n    fetch: { allow: ['${allow}'] }\n    secrets: [BITRIX_WEBHOOK]\n    settings: { portal: '${crm.origin}' }\n`;
+      const file = yamlConfig(dir, grants(crm.origin));
+      const served = serve(["--config", file, "--port", "0"], { CALLSCRIPT_SECRET_BITRIX_WEBHOOK: SECRET });
+      const address = await listening(served);
+      const input = readFileSync(path.join(packageRoot, "examples", "payloads", "process_registration_params.incoming.json"), "utf8");
+      const post = async () =>
+        ((await (await fetch(`${address}/hooks/process_registration_params`, { method: "POST", body: input, headers: { "content-type": "application/json" } })).json()) as { data: { USER_ID: string } }).data.USER_ID;
+      expect(await post()).toBe("7");
+      expect(crm.requests.at(-1)).toMatchObject({ method: "crm.contact.list", authorized: true });
+      const metrics = await (await fetch(`${address}/metrics`)).text();
+      expect(metrics).toContain(`callscript_fetch_requests_total{script="vip-client",origin="${crm.origin}",status="200"} 1`);
+
+      // The portal taken out of the grant: the lookup is refused, the call registered as usual.
+      writeFileSync(file, `scriptsDir: ${dir}\n${grants("https://stroymarket.bitrix24.ru")}`);
+      await until(async () => (await post()) === "1", "the new grant to apply");
+      await served.line((line) => line.level === LEVEL.warn && String(line.msg).includes("no lookup (CS_CAP_FETCH_NOT_ALLOWED)"), "the script's warning");
+      served.child.kill("SIGTERM");
+      expect((await served.exit).code).toBe(0);
+      expect(JSON.stringify(served.lines)).not.toContain(SECRET);
+    } finally {
+      await crm.close();
+    }
   });
 });

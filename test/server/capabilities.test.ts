@@ -12,7 +12,10 @@ import { storeLog } from "../../runtime/server/capability-events.js";
 import { startCrmServer, type CrmServer } from "../helpers/crm-server.js";
 import { redisAvailable, startRedisServer } from "../helpers/redis-server.js";
 import { scriptsFolder } from "../helpers/scripts.js";
+import { payload } from "./helpers.js";
 import { LEVEL, sample, type LogLine } from "./helpers.js";
+import { readFileSync } from "node:fs";
+import { packageRoot } from "../../runtime/paths.js";
 
 /**
  * Issue 15: the server's capabilities, as the sandbox uses them (one `handle` per request of a
@@ -44,8 +47,18 @@ interface Served {
 }
 
 /** A server whose capabilities are a CapabilityHost of `scripts` grants, as `serve` makes it; its log at debug, kept. */
-async function serverWith(scripts: Record<string, unknown>, kvUrl = `sqlite:${path.join(dir, `kv-${Math.random().toString(36).slice(2)}.sqlite`)}`): Promise<Served> {
-  const config = configSchema.parse({ watch: false, scriptsDir: scriptsFolder({}), logLevel: "debug" });
+async function serverWith(
+  scripts: Record<string, unknown>,
+  kvUrl = `sqlite:${path.join(dir, `kv-${Math.random().toString(36).slice(2)}.sqlite`)}`,
+  files: Record<string, string> = {},
+  settings: Record<string, Record<string, unknown>> = {},
+): Promise<Served> {
+  const config = configSchema.parse({
+    watch: false,
+    scriptsDir: scriptsFolder(files),
+    logLevel: "debug",
+    scripts: Object.fromEntries(Object.entries(settings).map(([name, values]) => [name, { settings: values }])),
+  });
   const logs: LogLine[] = [];
   const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const registry = new ScriptRegistry(config, logger);
@@ -67,6 +80,7 @@ async function serverWith(scripts: Record<string, unknown>, kvUrl = `sqlite:${pa
         ...storeLog(logger),
       })),
   });
+  await registry.loadAll();
   await app.ready();
   return {
     app,
@@ -243,6 +257,111 @@ describe("shadows are read-only", () => {
       ]);
       // Counted under the live script.
       expect(sample(await metrics(served.app), "callscript_fetch_requests_total", { script: "vip-client", origin: crm.origin, status: "200" })).toBe(2);
+    } finally {
+      await served.close();
+    }
+  });
+});
+
+/** An example script and the helper it imports, as the scripts folder holds them. */
+function example(name: string): Record<string, string> {
+  const read = (file: string) => readFileSync(path.join(packageRoot, "examples", file), "utf8");
+  return { [`${name}.ts`]: read(`${name}.ts`), "lib/numbers.ts": read("lib/numbers.ts") };
+}
+
+async function post(app: CallscriptServer, hook: string, body: unknown) {
+  const response = await app.inject({ method: "POST", url: `/hooks/${hook}`, payload: body as Record<string, unknown> });
+  return response.json() as { state: string; data: Record<string, unknown> };
+}
+
+describe("scripts that reach the CRM, through the hook route", () => {
+  it("vip-client: the VIP caller's manager in the portal becomes the responsible user; a CRM over its limit changes nothing", async () => {
+    const served = await serverWith(
+      { "vip-client": { fetch: { allow: [crm.origin] }, secrets: ["BITRIX_WEBHOOK"] } },
+      undefined,
+      example("vip-client"),
+      { "vip-client": { portal: crm.origin } },
+    );
+    try {
+      const input = payload("process_registration_params.incoming");
+      const before = crm.requests.length;
+      expect((await post(served.app, "process_registration_params", input)).data).toMatchObject({ USER_ID: "7", PHONE_NUMBER: "+79001234567" });
+      const request = crm.requests.at(-1)!;
+      expect(request).toMatchObject({ httpMethod: "POST", method: "crm.contact.list", authorized: true, params: { filter: { PHONE: "+79001234567" }, select: ["ID", "TYPE_ID", "ASSIGNED_BY_ID"] } });
+
+      crm.failNext({ status: 503, error: "QUERY_LIMIT_EXCEEDED", description: "Too many requests" });
+      expect((await post(served.app, "process_registration_params", input)).data).toMatchObject({ USER_ID: "1" });
+      expect(crm.requests.length - before).toBe(2);
+      const warned = served.logs.find((line) => line.level === LEVEL.warn && String(line.msg).includes("QUERY_LIMIT_EXCEEDED"));
+      expect(warned).toMatchObject({ script: "vip-client" });
+
+      const text = await metrics(served.app);
+      expect(sample(text, "callscript_fetch_requests_total", { script: "vip-client", origin: crm.origin, status: "200" })).toBe(1);
+      expect(sample(text, "callscript_fetch_requests_total", { script: "vip-client", origin: crm.origin, status: "503" })).toBe(1);
+      expect(JSON.stringify(served.logs)).not.toContain(SECRET);
+    } finally {
+      await served.close();
+    }
+  });
+
+  it("missed-round-robin on an SQLite file: missed calls go to the group in turn, and the turn survives a restart", async () => {
+    const file = path.join(dir, "round-robin.sqlite");
+    const missed = payload("process_final_params.missed-moscow");
+    const users: unknown[] = [];
+    for (const _restart of [1, 2]) {
+      const served = await serverWith({ "missed-round-robin": {} }, `sqlite:${file}`, example("missed-round-robin"));
+      try {
+        for (let i = 0; i < 2; i++) users.push((await post(served.app, "process_final_params", missed)).data.USER_ID);
+      } finally {
+        await served.close();
+      }
+    }
+    expect(users).toEqual(["3", "4", "7", "3"]);
+  });
+
+  it.runIf(redisAvailable("round robin on Redis"))("missed-round-robin on Redis: two instances share one turn, and concurrent calls never get the same one", async () => {
+    const redis = await startRedisServer();
+    const a = await serverWith({ "missed-round-robin": {} }, redis.url, example("missed-round-robin"), { "missed-round-robin": { users: ["1", "2", "3", "4", "5", "6"] } });
+    const b = await serverWith({ "missed-round-robin": {} }, redis.url, example("missed-round-robin"), { "missed-round-robin": { users: ["1", "2", "3", "4", "5", "6"] } });
+    try {
+      const missed = payload("process_final_params.missed-moscow");
+      const answers = await Promise.all([a, b, a, b, a, b].map((served) => post(served.app, "process_final_params", missed)));
+      expect(answers.map((answer) => answer.data.USER_ID).sort()).toEqual(["1", "2", "3", "4", "5", "6"]);
+      expect(await handle(a.host, "kv.get", { key: "turn" }, call("missed-round-robin"))).toEqual({ found: true, value: 6 });
+    } finally {
+      await a.close();
+      await b.close();
+      await redis.stop();
+    }
+  });
+
+  it("a shadow's writes fail as read-only and change nothing; its reads see the live script's kv", async () => {
+    const live = `import { defineScript } from "callscript";
+export default defineScript({ hooks: { async process_final_params(_input, { kv }) { const n = await kv.incr("turn"); return { USER_ID: String(n) }; } } });
+`;
+    const shadow = `import { defineScript } from "callscript";
+export default defineScript({ hooks: { async process_final_params(_input, ctx) {
+  const seen = await ctx.kv.get<number>("turn");
+  const codes: string[] = [];
+  for (const write of [() => ctx.kv.incr("turn"), () => ctx.kv.set("turn", 100), () => ctx.kv.delete("turn"), () => ctx.fetch("${crm.origin}/x", { method: "POST", body: "{}" })]) {
+    try { await write(); codes.push("done"); } catch (error) { codes.push((error as { code: string }).code); }
+  }
+  return { USER_ID: seen + " " + codes.join(",") };
+} } });
+`;
+    const served = await serverWith({ "round-robin": { fetch: { allow: [crm.origin] } } }, undefined, { "round-robin.ts": live, "round-robin.shadow.ts": shadow });
+    try {
+      const before = crm.requests.length;
+      expect((await post(served.app, "process_final_params", payload("process_final_params.missed-moscow"))).data.USER_ID).toBe("1");
+      let state: { calls: number; lastDifference: { shadow: { data: { USER_ID: string } } } | null } | undefined;
+      for (let i = 0; i < 500 && !(state && state.calls > 0); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const scripts = (await served.app.inject({ method: "GET", url: "/scripts" })).json() as { scripts: Array<{ name: string; shadow?: typeof state }> };
+        state = scripts.scripts.find((script) => script.name === "round-robin")?.shadow;
+      }
+      expect(state!.lastDifference!.shadow.data.USER_ID).toBe("1 CS_CAP_READ_ONLY,CS_CAP_READ_ONLY,CS_CAP_READ_ONLY,CS_CAP_READ_ONLY");
+      expect(await handle(served.host, "kv.get", { key: "turn" }, call("round-robin"))).toEqual({ found: true, value: 1 });
+      expect(crm.requests.length).toBe(before);
     } finally {
       await served.close();
     }
