@@ -1,4 +1,6 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { packageRoot } from "../../runtime/paths.js";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../runtime/config.js";
 import { checkedGrants, configGrants, grantWarningsOf } from "../../runtime/config-capabilities.js";
@@ -117,5 +119,24 @@ describe("the grants cross-checked", () => {
     expect(grantWarningsOf(config, "lonely")).toEqual(grants.warnings);
     expect(grantWarningsOf(config, "quiet")).toEqual([]);
     expect(grants.scripts).toEqual({ lonely: { secrets: ["TOKEN"] }, quiet: {} });
+  });
+});
+
+describe("deploy/callscript.yaml", () => {
+  it("its commented fetch, secrets and kv example, uncommented, is a valid config: the grants, the secret from the environment, the store under /var/lib/callscript", () => {
+    const lines = readFileSync(path.join(packageRoot, "deploy", "callscript.yaml"), "utf8").split("\n");
+    const from = lines.findIndex((line) => line.startsWith("#  crm-lookup:"));
+    const to = lines.findIndex((line) => line.startsWith("# record:"));
+    expect(from).toBeGreaterThan(0);
+    const uncommented = lines.map((line, index) => (index < from || index >= to ? line : line.startsWith("#  ") ? line.slice(1) : line.startsWith("# ") ? line.slice(2) : line));
+    const dir = scriptsFolder({});
+    const file = path.join(dir, "callscript.yaml");
+    writeFileSync(file, uncommented.join("\n"));
+    const config = loadConfig({ file, env: { BITRIX_WEBHOOK: "k3y5ecr3tc0de" } });
+    expect(config.kv.url).toBe("sqlite:/var/lib/callscript/kv.sqlite");
+    const grants = checkedGrants(config, file, {});
+    expect(grants.scripts["crm-lookup"]).toMatchObject({ fetch: { allow: ["https://stroymarket.bitrix24.ru"], maxCalls: 2 }, secrets: ["BITRIX_WEBHOOK"] });
+    expect(grants.secrets.get("BITRIX_WEBHOOK")!.value).toBe("k3y5ecr3tc0de");
+    expect(readFileSync(path.join(packageRoot, "deploy", "callscript.service"), "utf8")).toMatch(/^StateDirectory=callscript$/m);
   });
 });
