@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { hookAnswer } from "../../runtime/schema/envelope.js";
 import { hookNames } from "../../runtime/schema/hooks.js";
 import { answeredIncoming, channel } from "../sdk/fixtures.js";
-import { callscript, ensureBuilt } from "../helpers/build.js";
+import { callscript } from "../helpers/build.js";
 import { HEADER, scriptsFolder } from "../helpers/scripts.js";
 
 /**
@@ -50,7 +50,6 @@ let dir: string;
 const at = (name: string) => path.join(dir, name);
 
 beforeAll(async () => {
-  await ensureBuilt();
   dir = scriptsFolder({
     ...files,
     "input.json": JSON.stringify({ call_full: answeredIncoming(), call_stage: "call_ended" }),

@@ -8,17 +8,7 @@ import type { HookAnswer } from "../../runtime/schema/envelope.js";
 import type { HookName } from "../../runtime/schema/hooks.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 
-/** Poll `predicate` until it holds; fail with `what` (and the last value seen) after `timeoutMs`. */
-export async function waitFor<T>(predicate: () => T | Promise<T>, what: string, timeoutMs = 5_000): Promise<NonNullable<T>> {
-  const until = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await predicate();
-    if (last) return last as NonNullable<T>;
-    if (Date.now() > until) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(5);
-  }
-}
+export { waitFor } from "../helpers/wait.js";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -2,8 +2,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
-import { callscript, ensureBuilt, repoRoot } from "../helpers/build.js";
+import { describe, expect, it } from "vitest";
+import { callscript, repoRoot } from "../helpers/build.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { lastLine } from "./fixtures.js";
 
@@ -12,9 +12,6 @@ import { lastLine } from "./fixtures.js";
  * a `fetch`, a misspelt script name or setting in the config, a handler that returns nothing) are
  * errors that say what is wrong and where, in the admin's own terms.
  */
-beforeAll(async () => {
-  await ensureBuilt();
-}, 120_000);
 
 const payloads = path.join(repoRoot, "examples", "payloads");
 const missed = path.join(payloads, "need_registration.incoming-missed.json");

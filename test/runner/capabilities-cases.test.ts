@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
-import { binPath, callscript, ensureBuilt } from "../helpers/build.js";
+import { describe, expect, it } from "vitest";
+import { binPath, callscript } from "../helpers/build.js";
 import { ANSWERED, folder, lastLine, MISSED, PAYLOADS } from "./fixtures.js";
 
 /**
@@ -10,7 +10,6 @@ import { ANSWERED, folder, lastLine, MISSED, PAYLOADS } from "./fixtures.js";
  * and fail on a fetch they did not foresee; `--config` applies the config's grants as the server
  * does. Through `callscript test` as an admin runs it.
  */
-beforeAll(ensureBuilt, 120_000);
 
 const NR = "need_registration";
 const CRM = "https://crm.example/rest/1/__callscript_secret_CRM_WEBHOOK__";

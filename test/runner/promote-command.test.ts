@@ -1,12 +1,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
-import { callscript, ensureBuilt } from "../helpers/build.js";
+import { describe, expect, it } from "vitest";
+import { callscript } from "../helpers/build.js";
 import { listening, serve, until } from "../server/serve-process.js";
 import { payload, script } from "../server/helpers.js";
 import { folder, lastLine } from "./fixtures.js";
 
-beforeAll(ensureBuilt, 120_000);
 
 /** The live version writes +7XXXXXXXXXX; the next one, in the shadow, 8XXXXXXXXXX. */
 const LIVE = script("process_client_phone", `return input.phone === "101" ? undefined : { phone: "+7" + input.phone.slice(-10) };`);

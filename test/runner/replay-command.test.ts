@@ -1,11 +1,10 @@
 import { cpSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
-import { callscript, ensureBuilt } from "../helpers/build.js";
+import { describe, expect, it } from "vitest";
+import { callscript } from "../helpers/build.js";
 import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures.js";
 import { listening, serve, until } from "../server/serve-process.js";
 
-beforeAll(ensureBuilt, 120_000);
 
 const callsDir = path.join(examplesDir, "calls");
 const examplesConfig = examplesConfigOffline();

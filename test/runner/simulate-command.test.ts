@@ -1,16 +1,15 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseHookInput } from "../../runtime/dispatch/hook-call.js";
 import { callFileSchema, callJsonSchema } from "../../runtime/runner/simulate.js";
 import { recordPair } from "../../runtime/record/recording.js";
 import { parsePbxTime } from "../../sdk/time.js";
 import { isHookName } from "../../runtime/schema/hooks.js";
-import { callscript, ensureBuilt } from "../helpers/build.js";
+import { callscript } from "../helpers/build.js";
 import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures.js";
 import { listening, serve } from "../server/serve-process.js";
 
-beforeAll(ensureBuilt, 120_000);
 
 const callsDir = path.join(examplesDir, "calls");
 /**

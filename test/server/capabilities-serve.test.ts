@@ -1,9 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
 import { startCrmServer } from "../helpers/crm-server.js";
-import { ensureBuilt } from "../helpers/build.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { LEVEL } from "./helpers.js";
 import { listening, serve, until } from "./serve-process.js";
@@ -13,9 +12,6 @@ import { listening, serve, until } from "./serve-process.js";
  * (exit 2) and on every reload (refused, in the log and /scripts), the grants in /scripts without a
  * secret's value anywhere, kv needing a restart, a clean stop.
  */
-beforeAll(async () => {
-  await ensureBuilt();
-}, 120_000);
 
 const VIP = `import { defineScript } from "callscript";
 export default defineScript({ hooks: { process_registration_params() { return undefined; } } });

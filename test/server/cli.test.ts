@@ -2,14 +2,12 @@ import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { ensureBuilt } from "../helpers/build.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { bearer, busy, recordInput, script } from "./helpers.js";
 import { listening, serve, until } from "./serve-process.js";
 
 /** `callscript serve` as the connector's host runs it: the built CLI in its own process. */
 beforeAll(async () => {
-  await ensureBuilt();
   expect(existsSync(path.join(packageRoot, "dist", "runtime", "cli", "serve.js"))).toBe(true);
 }, 120_000);
 

@@ -1,3 +1,4 @@
+import { waitFor } from "../helpers/wait.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { busy, originateInput, recordInput, script, startServer, type TestServer } from "./helpers.js";
 
@@ -18,13 +19,7 @@ afterAll(async () => server?.close());
 const post = (hook: string, body: unknown) =>
   fetch(`${base}/hooks/${hook}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
 
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const stop = Date.now() + 10_000;
-  while (!predicate()) {
-    if (Date.now() > stop) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+const until = (predicate: () => boolean, what: string) => waitFor(predicate, what, 10_000, 2);
 
 describe("concurrency over a loopback port", () => {
   it("a slow script's queue does not hold up another script's requests", async () => {

@@ -1,8 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { ensureBuilt } from "../helpers/build.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { LEVEL } from "./helpers.js";
 import { listening, serve, until } from "./serve-process.js";
@@ -11,9 +10,6 @@ import { listening, serve, until } from "./serve-process.js";
  * Issue 13: the config is checked as strictly as the hooks, with `${ENV}` values, and reloads
  * without a restart (save or SIGHUP), through a real `callscript serve` as an operator runs it.
  */
-beforeAll(async () => {
-  await ensureBuilt();
-}, 120_000);
 
 const missedCall = readFileSync(path.join(packageRoot, "examples", "payloads", "need_registration.incoming-missed.json"), "utf8");
 const clientPhone = readFileSync(path.join(packageRoot, "examples", "payloads", "process_client_phone.incoming-8-format.json"), "utf8");

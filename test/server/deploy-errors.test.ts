@@ -1,8 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { ensureBuilt } from "../helpers/build.js";
 import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
 import { LEVEL, sample } from "./helpers.js";
 import { listening, serve, until } from "./serve-process.js";
@@ -12,9 +11,6 @@ import { listening, serve, until } from "./serve-process.js";
  * at start, or that has type errors against the SDK, is an error the connector, /readyz, /scripts,
  * the log and the metrics all show; never a pipeline that quietly runs without it.
  */
-beforeAll(async () => {
-  await ensureBuilt();
-}, 120_000);
 
 const missedCall = readFileSync(path.join(packageRoot, "examples", "payloads", "need_registration.incoming-missed.json"), "utf8");
 const clientPhone = readFileSync(path.join(packageRoot, "examples", "payloads", "process_client_phone.incoming-8-format.json"), "utf8");

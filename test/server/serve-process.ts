@@ -1,3 +1,4 @@
+import { waitFor } from "../helpers/wait.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import path from "node:path";
@@ -88,9 +89,5 @@ export const listening = (served: Served) => served.line((line) => line.msg === 
 
 /** Poll `predicate` every 10 ms until it holds; fails after `timeoutMs` (10 s by default). */
 export async function until(predicate: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const stop = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > stop) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await waitFor(predicate, what, timeoutMs, 10);
 }
