@@ -33,8 +33,8 @@ import { cannedFor, configNameOfScript, fetchProblems, grantsFrom, kvByScript, k
 
 /**
  * The example runner's engine: cases files in, results out. Every case goes through the server's
- * own compiler, sandbox and dispatcher (loadScriptFile + callHook); nothing here re-implements
- * what production does.
+ * own compiler, sandbox, pipeline builder and dispatcher (loadScriptFile, pipelineFor, callHook);
+ * nothing here re-implements what production does.
  */
 
 export interface RunOptions {

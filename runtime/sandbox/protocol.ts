@@ -1,6 +1,7 @@
 /**
- * What crosses the isolate boundary, both ways, as JSON text. Shared by the host and the guest
- * prelude (type-only on the guest side).
+ * What crosses the isolate boundary, both ways: JSON text and numbers, never objects. Shared by the
+ * host and the guest prelude (the prelude bundles its constants: GUEST_BUSY, GUEST_PARKED, the
+ * bounds), so each fact about the boundary is written once.
  */
 
 /**
