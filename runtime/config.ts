@@ -98,7 +98,7 @@ export function deadlineFor(config: Config, hook: string): number {
   return waits ? Math.max(config.deadlineMs, waits - ANSWER_MARGIN_MS) : config.deadlineMs;
 }
 
-const envFlag = z.stringbool();
+const envFlag = z.stringbool({ truthy: ["true", "1"], falsy: ["false", "0"], case: "sensitive" });
 
 /** Environment variables that override the file, for service managers and containers. */
 const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: string) => unknown }> = {
@@ -107,7 +107,7 @@ const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: strin
   CALLSCRIPT_TOKEN: { key: "token", parse: (v) => v },
   CALLSCRIPT_SCRIPTS: { key: "scriptsDir", parse: (v) => v },
   CALLSCRIPT_LOG_LEVEL: { key: "logLevel", parse: (v) => v },
-  // true/1/yes/on or false/0/no/off (zod's stringbool); anything else reaches the schema as it is, to be named there.
+  // true/1 or false/0; anything else reaches the schema as it is, to be named there.
   CALLSCRIPT_WATCH: { key: "watch", parse: (v) => { const flag = envFlag.safeParse(v); return flag.success ? flag.data : v; } },
   CALLSCRIPT_TYPECHECK: { key: "typecheck", parse: (v) => v },
 };
