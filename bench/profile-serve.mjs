@@ -115,12 +115,39 @@ if (MODE === "cpu") {
   console.log("\nby function (self time)");
   console.log(table(rows(byFunction), ["name", "self ms", "share", "µs/req"]));
 } else {
+  const pid = server.child.pid;
   const report = (sort) =>
-    spawnSync("perf", ["report", "-i", path.join(dir, "perf.data"), "--no-children", "--stdio", "--percent-limit", "0.7", "-g", "none", "--sort", sort], { encoding: "utf8", maxBuffer: 64 << 20 }).stdout;
-  const clean = (text) => text.split("\n").filter((line) => line.trim() && !line.startsWith("#")).slice(0, TOP).join("\n");
-  console.log("\nby thread\n" + clean(report("comm")));
-  console.log("\nby shared object\n" + clean(report("dso")));
-  console.log("\nby symbol\n" + clean(report("dso,sym")));
+    spawnSync("perf", ["report", "-i", path.join(dir, "perf.data"), "--no-children", "--stdio", "--percent-limit", "0", "-g", "none", "--sort", sort], { encoding: "utf8", maxBuffer: 256 << 20 }).stdout;
+  // perf's `pid` key is the thread (tid:comm). The event loop's thread is the one whose id is the
+  // process's; the others are isolated-vm's (scripts), libuv's pool and V8's helpers (GC,
+  // compiler), all named "node".
+  const rows = report("pid,dso,sym")
+    .split("\n")
+    .filter((line) => /^\s*[\d.]+%/.test(line))
+    // Columns are padded with two spaces or more (a dso may hold one: "[JIT] tid 123").
+    .map((line) => line.trim().split(/\s{2,}/))
+    .map(([share, thread, dso, sym = ""]) => ({ share: Number.parseFloat(share), tid: Number.parseInt(thread, 10), dso: dso.startsWith("[JIT]") ? "[JIT]" : dso, sym: sym.replace(/^\[[.k]\]\s+/, "") }))
+    .map((row) => ({ ...row, main: row.tid === pid }));
+  const sum = (list) => round(list.reduce((total, row) => total + row.share, 0), 2);
+  const top = (list, key) => {
+    const groups = new Map();
+    for (const row of list) groups.set(key(row), (groups.get(key(row)) ?? 0) + row.share);
+    return [...groups].sort((a, b) => b[1] - a[1]).slice(0, TOP).map(([name, share]) => ({ name, share: `${round(share, 2)}%` }));
+  };
+  const main = rows.filter((row) => row.main);
+  const others = rows.filter((row) => !row.main);
+  const perThread = top(others, (row) => row.tid).slice(0, 6).map((t) => t.share);
+  console.log(`\nall threads' CPU samples: event loop ${sum(main)}%, other threads ${sum(others)}% (largest: ${perThread.join(", ")})`);
+  console.log("\nby shared object, event loop");
+  console.log(table(top(main, (row) => row.dso), ["name", "share"]));
+  console.log("\nby shared object, other threads");
+  console.log(table(top(others, (row) => row.dso), ["name", "share"]));
+  console.log("\nby symbol, event loop (share of all samples)");
+  console.log(table(top(main, (row) => `${row.sym}  [${row.dso}]`), ["name", "share"]));
+  console.log("\nby symbol, other threads (share of all samples)");
+  console.log(table(top(others, (row) => `${row.sym}  [${row.dso}]`), ["name", "share"]));
+  const requests = window.total;
+  console.log(`\n(${requests} requests in the window)`);
 }
 if (process.env.PROFILE_KEEP) console.log(`files kept in ${dir}`);
 else rmSync(dir, { recursive: true, force: true });
