@@ -403,7 +403,9 @@ async function measure(answers, checked) {
   const file = writeResult(BASELINE || ONLY_SERVERS ? "peer-ab" : "peer", { ...output, baseline: BASELINE ?? null, servers: KEYS });
   console.log(`Peer: bare fastify, workerd and callscript serve side by side, medians of ${ROUNDS} rounds × ${DURATION_S} s — ${JSON.stringify(machine())}`);
   console.log(table(rows, ["hook", "conns", "server", "req/s", "vs bare", "vs workerd", "p50 ms", "p99 ms", "CPU µs/req", "cores", "shed"]));
-  console.log(`targets at ${AT} connections, callscript at log warn:`);
-  console.log(table(targets.map((t) => ({ ...t, status: t.pass === null ? "—" : t.pass ? "PASS" : "MISS" })), ["target", "goal", "measured", "status"]));
+  if (targets.length > 0) {
+    console.log(`targets at ${AT} connections, callscript at log warn:`);
+    console.log(table(targets.map((t) => ({ ...t, status: t.pass === null ? "—" : t.pass ? "PASS" : "MISS" })), ["target", "goal", "measured", "status"]));
+  }
   console.log(`results: ${path.relative(process.cwd(), file)}`);
 }
