@@ -11,15 +11,7 @@
 import { SECRET_PLACEHOLDER_PREFIX, SECRET_PLACEHOLDER_SUFFIX } from "../../capabilities/placeholder.js";
 import { MAX_HOST_PAYLOAD_CHARS, MAX_HOST_REQUESTS } from "../protocol.js";
 
-const parseJson = JSON.parse;
-const toJson = JSON.stringify;
-const objectKeys = Object.keys;
-const freeze = Object.freeze;
-const createObject = Object.create;
-const PromiseClass = Promise;
-const ErrorClass = Error;
-const TypeErrorClass = TypeError;
-const StringOf = String;
+import { createObject, ErrorClass, freeze, objectKeys, parseJson, PromiseClass, StringOf, toJson, TypeErrorClass } from "./intrinsics.js";
 
 /** What a script catches when the host refuses or fails a request. */
 export class CapabilityError extends ErrorClass {

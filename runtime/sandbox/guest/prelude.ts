@@ -23,28 +23,30 @@ import {
   type HostSend,
 } from "../protocol.js";
 import { CapabilityError, capabilitiesFor, type GuestCall } from "./capabilities.js";
+import {
+  createObject,
+  ErrorClass,
+  freeze,
+  getPrototype,
+  isArray,
+  isFiniteNumber,
+  now,
+  objectKeys,
+  objectPrototype,
+  parseJson,
+  PromiseClass,
+  promiseThen,
+  reflectApply,
+  setPrototype,
+  StringOf,
+  stringIndexOf,
+  stringSlice,
+  toJson,
+} from "./intrinsics.js";
 
 const SCRIPT_MARK = Symbol.for("callscript.script");
 const CANCEL_MARK = Symbol.for("callscript.cancel");
 
-const parseJson = JSON.parse;
-const toJson = JSON.stringify;
-const objectKeys = Object.keys;
-const getPrototype = Object.getPrototypeOf;
-const createObject = Object.create;
-const setPrototype = Object.setPrototypeOf;
-const freeze = Object.freeze;
-const isArray = Array.isArray;
-const objectPrototype = Object.prototype;
-const ErrorClass = Error;
-const StringOf = String;
-const isFiniteNumber = Number.isFinite;
-const now = Date.now;
-const reflectApply = Reflect.apply;
-const stringSlice = String.prototype.slice;
-const stringIndexOf = String.prototype.indexOf;
-const PromiseClass = Promise;
-const promiseThen = Promise.prototype.then;
 
 
 // Built-ins whose memory lives outside the V8 heap, so the isolate's heap limit does not bound
