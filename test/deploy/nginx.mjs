@@ -24,7 +24,7 @@ export async function freePort() {
   return port;
 }
 
-/** deploy/nginx.conf with its upstream servers and listen line pointed at loopback ports. */
+/** deploy/nginx.conf with its upstream servers and listen line pointed at loopback ports; one worker unless `workers` says (a number, or "auto" as shipped). */
 export function nginxConfFor(instancePorts, listenPort, { workers = 1 } = {}) {
   const conf = readFileSync(path.join(packageRoot, "deploy", "nginx.conf"), "utf8");
   const instances = /( *)# INSTANCES BEGIN\n[\s\S]*?# INSTANCES END\n/;
