@@ -3,6 +3,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
 import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
+import { redisAvailable, startRedisServer, type RedisServer } from "../helpers/redis-server.js";
 import { scriptsRepo } from "../helpers/scripts-git.js";
 import { drive, percentile, type Sample, type Target } from "../load/driver.js";
 import { freePort, nginxAvailable, ready, startInstance, startNginx, versionsOf, type Instance, type Nginx } from "./cluster.js";
@@ -220,4 +221,55 @@ describe.skipIf(!nginxAvailable)("a rollout across three instances behind nginx"
       expect((await instance.served.exit).code).toBe(0);
     }));
   }, 120_000);
+});
+
+const withRedis = nginxAvailable && redisAvailable("test/deploy/cluster.test.ts (a kv counter through three instances)");
+
+describe.skipIf(!withRedis)("kv on Redis shared by three instances behind nginx", () => {
+  let redis: RedisServer | undefined;
+  afterEach(async () => {
+    await redis?.stop();
+    redis = undefined;
+  });
+
+  it("a counter incremented on every call through all three instances gives unique consecutive numbers", async () => {
+    redis = await startRedisServer();
+    const dir = scriptsFolder({
+      "counter.ts": `import { defineScript } from "callscript";
+export default defineScript({
+  hooks: {
+    async process_final_params(_input, { kv }) {
+      return { N: await kv.incr("n") };
+    },
+  },
+});
+`,
+    });
+    const config = writeConfigFile({ scriptsDir: dir, typecheck: "off", watch: false, kv: { url: redis.url } });
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const instances: Instance[] = await Promise.all(ports.map((port) => startInstance(port, config)));
+    nginx = await startNginx(ports);
+    const hook = "process_final_params";
+    const result = await drive({ address: nginx.address, targets: [{ hook, body: payload("process_final_params.missed-trunk-3432723033.json"), connections: 6 }], durationMs: 5_000, requestTimeoutMs: 15_000 });
+
+    const numbers: number[] = [];
+    const wrong: string[] = [];
+    for (const sample of result.samples) {
+      const body = sample.body as { state?: string; data?: { N?: unknown } } | undefined;
+      if (sample.status === 200 && body?.state === "success" && Number.isInteger(body.data?.N)) numbers.push(body.data!.N as number);
+      else wrong.push(`HTTP ${sample.status ?? sample.error}: ${sample.text}`);
+    }
+    const byInstance = instances.map((instance) => instance.served.lines.filter((line) => line.msg === "hook answered").length);
+    console.log(`[cluster kv] ${JSON.stringify({ answers: numbers.length, byInstance, max: Math.max(...numbers) })}`);
+    expect(wrong).toEqual([]);
+    expect(numbers.length).toBeGreaterThan(0);
+    // Every number once, none missing: 1, 2, …, the number of calls.
+    expect([...numbers].sort((a, b) => a - b)).toEqual(numbers.map((_n, i) => i + 1));
+    // All three instances took part (nginx spreads a closed loop of 6 connections over them).
+    for (const count of byInstance) expect(count).toBeGreaterThan(0);
+    await Promise.all(instances.map(async (instance) => {
+      instance.served.child.kill("SIGTERM");
+      expect((await instance.served.exit).code).toBe(0);
+    }));
+  }, 60_000);
 });
