@@ -153,9 +153,12 @@ describe("deploy/k8s", () => {
     expect(server.args).toEqual(["serve", "--config", `${mountOf(server, "config")}/${configFile}`]);
     const dir = mkdtempSync(path.join(tmpdir(), "callscript-k8s-"));
     writeFileSync(path.join(dir, configFile), configMap.data![configFile]!);
-    const config = loadConfig({ file: path.join(dir, configFile), env: { CALLSCRIPT_TOKEN: "a-token-of-sixteen-chars" } });
+    const secret = one("Secret").stringData as Record<string, string>;
+    const config = loadConfig({ file: path.join(dir, configFile), env: { ...secret, CALLSCRIPT_TOKEN: "a-token-of-sixteen-chars" } });
     expect(config.scriptsDir.startsWith(`${root}/${link}/`)).toBe(true);
     expect(config.host).toBe("0.0.0.0");
+    // Two or more replicas share ctx.kv: Redis, not an SQLite file per pod.
+    expect(config.kv.url).toMatch(/^rediss?:\/\//);
   });
 
   it("the Service, the PodDisruptionBudget and the autoscaler select the Deployment's pods", () => {
