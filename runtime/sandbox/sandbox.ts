@@ -145,7 +145,9 @@ interface LiveCall {
   laterCpuMs: number;
   laterWallMs: number;
   /** CPU time of its first entry: the later entries' time limit is what is left of the invocation's. */
-  firstCpuMs?: number;
+  firstCpuMs: number;
+  /** Set while it waits with no request of its own in flight (see waitingForNothing). */
+  idleTimer?: NodeJS.Timeout;
   /** Set once: the answer or failure that ends it. */
   ended?: Later;
   whenEnded?: (later: Later) => void;
@@ -455,7 +457,12 @@ export class ScriptSandbox {
     const call: CallState = { wallTimeoutMs: this.limits.timeoutMs, timeRetries: 0, spentCpuMs: 0, spentWallMs: 0 };
     try {
       for (let attempt = 1; ; attempt++) {
-        const result = await this.attempt(request, enqueuedAt, measure, call).finally(() => this.closeCall(call.live));
+        let result: Invocation | typeof RUN_AGAIN;
+        try {
+          result = await this.attempt(request, enqueuedAt, measure, call);
+        } finally {
+          this.closeCall(call.live);
+        }
         if (result !== RUN_AGAIN) return result;
         // A request already sent (a fetch, a kv write) has had its effect: running the invocation
         // again would send it twice. It fails instead, saying so.
@@ -551,7 +558,7 @@ export class ScriptSandbox {
   private openCall(booted: Booted, request: InvocationRequest): LiveCall {
     // The abort signal is made with the first request (most calls send none: a controller and its
     // listener per call were 12% of the event loop's samples under load, docs/benchmarks.md §7).
-    const live: LiveCall = { token: ++this.tokens, booted, request, controller: undefined, requests: 0, outstanding: 0, parked: false, laterCpuMs: 0, laterWallMs: 0 };
+    const live: LiveCall = { token: ++this.tokens, booted, request, controller: undefined, requests: 0, outstanding: 0, parked: false, firstCpuMs: 0, laterCpuMs: 0, laterWallMs: 0 };
     this.calls.set(live.token, live);
     return live;
   }
@@ -559,12 +566,14 @@ export class ScriptSandbox {
   private closeCall(live: LiveCall | undefined): void {
     if (!live) return;
     this.calls.delete(live.token);
+    clearTimeout(live.idleTimer);
     live.controller?.abort();
   }
 
   private end(live: LiveCall, later: Later): void {
     if (live.ended) return;
     live.ended = later;
+    clearTimeout(live.idleTimer);
     live.controller?.abort();
     live.whenEnded?.(later);
   }
@@ -599,6 +608,7 @@ export class ScriptSandbox {
    * the host's event loop, after the entry that sent it). Answered through `settle`, in the line.
    */
   private hostRequest(booted: Booted, token: unknown, id: unknown, op: unknown, payload: unknown): void {
+    // Only the prelude holds the callback, and it always sends these types.
     if (typeof token !== "number" || typeof id !== "number" || typeof op !== "string" || typeof payload !== "string") return;
     const live = this.calls.get(token);
     if (!live || live.booted !== booted) {
@@ -640,7 +650,7 @@ export class ScriptSandbox {
     if (live) live.outstanding--;
     if (booted.retired || booted.isolate.isDisposed) return;
     const running = live && !live.ended ? live : undefined;
-    const timeoutMs = running ? Math.max(1, Math.ceil(this.limits.timeoutMs - running.laterCpuMs - this.firstSliceCpu(running))) : this.limits.timeoutMs;
+    const timeoutMs = running ? Math.max(1, Math.ceil(this.limits.timeoutMs - running.firstCpuMs - running.laterCpuMs)) : this.limits.timeoutMs;
     const slice = await this.runSlice(booted, booted.settle, [id, ok, text], timeoutMs);
     if (running) {
       running.laterCpuMs += slice.cpuMs;
@@ -667,7 +677,7 @@ export class ScriptSandbox {
       if (ranToItsTimeout(slice.wallMs, timeoutMs)) {
         booted.terminated = true;
         if (running) {
-          const cpuMs = running.laterCpuMs + this.firstSliceCpu(running);
+          const cpuMs = running.firstCpuMs + running.laterCpuMs;
           this.end(running, { kind: "failure", invocation: this.failedWith(this.timeoutFailure(slice.settled.error, cpuMs, slice.wallMs), 0) });
         }
         this.retire(booted);
@@ -685,13 +695,29 @@ export class ScriptSandbox {
       this.retire(booted);
       return;
     }
-    if (value === GUEST_PARKED || value === "" || !running) return;
-    this.end(running, { kind: "answer", value: typeof value === "string" ? value : "" });
+    if (!running) return;
+    if (value !== GUEST_PARKED && value !== "") this.end(running, { kind: "answer", value: typeof value === "string" ? value : "" });
+    else this.waitingForNothing(running, booted);
   }
 
-  /** CPU of an invocation's first entry, as attempt() counted it (kept on the call for its later entries' limit). */
-  private firstSliceCpu(live: LiveCall): number {
-    return live.firstCpuMs ?? 0;
+  /**
+   * A parked invocation that the last entry neither ended nor left waiting for a request of its own
+   * (its answer unreadable, or it awaits a promise only another call could settle): if nothing
+   * ends it within the backstop of a promise that never settles, it fails with `timeout`, as such
+   * a promise does, rather than holding its version's drain forever.
+   */
+  private waitingForNothing(live: LiveCall, booted: Booted): void {
+    if (live.ended || live.outstanding > 0 || live.idleTimer) return;
+    live.idleTimer = setTimeout(() => {
+      live.idleTimer = undefined;
+      if (live.ended || live.outstanding > 0) return;
+      this.end(live, {
+        kind: "failure",
+        invocation: this.failed("timeout", "The script's promise did not settle after its last fetch/kv answer, and nothing of its own could settle it later (a promise that never settles)", 0),
+      });
+      if (!booted.retired) this.retire(booted);
+    }, waitBackstopMs(this.limits.timeoutMs));
+    live.idleTimer.unref();
   }
 
   /**
@@ -803,6 +829,7 @@ export class ScriptSandbox {
     if (value === GUEST_PARKED) {
       live.firstCpuMs = cpuMs;
       // It waits for the host: its answer comes from the entry that settles its last request.
+      this.waitingForNothing(live, booted);
       const later = await this.answered(live);
       wallMs += live.laterWallMs;
       cpuMs += live.laterCpuMs;

@@ -207,3 +207,24 @@ describe("ctx.fetch, ctx.secret and ctx.kv inside the isolate", () => {
     expect(failure.message).toContain("not run again");
   });
 });
+
+describe("a storm of requests from one call", () => {
+  it("past the host's budget each request fails with its code; past the sandbox's own bound the guest refuses without sending", async () => {
+    const sandbox = await sandboxes.load(
+      HEADER +
+        `export default defineScript({ limits: { timeoutMs: 5000 }, hooks: { async need_registration(input, ctx) {
+          const codes: Record<string, number> = {};
+          const all = [];
+          for (let i = 0; i < 10_150; i++) all.push(ctx.kv.get("k").then(() => "ok", (e) => (e as { code: string }).code + ":" + ((e as Error).message.includes("10100") ? "bound" : "budget")));
+          for (const outcome of await Promise.all(all)) codes[outcome] = (codes[outcome] ?? 0) + 1;
+          ctx.log.info(JSON.stringify(codes));
+          return { result: true };
+        } } });`,
+    );
+    const capabilities = createCannedCapabilities({ script: "script" });
+    const invocation = await sandbox.invoke({ ...request(), capabilities });
+    expect(dataOf(invocation)).toEqual({ result: true });
+    // kv.maxOpsPerInvocation (20) answered; the rest of the first 10 100 refused by the host; the last 50 never sent.
+    expect(JSON.parse(invocation.logs.lines[0]!.message)).toEqual({ ok: 20, "CS_CAP_KV_TOO_MANY_OPS:budget": 10_080, "CS_CAP_BAD_REQUEST:bound": 50 });
+  });
+});

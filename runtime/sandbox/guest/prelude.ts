@@ -393,6 +393,8 @@ export interface GuestEntry {
 /** An invocation, with what the binding needs of it between slices. */
 interface Call extends GuestCall {
   sink: LogSink;
+  /** Its requests sent and not yet settled. */
+  outstanding: number;
   /** Resolves the entry (invoke or settle) the host is waiting on for this invocation, if any. */
   wake: ((answer: string) => void) | undefined;
 }
@@ -513,6 +515,7 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     const answer = new PromiseClass<string>((resolve, reject) => {
       pending[id] = { call, resolve, reject, error };
     });
+    call.outstanding++;
     host(call.token, id, op, payload);
     park(call);
     return answer;
@@ -524,6 +527,7 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     if (unsettled) return GUEST_BUSY;
     delete pending[id];
     const { call } = request;
+    call.outstanding--;
     if (ok) request.resolve(text);
     else {
       let failure: { code?: unknown; message?: unknown } = {};
@@ -537,8 +541,12 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     // A request of an invocation that has ended (sent without being awaited): its continuation runs
     // and is heard by nobody.
     if (call.done) return withOutbox("");
-    unsettled = true;
     sink = call.sink;
+    // Other requests of the call are still out (Promise.all over several): it stays parked on
+    // them; whatever its code does with this answer runs now, and if that ends the call its
+    // answer goes out with the entry that settles the next one.
+    if (call.outstanding > 0) return withOutbox(GUEST_PARKED);
+    unsettled = true;
     return new PromiseClass<string>((resolve) => {
       call.wake = (answer) => resolve(withOutbox(answer));
     });
@@ -558,7 +566,7 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
   ): Promise<string> | string {
     if (unsettled) return GUEST_BUSY;
     unsettled = true;
-    const call: Call = { token, done: false, requests: 0, sink: newSink(logBytes), wake: undefined };
+    const call: Call = { token, done: false, requests: 0, outstanding: 0, sink: newSink(logBytes), wake: undefined };
     sink = call.sink;
     const answer = new PromiseClass<string>((resolve) => {
       call.wake = (text) => resolve(withOutbox(text));
