@@ -15,12 +15,17 @@ const loaded = scriptsDir === "none" ? [] : await registry.loadAll();
 
 process.on("message", async (message) => {
   const { id, hook, script, inputJson, dataJson, settingsJson } = message;
-  const entry = registry.pipeline(hook).find((candidate) => candidate.sandbox.name === script);
-  if (!entry) {
-    process.send({ id, error: `no script ${script} for ${hook}` });
-    return;
+  const lease = registry.lease(hook);
+  try {
+    const entry = lease.scripts.find((candidate) => candidate.sandbox.name === script);
+    if (!entry) {
+      process.send({ id, error: `no script ${script} for ${hook}` });
+      return;
+    }
+    const invocation = await entry.sandbox.invoke({ hook, inputJson, dataJson, settingsJson: settingsJson ?? entry.settingsJson, requestId: String(id) });
+    process.send({ id, invocation });
+  } finally {
+    lease.release();
   }
-  const invocation = await entry.sandbox.invoke({ hook, inputJson, dataJson, settingsJson: settingsJson ?? entry.settingsJson, requestId: String(id) });
-  process.send({ id, invocation });
 });
 process.send({ ready: true, scripts: loaded.filter((result) => result.ok).length, loadMs: performance.now() - startedAt });

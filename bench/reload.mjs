@@ -90,7 +90,13 @@ async function measure(mode) {
   registry.on("loaded", (name) => reloadCounts.set(name, (reloadCounts.get(name) ?? 0) + 1));
 
   async function answer() {
-    const result = await callHook(config, HOOK, { PHONE_NUMBER: "74951234567" }, registry.pipeline(HOOK));
+    const lease = registry.lease(HOOK);
+    let result;
+    try {
+      result = await callHook(config, HOOK, { PHONE_NUMBER: "74951234567" }, lease.scripts);
+    } finally {
+      lease.release();
+    }
     if (result.answer.state !== "success") throw new Error(`error answer: ${JSON.stringify(result.answer)}`);
     return result.answer.data;
   }

@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { compileScript, compileScripts, onDisk, scriptNameOf, type CompileResult } from "../compile/compile.js";
 import type { TypeChecking, TypeProblem } from "../compile/typecheck.js";
-import { deadlineFor, type Config } from "../config.js";
+import type { Config } from "../config.js";
 import { settingsInForce, type SettingInForce } from "../config-scripts.js";
 import { grantWarningsOf } from "../config-capabilities.js";
 import type { FetchGrant } from "../capabilities/config.js";
@@ -129,15 +129,10 @@ const isInside = (file: string, dir: string): boolean => {
 export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly pipelines = new Map<HookName, PipelineScript[]>();
-  /** Versions swapped out or unloaded, still callable by requests that took their pipeline before. */
-  private readonly retiring = new Map<ScriptSandbox, NodeJS.Timeout>();
+  /** Versions swapped out or unloaded, still held by requests that leased them before. */
+  private readonly retiring = new Set<ScriptSandbox>();
   /** Requests holding each version through lease(). */
   private readonly leases = new Map<ScriptSandbox, number>();
-  /**
-   * Versions handed out by pipeline(), whose callers say nothing when they are done: once retired,
-   * only the deadline tells when no request can call them any more.
-   */
-  private readonly unleased = new WeakSet<ScriptSandbox>();
   /** Versions close() is draining. */
   private readonly closing = new Set<ScriptSandbox>();
   /** After close(), nothing is loaded any more (a batch of the watcher may still be finishing). */
@@ -378,7 +373,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
 
   /**
    * Stop running a script whose file is gone: new requests no longer see it at once; requests that
-   * had already taken a pipeline with it finish on it (see retireLater).
+   * had already leased a pipeline with it finish on it (see retireLater).
    */
   async unload(file: string): Promise<boolean> {
     return this.unloadNow(file);
@@ -420,16 +415,6 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /**
-   * The scripts that run for a hook, in pipeline order. A version swapped out after this call is
-   * kept for the hook's deadline, in case the caller still calls it; a server uses lease() instead.
-   */
-  pipeline(hook: HookName): PipelineScript[] {
-    const scripts = this.currentPipeline(hook);
-    for (const script of scripts) this.unleased.add(script.sandbox);
-    return scripts;
-  }
-
-  /**
    * The scripts that run for a hook, held for one request until `release()`. A version swapped out
    * or unloaded meanwhile still answers the request; it is disposed as soon as no request holds it
    * (its running invocations finish first), rather than after the hook's deadline: saves in quick
@@ -453,7 +438,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
             continue;
           }
           this.leases.delete(sandbox);
-          if (this.retiring.has(sandbox) && !this.unleased.has(sandbox)) this.disposeRetired(sandbox);
+          if (this.retiring.has(sandbox)) this.disposeRetired(sandbox);
         }
       },
     };
@@ -589,10 +574,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     for (const entry of this.entries.values()) entry.generation++;
     this.entries.clear();
     this.pipelines.clear();
-    for (const [sandbox, timer] of this.retiring) {
-      clearTimeout(timer);
-      sandboxes.push(sandbox);
-    }
+    sandboxes.push(...this.retiring);
     this.retiring.clear();
     for (const sandbox of sandboxes) this.closing.add(sandbox);
     await Promise.all([...sandboxes.map((sandbox) => sandbox.drainAndDispose().finally(() => this.closing.delete(sandbox))), this.shadows.close()]);
@@ -632,28 +614,20 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
 
   /**
    * A version that no longer serves new requests is disposed once no request can still call it.
-   * A request takes its pipeline when it starts and calls the scripts one after another, so a
+   * A request leases its pipeline when it starts and calls the scripts one after another, so a
    * script late in a pipeline may be called a while after the swap; a sandbox disposed at once
-   * would answer it "unloaded" and fail a request because of a reload. Such calls come within the
-   * request deadline of the hooks the version implements; after that, and once the invocations
-   * running on it have finished, its isolate is disposed. A version that was only ever taken
-   * through lease() is disposed as soon as the last request holding it lets it go.
+   * would answer it "unloaded" and fail a request because of a reload. So a version some request
+   * still holds is disposed when the last one lets it go (see lease()), and its running
+   * invocations finish first (drainAndDispose).
    */
   private retireLater(sandbox: ScriptSandbox): void {
     if (this.retiring.has(sandbox)) return;
-    const graceMs = Math.max(0, ...sandbox.meta.hooks.map((hook) => deadlineFor(this.config, hook)));
-    const timer = setTimeout(() => this.disposeRetired(sandbox), graceMs);
-    timer.unref();
-    this.retiring.set(sandbox, timer);
-    // Every request that took it leased it (and none holds it now): nothing can call it any more.
-    if (!this.unleased.has(sandbox) && !this.leases.has(sandbox)) this.disposeRetired(sandbox);
+    this.retiring.add(sandbox);
+    if (!this.leases.has(sandbox)) this.disposeRetired(sandbox);
   }
 
   private disposeRetired(sandbox: ScriptSandbox): void {
-    const timer = this.retiring.get(sandbox);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.retiring.delete(sandbox);
+    if (!this.retiring.delete(sandbox)) return;
     void sandbox.drainAndDispose();
   }
 

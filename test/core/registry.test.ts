@@ -2,8 +2,8 @@ import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema, type ConfigInput } from "../../runtime/config.js";
-import { callHook } from "../../runtime/dispatch/hook-call.js";
 import { isScriptFile, ScriptRegistry } from "../../runtime/registry/registry.js";
+import { callLeased, pipelineNow } from "../helpers/lease.js";
 import { HEADER, request, scriptsFolder } from "../helpers/scripts.js";
 
 /** A logger that keeps what it is given, to check what the operator would read. */
@@ -65,14 +65,14 @@ describe("pipelines", () => {
     const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b", -1), "c.ts": tracing("c"), "other.ts": answering(false) });
     const { registry } = registryFor(dir);
     await registry.loadAll();
-    expect(registry.pipeline("process_final_params").map((s) => [s.sandbox.name, s.order])).toEqual([["b", -1], ["a", 0], ["c", 0]]);
-    expect(registry.pipeline("need_registration").map((s) => s.sandbox.name)).toEqual(["other"]);
-    expect(registry.pipeline("customize_entity")).toEqual([]);
+    expect(pipelineNow(registry, "process_final_params").map((s) => [s.sandbox.name, s.order])).toEqual([["b", -1], ["a", 0], ["c", 0]]);
+    expect(pipelineNow(registry, "need_registration").map((s) => s.sandbox.name)).toEqual(["other"]);
+    expect(pipelineNow(registry, "customize_entity")).toEqual([]);
 
     const overridden = registryFor(dir, { scripts: { c: { order: -10 } } }).registry;
     await overridden.loadAll();
     const config = configSchema.parse({ scriptsDir: dir });
-    const result = await callHook(config, "process_final_params", {}, overridden.pipeline("process_final_params"));
+    const result = await callLeased(overridden, config, "process_final_params", {});
     expect(result.answer).toEqual({ state: "success", data: { trace: ["c", "b", "a"] } });
     expect(overridden.states().find((s) => s.name === "c")!.order).toBe(-10);
   });
@@ -82,7 +82,7 @@ describe("pipelines", () => {
     const { registry } = registryFor(dir, { scripts: { a: { enabled: false } } });
     const results = await registry.loadAll();
     expect(results[0]).toMatchObject({ ok: false, name: "a", problem: { stage: "load", message: "disabled in the configuration" } });
-    expect(registry.pipeline("need_registration").map((s) => s.sandbox.name)).toEqual(["b"]);
+    expect(pipelineNow(registry, "need_registration").map((s) => s.sandbox.name)).toEqual(["b"]);
     expect(registry.states().map((s) => [s.name, s.state, s.version])).toEqual([["a", "disabled", null], ["b", "active", expect.any(String)]]);
   });
 
@@ -92,7 +92,7 @@ describe("pipelines", () => {
     });
     const { registry } = registryFor(dir, { scripts: { s: { settings: { mode: "b" } } } });
     await registry.loadAll();
-    const [script] = registry.pipeline("process_final_params");
+    const [script] = pipelineNow(registry, "process_final_params");
     expect(JSON.parse(script!.settingsJson)).toEqual({ list: ["101"], mode: "b" });
   });
 });
@@ -105,12 +105,12 @@ describe("versions", () => {
     });
     const { registry } = registryFor(dir);
     const [first] = await registry.loadAll();
-    const sandbox = registry.pipeline("process_final_params")[0]!.sandbox;
+    const sandbox = pipelineNow(registry, "process_final_params")[0]!.sandbox;
     await sandbox.invoke(request("process_final_params", { data: {} }));
     const again = await registry.reload(path.join(dir, "a.ts"));
     expect(again).toMatchObject({ ok: true, name: "a", unchanged: true });
     expect(again.ok && again.version).toBe(first!.ok && first!.version);
-    expect(registry.pipeline("process_final_params")[0]!.sandbox).toBe(sandbox);
+    expect(pipelineNow(registry, "process_final_params")[0]!.sandbox).toBe(sandbox);
     expect((await sandbox.invoke(request("process_final_params", { data: {} }))).outcome).toEqual({ kind: "data", data: { calls: 2 } });
   });
 
@@ -123,7 +123,7 @@ describe("versions", () => {
     const second = await registry.reload(path.join(dir, "a.ts"));
     expect(second).toMatchObject({ ok: true, unchanged: false });
     expect(registry.states()[0]!.previousVersion).toBe(first!.ok ? first!.version : "?");
-    const invocation = await registry.pipeline("need_registration")[0]!.sandbox.invoke(request());
+    const invocation = await pipelineNow(registry, "need_registration")[0]!.sandbox.invoke(request());
     expect(invocation.outcome.kind === "failure" && invocation.outcome.failure.location).toEqual({ file: "a.ts", line: 3, column: 68 });
   });
 
@@ -141,7 +141,7 @@ describe("versions", () => {
     expect(state.state).toBe("stale");
     expect(state.version).toBe(first!.ok ? first!.version : "?");
     expect(lines.at(-1)).toEqual({ level: "error", message: expect.stringContaining(`; version ${state.version} keeps serving`) });
-    const answer = await callHook(configSchema.parse({}), "need_registration", {}, registry.pipeline("need_registration"));
+    const answer = await callLeased(registry, configSchema.parse({}), "need_registration", {});
     expect(answer.answer).toEqual({ state: "success", data: { result: false } });
   });
 
@@ -162,7 +162,7 @@ describe("state", () => {
     });
     const { registry, lines } = registryFor(dir, { limits: { max: { timeoutMs: 1000 } } });
     await registry.loadAll();
-    const sandbox = registry.pipeline("need_registration")[0]!.sandbox;
+    const sandbox = pipelineNow(registry, "need_registration")[0]!.sandbox;
     for (const input of [{}, {}, { fail: true }]) registry.count(await sandbox.invoke(request("need_registration", { input })));
     const state = registry.states()[0]!;
     expect(state).toMatchObject({
@@ -203,7 +203,7 @@ describe("state", () => {
     await registry.loadAll();
     expect(unloaded).toEqual(["a"]);
     expect(registry.states().map((s) => s.name)).toEqual(["b"]);
-    expect(registry.pipeline("need_registration").map((s) => s.sandbox.name)).toEqual(["b"]);
+    expect(pipelineNow(registry, "need_registration").map((s) => s.sandbox.name)).toEqual(["b"]);
   });
 
   it("close disposes every version", async () => {

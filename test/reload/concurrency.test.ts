@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
+import { pipelineNow } from "../helpers/lease.js";
 import { closeAll, marked, setup, waitFor } from "./harness.js";
 
 afterEach(closeAll);
@@ -98,7 +99,7 @@ describe("hot reload under load", () => {
   it("an invocation in flight finishes on the version it started with; the old isolate is disposed once drained", async () => {
     const s = await setup({ "s.ts": slow("USER_ID", 1, 800) }, { hooks: { process_registration_params: { deadlineMs: 2_500 } } });
     const v1 = s.state("s")!.version;
-    const old = s.registry.pipeline("process_registration_params")[0]!.sandbox;
+    const old = pipelineNow(s.registry, "process_registration_params")[0]!.sandbox;
     expect(old.version).toBe(v1);
 
     let settled = false;
@@ -116,8 +117,7 @@ describe("hot reload under load", () => {
 
     expect(await inFlight).toEqual({ state: "success", data: { CALL_ID: "c-1", USER_ID: 1 } });
     expect(s.registry.sandboxes().map((sandbox) => sandbox.version)).toEqual([s.state("s")!.version]);
-    // Drained, then disposed (after the hook's deadline, within which a request that took the old
-    // pipeline could still call it).
+    // Drained, then disposed (once the request that leased it let it go).
     await waitFor(() => old.heapUsedBytes() === undefined, "the old isolate disposed", 10_000);
     const late = await old.invoke({ hook: "process_registration_params", inputJson: "{}", dataJson: "{}", settingsJson: "{}", requestId: "late" });
     expect(late.outcome).toMatchObject({ kind: "failure", failure: { message: "This script version was unloaded" } });
@@ -128,7 +128,7 @@ describe("hot reload under load", () => {
     // a runs first (by name), slowly; b is saved meanwhile. The request took its pipeline with
     // b's old version: that version must still answer it, not "unloaded".
     const s = await setup({ "a.ts": slow("A", 1, 500), "b.ts": fast("B", 1) }, { hooks: { process_registration_params: { deadlineMs: 2_500 } } });
-    const a = s.registry.pipeline("process_registration_params")[0]!.sandbox;
+    const a = pipelineNow(s.registry, "process_registration_params")[0]!.sandbox;
     const b1 = s.state("b")!.version;
 
     const inFlight = s.call();
@@ -143,7 +143,7 @@ describe("hot reload under load", () => {
 
   it("a script deleted while an earlier script of the same request runs: that request still succeeds; the next ones run without it", async () => {
     const s = await setup({ "a.ts": slow("A", 1, 500), "b.ts": fast("B", 1) }, { hooks: { process_registration_params: { deadlineMs: 2_500 } } });
-    const a = s.registry.pipeline("process_registration_params")[0]!.sandbox;
+    const a = pipelineNow(s.registry, "process_registration_params")[0]!.sandbox;
 
     const inFlight = s.call();
     await waitFor(() => a.queueDepth === 1, "a running");

@@ -1,7 +1,7 @@
 import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { configSchema, type Config, type ConfigInput } from "../../runtime/config.js";
-import { callHook } from "../../runtime/dispatch/hook-call.js";
+import { callLeased } from "../helpers/lease.js";
 import { ScriptRegistry, type ScriptState } from "../../runtime/registry/registry.js";
 import { watchScripts, type ScriptWatcher, type WatchOptions } from "../../runtime/registry/watcher.js";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
@@ -138,7 +138,7 @@ export async function setup(
     state: (name) => registry.states().find((state) => state.name === name),
     // A parameter set the scripts' data is merged over (an empty one would answer no_data).
     async call(hook = "process_registration_params", input: Record<string, unknown> = { CALL_ID: "c-1" }) {
-      const result = await callHook(parsed, hook, input, registry.pipeline(hook));
+      const result = await callLeased(registry, parsed, hook, input);
       return result.answer;
     },
     async data() {

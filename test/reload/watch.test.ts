@@ -1,5 +1,6 @@
 import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import { pipelineNow } from "../helpers/lease.js";
 import { compiled } from "../helpers/scripts.js";
 import { closeAll, marked, setup, sleep, waitFor, type Setup } from "./harness.js";
 
@@ -187,7 +188,7 @@ describe("hot reload: saves", () => {
     expect(problem.stage).toBe("load");
     expect(s.state("s")!.state).toBe("failed");
     expect(s.state("s")!.version).toBeNull();
-    expect(s.registry.pipeline("process_registration_params")).toEqual([]);
+    expect(pipelineNow(s.registry, "process_registration_params")).toEqual([]);
 
     s.write("s.ts", marked(5));
     await waitFor(async () => (await s.data()).USER_ID === 5, "the fixed script answering");
@@ -207,7 +208,7 @@ export default defineScript({ hooks: { need_registration() { return { result: fa
     s.remove("s.ts");
     await waitFor(() => !s.state("s"), "s to be unloaded");
 
-    expect(s.registry.pipeline("process_registration_params")).toEqual([]);
+    expect(pipelineNow(s.registry, "process_registration_params")).toEqual([]);
     // No script: the hook's defaults, which pass the request's parameters through.
     expect(await s.call("process_registration_params", { LINE_NUMBER: "L-7" })).toEqual({ state: "success", data: { LINE_NUMBER: "L-7" } });
     expect(unloadedEvents(s)).toEqual([{ kind: "unloaded", name: "s" }]);

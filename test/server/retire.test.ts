@@ -64,14 +64,6 @@ describe("retired versions", () => {
     next.release();
   });
 
-  it("a version handed out by pipeline() (no lease) is kept for the hook's deadline, as before", async () => {
-    const { registry, save } = await setup(version(1));
-    const v1 = registry.pipeline("process_final_params")[0]!.sandbox;
-    await save(version(2));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await v1.invoke(request("process_final_params"))).outcome).toMatchObject({ kind: "data", data: { USER_ID: 1 } });
-  });
-
   it("many saves while requests run leave one isolate per version still held, not one per save", async () => {
     const { registry, config, save } = await setup(version(0));
     const alive = new Set<{ heapUsedBytes(): number | undefined }>();

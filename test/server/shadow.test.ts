@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { callHook, parseHookInput } from "../../runtime/dispatch/hook-call.js";
 import { MAX_SHADOW_RUNS_IN_FLIGHT, SHADOW_RUNS_PER_SECOND, ShadowRunner } from "../../runtime/registry/shadow-runner.js";
 import type { ShadowState } from "../../runtime/registry/shadows.js";
+import { pipelineNow } from "../helpers/lease.js";
 import { LEVEL, payload, sample, script, startServer, type TestServer } from "./helpers.js";
 import { until } from "./serve-process.js";
 
@@ -83,7 +84,7 @@ describe("shadow runs", () => {
     const names = ((await server.app.inject({ method: "GET", url: "/scripts" })).json() as { scripts: Array<{ name: string }> }).scripts.map((s) => s.name);
     expect(names).toEqual(["a-first", "b-second"]);
     expect(await shadowOf(server, "a-first")).toBeUndefined();
-    expect(server.registry.pipeline("process_registration_params").map((entry) => entry.sandbox.name)).toEqual(["a-first", "b-second"]);
+    expect(pipelineNow(server.registry, "process_registration_params").map((entry) => entry.sandbox.name)).toEqual(["a-first", "b-second"]);
   });
 
   it("count same, different and failed; metrics and a sampled log line per difference; the live answer is untouched", async () => {
@@ -182,9 +183,13 @@ describe("shadow runs", () => {
     if (!parsed.ok) throw parsed.error;
     const log = pino({ level: "silent" });
     for (const requestId of ["r1", "r2", "r3"]) {
-      const scripts = server.registry.pipeline("process_client_phone");
-      const result = await callHook(server.config, "process_client_phone", parsed.input, scripts, { inputJson: parsed.inputJson, requestId });
-      await Promise.all(runner.afterAnswer({ hook: "process_client_phone", input: parsed.input, inputJson: parsed.inputJson, requestId, result, scripts }, log));
+      const { scripts, release } = server.registry.lease("process_client_phone");
+      try {
+        const result = await callHook(server.config, "process_client_phone", parsed.input, scripts, { inputJson: parsed.inputJson, requestId });
+        await Promise.all(runner.afterAnswer({ hook: "process_client_phone", input: parsed.input, inputJson: parsed.inputJson, requestId, result, scripts }, log));
+      } finally {
+        release();
+      }
     }
     expect(results).toEqual(["different", "shed", "shed"]);
     expect(await shadowOf(server, "phone")).toMatchObject({ calls: 1, different: 1, shed: 2 });
