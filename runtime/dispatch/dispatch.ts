@@ -90,7 +90,7 @@ export async function dispatch(
     result.answer = { state: "error", error: refused.outcome.failure };
     return result;
   }
-  const run: PipelineRun = { over: false, stop: new AbortController() };
+  const run: PipelineRun = { over: false, stop: undefined, deadlineAt: performance.now() + options.deadlineMs };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<typeof DEADLINE>((resolve) => {
     timer = setTimeout(() => resolve(DEADLINE), options.deadlineMs);
@@ -104,7 +104,7 @@ export async function dispatch(
       // and the scripts after it are not started.
       run.over = true;
       // Fetches and kv operations of the script still running stop: their answers would not be used.
-      run.stop.abort();
+      run.stop?.abort();
       const running = ordered[result.invocations.length]?.sandbox.name ?? null;
       result.answer = {
         state: "error",
@@ -124,8 +124,13 @@ export async function dispatch(
 /** Set once the request deadline has passed: the answer is sent, the pipeline stops. */
 interface PipelineRun {
   over: boolean;
-  /** Aborted at the deadline: the running script's host requests stop. */
-  stop: AbortController;
+  /**
+   * Aborted at the deadline: the running script's host requests stop. Made with the first request
+   * that asks for its signal: most calls send none (a controller per request was measurable, §7).
+   */
+  stop: AbortController | undefined;
+  /** When the deadline passes (performance.now()). */
+  deadlineAt: number;
 }
 
 /** `data.extra: …` for a key a strict hook does not have, rather than `data: Unrecognized key`. */
@@ -156,7 +161,22 @@ async function runPipeline(
     const dataJson = JSON.stringify(data);
     result.dataSeen?.set(script.sandbox.name, dataJson);
     const invocation = await script.sandbox.invoke(
-      { hook, inputJson, dataJson, settingsJson: script.settingsJson, requestId: options.requestId, capabilities: options.capabilities, signal: run.stop.signal },
+      {
+        hook,
+        inputJson,
+        dataJson,
+        settingsJson: script.settingsJson,
+        requestId: options.requestId,
+        capabilities: options.capabilities,
+        get signal() {
+          if (!run.stop) {
+            run.stop = new AbortController();
+            if (run.over) run.stop.abort();
+          }
+          return run.stop.signal;
+        },
+        deadlineAt: run.deadlineAt,
+      },
       { heap: options.measureHeap ?? false, admitted: true },
     );
     if (run.over) {

@@ -20,7 +20,7 @@ export type LoadedScript =
 
 export function sandboxOptionsFrom(config: Config): SandboxOptions {
   const { defaults, max } = effectiveLimits(config);
-  return { defaults, max, maxQueue: config.maxQueue };
+  return { defaults, max, maxQueue: config.maxQueue, inline: config.inlineCalls };
 }
 
 /**

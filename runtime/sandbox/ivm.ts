@@ -14,6 +14,8 @@ export interface HeapStatistics {
 export interface Reference<T = unknown> {
   get(property: string, options: { reference: true }): Promise<Reference>;
   apply(receiver: undefined, args: unknown[], options?: { timeout?: number; result?: { promise?: boolean; copy?: boolean } }): Promise<unknown>;
+  /** On the calling thread (the event loop's): no hop to the isolate's thread, and nothing else runs meanwhile. */
+  applySync(receiver: undefined, args: unknown[], options?: { timeout?: number; result?: { copy?: boolean } }): unknown;
   release(): void;
   readonly typeof: string;
   /** Only to carry the guest type in our own signatures. */

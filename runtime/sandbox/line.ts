@@ -33,6 +33,7 @@ export class Turn {
  */
 export class InvocationLine {
   private readonly turns: Turn[] = [];
+  private onIdle: (() => void)[] | undefined;
   /** Invocations handed over so far, counted: the number of the latest turn. */
   private handedOver = 0;
 
@@ -47,6 +48,22 @@ export class InvocationLine {
     turn.settled = true;
     while (this.turns.length > 0 && this.turns[0]!.settled) this.turns.shift();
     this.turns[0]?.becomeHead();
+    if (this.turns.length === 0 && this.onIdle) {
+      const callbacks = this.onIdle;
+      this.onIdle = undefined;
+      for (const callback of callbacks) callback();
+    }
+  }
+
+  /** Nothing handed over is unsettled: the isolate runs nothing of the host's. */
+  get idle(): boolean {
+    return this.turns.length === 0;
+  }
+
+  /** Resolves once nothing handed over is unsettled (at once if so now). */
+  whenIdle(): Promise<void> {
+    if (this.turns.length === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.onIdle ??= []).push(resolve));
   }
 
   /** Nothing was handed over after this turn. */

@@ -70,7 +70,18 @@ export type GuestInvocation = [
   requestId: string,
   logBytes: number,
   outputBytes: number,
+  /**
+   * The host calls on its own thread (isolated-vm's applySync): the answer comes in an
+   * InlineAnswer box that the call's promise fills while V8 runs the isolate's microtasks,
+   * before the call returns; the box is still empty when the invocation never settles.
+   */
+  inline?: boolean,
 ];
+
+/** What invoke() answers a call made inline: a box with no prototype (nothing a script set on Object.prototype reaches it). */
+export interface InlineAnswer {
+  answer?: string;
+}
 
 /** The levels of a script's console lines, as the server log writes them (console.log is info, trace is debug). */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;

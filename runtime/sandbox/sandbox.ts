@@ -7,7 +7,8 @@ import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
-import { GUEST_BUSY, GUEST_PARKED, LOG_LEVELS, MAX_DATA_DEPTH, MAX_MESSAGE_CHARS, MAX_META_CHARS, MAX_STACK_CHARS, OUTBOX_MARK, maxAnswerChars, type GuestLogs, type GuestOutcome, type HostSend } from "./protocol.js";
+import { InlinePolicy } from "./inline-policy.js";
+import { GUEST_BUSY, GUEST_PARKED, LOG_LEVELS, MAX_DATA_DEPTH, MAX_MESSAGE_CHARS, MAX_META_CHARS, MAX_STACK_CHARS, OUTBOX_MARK, maxAnswerChars, type GuestLogs, type InlineAnswer, type GuestOutcome, type HostSend } from "./protocol.js";
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
@@ -22,6 +23,10 @@ export interface SandboxOptions {
   maxQueue: number;
   /** Called when isolated-vm reports that V8 lost control of an isolate. */
   onCatastrophicError?: (script: string, message: string) => void;
+  /** Short calls of short scripts run on the host's thread (inline-policy.ts); default true. */
+  inline?: boolean;
+  /** Short calls in a row before that (default INLINE_AFTER_SHORT_CALLS; 0 in tests: every call, from the first). */
+  inlineAfter?: number;
 }
 
 export interface InvocationRequest {
@@ -37,6 +42,12 @@ export interface InvocationRequest {
   capabilities?: Capabilities;
   /** Aborted when the answer no longer matters (the request's deadline): host requests in flight stop. */
   signal?: AbortSignal;
+  /**
+   * When the request's deadline passes (performance.now()): a call runs on the host's thread only
+   * if its time limit ends before, since nothing on that thread, the deadline's timer included,
+   * runs until it returns.
+   */
+  deadlineAt?: number;
 }
 
 export interface InvocationStats {
@@ -98,7 +109,7 @@ export class ScriptLoadFailure extends Error {
 interface Booted {
   isolate: Isolate;
   context: Context;
-  invoke: Reference<(...args: unknown[]) => Promise<string>>;
+  invoke: Reference<(...args: unknown[]) => Promise<string> | InlineAnswer | string>;
   /** Thrown away by the host (retire): invocations it still held are run again on the next one. */
   retired?: boolean;
   /** Found holding more than its heap limit allows (see HEAP_SLACK_FACTOR). */
@@ -117,7 +128,7 @@ interface Booted {
 
 /** One entry into the isolate, as the host saw it (see runSlice). */
 interface SliceRun {
-  settled: Settled | typeof TIMED_OUT;
+  settled: Settled | typeof TIMED_OUT | typeof NEVER_SETTLES;
   turn: Turn;
   atHead: boolean;
   headAt: number;
@@ -161,6 +172,8 @@ interface CallState {
   timeRetries: number;
   /** Run again once already because an attempt was stopped late (see stoppedLate). */
   lateRetried?: boolean;
+  /** The last attempt ran on the host's thread (see runInline). */
+  inline?: boolean;
   /** The current attempt, while its isolate may still run it. */
   live?: LiveCall;
   /** CPU and wall time of those attempts, counted in the invocation's figures. */
@@ -170,6 +183,8 @@ interface CallState {
 
 const EMPTY_LOGS: GuestLogs = { lines: [], bytes: 0, dropped: 0, droppedBytes: 0 };
 const TIMED_OUT = Symbol("timed out");
+/** A call run inline whose promise had not settled when it returned: nothing can settle it later. */
+const NEVER_SETTLES = Symbol("never settles");
 /** How an invocation's call into isolated-vm ended. */
 type Settled = { ok: true; value: string } | { ok: false; error: unknown };
 /** An attempt that ran no script code (the guest was busy, or its isolate was retired under it). */
@@ -356,6 +371,8 @@ export class ScriptSandbox {
   /** Attempts whose isolate may still run them, by the token their requests carry. */
   private readonly calls = new Map<number, LiveCall>();
   private tokens = 0;
+  /** Whether its next call may run on the host's thread. */
+  readonly inline: InlinePolicy;
 
   private constructor(
     readonly compiled: CompiledScript,
@@ -370,6 +387,7 @@ export class ScriptSandbox {
     link.request = (from, token, id, op, payload) => this.hostRequest(from, token, id, op, payload);
     this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     this.applyOptions = { timeout: limits.timeoutMs, result: { promise: true } };
+    this.inline = new InlinePolicy(options.inline !== false, options.inlineAfter);
   }
 
   get name(): string {
@@ -463,7 +481,11 @@ export class ScriptSandbox {
         } finally {
           this.closeCall(call.live);
         }
-        if (result !== RUN_AGAIN) return result;
+        if (result !== RUN_AGAIN) {
+          const failed = result.outcome.kind === "failure" ? result.outcome.failure.reason : undefined;
+          this.inline.observe(result.stats.cpuMs, failed !== "timeout" && failed !== "memory", call.inline === true);
+          return result;
+        }
         // A request already sent (a fetch, a kv write) has had its effect: running the invocation
         // again would send it twice. It fails instead, saying so.
         if (call.live && call.live.requests > 0) {
@@ -554,6 +576,11 @@ export class ScriptSandbox {
     }
   }
 
+  private anyParked(): boolean {
+    for (const live of this.calls.values()) if (live.parked) return true;
+    return false;
+  }
+
   /** A new attempt's entry in `calls`, with the token its requests carry. */
   private openCall(booted: Booted, request: InvocationRequest): LiveCall {
     // The abort signal is made with the first request (most calls send none: a controller and its
@@ -618,6 +645,7 @@ export class ScriptSandbox {
     }
     live.requests++;
     live.outstanding++;
+    this.inline.requested();
     const { request } = live;
     const capabilities = request.capabilities;
     const handled = capabilities
@@ -660,7 +688,7 @@ export class ScriptSandbox {
       if (running) this.end(running, { kind: "failure", invocation: this.failed(reason, message, 0), stats });
     };
     // Each failure ends its own invocation first: retire() then ends the others waiting in the isolate.
-    if (slice.settled === TIMED_OUT) {
+    if (slice.settled === TIMED_OUT || slice.settled === NEVER_SETTLES) {
       fail("timeout", `The script's promise did not settle within ${Math.round(slice.wallMs)} ms after its request was answered, and nothing could settle it later (a promise that never settles)`);
       this.retire(booted);
       return;
@@ -734,6 +762,9 @@ export class ScriptSandbox {
    * message, which a script writes when it leaves a promise rejected.
    */
   private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }, call: CallState): Promise<Invocation | typeof RUN_AGAIN> {
+    // A short script's calls run on the host's thread once what was handed to its isolate is done:
+    // they wait for that rather than join it, or under steady load the isolate would never be idle.
+    if (this.inline.ready && call.timeRetries === 0 && !this.line.idle) await this.line.whenIdle();
     let booted: Booted;
     try {
       booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
@@ -742,16 +773,27 @@ export class ScriptSandbox {
     }
     const { limits } = this;
     const wallTimeoutMs = call.wallTimeoutMs;
+    // On the host's thread only with nothing else of the script's in its isolate or on its way
+    // there, and no call waiting for the host in it (a stop at the budget rebuilds the isolate).
+    const inline =
+      this.inline.ready &&
+      call.timeRetries === 0 &&
+      this.line.idle &&
+      !booted.heavyReadings &&
+      !this.anyParked() &&
+      (request.deadlineAt === undefined || performance.now() + wallTimeoutMs < request.deadlineAt);
+    call.inline = inline;
     const live = this.openCall(booted, request);
     call.live = live;
     const args = [live.token, request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes];
-    const slice = await this.runSlice(booted, booted.invoke, args, wallTimeoutMs);
+    const slice = inline ? this.runInline(booted, args, wallTimeoutMs) : await this.runSlice(booted, booted.invoke, args, wallTimeoutMs);
     const { settled, turn, atHead, headAt, alive } = slice;
     let { wallMs, cpuMs } = slice;
     const queuedMs = headAt - enqueuedAt;
     let base = { wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
 
-    if (settled === TIMED_OUT) {
+    // (Inline, a call that returns unsettled is known at once to wait for nothing.)
+    if (settled === TIMED_OUT || settled === NEVER_SETTLES) {
       this.retire(booted);
       return this.failed(
         "timeout",
@@ -891,6 +933,38 @@ export class ScriptSandbox {
     const stats: InvocationStats = { ...base, outputBytes, logBytes: logs.bytes };
     if (measure.heap && heapUsed !== undefined) stats.heapUsedBytes = heapUsed;
     return { script: this.name, version: this.version, outcome: this.toOutcome(outcome, request.hook), logs, stats };
+  }
+
+  /**
+   * An invocation's first entry run on the host's thread (see inline-policy.ts), when its isolate
+   * has nothing else of the host's: no hop, no timer, no promise. V8 runs the isolate's microtasks
+   * before the call returns, within its time limit, so the box holds the answer unless the
+   * invocation waits: for the host (GUEST_PARKED), or for nothing that can ever settle it.
+   */
+  private runInline(booted: Booted, args: unknown[], timeoutMs: number): SliceRun {
+    const turn = this.line.take();
+    this.inline.inlineCalls++;
+    const headAt = performance.now();
+    const cpuBefore = cpuTimeOf(booted.isolate);
+    let settled: SliceRun["settled"];
+    try {
+      args.push(true);
+      const answer = booted.invoke.applySync(undefined, args, { timeout: timeoutMs, result: { copy: true } });
+      if (typeof answer === "string") settled = { ok: true, value: answer };
+      else {
+        const boxed = answer !== null && typeof answer === "object" ? (answer as { answer?: unknown }).answer : undefined;
+        settled = boxed === undefined ? NEVER_SETTLES : { ok: true, value: boxed as string };
+      }
+    } catch (error) {
+      settled = { ok: false, error };
+    } finally {
+      this.line.settle(turn);
+    }
+    const wallMs = performance.now() - headAt;
+    const alive = !booted.isolate.isDisposed;
+    // On this thread, the call's wall time bounds its CPU time (a disposed isolate has no figures left).
+    const cpuMs = alive ? Math.min(wallMs, cpuOf(booted.isolate, cpuBefore)) : wallMs;
+    return { settled, turn, atHead: true, headAt, wallMs, cpuMs, alive };
   }
 
   /**

@@ -173,6 +173,20 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     },
   });
 
+  new Gauge({
+    name: "callscript_script_inline_calls",
+    help: "Calls of a script's serving version run on the server's thread (config inlineCalls), at scrape time; kind long: those that used 2 ms of CPU or more, and held the event loop that long",
+    labelNames: ["script", "kind"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const sandbox of scripts.sandboxes()) {
+        this.set({ script: sandbox.name, kind: "inline" }, sandbox.inline.inlineCalls);
+        this.set({ script: sandbox.name, kind: "long" }, sandbox.inline.longInlineCalls);
+      }
+    },
+  });
+
   // Reading an isolate's heap synchronously waits for the script it is running (isolated-vm takes
   // the isolate's lock), which would stall the server for up to a time limit: a busy isolate keeps
   // the figure of its last idle scrape.

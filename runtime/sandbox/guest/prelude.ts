@@ -16,6 +16,7 @@ import {
   OUTBOX_MARK,
   maxAnswerChars,
   type GuestInvocation,
+  type InlineAnswer,
   type GuestLogLine,
   type GuestMeta,
   type GuestOutcome,
@@ -385,7 +386,7 @@ export interface GuestEntry {
   meta(): string;
   /** Once, by the host, right after load: the function requests of every invocation leave through. */
   connect(send: HostSend): boolean;
-  invoke(...request: GuestInvocation): Promise<string> | string;
+  invoke(...request: GuestInvocation): Promise<string> | InlineAnswer | string;
   /** The host's answer to request `id`: JSON text, or (ok false) JSON `{ code, message }`. */
   settle(id: number, ok: boolean, text: string): Promise<string> | string;
 }
@@ -563,7 +564,8 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     requestId: GuestInvocation[5],
     logBytes: GuestInvocation[6],
     outputBytes: GuestInvocation[7],
-  ): Promise<string> | string {
+    inline: GuestInvocation[8],
+  ): Promise<string> | InlineAnswer | string {
     if (unsettled) return GUEST_BUSY;
     unsettled = true;
     const call: Call = { token, done: false, requests: 0, outstanding: 0, sink: newSink(logBytes), wake: undefined };
@@ -572,7 +574,10 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
       call.wake = (text) => resolve(withOutbox(text));
     });
     reflectApply(promiseThen, run(call, hook, input, data, settings, requestId, outputBytes, logBytes), [(text: string) => finish(call, text)]);
-    return answer;
+    if (inline !== true) return answer;
+    const box = createObject(null) as InlineAnswer;
+    reflectApply(promiseThen, answer, [(text: string) => (box.answer = text)]);
+    return box;
   }
 
   async function run(
