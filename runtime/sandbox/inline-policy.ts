@@ -7,13 +7,17 @@
  * invocations each used under SHORT_CALL_CPU_MS of CPU and none sent a fetch/kv request.
  *
  * A call run there has the same time and heap limits, the same failures and the same isolate as on
- * its own thread: only the thread differs. One that turns out long (at or over SHORT_CALL_CPU_MS,
- * up to its time limit) holds the event loop that long, once: its script goes back to its own
- * thread, and needs twice as many short calls in a row as the last time to come back.
+ * its own thread: only the thread differs. One that turns out long holds the event loop that long,
+ * once, and its script goes back to its own thread: for INLINE_AFTER_SHORT_CALLS short calls when
+ * it used under LONG_CALL_MS (a collection, or the thread descheduled on a busy host: the figure is
+ * isolated-vm's, which counts wall time while the isolate runs), and for twice as many as the last
+ * time when it used more, or was stopped at a limit (the script itself is long now and then).
  */
 
 /** A call under this much CPU time counts as short (a collection or a busy core now and then does not make a script long). */
 export const SHORT_CALL_CPU_MS = 2;
+/** A call run inline this long (or stopped at a limit) doubles the short calls its script needs to come back. */
+export const LONG_CALL_MS = 10;
 /** Short calls in a row, on the isolate's thread, before a script's calls run on the host's. */
 export const INLINE_AFTER_SHORT_CALLS = 16;
 /** The most short calls in a row ever asked for (it doubles each time a call run inline was long). */
@@ -24,7 +28,7 @@ export class InlinePolicy {
   private needed: number;
   /** A call of this version sent a fetch/kv request: its calls wait for the host, and stay on their thread. */
   private sendsRequests = false;
-  /** Calls run on the host's thread, and those of them that were long (the script's figures). */
+  /** Calls run on the host's thread, and those of them that were not short (the script's figures). */
   inlineCalls = 0;
   longInlineCalls = 0;
 
@@ -51,7 +55,7 @@ export class InlinePolicy {
     }
     if (inline) {
       this.longInlineCalls++;
-      this.needed = Math.min(Math.max(1, 2 * this.needed), MAX_SHORT_CALLS);
+      if (!normal || cpuMs >= LONG_CALL_MS) this.needed = Math.min(Math.max(1, 2 * this.needed), MAX_SHORT_CALLS);
     }
     this.streak = 0;
   }
