@@ -19,6 +19,7 @@ import { logDestination } from "../server/log-destination.js";
 import { flushThenAbort, handleSignals, summarizeReload } from "../server/shutdown.js";
 import { checkScriptNames } from "./inputs.js";
 import { isolatedVmWarning, loadIsolatedVm } from "../sandbox/ivm.js";
+import { watchLoopLoad } from "../sandbox/loop-load.js";
 
 interface ServeOptions {
   scripts?: string;
@@ -142,7 +143,8 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     flushThenAbort(log);
   };
   // The type checker's worker starts with the first check, so `typecheck: off` never starts it.
-  const registry = new ScriptRegistry(config, log, { onCatastrophicError, typeChecking: new WorkerTypeChecking() });
+  const loopLoad = watchLoopLoad();
+  const registry = new ScriptRegistry(config, log, { onCatastrophicError, typeChecking: new WorkerTypeChecking(), loopLoad });
   let app: CallscriptServer | undefined;
   let watcher: ScriptWatcher | undefined;
   let reloader: ConfigReloader | undefined;
@@ -218,6 +220,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     await watcher?.close().catch(() => undefined);
     await reloader?.close().catch(() => undefined);
     await registry.close().catch(() => undefined);
+    loopLoad.close();
     await capabilities?.close().catch(() => undefined);
     return startupFailure(error);
   }

@@ -100,6 +100,8 @@ export interface RegistryOptions {
    * no version is type-checked (a registry made by a test, the runner: `check` type-checks on its own).
    */
   typeChecking?: TypeChecking;
+  /** Whether the event loop is busy now (serve's watchLoopLoad): short scripts' calls then stay off it (inline-policy.ts). */
+  loopLoad?: { readonly busy: boolean };
 }
 
 /**
@@ -142,6 +144,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private config: Config;
   private readonly typeChecking: TypeChecking | undefined;
   private readonly onCatastrophicError: ((script: string, message: string) => void) | undefined;
+  private readonly loopBusy: (() => boolean) | undefined;
   /** The scripts folder as configured (it may be reached through a link that a deploy flips). */
   readonly scriptsDir: string;
   /**
@@ -160,12 +163,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     options: RegistryOptions | ((script: string, message: string) => void) = {},
   ) {
     super();
-    const { onCatastrophicError, typeChecking } = typeof options === "function" ? { onCatastrophicError: options, typeChecking: undefined } : options;
+    const { onCatastrophicError, typeChecking, loopLoad } = typeof options === "function" ? { onCatastrophicError: options, typeChecking: undefined, loopLoad: undefined } : options;
     this.config = config;
     this.scriptsDir = config.scriptsDir;
     this.folderInUse = realFolder(config.scriptsDir);
     this.typeChecking = typeChecking;
     this.onCatastrophicError = onCatastrophicError;
+    if (loopLoad) this.loopBusy = () => loopLoad.busy;
     this.sandboxOptions = this.sandboxOptionsFor(config);
     this.shadows = new ShadowScripts(() => this.config, log, () => this.sandboxOptions, () => this.folderInUse);
   }
@@ -178,6 +182,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private sandboxOptionsFor(config: Config): SandboxOptions {
     const options = sandboxOptionsFrom(config);
     if (this.onCatastrophicError) options.onCatastrophicError = this.onCatastrophicError;
+    if (this.loopBusy) options.loopBusy = this.loopBusy;
     return options;
   }
 

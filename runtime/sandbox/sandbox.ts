@@ -27,6 +27,8 @@ export interface SandboxOptions {
   inline?: boolean;
   /** Short calls in a row before that (default INLINE_AFTER_SHORT_CALLS; 0 in tests: every call, from the first). */
   inlineAfter?: number;
+  /** True while the event loop is busy (loop-load.ts): calls then go to their isolates' threads, which work beside it. */
+  loopBusy?: () => boolean;
 }
 
 export interface InvocationRequest {
@@ -764,7 +766,7 @@ export class ScriptSandbox {
   private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }, call: CallState): Promise<Invocation | typeof RUN_AGAIN> {
     // A short script's calls run on the host's thread once what was handed to its isolate is done:
     // they wait for that rather than join it, or under steady load the isolate would never be idle.
-    if (this.inline.ready && call.timeRetries === 0 && !this.line.idle) await this.line.whenIdle();
+    if (this.inline.ready && call.timeRetries === 0 && !this.line.idle && this.options.loopBusy?.() !== true) await this.line.whenIdle();
     let booted: Booted;
     try {
       booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
@@ -777,6 +779,7 @@ export class ScriptSandbox {
     // there, and no call waiting for the host in it (a stop at the budget rebuilds the isolate).
     const inline =
       this.inline.ready &&
+      this.options.loopBusy?.() !== true &&
       call.timeRetries === 0 &&
       this.line.idle &&
       !booted.heavyReadings &&
