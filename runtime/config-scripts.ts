@@ -1,4 +1,5 @@
 import path from "node:path";
+import { z } from "zod";
 import { sourceOf, sourcesOf, type Config } from "./config.js";
 import { describeSource, type ValueSource } from "./config-sources.js";
 import { maskSecrets } from "./mask-secrets.js";
@@ -76,10 +77,11 @@ export function settingsProblems(
 const article = (kind: Kind) => (kind === "array" || kind === "object" ? `an ${kind}` : kind === "null" ? "null" : `a ${kind}`);
 
 /** One setting in force: its value (secrets masked) and where it came from. */
-export interface SettingInForce {
-  value: unknown;
-  from: string;
-}
+export const settingInForce = z.object({
+  value: z.unknown().describe("The value the script runs with; secret-looking values masked"),
+  from: z.string().describe("Where it came from: the script's default, the config file, an environment variable"),
+});
+export type SettingInForce = z.output<typeof settingInForce>;
 
 /**
  * The settings a script runs with, key by key, with where each came from (`NAME.ts`, the config

@@ -6,12 +6,15 @@ import { ConfigSources, describeSource, interpolateEnv, type ValueSource } from 
 import { ConfigError } from "./errors.js";
 import { hookCatalog, hookNames, isHookName } from "./schema/hooks.js";
 import { closest } from "./util/closest.js";
-import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema } from "./sandbox/limits.js";
+import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, partialLimitsSchema, type PartialLimits } from "./sandbox/limits.js";
+import type { ScriptLimits } from "../sdk/define.js";
 import { capabilityConfigKeys, parseKvUrl, scriptCapabilityKeys } from "./capabilities/config.js";
 
-export const failurePolicy = z
+/** What happens to the rest of a hook's scripts when one fails. */
+const failurePolicy = z
   .enum(["error", "skip"])
   .describe("error: the first failure is the answer (the connector falls back to its default); skip: the failed script changes nothing and the rest run");
+export type FailurePolicy = z.output<typeof failurePolicy>;
 
 export const hookSettingsSchema = z.strictObject({
   enabled: z.boolean().default(true).describe("A disabled hook answers its defaults without running scripts"),
@@ -83,6 +86,16 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+
+/**
+ * The SDK's `ScriptLimits` (what defineScript may ask for) is written by hand: the SDK imports
+ * nothing of the runtime and keeps its doc comments for the editor. The build fails here when it
+ * no longer matches the limits the runtime parses.
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+// Required: an optional key on one side only would not make the two types differ.
+const sdkLimitsAgree: Same<Required<ScriptLimits>, Required<PartialLimits>> = true;
+void sdkLimitsAgree;
 
 /** Limits after the built-in values are filled in. */
 export function effectiveLimits(config: Config) {

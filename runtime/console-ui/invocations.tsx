@@ -1,7 +1,6 @@
+import type { Limits } from "../sandbox/limits.js";
 import type { InvocationView } from "./api.js";
 import { Badge, bytes, Json, ms } from "./common.js";
-
-type Limits = { timeoutMs: number; memoryMb: number; outputBytes: number; logBytes: number };
 
 function Use({ label, used, limit, format }: { label: string; used: number | undefined; limit?: number; format: (n: number) => string }) {
   if (used === undefined) return null;

@@ -1,18 +1,13 @@
 import { useState } from "preact/hooks";
+import type { ScriptProblem } from "../registry/states.js";
 import { api, type ConsoleScript, type ConsoleScripts } from "./api.js";
 import { Badge, bytes, Json, ms, Section, Sparkline, usePoll } from "./common.js";
 
 /** Fields the page lays out itself; any other field GET /scripts has is shown as it is. */
 const SHOWN = new Set(["name", "file", "state", "version", "previousVersion", "loadedAt", "hooks", "order", "limits", "warnings", "lastError", "queueDepth", "invocations", "outcomes", "frame", "latency", "settings"]);
 
-interface Problem {
-  at: string;
-  stage: string;
-  message: string;
-  location?: { file: string; line: number; column: number };
-}
 
-function CodeFrame({ script, problem }: { script: ConsoleScript; problem: Problem }) {
+function CodeFrame({ script, problem }: { script: ConsoleScript; problem: ScriptProblem }) {
   const frame = script.frame ?? [];
   const where = problem.location;
   return (
@@ -114,7 +109,7 @@ function ScriptCard({ script, intervalSeconds }: { script: ConsoleScript; interv
         ))}
       </dl>
       {(s.warnings as string[] | undefined)?.map((warning) => <p class="warning">{warning}</p>)}
-      {s.lastError && <CodeFrame script={s} problem={s.lastError as Problem} />}
+      {s.lastError && <CodeFrame script={s} problem={s.lastError as ScriptProblem} />}
     </article>
   );
 }

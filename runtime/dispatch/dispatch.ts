@@ -4,9 +4,7 @@ import { partialDataSchema, type HookName } from "../schema/hooks.js";
 import { withSandboxHint } from "../compile/hints.js";
 import { clip, type Invocation, type ScriptSandbox } from "../sandbox/sandbox.js";
 import type { Capabilities } from "../capabilities/types.js";
-
-/** What happens to the rest of a hook's scripts when one fails. */
-export type FailurePolicy = "error" | "skip";
+import type { FailurePolicy } from "../config.js";
 
 /** One script in a hook's pipeline, with what the config gives it. */
 export interface PipelineScript {

@@ -3,17 +3,12 @@ import { scriptNameOf } from "../compile/compile.js";
 import { effectiveLimits, type Config } from "../config.js";
 import { settingsProblems, unknownScriptNames } from "../config-scripts.js";
 import { ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
-import type { LoadStage } from "./load-script.js";
+import type { LoadStage } from "./states.js";
 
 /** Keys read once, when the server starts: a change waits for a restart (and says so). */
 export const RESTART_KEYS = ["host", "port", "token", "bodyLimitBytes", "scriptsDir", "watch", "kv"] as const;
 
 /** What /scripts says of the configuration: which file, since when, and how its last reload went. */
-export interface ConfigReport {
-  file: string | null;
-  loadedAt: string;
-  lastReload: { at: string; ok: boolean; problems: string[]; changed: string[]; restartRequired: string[] } | null;
-}
 
 export type ConfigChange =
   | {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { HookFailure } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
-import type { ScriptProblem } from "./registry.js";
+import type { ScriptProblem } from "./states.js";
 
 /**
  * A script with no version to serve (it failed to compile, type-check or load, at start or after

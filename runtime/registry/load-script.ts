@@ -5,14 +5,9 @@ import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { withSandboxHint } from "../compile/hints.js";
 import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
+import type { LoadStage } from "./states.js";
 import { configNameOf } from "./variants.js";
 
-/**
- * Where a version failed: esbuild (`compile`), the TypeScript check against the SDK (`typecheck`),
- * its isolate (`load`: top-level code, defineScript), or the config's settings for it (`config`).
- * The connector sees each as the reason `compile`: the version does not serve.
- */
-export type LoadStage = "compile" | "typecheck" | "load" | "config";
 
 export type LoadedScript =
   | { ok: true; script: PipelineScript }

@@ -6,61 +6,19 @@ import type { Logger } from "pino";
 import { compileScript, compileScripts, onDisk, scriptNameOf, type CompileResult } from "../compile/compile.js";
 import type { TypeChecking, TypeProblem } from "../compile/typecheck.js";
 import type { Config } from "../config.js";
-import { settingsInForce, type SettingInForce } from "../config-scripts.js";
+import { settingsInForce } from "../config-scripts.js";
 import { grantWarningsOf } from "../config-capabilities.js";
-import type { FetchGrant } from "../capabilities/config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineFor } from "../dispatch/dispatch.js";
 import type { FailureReason, HookFailure, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
-import { ShadowScripts, type ShadowState } from "./shadows.js";
+import { ShadowScripts } from "./shadows.js";
 import { variantOf } from "./variants.js";
-import { applyConfig, type ConfigChange, type ConfigReport } from "./apply-config.js";
+import { applyConfig, type ConfigChange } from "./apply-config.js";
 import { failedScriptFailure, hooksNamedIn, stageVerb } from "./failed-script.js";
-import { loadScriptFile, pipelineEntry, sandboxOptionsFrom, type LoadedScript, type LoadStage } from "./load-script.js";
-
-/** One error of a version, at its place: each TypeScript error of a `typecheck` problem. */
-export interface ProblemAt {
-  file: string;
-  line: number;
-  column: number;
-  code: string;
-  message: string;
-}
-
-export interface ScriptProblem {
-  at: string;
-  stage: LoadStage;
-  message: string;
-  location?: SourceLocation;
-  /** Every error, each at its place (the TypeScript errors of a `typecheck` problem). */
-  errors?: ProblemAt[];
-}
-
-export interface ScriptState {
-  name: string;
-  file: string;
-  /** active: serving; failed: never loaded; stale: serving an older version because the newest failed. */
-  state: "active" | "failed" | "stale" | "disabled";
-  version: string | null;
-  previousVersion: string | null;
-  loadedAt: string | null;
-  hooks: HookName[];
-  order: number | null;
-  limits: ScriptSandbox["limits"] | null;
-  /** The settings the serving version runs with, key by key, with where each came from; secrets masked. */
-  settings: Record<string, SettingInForce> | null;
-  /** What the script may reach beyond its input (scripts.NAME.fetch and .secrets): the secrets' names, never their values. */
-  capabilities: { fetch: FetchGrant | null; secrets: string[] };
-  warnings: string[];
-  lastError: ScriptProblem | null;
-  queueDepth: number;
-  invocations: number;
-  outcomes: Record<string, number>;
-  /** NAME.shadow.ts, when there is one: its version and how its answers compare with this script's. */
-  shadow?: ShadowState;
-}
+import { loadScriptFile, pipelineEntry, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
+import type { ConfigReport, ProblemAt, ScriptProblem, ScriptState, ShadowState } from "./states.js";
 
 interface Entry {
   name: string;

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { deadlineFor, type Config } from "../config.js";
-import type { AnswerView, ShadowEntry, ShadowScripts } from "./shadows.js";
+import type { ShadowEntry, ShadowScripts } from "./shadows.js";
+import type { AnswerView } from "./states.js";
 import { diffValues } from "../util/diff.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookFailure } from "../schema/envelope.js";

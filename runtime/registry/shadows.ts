@@ -4,11 +4,9 @@ import type { Logger } from "pino";
 import { scriptNameOf } from "../compile/compile.js";
 import type { Config } from "../config.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
-import type { FailureReason, HookFailure } from "../schema/envelope.js";
-import type { HookName } from "../schema/hooks.js";
 import type { SandboxOptions } from "../sandbox/sandbox.js";
 import { loadScriptFile } from "./load-script.js";
-import type { ScriptProblem } from "./registry.js";
+import type { ScriptProblem, ShadowDifference, ShadowState } from "./states.js";
 import { isShadowFile, liveNameOf } from "./variants.js";
 
 /**
@@ -17,38 +15,6 @@ import { isShadowFile, liveNameOf } from "./variants.js";
  * the config) but never serves: runtime/dispatch/shadow.ts runs it after NAME's live answer is sent
  * and records here how its answers compare with NAME's.
  */
-
-/** A script's answer as a shadow run compares it: the data after the script, a cancel, or a failure. */
-export type AnswerView = { data: Record<string, unknown> } | { cancel: true } | { error: FailureReason };
-
-export interface ShadowDifference {
-  hook: HookName;
-  /** When the live call was answered (ISO 8601). */
-  at: string;
-  /** What NAME answered. */
-  active: AnswerView;
-  /** What the shadow would have answered. */
-  shadow: AnswerView;
-}
-
-export interface ShadowState {
-  /** Relative to the scripts folder. */
-  file: string;
-  version: string | null;
-  /** active: runs beside NAME; failed: never loaded; stale: an older version runs because the newest failed. */
-  state: "active" | "failed" | "stale";
-  lastError: ScriptProblem | null;
-  /** Shadow runs compared: same + different + failed. */
-  calls: number;
-  same: number;
-  different: number;
-  /** The shadow failed (threw, timed out, ran out of memory, returned data that does not fit). */
-  failed: number;
-  /** Live calls on which the shadow was not run, to spare the server (see dispatch/shadow.ts). */
-  shed: number;
-  lastDifference: ShadowDifference | null;
-  lastFailure: { hook: HookName; at: string; error: Omit<HookFailure, "stack"> } | null;
-}
 
 export interface ShadowEntry {
   live: string;

@@ -3,7 +3,8 @@ import type { CannedCall } from "../capabilities/canned.js";
 import type { Config } from "../config.js";
 import { pipelineFor, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
-import { ScriptRegistry, type ScriptProblem } from "../registry/registry.js";
+import { ScriptRegistry } from "../registry/registry.js";
+import type { ScriptProblem } from "../registry/states.js";
 import type { HookName } from "../schema/hooks.js";
 import { cannedFor, grantsFrom, type CaseCapabilities } from "./case-capabilities.js";
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { limitsSchema } from "../sandbox/limits.js";
 import { hookFailure, sourceLocation } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";
-import { loadStage } from "./schemas.js";
+import { loadStage } from "../registry/states.js";
 
 /**
  * What the console's API sends and takes: one definition for the server (it parses requests with

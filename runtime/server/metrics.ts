@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { FaultEvent, FetchEvent, KvEvent } from "../capabilities/index.js";
-import type { ScriptProblem, ScriptRegistry } from "../registry/registry.js";
+import type { ScriptRegistry } from "../registry/registry.js";
+import type { ScriptProblem } from "../registry/states.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
 import { failureReason } from "../schema/envelope.js";

@@ -2,7 +2,8 @@ import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:f
 import path from "node:path";
 import { configSchema, type Config, type ConfigInput } from "../../runtime/config.js";
 import { callLeased } from "../helpers/lease.js";
-import { ScriptRegistry, type ScriptState } from "../../runtime/registry/registry.js";
+import { ScriptRegistry } from "../../runtime/registry/registry.js";
+import type { ScriptState } from "../../runtime/registry/states.js";
 import { watchScripts, type ScriptWatcher, type WatchOptions } from "../../runtime/registry/watcher.js";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
 import type { HookName } from "../../runtime/schema/hooks.js";

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { callHook, parseHookInput } from "../../runtime/dispatch/hook-call.js";
 import { MAX_SHADOW_RUNS_IN_FLIGHT, SHADOW_RUNS_PER_SECOND, ShadowRunner } from "../../runtime/registry/shadow-runner.js";
-import type { ShadowState } from "../../runtime/registry/shadows.js";
+import type { ShadowState } from "../../runtime/registry/states.js";
 import { pipelineNow } from "../helpers/lease.js";
 import { LEVEL, payload, sample, script, startServer, type TestServer } from "./helpers.js";
 import { until } from "./serve-process.js";
