@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, failureOf, HEADER, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import { dataOf, failureOf, HEADER, misbehaving, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
 
 /**
  * Every limit, with three checks each: the offending call answers with its reason and a clear
@@ -10,23 +10,6 @@ import { dataOf, failureOf, HEADER, request, sandboxOptions, Sandboxes } from ".
 
 const sandboxes = new Sandboxes();
 afterAll(() => sandboxes.disposeAll());
-
-/**
- * A script whose need_registration misbehaves as `bad` says, and whose process_client_phone is
- * healthy and reports how many times it ran in this isolate (a module-level counter).
- */
-function misbehaving(bad: string, limits: string): string {
-  return (
-    `${HEADER}let calls = 0;\n` +
-    `export default defineScript({\n` +
-    `  limits: ${limits},\n` +
-    `  hooks: {\n` +
-    `    ${bad},\n` +
-    `    process_client_phone(input) { calls++; return { phone: input.phone + "#" + calls }; },\n` +
-    `  },\n` +
-    `});\n`
-  );
-}
 
 const phoneRequest = (phone = "101") => request("process_client_phone", { input: { phone }, data: { phone } });
 

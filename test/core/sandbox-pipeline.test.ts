@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Invocation } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, failureOf, HEADER, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import { dataOf, failureOf, HEADER, misbehaving, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
 
 /**
  * Invocations that arrive together are handed to the script's isolate together (isolated-vm runs
@@ -13,27 +13,12 @@ import { dataOf, failureOf, HEADER, request, sandboxOptions, Sandboxes } from ".
 const sandboxes = new Sandboxes();
 afterAll(() => sandboxes.disposeAll());
 
-/** need_registration misbehaves as `bad` says; process_client_phone counts its calls in this isolate. */
-function script(bad: string, limits = "{ timeoutMs: 100 }"): string {
-  return (
-    `${HEADER}let calls = 0;\nlet running = 0;\n` +
-    `export default defineScript({\n` +
-    `  limits: ${limits},\n` +
-    `  hooks: {\n` +
-    `    ${bad},\n` +
-    // Awaits between reading and writing its state: interleaved calls would see running > 1.
-    `    async process_client_phone(input) { running++; const overlap = running; await null; await null; calls++; running--; return { phone: input.phone + "#" + calls + (overlap > 1 ? " overlapped" : "") }; },\n` +
-    `  },\n` +
-    `});\n`
-  );
-}
-
 const phone = (n: number) => request("process_client_phone", { input: { phone: String(n) }, data: { phone: String(n) } });
 const outcomes = (results: Invocation[]) => results.map((r) => (r.outcome.kind === "data" ? r.outcome.data.phone : failureOf(r).reason));
 
 describe("invocations handed over together", () => {
   it("run one at a time in arrival order, each seeing the state the previous one left", async () => {
-    const sandbox = await sandboxes.load(script(`need_registration() { return {}; }`), sandboxOptions({}, 64));
+    const sandbox = await sandboxes.load(misbehaving(`need_registration() { return {}; }`), sandboxOptions({}, 64));
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sandbox.invoke(phone(i))));
     expect(outcomes(results)).toEqual(Array.from({ length: 40 }, (_, i) => `${i}#${i + 1}`));
     expect(sandbox.queueDepth).toBe(0);
@@ -50,7 +35,7 @@ describe("invocations handed over together", () => {
   ];
   for (const { what, bad, reason, timeoutMs = 200 } of failures) {
     it(`${what} fails alone (${reason}); the calls behind it run in order on the rebuilt isolate`, async () => {
-      const sandbox = await sandboxes.load(script(bad, `{ timeoutMs: ${timeoutMs}, memoryMb: 16 }`), sandboxOptions({}, 16));
+      const sandbox = await sandboxes.load(misbehaving(bad, `{ timeoutMs: ${timeoutMs}, memoryMb: 16 }`), sandboxOptions({}, 16));
       const before = await Promise.all([1, 2].map((n) => sandbox.invoke(phone(n))));
       const [failed, ...behind] = await Promise.all([sandbox.invoke(request("need_registration")), ...[3, 4, 5, 6].map((n) => sandbox.invoke(phone(n)))]);
       expect(outcomes(before)).toEqual(["1#1", "2#2"]);
@@ -63,7 +48,7 @@ describe("invocations handed over together", () => {
 
   it("one 128 MB string (past V8's own check) fails with memory once the host reads the heap; the isolate is then rebuilt", async () => {
     const bomb = `need_registration() { const s = "x".repeat(2 ** 27); return { result: s.indexOf("y") > 0 }; }`;
-    const sandbox = await sandboxes.load(script(bomb, "{ timeoutMs: 2000, memoryMb: 16 }"), sandboxOptions({}, 16));
+    const sandbox = await sandboxes.load(misbehaving(bomb, "{ timeoutMs: 2000, memoryMb: 16 }"), sandboxOptions({}, 16));
     const [failed, ...behind] = await Promise.all([sandbox.invoke(request("need_registration")), ...[1, 2, 3].map((n) => sandbox.invoke(phone(n)))]);
     expect(failureOf(failed!)).toEqual({ reason: "memory", script: "script", message: "The script ran out of its heap of 16 MB" });
     // The calls handed over behind it may run before the heap is read (the host reads it behind
@@ -75,7 +60,7 @@ describe("invocations handed over together", () => {
 
   it("a call that waits for a promise the next call would resolve times out; the next one never runs in its isolate", async () => {
     const sandbox = await sandboxes.load(
-      script(`async need_registration() { await new Promise<void>((resolve) => { (globalThis as any).release = resolve; }); return { result: true }; }`) +
+      misbehaving(`async need_registration() { await new Promise<void>((resolve) => { (globalThis as any).release = resolve; }); return { result: true }; }`) +
         `export const unused = 0;\n`,
       sandboxOptions({}, 16),
     );
@@ -91,7 +76,7 @@ describe("invocations handed over together", () => {
   });
 
   it("a queue full of calls behind a loop that always times out: each loop fails, every healthy call is answered", async () => {
-    const sandbox = await sandboxes.load(script(`need_registration() { for (;;) {} }`, "{ timeoutMs: 50 }"), sandboxOptions({}, 32));
+    const sandbox = await sandboxes.load(misbehaving(`need_registration() { for (;;) {} }`, "{ timeoutMs: 50 }"), sandboxOptions({}, 32));
     const calls = [];
     for (let i = 0; i < 12; i++) calls.push(i % 3 === 0 ? sandbox.invoke(request("need_registration")) : sandbox.invoke(phone(i)));
     const results = await Promise.all(calls);

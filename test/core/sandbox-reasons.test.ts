@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { dataOf, failureOf, HEADER, loadFailure, request, Sandboxes } from "../helpers/scripts.js";
-import { payload, script as serverScript, startServer, type TestServer } from "../server/helpers.js";
+import { dataOf, failureOf, HEADER, loadFailure, request, Sandboxes, script as serverScript } from "../helpers/scripts.js";
+import { payload, startServer, type TestServer } from "../server/helpers.js";
 
 /**
  * Why a call failed comes from what the host knows (its own clock, the isolate's state, CPU time
@@ -98,12 +98,10 @@ describe("the same heap bomb through the server: memory on every request", () =>
       "bomb.ts": serverScript("customize_autodistribution", `const a: unknown[] = []; for (;;) a.push(new Array(1e6));`),
       "healthy.ts": serverScript("need_registration", `return { result: true };`),
     });
-    const post = (hook: string, body: unknown) =>
-      server!.app.inject({ method: "POST", url: `/hooks/${hook}`, payload: JSON.stringify(body), headers: { "content-type": "application/json" } });
     for (let call = 0; call < 5; call++) {
-      const answer = await post("customize_autodistribution", payload("customize_autodistribution.incoming"));
+      const answer = await server!.post("customize_autodistribution", payload("customize_autodistribution.incoming"));
       expect(answer.json()).toEqual({ state: "error", error: { reason: "memory", script: "bomb", message: "The script ran out of its heap of 32 MB" } });
-      expect((await post("need_registration", payload("need_registration.incoming-answered"))).json()).toEqual({ state: "success", data: { result: true } });
+      expect((await server!.post("need_registration", payload("need_registration.incoming-answered"))).json()).toEqual({ state: "success", data: { result: true } });
     }
   });
 });

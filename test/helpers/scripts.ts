@@ -136,3 +136,52 @@ export function dataOf(invocation: Invocation): Record<string, unknown> {
 
 /** `import { defineScript, cancel } from "callscript";` and a newline: line 1 of most test scripts. */
 export const HEADER = `import { defineScript, cancel } from "callscript";\n`;
+
+/**
+ * Source of a script for one hook: its handler `hook(input, ctx)` runs `body`, on line 6 of the
+ * file; `extra` goes into defineScript's object (line 3: limits, settings, order). `top`, when
+ * given, is top-level code on its own line after the import, and moves the rest one line down.
+ */
+export function script(hook: string, body: string, extra = "", top?: string): string {
+  return `${HEADER}${top === undefined ? "" : `${top}\n`}export default defineScript({
+  ${extra}
+  hooks: {
+    ${hook}(input, ctx) {
+      ${body}
+    },
+  },
+});
+`;
+}
+
+/** A handler body that keeps its isolate busy for `ms` (a CPU-bound script). */
+export const busy = (ms: number) => `const until = Date.now() + ${ms}; while (Date.now() < until) {}`;
+
+/**
+ * A script whose need_registration misbehaves as `bad` says (a whole method, on line 6), and whose
+ * process_client_phone is healthy and counts its calls in this isolate: `PHONE#calls`, with
+ * " overlapped" should two of its calls ever interleave in the isolate (each awaits between
+ * reading and writing its state).
+ */
+export function misbehaving(bad: string, limits = "{ timeoutMs: 100 }"): string {
+  return (
+    `${HEADER}let calls = 0, running = 0;\n` +
+    `export default defineScript({\n` +
+    `  limits: ${limits},\n` +
+    `  hooks: {\n` +
+    `    ${bad},\n` +
+    `    async process_client_phone(input) { running++; const overlap = running; await null; await null; calls++; running--; return { phone: input.phone + "#" + calls + (overlap > 1 ? " overlapped" : "") }; },\n` +
+    `  },\n` +
+    `});\n`
+  );
+}
+
+/**
+ * A script for `hook` that esbuild refuses (the call to defineScript is left open: the error is at
+ * the end of the file, line 3), and the same script fixed. The hook's name is in the source, so
+ * while it is broken the hook answers its failure.
+ */
+export function brokenScript(hook: string, body = "return undefined;"): { broken: string; fixed: string } {
+  const fixed = `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { ${hook}() { ${body} } } });\n`;
+  return { broken: fixed.replace(/\);\n$/, "\n"), fixed };
+}

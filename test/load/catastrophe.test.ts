@@ -8,8 +8,8 @@
  */
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
-import { payload, script } from "../server/helpers.js";
+import { script, scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
+import { payload } from "../server/helpers.js";
 import { listening, serve } from "../server/serve-process.js";
 
 const scripts = {

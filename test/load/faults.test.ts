@@ -13,10 +13,11 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
-import { payload, sample as metric, script } from "../server/helpers.js";
-import { listening, serve, until, type Served } from "../server/serve-process.js";
+import { script, scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
+import { payload, sample as metric } from "../server/helpers.js";
+import { listening, serve, type Served } from "../server/serve-process.js";
 import { contractBreach, drive, outcomeOf, percentile, post, type Sample, type Target } from "./driver.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** How long the load lasts (LOAD_DURATION_MS to change it); connections per hook are in `targets`. */
 const DURATION_MS = Number(process.env.LOAD_DURATION_MS ?? 8_000);
@@ -182,7 +183,7 @@ function summarize(samples: readonly Sample[]) {
 
 /** Wait until the server answers GET /readyz with 200; resolves with the ms since `since`. */
 async function readyAfter(address: string, since: number): Promise<number> {
-  await until(async () => {
+  await waitFor(async () => {
     try {
       return (await fetch(`${address}/readyz`, { signal: AbortSignal.timeout(1_000) })).status === 200;
     } catch {

@@ -21,8 +21,8 @@ import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
-import { payload, script, type LogLine } from "../server/helpers.js";
+import { script, scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
+import { payload, type LogLine } from "../server/helpers.js";
 import { drive, type Target } from "./driver.js";
 
 /** How long the load lasts before the SIGTERM (STOP_LOAD_MS to change it). */

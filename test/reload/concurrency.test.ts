@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
 import { pipelineNow } from "../helpers/lease.js";
-import { closeAll, marked, setup, waitFor } from "./harness.js";
+import { busy, script } from "../helpers/scripts.js";
+import { waitFor } from "../helpers/wait.js";
+import { closeAll, marked, setup } from "./harness.js";
 
 afterEach(closeAll);
 
@@ -13,24 +15,9 @@ const MAX_CALLS_PER_LOOP = 200_000;
 const REWRITES = 32;
 
 /** A handler that keeps its isolate busy for `ms` before it answers (a slow CRM lookup, say). */
-function slow(key: string, n: number, ms: number): string {
-  return `import { defineScript } from "callscript";
-export default defineScript({
-  limits: { timeoutMs: 5000 },
-  hooks: {
-    process_registration_params() {
-      const end = Date.now() + ${ms};
-      while (Date.now() < end) {}
-      return { ${key}: ${n} };
-    },
-  },
-});
-`;
-}
+const slow = (key: string, n: number, ms: number) => script("process_registration_params", `${busy(ms)} return { ${key}: ${n} };`, "limits: { timeoutMs: 5000 },");
 
-const fast = (key: string, n: number) => `import { defineScript } from "callscript";
-export default defineScript({ hooks: { process_registration_params() { return { ${key}: ${n} }; } } });
-`;
+const fast = (key: string, n: number) => script("process_registration_params", `return { ${key}: ${n} };`);
 
 describe("hot reload under load", () => {
   it(`${LOOPS} loops of requests while the script is rewritten ${REWRITES} times: no failed answer, every answer from one whole version`, async () => {

@@ -7,9 +7,8 @@ import type { ScriptState } from "../../runtime/registry/states.js";
 import { watchScripts, type ScriptWatcher, type WatchOptions } from "../../runtime/registry/watcher.js";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
 import type { HookName } from "../../runtime/schema/hooks.js";
-import { scriptsFolder } from "../helpers/scripts.js";
+import { script, scriptsFolder } from "../helpers/scripts.js";
 
-export { waitFor } from "../helpers/wait.js";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -33,17 +32,7 @@ export function capturingLog() {
 
 /** A script on process_registration_params whose answer carries its version marker in two fields. */
 export function marked(n: number | string, options: { extra?: string; top?: string } = {}): string {
-  return `import { defineScript } from "callscript";
-${options.top ?? ""}
-export default defineScript({
-  ${options.extra ?? ""}
-  hooks: {
-    process_registration_params() {
-      return { USER_ID: ${JSON.stringify(n)}, LINE_NUMBER: ${JSON.stringify(n)} };
-    },
-  },
-});
-`;
+  return script("process_registration_params", `return { USER_ID: ${JSON.stringify(n)}, LINE_NUMBER: ${JSON.stringify(n)} };`, options.extra, options.top);
 }
 
 export type RegistryEvent =

@@ -3,9 +3,10 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { BatchReport } from "../../runtime/registry/watcher.js";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
-import { compiled, scriptsFolder } from "../helpers/scripts.js";
+import { compiled, script, scriptsFolder } from "../helpers/scripts.js";
 import { git, gitAsync, scriptsRepo } from "../helpers/scripts-git.js";
-import { closeAll, setup, sleep, waitFor, type Setup } from "./harness.js";
+import { waitFor } from "../helpers/wait.js";
+import { closeAll, setup, sleep, type Setup } from "./harness.js";
 
 /**
  * A rollout of many scripts at once is one swap: every request runs the scripts of one release,
@@ -19,24 +20,15 @@ afterEach(closeAll);
 const HOOK = "process_registration_params";
 
 /** Script `s<i>`: answers `S<i>` with its release, written in it or (s1, s2) read from lib/release.ts. */
-function script(i: number, release: string): string {
+function releaseScript(i: number, release: string): string {
   const viaHelper = i <= 2;
-  return `import { defineScript } from "callscript";
-${viaHelper ? `import { RELEASE } from "./lib/release";` : ""}
-export default defineScript({
-  hooks: {
-    ${HOOK}() {
-      return { S${i}: ${viaHelper ? "RELEASE" : JSON.stringify(release)} };
-    },
-  },
-});
-`;
+  return script(HOOK, `return { S${i}: ${viaHelper ? "RELEASE" : JSON.stringify(release)} };`, "", viaHelper ? `import { RELEASE } from "./lib/release";` : undefined);
 }
 
 /** The files of a release: scripts `numbers`, the helper with its marker. */
 function release(name: string, numbers: number[]): Record<string, string> {
   const files: Record<string, string> = { "lib/release.ts": `export const RELEASE = ${JSON.stringify(name)};\n` };
-  for (const i of numbers) files[`s${i}.ts`] = script(i, name);
+  for (const i of numbers) files[`s${i}.ts`] = releaseScript(i, name);
   return files;
 }
 
@@ -137,7 +129,7 @@ describe("rollout of many scripts at once", () => {
     expect(s.logs.filter((entry) => entry.message === "scripts folder flipped; loaded whole")).toHaveLength(2);
 
     // The watcher now watches the new checkout: a save there is picked up.
-    writeFileSync(path.join(repo.scriptsDir, "s6.ts"), script(6, "edited"));
+    writeFileSync(path.join(repo.scriptsDir, "s6.ts"), releaseScript(6, "edited"));
     await waitFor(async () => {
       const answer = await s.call(HOOK, { CALL_ID: "c-1" });
       return answer.state === "success" && answer.data.S6 === "edited";

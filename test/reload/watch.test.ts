@@ -2,7 +2,8 @@ import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { pipelineNow } from "../helpers/lease.js";
 import { compiled } from "../helpers/scripts.js";
-import { closeAll, marked, setup, sleep, waitFor, type Setup } from "./harness.js";
+import { waitFor } from "../helpers/wait.js";
+import { closeAll, marked, setup, sleep, type Setup } from "./harness.js";
 
 afterEach(closeAll);
 
@@ -123,7 +124,7 @@ describe("hot reload: saves", () => {
   it("a save that does not compile keeps the old version serving and reports file, line, column; fixing it clears the error", async () => {
     const s = await setup({ "s.ts": marked(1) });
     const v1 = s.state("s")!.version;
-    const broken = marked(2).replace("process_registration_params() {", "process_registration_params() {\n      const x = ;");
+    const broken = marked(2).replace("process_registration_params(input, ctx) {", "process_registration_params(input, ctx) {\n      const x = ;");
     const where = positionOf(broken, "= ;");
     where.column += 2; // at the ";"
 
@@ -165,7 +166,7 @@ describe("hot reload: saves", () => {
     expect(s.state("s")!.version).toBe(v1);
     expect(await s.data()).toEqual({ USER_ID: 1, LINE_NUMBER: 1 });
 
-    s.write("s.ts", marked(3).replace("process_registration_params()", "process_registration_parms()"));
+    s.write("s.ts", marked(3).replace("process_registration_params(", "process_registration_parms("));
     await waitFor(() => s.state("s")?.lastError?.message.includes("process_registration_parms"), "the misspelt hook to be reported");
     const misspelt = s.state("s")!.lastError!;
     expect(misspelt.stage).toBe("load");

@@ -2,15 +2,17 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { callscript } from "../helpers/build.js";
-import { listening, serve, until } from "../server/serve-process.js";
-import { payload, script } from "../server/helpers.js";
+import { listening, serve } from "../server/serve-process.js";
+import { brokenScript, script } from "../helpers/scripts.js";
+import { payload } from "../server/helpers.js";
 import { folder, lastLine } from "./fixtures.js";
+import { waitFor } from "../helpers/wait.js";
 
 
 /** The live version writes +7XXXXXXXXXX; the next one, in the shadow, 8XXXXXXXXXX. */
 const LIVE = script("process_client_phone", `return input.phone === "101" ? undefined : { phone: "+7" + input.phone.slice(-10) };`);
 const NEXT = script("process_client_phone", `return input.phone === "101" ? undefined : { phone: "8" + input.phone.slice(-10) };`);
-const BROKEN = `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { process_client_phone() { return undefined; } } }\n`;
+const BROKEN = brokenScript("process_client_phone").broken;
 
 type ScriptsResponse = { scripts: Array<{ name: string; version: string | null; previousVersion: string | null; shadow?: { version: string | null; calls: number; different: number } }> };
 
@@ -29,10 +31,10 @@ describe("shadows on a real `serve`, and callscript promote", () => {
     const liveVersion = (await scripts())[0]!.version;
 
     writeFileSync(path.join(dir, "phone.shadow.ts"), NEXT);
-    await until(async () => (await scripts())[0]!.shadow?.version != null, "the shadow to load");
+    await waitFor(async () => (await scripts())[0]!.shadow?.version != null, "the shadow to load");
     const shadowVersion = (await scripts())[0]!.shadow!.version;
     expect(await post()).toEqual({ state: "success", data: { phone: "+79001234567" } });
-    await until(async () => (await scripts())[0]!.shadow?.different === 1, "the shadow's comparison");
+    await waitFor(async () => (await scripts())[0]!.shadow?.different === 1, "the shadow's comparison");
     const logged = await served.line((line) => line.msg === "shadow answered differently", "the difference");
     expect(logged).toMatchObject({ script: "phone", hook: "process_client_phone", differences: [{ path: "data.phone", active: "+79001234567", shadow: "89001234567" }] });
 
@@ -44,7 +46,7 @@ describe("shadows on a real `serve`, and callscript promote", () => {
     expect(existsSync(path.join(dir, "phone.shadow.ts"))).toBe(false);
 
     // A version id hashes the bundle, which carries the script's name: phone.ts has an id of its own.
-    await until(async () => {
+    await waitFor(async () => {
       const [phone] = await scripts();
       return phone!.previousVersion === liveVersion && phone!.shadow === undefined;
     }, "the promoted version to serve, and its shadow gone");

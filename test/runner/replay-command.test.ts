@@ -3,7 +3,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { callscript } from "../helpers/build.js";
 import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures.js";
-import { listening, serve, until } from "../server/serve-process.js";
+import { listening, serve } from "../server/serve-process.js";
+import { waitFor } from "../helpers/wait.js";
 
 
 const callsDir = path.join(examplesDir, "calls");
@@ -49,7 +50,7 @@ async function recordCalls(scriptsDir: string, anonymize: boolean): Promise<{ di
       count++;
     }
   }
-  await until(async () => answerFiles(dir).length === count, `${count} recordings`);
+  await waitFor(async () => answerFiles(dir).length === count, `${count} recordings`);
   served.child.kill("SIGTERM");
   expect((await served.exit).code).toBe(0);
   return { dir, config, count };

@@ -3,8 +3,8 @@ import { compileScript } from "../../runtime/compile/compile.js";
 import { dispatch } from "../../runtime/dispatch/dispatch.js";
 import { BUILTIN_MAX_LIMITS } from "../../runtime/sandbox/limits.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, failureOf, HEADER, loadFailure, pipelineScript, request, sandboxOptions, Sandboxes, scriptsFolder } from "../helpers/scripts.js";
-import { payload, script, startServer, type TestServer } from "../server/helpers.js";
+import { dataOf, failureOf, HEADER, loadFailure, pipelineScript, request, sandboxOptions, Sandboxes, script, scriptsFolder } from "../helpers/scripts.js";
+import { payload, startServer, type TestServer } from "../server/helpers.js";
 
 /**
  * Sandbox escape and interference attempts, one script each, with real isolates. Every attempt
@@ -886,11 +886,10 @@ describe("through the HTTP API", () => {
   });
   afterAll(async () => server?.close());
 
-  const post = (hook: string, body: string) => server.app.inject({ method: "POST", url: `/hooks/${hook}`, payload: body, headers: { "content-type": "application/json" } });
   const callFull = () => JSON.stringify(payload("need_registration.incoming-answered").call_full);
 
   async function expectServerHealthy(): Promise<void> {
-    const answer = await post("need_registration", JSON.stringify(payload("need_registration.incoming-answered")));
+    const answer = await server.post("need_registration", payload("need_registration.incoming-answered"));
     expect(answer.statusCode).toBe(200);
     expect(answer.json()).toEqual({ state: "success", data: { result: true } });
     expectHostUntouched();
@@ -902,7 +901,7 @@ describe("through the HTTP API", () => {
       `{"call_full": ${callFull()}, "deep": {"a": [{"__proto__": {"polluted": "yes"}}]}}`,
       `{"call_full": ${callFull()}, "constructor": {"prototype": {"polluted": "yes"}}}`,
     ]) {
-      const answer = await post("process_task_creation_params", body);
+      const answer = await server.post("process_task_creation_params", body);
       expect(answer.statusCode).toBe(400);
       expect(answer.json()).toMatchObject({ code: "CS_ERR_INVALID_JSON", message: "The body is not JSON: it has a __proto__ or constructor.prototype key, which is refused" });
     }
@@ -910,14 +909,14 @@ describe("through the HTTP API", () => {
   });
 
   it("57. constructor.prototype in a script's data → answered as plain data", async () => {
-    const answer = await post("process_task_creation_params", `{"call_full": ${callFull()}, "TITLE": "t"}`);
+    const answer = await server.post("process_task_creation_params", `{"call_full": ${callFull()}, "TITLE": "t"}`);
     expect(answer.statusCode).toBe(200);
     expect(answer.json()).toEqual({ state: "success", data: { TITLE: "t", constructor: { prototype: { polluted: "yes" } }, valueOf: "v" } });
     await expectServerHealthy();
   });
 
   it("58. a forged __proto__ key in a script's data → 200 with an invalid_output error", async () => {
-    const answer = await post("customize_activity", `{"call_full": ${callFull()}, "activity": {"ID": "1"}}`);
+    const answer = await server.post("customize_activity", `{"call_full": ${callFull()}, "activity": {"ID": "1"}}`);
     expect(answer.statusCode).toBe(200);
     expect(answer.json()).toMatchObject({ state: "error", error: { reason: "invalid_output", script: "forger" } });
     expect(answer.json().error.message).toContain("(data.__proto__ is not allowed as a key)");
@@ -927,7 +926,7 @@ describe("through the HTTP API", () => {
   it("59. a body nested 100 000 levels deep (200 KB) → 400 naming where, not a 500 from JSON.stringify", async () => {
     const deep = "[".repeat(100_000) + "]".repeat(100_000);
     for (const hook of ["process_task_creation_params", "customize_show_call_card", "need_registration"]) {
-      const answer = await post(hook, `{"call_full": ${callFull()}, "x": ${deep}}`);
+      const answer = await server.post(hook, `{"call_full": ${callFull()}, "x": ${deep}}`);
       expect(answer.statusCode).toBe(400);
       expect(answer.json()).toMatchObject({
         code: "CS_ERR_INVALID_INPUT",
@@ -938,7 +937,7 @@ describe("through the HTTP API", () => {
   });
 
   it("60. a number JSON reads as Infinity (1e400) → 400, not a silent null in the answer", async () => {
-    const answer = await post("process_task_creation_params", `{"call_full": ${callFull()}, "AMOUNT": -1e400}`);
+    const answer = await server.post("process_task_creation_params", `{"call_full": ${callFull()}, "AMOUNT": -1e400}`);
     expect(answer.statusCode).toBe(400);
     expect(answer.json()).toMatchObject({
       code: "CS_ERR_INVALID_INPUT",

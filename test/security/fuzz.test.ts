@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hookAnswer } from "../../runtime/schema/envelope.js";
 import { hookNames } from "../../runtime/schema/hooks.js";
 import { httpError } from "../../runtime/server/schemas.js";
-import { LEVEL, payload, script, startServer, type TestServer } from "../server/helpers.js";
+import { script } from "../helpers/scripts.js";
+import { LEVEL, payload, startServer, type TestServer } from "../server/helpers.js";
 
 /**
  * Property-based tests of the HTTP API with generated bodies, valid and hostile: arbitrary JSON,
@@ -55,9 +56,9 @@ interface Sent {
   contentType?: string;
 }
 
+/** An empty `contentType` sends none. */
 function post({ hook, body, contentType = "application/json" }: Sent) {
-  const headers: Record<string, string> = contentType ? { "content-type": contentType } : {};
-  return server.app.inject({ method: "POST", url: `/hooks/${encodeURIComponent(hook)}`, payload: body, headers });
+  return server.post(hook, body, { "content-type": contentType || undefined });
 }
 
 /** Every property a response must have, whatever was sent. */

@@ -2,8 +2,8 @@ import { createCannedCapabilities } from "../../runtime/capabilities/canned.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dispatch } from "../../runtime/dispatch/dispatch.js";
 import { isolatedVm } from "../../runtime/sandbox/ivm.js";
-import { dataOf, failureOf, HEADER, pipelineScript, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
-import { payload, script, startServer } from "../server/helpers.js";
+import { dataOf, failureOf, HEADER, pipelineScript, request, sandboxOptions, Sandboxes, script } from "../helpers/scripts.js";
+import { payload, startServer } from "../server/helpers.js";
 import { SCAN_SOURCE, type GraphReport, type Reference } from "./global-graph.js";
 
 /**
@@ -261,7 +261,7 @@ describe("one request's data is not visible to another", () => {
       const phones = Array.from({ length: 20 }, (_, i) => `8 (900) 000-00-${String(i).padStart(2, "0")}`);
       const answers = await Promise.all(
         phones.map((phone) =>
-          server.app.inject({ method: "POST", url: "/hooks/process_client_phone", payload: JSON.stringify({ ...base, phone }), headers: { "content-type": "application/json" } }),
+          server.post("process_client_phone", { ...base, phone }),
         ),
       );
       expect(answers.map((answer) => answer.json())).toEqual(phones.map((phone) => ({ state: "success", data: { phone: "+" + phone.replace(/\D/g, "") } })));

@@ -3,7 +3,8 @@ import { configSchema } from "../../runtime/config.js";
 import { ScriptRegistry } from "../../runtime/registry/registry.js";
 import { buildServer } from "../../runtime/server/app.js";
 import { assertSafeBinding, bearerCheck, isLoopback } from "../../runtime/server/auth.js";
-import { bearer, recordInput, script, startServer, type TestServer } from "./helpers.js";
+import { script } from "../helpers/scripts.js";
+import { bearer, recordInput, startServer, type TestServer } from "./helpers.js";
 
 const TOKEN = "a-long-enough-token-0123456789";
 const UNAUTHORIZED = { statusCode: 401, code: "CS_ERR_UNAUTHORIZED", error: "Unauthorized", message: "Missing or invalid bearer token" };
@@ -14,8 +15,7 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.close());
 
-const hook = (headers: Record<string, string>) =>
-  server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput("/1.wav"), headers });
+const hook = (headers: Record<string, string>) => server.post("process_record_file_path", recordInput("/1.wav"), headers);
 
 describe("bearer token", () => {
   it("answers a hook with the right token", async () => {
@@ -55,7 +55,7 @@ describe("bearer token", () => {
       const allowed = await server.app.inject({ url, headers: bearer(TOKEN) });
       expect([url, allowed.statusCode]).toEqual([url, url === "/no-such-route" ? 404 : 200]);
     }
-    const unknownHook = await server.app.inject({ method: "POST", url: "/hooks/nope", payload: "{}" });
+    const unknownHook = await server.post("nope", "{}");
     expect(unknownHook.statusCode).toBe(401);
   });
 

@@ -5,7 +5,8 @@ import { packageRoot } from "../../runtime/paths.js";
 import { startCrmServer } from "../helpers/crm-server.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { LEVEL } from "./helpers.js";
-import { listening, serve, until } from "./serve-process.js";
+import { listening, serve } from "./serve-process.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * Issue 15 through a real `callscript serve`: the capability keys of the config checked at start
@@ -63,7 +64,7 @@ describe("serve with capabilities in the config", () => {
 
     // A secret granted to a script without fetch: a warning, in the log and with the script.
     writeFileSync(file, `scriptsDir: ${dir}\nsecrets: { BITRIX_WEBHOOK: '\${BITRIX_WEBHOOK}' }\n${GRANTS}  other:\n    secrets: [BITRIX_WEBHOOK]\n`);
-    await until(async () => (await scripts()).config.lastReload?.ok === true, "the reload");
+    await waitFor(async () => (await scripts()).config.lastReload?.ok === true, "the reload");
     body = await scripts();
     expect(body.config.lastReload).toMatchObject({ changed: ["scripts"], restartRequired: [] });
     const warning = "scripts.other.secrets: granted, but the script has no scripts.other.fetch.allow, so its secrets can never be used";
@@ -72,7 +73,7 @@ describe("serve with capabilities in the config", () => {
 
     // A secret granted without a value: refused, the config in force stays.
     writeFileSync(file, `scriptsDir: ${dir}\nsecrets: { BITRIX_WEBHOOK: '\${BITRIX_WEBHOOK}' }\n${GRANTS}    # and one more\n  other:\n    fetch: { allow: ['https://crm.example'] }\n    secrets: [KOMMO_TOKEN]\n`);
-    await until(async () => (await scripts()).config.lastReload?.ok === false, "the refusal");
+    await waitFor(async () => (await scripts()).config.lastReload?.ok === false, "the refusal");
     body = await scripts();
     expect(body.config.lastReload.problems).toEqual([
       `Invalid configuration in ${file}: scripts.other.secrets.0: secret KOMMO_TOKEN has no value: set secrets.KOMMO_TOKEN in the config file or CALLSCRIPT_SECRET_KOMMO_TOKEN in the environment`,
@@ -82,7 +83,7 @@ describe("serve with capabilities in the config", () => {
 
     // kv is read at start: a change applies after a restart, and says so.
     writeFileSync(file, `scriptsDir: ${dir}\nsecrets: { BITRIX_WEBHOOK: '\${BITRIX_WEBHOOK}' }\nkv: { url: 'sqlite:elsewhere.sqlite' }\n${GRANTS}`);
-    await until(async () => (await scripts()).config.lastReload?.ok === true, "the kv reload");
+    await waitFor(async () => (await scripts()).config.lastReload?.ok === true, "the kv reload");
     expect((await scripts()).config.lastReload).toMatchObject({ restartRequired: ["kv"] });
 
     served.child.kill("SIGTERM");
@@ -114,7 +115,7 @@ describe("serve with capabilities in the config", () => {
 
       // The portal taken out of the grant: the lookup is refused, the call registered as usual.
       writeFileSync(file, `scriptsDir: ${dir}\n${grants("https://stroymarket.bitrix24.ru")}`);
-      await until(async () => (await post()) === "1", "the new grant to apply");
+      await waitFor(async () => (await post()) === "1", "the new grant to apply");
       await served.line((line) => line.level === LEVEL.warn && String(line.msg).includes("no lookup (CS_CAP_FETCH_NOT_ALLOWED)"), "the script's warning");
       served.child.kill("SIGTERM");
       expect((await served.exit).code).toBe(0);

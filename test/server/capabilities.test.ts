@@ -12,8 +12,7 @@ import { storeLog } from "../../runtime/server/capability-events.js";
 import { startCrmServer, type CrmServer } from "../helpers/crm-server.js";
 import { redisAvailable, startRedisServer } from "../helpers/redis-server.js";
 import { scriptsFolder } from "../helpers/scripts.js";
-import { payload } from "./helpers.js";
-import { LEVEL, sample, type LogLine } from "./helpers.js";
+import { LEVEL, payload, postHook, sample, type LogLine } from "./helpers.js";
 import { readFileSync } from "node:fs";
 import { packageRoot } from "../../runtime/paths.js";
 
@@ -271,7 +270,7 @@ function example(name: string): Record<string, string> {
 }
 
 async function post(app: CallscriptServer, hook: string, body: unknown) {
-  const response = await app.inject({ method: "POST", url: `/hooks/${hook}`, payload: body as Record<string, unknown> });
+  const response = await postHook(app, hook, body);
   return response.json() as { state: string; data: Record<string, unknown> };
 }
 

@@ -6,7 +6,8 @@ import type { ScriptRegistry } from "../../runtime/registry/registry.js";
 import { buildServer } from "../../runtime/server/app.js";
 import { Catastrophe } from "../../runtime/server/catastrophe.js";
 import { CATASTROPHE_GRACE_MS, handleSignals } from "../../runtime/server/shutdown.js";
-import { busy, recordInput, script, startServer, type TestServer } from "./helpers.js";
+import { busy, script } from "../helpers/scripts.js";
+import { recordInput, startServer, type TestServer } from "./helpers.js";
 
 /**
  * The catastrophic-error path without a real catastrophe (test/load/catastrophe.test.ts provokes a

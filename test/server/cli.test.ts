@@ -2,9 +2,10 @@ import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { scriptsFolder } from "../helpers/scripts.js";
-import { bearer, busy, recordInput, script } from "./helpers.js";
-import { listening, serve, until } from "./serve-process.js";
+import { busy, script, scriptsFolder } from "../helpers/scripts.js";
+import { bearer, recordInput } from "./helpers.js";
+import { listening, serve } from "./serve-process.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** `callscript serve` as the connector's host runs it: the built CLI in its own process. */
 beforeAll(async () => {
@@ -65,7 +66,7 @@ describe("callscript serve", () => {
       status: res.status,
       body: await res.json(),
     }));
-    await until(async () => {
+    await waitFor(async () => {
       const scripts = (await (await fetch(`${address}/scripts`)).json()) as { scripts: { queueDepth: number }[] };
       return scripts.scripts[0]?.queueDepth === 1;
     }, "the slow request to be running");

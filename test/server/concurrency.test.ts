@@ -1,6 +1,7 @@
 import { waitFor } from "../helpers/wait.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { busy, originateInput, recordInput, script, startServer, type TestServer } from "./helpers.js";
+import { busy, script } from "../helpers/scripts.js";
+import { originateInput, recordInput, startServer, type TestServer } from "./helpers.js";
 
 let server: TestServer;
 let base: string;
@@ -19,8 +20,6 @@ afterAll(async () => server?.close());
 const post = (hook: string, body: unknown) =>
   fetch(`${base}/hooks/${hook}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
 
-const until = (predicate: () => boolean, what: string) => waitFor(predicate, what, 10_000, 2);
-
 describe("concurrency over a loopback port", () => {
   it("a slow script's queue does not hold up another script's requests", async () => {
     const finished: string[] = [];
@@ -32,7 +31,7 @@ describe("concurrency over a loopback port", () => {
     );
     const slowState = () => server.registry.states().find((state) => state.name === "slow");
     // All three are in: one running in the slow isolate, two waiting behind it.
-    await until(() => slowState()?.queueDepth === 3, "three slow requests in the slow script's queue");
+    await waitFor(() => slowState()?.queueDepth === 3, "three slow requests in the slow script's queue", 10_000, 2);
 
     const fast = [1, 2, 3, 4, 5].map((n) =>
       post("process_originate_params", { params: { ...originateInput().params, extension: String(n) } }).then(async (res) => {

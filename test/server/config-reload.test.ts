@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 import { LEVEL } from "./helpers.js";
-import { listening, serve, until } from "./serve-process.js";
+import { listening, serve } from "./serve-process.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * Issue 13: the config is checked as strictly as the hooks, with `${ENV}` values, and reloads
@@ -101,7 +102,7 @@ describe("config reload without a restart", () => {
       `scriptsDir: ${dir}\nlimits: { defaults: { timeoutMs: 120 } }\nhooks: { need_registration: { failurePolicy: skip } }\n` +
         "scripts:\n  block-clients:\n    settings: { extensions: ['101'], webhook: '${CRM_WEBHOOK}' }\n  phone:\n    settings: { prefix: '00' }\n",
     );
-    await until(async () => (await post(address, "need_registration", missedCall)).data?.result === true, "the new black list to apply");
+    await waitFor(async () => (await post(address, "need_registration", missedCall)).data?.result === true, "the new black list to apply");
     expect(await post(address, "process_client_phone", clientPhone)).toEqual({ state: "success", data: { phone: "0089001234567" } });
     body = await scripts(address);
     expect(body.config.lastReload).toMatchObject({ ok: true, problems: [], changed: ["limits", "hooks", "scripts"], restartRequired: [] });
@@ -111,7 +112,7 @@ describe("config reload without a restart", () => {
     // Invalid: a misspelt script name. Refused whole, with the reason; the config in force stays.
     const valid = readFileSync(file, "utf8");
     writeFileSync(file, valid.replace("  phone:", "  phones:"));
-    await until(async () => (await scripts(address)).config.lastReload?.ok === false, "the refusal");
+    await waitFor(async () => (await scripts(address)).config.lastReload?.ok === false, "the refusal");
     body = await scripts(address);
     expect(body.config.lastReload.problems).toEqual([`scripts.phones: there is no script phones.ts in ${dir} (did you mean 'phone'?) (in ${file})`]);
     expect(await post(address, "process_client_phone", clientPhone)).toEqual({ state: "success", data: { phone: "0089001234567" } });
@@ -120,15 +121,15 @@ describe("config reload without a restart", () => {
 
     // Invalid YAML, then a setting of the wrong kind: refused too.
     writeFileSync(file, "scripts: [\n");
-    await until(async () => /is not valid YAML/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""), "the YAML refusal");
+    await waitFor(async () => /is not valid YAML/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""), "the YAML refusal");
     writeFileSync(file, valid.replace("prefix: '00'", "prefix: 0"));
-    await until(async () => /scripts\.phone\.settings\.prefix: expected a string/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""), "the settings refusal");
+    await waitFor(async () => /scripts\.phone\.settings\.prefix: expected a string/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""), "the settings refusal");
     expect(await post(address, "process_client_phone", clientPhone)).toEqual({ state: "success", data: { phone: "0089001234567" } });
 
     // Disabled in the config: its hook answers without it. A key read at start (the body limit) says it
     // needs a restart; --port on the command line wins over the file, so the port is no change.
     writeFileSync(file, `${valid.replace("  phone:\n", "  phone:\n    enabled: false\n")}bodyLimitBytes: 2048\n`);
-    await until(async () => (await post(address, "process_client_phone", clientPhone)).data?.phone === "89001234567", "phone to be disabled");
+    await waitFor(async () => (await post(address, "process_client_phone", clientPhone)).data?.phone === "89001234567", "phone to be disabled");
     body = await scripts(address);
     expect(body.scripts.find((s: { name: string }) => s.name === "phone")).toMatchObject({ state: "disabled", version: null });
     expect(body.config.lastReload).toMatchObject({ ok: true, restartRequired: ["bodyLimitBytes"] });
@@ -147,7 +148,7 @@ describe("config reload without a restart", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await post(address, "need_registration", missedCall)).toEqual({ state: "success", data: { result: false } });
     served.child.kill("SIGHUP");
-    await until(async () => (await post(address, "need_registration", missedCall)).data?.result === true, "SIGHUP to apply the config");
+    await waitFor(async () => (await post(address, "need_registration", missedCall)).data?.result === true, "SIGHUP to apply the config");
     expect((await scripts(address)).config.lastReload).toMatchObject({ ok: true, changed: ["scripts"] });
     served.child.kill("SIGTERM");
     expect((await served.exit).code).toBe(0);

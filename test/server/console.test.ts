@@ -106,7 +106,7 @@ describe("console login and session", () => {
     for (const url of ["/scripts", "/metrics"]) {
       expect([url, (await inject({ url, headers: { cookie } })).statusCode]).toEqual([url, 401]);
     }
-    const hook = await inject({ method: "POST", url: "/hooks/need_registration", payload: payload("need_registration.incoming-missed"), headers: { cookie } });
+    const hook = await server.post("need_registration", payload("need_registration.incoming-missed"), { cookie });
     expect(hook.statusCode).toBe(401);
     // The bearer token works as before, beside the session.
     expect((await inject({ url: "/console/api/scripts", headers: bearer(TOKEN) })).statusCode).toBe(200);
@@ -174,11 +174,11 @@ describe("console data", () => {
     const { cookie } = await session();
     const input = payload("need_registration.incoming-missed");
     const before = ((await inject({ url: "/console/api/calls", headers: { cookie } })).json() as CallsPage).lastSeq;
-    const answered = await inject({ method: "POST", url: "/hooks/need_registration", payload: input, headers: bearer(TOKEN) });
+    const answered = await server.post("need_registration", input, bearer(TOKEN));
     expect(answered.json()).toEqual({ state: "success", data: { result: false } });
-    await inject({ method: "POST", url: "/hooks/need_registration", payload: { call_full: { channel: "nope" } }, headers: bearer(TOKEN) });
+    await server.post("need_registration", { call_full: { channel: "nope" } }, bearer(TOKEN));
     // Without the token: refused, and not kept.
-    expect((await inject({ method: "POST", url: "/hooks/need_registration", payload: input })).statusCode).toBe(401);
+    expect((await server.post("need_registration", input)).statusCode).toBe(401);
 
     const page = (await inject({ url: `/console/api/calls?after=${before}`, headers: { cookie } })).json() as CallsPage;
     expect(page.calls.map((call) => [call.hook, call.outcome, call.status, call.scripts])).toEqual([
@@ -285,7 +285,7 @@ describe("console config", () => {
     try {
       const info = (await quiet.app.inject({ url: "/console/api/session" })).json() as SessionInfo;
       expect(info).toMatchObject({ login: false, saveCases: false, calls: { capacity: 0 } });
-      await quiet.app.inject({ method: "POST", url: "/hooks/need_registration", payload: payload("need_registration.incoming-missed") });
+      await quiet.post("need_registration", payload("need_registration.incoming-missed"));
       expect((await quiet.app.inject({ url: "/console/api/calls" })).json()).toEqual({ calls: [], lastSeq: 0, kept: 0, bytes: 0, enabled: false });
       const saved = await quiet.app.inject({
         method: "POST",

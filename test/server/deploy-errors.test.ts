@@ -2,9 +2,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
-import { scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
+import { brokenScript, scriptsFolder, writeConfigFile } from "../helpers/scripts.js";
 import { LEVEL, sample } from "./helpers.js";
-import { listening, serve, until } from "./serve-process.js";
+import { listening, serve } from "./serve-process.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * Issue 13, through a real `callscript serve` as an admin meets it: a script that does not compile
@@ -22,11 +23,7 @@ const veto = `import { defineScript } from "callscript";
 export default defineScript({ hooks: { need_registration({ call_full }) { return call_full.channel.to.base === "102" ? { result: false } : undefined; } } });
 `;
 /** A syntax error on line 3: esbuild refuses it. */
-const broken = `import { defineScript } from "callscript";
-export default defineScript({ hooks: {
-  need_registration() { return { result: false } ;
-} });
-`;
+const { broken, fixed } = brokenScript("need_registration", "return { result: false };");
 const registration = (userId: number, channel = "channel") => `import { defineScript } from "callscript";
 export default defineScript({
   hooks: {
@@ -76,8 +73,8 @@ describe("startup equals reload", () => {
     expect(served.lines.filter((line) => line.level >= LEVEL.error && String(line.url ?? "").startsWith("/readyz"))).toEqual([]);
     expect(served.lines.find((line) => line.msg.startsWith("script failed to compile; need_registration answers this error"))).toMatchObject({ level: LEVEL.error, script: "broken" });
 
-    writeFileSync(path.join(dir, "broken.ts"), broken.replace("{ result: false } ;", "{ result: false }; }"));
-    await until(async () => (await json(address, "/readyz")).status === 200, "/readyz 200 once broken.ts is fixed");
+    writeFileSync(path.join(dir, "broken.ts"), fixed);
+    await waitFor(async () => (await json(address, "/readyz")).status === 200, "/readyz 200 once broken.ts is fixed");
     expect((await post(address, "need_registration", missedCall)).body).toEqual({ state: "success", data: { result: false } });
     served.child.kill("SIGTERM");
     expect((await served.exit).code).toBe(0);
@@ -125,7 +122,7 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
     expect((await post(address, "process_registration_params", registrationInput())).body.data).toMatchObject({ USER_ID: 1, SHOW: 1 });
     const working = (await scriptState(address, "reg")).version;
     writeFileSync(path.join(dir, "reg.ts"), registration(2, "chanel"));
-    await until(async () => (await scriptState(address, "reg")).state === "stale", "reg to be stale");
+    await waitFor(async () => (await scriptState(address, "reg")).state === "stale", "reg to be stale");
     const stale = await scriptState(address, "reg");
     expect(stale).toMatchObject({ version: working, lastError: { stage: "typecheck", errors: [{ file: "reg.ts", line: 5, column: 44, code: "TS2551" }] } });
     expect(stale.lastError.message).toBe(
@@ -141,7 +138,7 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
 
     // Fixed: the new version answers, and the gauge says 0.
     writeFileSync(path.join(dir, "reg.ts"), registration(3));
-    await until(async () => (await post(address, "process_registration_params", registrationInput())).body.data?.USER_ID === 3, "the fixed version to answer");
+    await waitFor(async () => (await post(address, "process_registration_params", registrationInput())).body.data?.USER_ID === 3, "the fixed version to answer");
     expect(await scriptState(address, "reg")).toMatchObject({ state: "active", lastError: null });
     expect(sample(await (await fetch(`${address}/metrics`)).text(), "callscript_script_type_errors", { script: "reg" })).toBe(0);
     served.child.kill("SIGTERM");

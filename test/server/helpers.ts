@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import type { LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
 import { configSchema, type Config, type ConfigInput } from "../../runtime/config.js";
 import { packageRoot } from "../../runtime/paths.js";
@@ -24,7 +25,20 @@ export interface TestServer {
   dir: string;
   /** Every line the server logged, parsed. */
   logs: LogLine[];
+  /** POST a hook's body to this server: see postHook. */
+  post(hook: string, body: unknown, headers?: Record<string, string | undefined>): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
+}
+
+/**
+ * POST a hook's body as the connector does: `body` as JSON (a string is sent as it is, to send
+ * what is not JSON), with Content-Type application/json unless `headers` give another one or
+ * `undefined` for none.
+ */
+export function postHook(app: CallscriptServer, hook: string, body: unknown, headers: Record<string, string | undefined> = {}): Promise<LightMyRequestResponse> {
+  const sent: Record<string, string> = {};
+  for (const [name, value] of Object.entries({ "content-type": "application/json", ...headers })) if (value !== undefined) sent[name] = value;
+  return app.inject({ method: "POST", url: `/hooks/${encodeURIComponent(hook)}`, payload: typeof body === "string" ? body : JSON.stringify(body), headers: sent });
 }
 
 export interface TestServerOptions {
@@ -58,6 +72,7 @@ export async function startServer(
     config: parsed,
     dir,
     logs,
+    post: (hook, body, headers) => postHook(app, hook, body, headers),
     async close() {
       await app.close();
       await registry.close();
@@ -77,23 +92,6 @@ export const recordInput = (file = "/var/spool/asterisk/monitor/a.wav") => ({ ca
 export const originateInput = () => ({
   params: { caller_id: "101", channel: "PJSIP/101", context: "from-internal", extension: "89001234567", priority: 1 },
 });
-
-/** Source of a script for one hook, whose handler body is `body` (after the SDK import). */
-export function script(hook: string, body: string, extra = ""): string {
-  return `import { defineScript, cancel } from "callscript";
-export default defineScript({
-  ${extra}
-  hooks: {
-    ${hook}(input, ctx) {
-      ${body}
-    },
-  },
-});
-`;
-}
-
-/** A handler body that keeps its isolate busy for `ms` (a CPU-bound script). */
-export const busy = (ms: number) => `const until = Date.now() + ${ms}; while (Date.now() < until) {}`;
 
 /** Prometheus text → value of the sample `name{labels}`, labels matched exactly. */
 export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

@@ -3,7 +3,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
 import { hookNames } from "../../runtime/schema/hooks.js";
-import { busy, originateInput, payload, recordInput, script, startServer, type TestServer } from "./helpers.js";
+import { busy, script } from "../helpers/scripts.js";
+import { originateInput, payload, recordInput, startServer, type TestServer } from "./helpers.js";
 
 const blacklist = readFileSync(path.join(packageRoot, "examples", "blacklist-extensions.ts"), "utf8");
 
@@ -33,24 +34,21 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.close());
 
-const post = (hook: string, body: unknown, headers: Record<string, string> = {}) =>
-  server.app.inject({ method: "POST", url: `/hooks/${hook}`, payload: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
-
 describe("200 success", () => {
   it("answers the example black list over recorded calls", async () => {
-    const blocked = await post("need_registration", payload("need_registration.incoming-answered"));
+    const blocked = await server.post("need_registration", payload("need_registration.incoming-answered"));
     expect(blocked.statusCode).toBe(200);
     expect(blocked.headers["content-type"]).toBe("application/json; charset=utf-8");
     expect(blocked.json()).toEqual({ state: "success", data: { result: false } });
-    const registered = await post("need_registration", payload("need_registration.outgoing"));
+    const registered = await server.post("need_registration", payload("need_registration.outgoing"));
     expect(registered.json()).toEqual({ state: "success", data: { result: true } });
   });
 
   it("merges a script's changes over the hook's defaults", async () => {
-    const res = await post("process_record_file_path", recordInput("/var/spool/asterisk/monitor/2026/11/20/out-101.wav"));
+    const res = await server.post("process_record_file_path", recordInput("/var/spool/asterisk/monitor/2026/11/20/out-101.wav"));
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ state: "success", data: { path: "/recordings/out-101.wav" } });
-    const originate = await post("process_originate_params", originateInput());
+    const originate = await server.post("process_originate_params", originateInput());
     expect(originate.json()).toEqual({
       state: "success",
       data: { caller_id: "101", channel: "PJSIP/101", context: "outbound-from-internal", extension: "89001234567", priority: 1 },
@@ -60,21 +58,21 @@ describe("200 success", () => {
   it("answers {} only when a script cancels", async () => {
     const input = originateInput();
     input.params.extension = "000";
-    const res = await post("process_originate_params", input);
+    const res = await server.post("process_originate_params", input);
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ state: "success", data: {} });
   });
 
   it("reads the body as JSON whatever the Content-Type says", async () => {
     for (const type of ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-8"]) {
-      const res = await post("process_record_file_path", recordInput("/a/b.wav"), { "content-type": type });
+      const res = await server.post("process_record_file_path", recordInput("/a/b.wav"), { "content-type": type });
       expect([type, res.statusCode, res.json()]).toEqual([type, 200, { state: "success", data: { path: "/recordings/b.wav" } }]);
     }
-    const bare = await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: JSON.stringify(recordInput("/c.wav")) });
+    const bare = await server.post("process_record_file_path", recordInput("/c.wav"), { "content-type": undefined });
     expect(bare.headers["content-type"]).toBe("application/json; charset=utf-8");
     expect(bare.json()).toEqual({ state: "success", data: { path: "/recordings/c.wav" } });
     // A Content-Type that does not parse is still one error shape.
-    const garbled = await post("process_record_file_path", recordInput(), { "content-type": "\u0000/" });
+    const garbled = await server.post("process_record_file_path", recordInput(), { "content-type": "\u0000/" });
     expect(garbled.json()).toMatchObject({ statusCode: 415, code: "FST_ERR_CTP_INVALID_MEDIA_TYPE", error: "Unsupported Media Type" });
   });
 });
@@ -87,21 +85,21 @@ describe("the input as scripts see it", () => {
   it("in the connector's key order, from the body's own text (a byte order mark dropped)", async () => {
     const call = reversed(callFull());
     const expected = { state: "success", data: { extension: `${Object.keys(call).join(",")}|${JSON.stringify(call.channel.from.variants)}` } };
-    expect((await post("customize_autodistribution", { call_full: call })).json()).toEqual(expected);
-    expect((await post("customize_autodistribution", `\ufeff${JSON.stringify({ call_full: call })}`)).json()).toEqual(expected);
+    expect((await server.post("customize_autodistribution", { call_full: call })).json()).toEqual(expected);
+    expect((await server.post("customize_autodistribution", `\ufeff${JSON.stringify({ call_full: call })}`)).json()).toEqual(expected);
   });
 
   it("with empty values as the schemas make them (a null list is [])", async () => {
     const call = reversed(callFull());
     call.channel.from.variants = null;
-    const answer = (await post("customize_autodistribution", { call_full: call })).json();
+    const answer = (await server.post("customize_autodistribution", { call_full: call })).json();
     expect(answer.data.extension).toMatch(/\|\[\]$/);
   });
 });
 
 describe("200 error answers (the connector falls back to its default)", () => {
   it("exception: the script, the message and the .ts line", async () => {
-    const res = await post("process_client_phone", payload("process_client_phone.incoming-8-format"));
+    const res = await server.post("process_client_phone", payload("process_client_phone.incoming-8-format"));
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.state).toBe("error");
@@ -111,7 +109,7 @@ describe("200 error answers (the connector falls back to its default)", () => {
   });
 
   it("timeout", async () => {
-    const res = await post("process_user_phone", payload("process_client_phone.incoming-8-format"));
+    const res = await server.post("process_user_phone", payload("process_client_phone.incoming-8-format"));
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body).not.toHaveProperty("data");
@@ -120,7 +118,7 @@ describe("200 error answers (the connector falls back to its default)", () => {
   });
 
   it("invalid_output", async () => {
-    const res = await post("process_final_params", payload("process_final_params.answered"));
+    const res = await server.post("process_final_params", payload("process_final_params.answered"));
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body).not.toHaveProperty("data");
@@ -131,7 +129,7 @@ describe("200 error answers (the connector falls back to its default)", () => {
 
 describe("400, 404, 413: one JSON error shape", () => {
   it("400 for a body that is not JSON", async () => {
-    const res = await post("need_registration", '{"call_full": {');
+    const res = await server.post("need_registration", '{"call_full": {');
     expect(res.statusCode).toBe(400);
     expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
     const body = res.json();
@@ -140,7 +138,7 @@ describe("400, 404, 413: one JSON error shape", () => {
     expect(body.issues).toHaveLength(1);
     expect(body.issues[0].path).toBe("(body)");
     expect(body.message).toMatch(/^The body is not JSON: /);
-    const empty = await post("need_registration", "");
+    const empty = await server.post("need_registration", "");
     expect(empty.json()).toMatchObject({ statusCode: 400, code: "CS_ERR_INVALID_JSON", issues: [{ path: "(body)" }] });
   });
 
@@ -149,7 +147,7 @@ describe("400, 404, 413: one JSON error shape", () => {
     input.call_full.channel.type = "sideways";
     input.call_full.channel.from.base = 9001234567;
     delete input.call_full.is_ivr;
-    const res = await post("need_registration", input);
+    const res = await server.post("need_registration", input);
     expect(res.statusCode).toBe(400);
     const body = res.json();
     expect(body).toMatchObject({ statusCode: 400, code: "CS_ERR_INVALID_INPUT", error: "Bad Request" });
@@ -157,12 +155,12 @@ describe("400, 404, 413: one JSON error shape", () => {
     expect(paths).toEqual(["call_full.channel.from.base", "call_full.channel.type", "call_full.is_ivr"]);
     for (const issue of body.issues) expect(issue.message).toEqual(expect.any(String));
     expect(body.message).toContain("call_full.channel.type");
-    const notObject = await post("need_registration", "[1, 2]");
+    const notObject = await server.post("need_registration", "[1, 2]");
     expect(notObject.json()).toMatchObject({ statusCode: 400, code: "CS_ERR_INVALID_INPUT", issues: [{ path: "(body)" }] });
   });
 
   it("404 for an unknown hook, naming the known ones (before the body is read)", async () => {
-    const res = await post("need_registation", "this is not even JSON");
+    const res = await server.post("need_registation", "this is not even JSON");
     expect(res.statusCode).toBe(404);
     const body = res.json();
     expect(body).toMatchObject({ statusCode: 404, code: "CS_ERR_UNKNOWN_HOOK", error: "Not Found" });
@@ -185,9 +183,9 @@ describe("400, 404, 413: one JSON error shape", () => {
   it("413 for a body over bodyLimitBytes", async () => {
     const small = await startServer({ "recordings.ts": scripts["recordings.ts"] }, { bodyLimitBytes: 1024 });
     try {
-      const fits = await small.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: JSON.stringify(recordInput("/x/" + "a".repeat(900))) });
+      const fits = await small.post("process_record_file_path", recordInput("/x/" + "a".repeat(900)));
       expect(fits.statusCode).toBe(200);
-      const res = await small.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: JSON.stringify(recordInput("/x/" + "a".repeat(1100))), headers: { "content-type": "application/json" } });
+      const res = await small.post("process_record_file_path", recordInput("/x/" + "a".repeat(1100)));
       expect(res.statusCode).toBe(413);
       expect(res.json()).toEqual({
         statusCode: 413,
@@ -208,7 +206,7 @@ describe("configured hooks", () => {
       { hooks: { process_record_file_path: { enabled: false } } },
     );
     try {
-      const res = await disabled.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput("/r/1.wav") });
+      const res = await disabled.post("process_record_file_path", recordInput("/r/1.wav"));
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual({ state: "success", data: { path: "/r/1.wav" } });
       const [state] = disabled.registry.states();
@@ -224,7 +222,7 @@ describe("configured hooks", () => {
     const slow = (order: number) => script("process_record_file_path", `${busy(300)} return { path: "/late" };`, `order: ${order}, limits: { timeoutMs: 2000 },`);
     const late = await startServer({ "slow-a.ts": slow(1), "slow-b.ts": slow(2) }, { hooks: { process_record_file_path: { deadlineMs: 450 } } });
     try {
-      const res = await late.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput() });
+      const res = await late.post("process_record_file_path", recordInput());
       expect(res.statusCode).toBe(200);
       const body = res.json();
       expect(body).not.toHaveProperty("data");
@@ -253,14 +251,14 @@ describe("configured hooks", () => {
     };
     const policies = await startServer(files, { hooks: { process_record_file_path: { failurePolicy: "skip" }, process_originate_params: { failurePolicy: "error" } } });
     try {
-      const skipped = await policies.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput("/1.wav") });
+      const skipped = await policies.post("process_record_file_path", recordInput("/1.wav"));
       // The answer names the script the policy stepped over (issue 13), with where it failed.
       expect(skipped.json()).toEqual({
         state: "success",
         data: { path: "/b/1.wav" },
         skipped: [{ reason: "exception", script: "a-throws", message: "a is broken", location: { file: "a-throws.ts", line: 7, column: 13 } }],
       });
-      const failed = await policies.app.inject({ method: "POST", url: "/hooks/process_originate_params", payload: originateInput() });
+      const failed = await policies.post("process_originate_params", originateInput());
       expect(failed.statusCode).toBe(200);
       expect(failed.json().error).toMatchObject({ reason: "exception", script: "a-throws", message: "a is broken" });
       const b = policies.registry.states().find((state) => state.name === "b-works");
@@ -281,7 +279,7 @@ describe("503 overloaded", () => {
     );
     try {
       const responses = await Promise.all(
-        [1, 2, 3].map(() => busyServer.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput() })),
+        [1, 2, 3].map(() => busyServer.post("process_record_file_path", recordInput())),
       );
       const statuses = responses.map((res) => res.statusCode).sort();
       expect(statuses).toEqual([200, 503, 503]);

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { LEVEL, payload, recordInput, script, startServer, type TestServer } from "./helpers.js";
+import { script } from "../helpers/scripts.js";
+import { LEVEL, payload, recordInput, startServer, type TestServer } from "./helpers.js";
+import { waitFor } from "../helpers/wait.js";
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -23,12 +25,7 @@ const talkative = script(
 describe("logs", () => {
   it("one line per hook request, and each script line tagged with request, script and version at its level", async () => {
     const server = await serve({ "talkative.ts": talkative });
-    const res = await server.app.inject({
-      method: "POST",
-      url: "/hooks/need_registration",
-      payload: payload("need_registration.incoming-answered"),
-      headers: { "x-request-id": "call-42" },
-    });
+    const res = await server.post("need_registration", payload("need_registration.incoming-answered"), { "x-request-id": "call-42" });
     expect(res.json()).toEqual({ state: "success", data: { result: true } });
     expect(res.headers["x-request-id"]).toBe("call-42");
     const version = server.registry.states()[0]?.version;
@@ -63,7 +60,7 @@ describe("logs", () => {
 
   it("at debug level the input and the answer are logged, and debug lines of scripts too", async () => {
     const server = await serve({ "talkative.ts": talkative }, { logLevel: "debug" });
-    await server.app.inject({ method: "POST", url: "/hooks/need_registration", payload: payload("need_registration.incoming-answered") });
+    await server.post("need_registration", payload("need_registration.incoming-answered"));
     const input = server.logs.find((line) => line.msg === "hook input");
     expect((input?.input as { call_full: { channel: { id: string } } }).call_full.channel.id).toBe("1732612345.1234");
     expect(server.logs.find((line) => line.msg === "hook answer")?.answer).toEqual({ state: "success", data: { result: true } });
@@ -74,7 +71,7 @@ describe("logs", () => {
     const server = await serve({
       "chatty.ts": script("process_record_file_path", `for (let i = 0; i < 40; i++) console.log("line " + i + " " + "x".repeat(20)); return undefined;`, "limits: { logBytes: 300 },"),
     });
-    const res = await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput() });
+    const res = await server.post("process_record_file_path", recordInput());
     expect(res.json()).toEqual({ state: "success", data: { path: recordInput().path } });
     const kept = server.logs.filter((line) => line.source === "script" && line.level === LEVEL.info);
     const marker = server.logs.find((line) => line.source === "script" && line.level === LEVEL.warn);
@@ -87,8 +84,8 @@ describe("logs", () => {
 
   it("an error answer is a warning line with the failure, and a refused request names its code", async () => {
     const server = await serve({ "thrower.ts": script("process_record_file_path", `throw new RangeError("out of range");`) });
-    await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: recordInput(), headers: { "x-request-id": "r-1" } });
-    await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: "{}", headers: { "x-request-id": "r-2" } });
+    await server.post("process_record_file_path", recordInput(), { "x-request-id": "r-1" });
+    await server.post("process_record_file_path", "{}", { "x-request-id": "r-2" });
     const failed = server.logs.find((line) => line.reqId === "r-1");
     expect(failed).toMatchObject({
       level: LEVEL.warn,
@@ -109,11 +106,10 @@ describe("recording (config `record`)", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "callscript-recorded-"));
     const server = await serve({ "recordings.ts": script("process_record_file_path", `return { path: "/r" + input.path };`) }, { record: { dir, anonymize: false } });
     const body = { ...recordInput("/rec.wav"), extra_field_from_a_newer_connector: [null] };
-    await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: body, headers: { "x-request-id": "rec-1" } });
-    await server.app.inject({ method: "POST", url: "/hooks/process_record_file_path", payload: { nope: 1 }, headers: { "x-request-id": "rec-2" } });
+    await server.post("process_record_file_path", body, { "x-request-id": "rec-1" });
+    await server.post("process_record_file_path", { nope: 1 }, { "x-request-id": "rec-2" });
     // A recording is a pair: the input, then `.answer.json` beside it (written second).
-    const stop = Date.now() + 5_000;
-    while (readdirSync(dir).filter((name) => name.endsWith(".answer.json")).length === 0 && Date.now() < stop) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitFor(() => readdirSync(dir).some((name) => name.endsWith(".answer.json")), "the answer's file");
     const files = readdirSync(dir).filter((name) => name.endsWith(".json") && !name.endsWith(".answer.json"));
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/^process_record_file_path\..+-rec-1\.json$/);

@@ -2,7 +2,8 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hookCatalog, hookNames } from "../../runtime/schema/hooks.js";
-import { originateInput, recordInput, sample, script, startServer, type TestServer } from "./helpers.js";
+import { script } from "../helpers/scripts.js";
+import { originateInput, recordInput, sample, startServer, type TestServer } from "./helpers.js";
 
 const files = {
   "recordings.ts": script("process_record_file_path", `return { path: "/r" + input.path };`, "order: 1,"),
@@ -17,8 +18,6 @@ beforeAll(async () => {
   server = await startServer(files, {}, { docs: true, load: false });
 });
 afterAll(async () => server?.close());
-
-const post = (hook: string, body: unknown) => server.app.inject({ method: "POST", url: `/hooks/${hook}`, payload: JSON.stringify(body) });
 
 describe("operations", () => {
   it("/healthz answers while nothing is loaded; /readyz only once a script serves", async () => {
@@ -48,9 +47,9 @@ describe("operations", () => {
   });
 
   it("/scripts: version, hooks, state, last error and counters of each script", async () => {
-    expect((await post("process_record_file_path", recordInput("/ok.wav"))).json()).toEqual({ state: "success", data: { path: "/r/ok.wav" } });
-    expect((await post("process_record_file_path", recordInput("/bad.wav"))).json().error).toMatchObject({ reason: "exception", script: "flaky" });
-    expect((await post("process_originate_params", originateInput())).statusCode).toBe(200);
+    expect((await server.post("process_record_file_path", recordInput("/ok.wav"))).json()).toEqual({ state: "success", data: { path: "/r/ok.wav" } });
+    expect((await server.post("process_record_file_path", recordInput("/bad.wav"))).json().error).toMatchObject({ reason: "exception", script: "flaky" });
+    expect((await server.post("process_originate_params", originateInput())).statusCode).toBe(200);
 
     const res = await server.app.inject({ url: "/scripts" });
     expect(res.statusCode).toBe(200);
@@ -81,12 +80,12 @@ describe("operations", () => {
   });
 
   it("/metrics: counters by hook, script, outcome and status; gauges read at scrape", async () => {
-    await post("nope_hook", {});
-    await server.app.inject({ method: "POST", url: "/hooks/process_originate_params", payload: "{" });
+    await server.post("nope_hook", {});
+    await server.post("process_originate_params", "{");
     // A new version of a script: a reload.
     writeFileSync(path.join(server.dir, "click-to-call.ts"), script("process_originate_params", `return { context: "outbound-2" };`));
     expect((await server.registry.reload(path.join(server.dir, "click-to-call.ts"))).ok).toBe(true);
-    expect((await post("process_originate_params", originateInput())).json().data.context).toBe("outbound-2");
+    expect((await server.post("process_originate_params", originateInput())).json().data.context).toBe("outbound-2");
 
     const res = await server.app.inject({ url: "/metrics" });
     expect(res.statusCode).toBe(200);

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { configSchema } from "../../runtime/config.js";
 import { callHook } from "../../runtime/dispatch/hook-call.js";
 import { ScriptRegistry } from "../../runtime/registry/registry.js";
-import { HEADER, request, scriptsFolder } from "../helpers/scripts.js";
+import { busy, request, script, scriptsFolder } from "../helpers/scripts.js";
 
 /**
  * Retired versions and memory: a request leases its pipeline (as the hook route does), and a version
@@ -13,9 +13,7 @@ import { HEADER, request, scriptsFolder } from "../helpers/scripts.js";
  * quick succession (10 a second measured 590 MB RSS with the deadline rule: one isolate per save
  * for 9 s on process_record_file_path) then keep one or two isolates alive.
  */
-const version = (n: number, wait = 0) =>
-  `${HEADER}export default defineScript({ limits: { timeoutMs: 2000 }, hooks: { process_final_params() {` +
-  ` const until = Date.now() + ${wait}; while (Date.now() < until) {} return { USER_ID: ${n} }; } } });\n`;
+const version = (n: number, wait = 0) => script("process_final_params", `${busy(wait)} return { USER_ID: ${n} };`, "limits: { timeoutMs: 2000 },");
 
 const registries: ScriptRegistry[] = [];
 afterEach(async () => {

@@ -1,4 +1,3 @@
-import { waitFor } from "../helpers/wait.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import path from "node:path";
@@ -86,8 +85,3 @@ export function serve(args: string[], env: Record<string, string> = {}, options:
 
 /** The server's address once it logs that it serves. */
 export const listening = (served: Served) => served.line((line) => line.msg === "callscript serving", "that it serves").then((line) => line.address as string);
-
-/** Poll `predicate` every 10 ms until it holds; fails after `timeoutMs` (10 s by default). */
-export async function until(predicate: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(predicate, what, timeoutMs, 10);
-}

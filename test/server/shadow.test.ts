@@ -4,8 +4,9 @@ import { callHook, parseHookInput } from "../../runtime/dispatch/hook-call.js";
 import { MAX_SHADOW_RUNS_IN_FLIGHT, SHADOW_RUNS_PER_SECOND, ShadowRunner } from "../../runtime/registry/shadow-runner.js";
 import type { ShadowState } from "../../runtime/registry/states.js";
 import { pipelineNow } from "../helpers/lease.js";
-import { LEVEL, payload, sample, script, startServer, type TestServer } from "./helpers.js";
-import { until } from "./serve-process.js";
+import { script } from "../helpers/scripts.js";
+import { LEVEL, payload, sample, startServer, type TestServer } from "./helpers.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * Shadows (NAME.shadow.ts) on a real fastify app and real isolates: each live call of NAME has its
@@ -25,7 +26,7 @@ async function serve(files: Record<string, string>, config: Record<string, unkno
 }
 
 async function call(server: TestServer, hook: string, body: unknown) {
-  const response = await server.app.inject({ method: "POST", url: `/hooks/${hook}`, payload: body as Record<string, unknown> });
+  const response = await server.post(hook, body);
   return { status: response.statusCode, body: response.json() as Record<string, unknown> };
 }
 
@@ -38,7 +39,7 @@ async function shadowOf(server: TestServer, name: string): Promise<ShadowState |
 /** Until NAME's shadow has compared `calls` runs (and shed `shed`). */
 async function settled(server: TestServer, name: string, calls: number, shed = 0): Promise<ShadowState> {
   let state: ShadowState | undefined;
-  await until(async () => {
+  await waitFor(async () => {
     state = await shadowOf(server, name);
     return state !== undefined && state.calls === calls && state.shed === shed;
   }, `${calls} shadow runs of ${name}`);
@@ -130,7 +131,7 @@ describe("shadow runs", () => {
     const shadow = server.registry.shadows.of("phone")!.script!.sandbox;
     expect(shadow.limits.timeoutMs).toBe(1500);
     // Answered; the shadow started after it and is still in its loop.
-    await until(async () => shadow.queueDepth === 1, "the shadow's run");
+    await waitFor(async () => shadow.queueDepth === 1, "the shadow's run");
     expect((await shadowOf(server, "phone"))!.calls).toBe(0);
     const state = await settled(server, "phone", 1);
     expect(state).toMatchObject({ failed: 1, lastFailure: { error: { reason: "timeout", script: "phone.shadow" } } });
@@ -155,14 +156,14 @@ describe("shadow runs", () => {
     // One request, three scripts with shadows: two shadow runs start, the third is shed.
     const input = payload("need_registration.incoming-answered");
     expect((await call(server, "need_registration", input)).body).toEqual({ state: "success", data: { result: true } });
-    await until(async () => server.registry.shadows.inFlight === 2, "two shadow runs");
+    await waitFor(async () => server.registry.shadows.inFlight === 2, "two shadow runs");
     expect(await shadowOf(server, "c")).toMatchObject({ calls: 0, shed: 1 });
     // While a's shadow still runs, the next call of a sheds it too.
     expect((await call(server, "need_registration", input)).body).toEqual({ state: "success", data: { result: true } });
     expect(await shadowOf(server, "a")).toMatchObject({ calls: 0, shed: 1 });
     await settled(server, "a", 1, 1);
     await settled(server, "b", 1, 1);
-    await until(async () => server.registry.shadows.inFlight === 0, "the shadow runs to end");
+    await waitFor(async () => server.registry.shadows.inFlight === 0, "the shadow runs to end");
 
     // Three calls of `phone` at once, the first slow: the first two answers find calls of phone
     // still waiting behind them (their shadows are shed), the last one's shadow runs.
