@@ -45,7 +45,6 @@ export const consoleSchema = z.strictObject({
   sessionMinutes: z.number().int().positive().max(7 * 24 * 60).default(60).describe("How long a console login lasts"),
   saveCases: z.boolean().default(false).describe("Let the Try page write cases files into the scripts folder"),
 });
-export type ConsoleConfig = z.output<typeof consoleSchema>;
 
 export const configSchema = z.strictObject({
   host: z.string().default("127.0.0.1"),

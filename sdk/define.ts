@@ -8,7 +8,7 @@ export type HookData<H extends HookName> = HookDatas[H];
 
 /** Markers shared with the sandbox prelude through the isolate's symbol registry. */
 export const SCRIPT_MARK = Symbol.for("callscript.script");
-export const CANCEL_MARK = Symbol.for("callscript.cancel");
+const CANCEL_MARK = Symbol.for("callscript.cancel");
 
 /** Limits a script may ask for; the server's maxima bound them. */
 export interface ScriptLimits {

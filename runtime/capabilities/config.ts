@@ -54,7 +54,6 @@ export const fetchGrantSchema = z
   })
   .describe("What the script may reach with ctx.fetch; without it, no network");
 export type FetchGrant = z.output<typeof fetchGrantSchema>;
-export type FetchGrantInput = z.input<typeof fetchGrantSchema>;
 
 /** Keys of `scripts.<name>`. */
 export const scriptCapabilityKeys = {

@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { CapabilityHost, type Capabilities, type FaultEvent, type FetchEvent, type KvEvent } from "../capabilities/index.js";
+import { CapabilityHost, type FaultEvent, type FetchEvent, type KvEvent } from "../capabilities/capabilities.js";
+import type { Capabilities } from "../capabilities/types.js";
 import { loadConfig, type Config } from "../config.js";
 import { checkedGrants } from "../config-capabilities.js";
 import { cannedFor, underConfigNames } from "../runner/case-capabilities.js";

@@ -52,9 +52,6 @@ export function sandboxHint(name: string): string | undefined {
   return Object.hasOwn(HINTS, name) ? HINTS[name] : undefined;
 }
 
-/** Names the table has advice for. */
-export const hintedNames = Object.keys(HINTS);
-
 /**
  * `ReferenceError: fetch is not defined` (or `TypeError: globalThis.fetch is not a function`) →
  * the same with what to do instead; any other message as it was. Applied to what a script's load

@@ -69,7 +69,6 @@ export function Section({ title, children, actions }: { title: string; children:
 }
 
 export const time = (ms: number) => new Date(ms).toLocaleTimeString([], { hour12: false });
-export const dateTime = (ms: number) => new Date(ms).toLocaleString([], { hour12: false });
 
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;

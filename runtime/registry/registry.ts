@@ -10,7 +10,7 @@ import { settingsInForce } from "../config-scripts.js";
 import { grantWarningsOf } from "../config-capabilities.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import { pipelineFor } from "../dispatch/dispatch.js";
-import type { FailureReason, HookFailure, SourceLocation } from "../schema/envelope.js";
+import type { HookFailure, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
 import { ShadowScripts } from "./shadows.js";
@@ -660,4 +660,3 @@ function shadowOf(shadows: ShadowScripts, name: string): { shadow?: ShadowState 
   return shadow ? { shadow } : {};
 }
 
-export type { FailureReason };

@@ -13,7 +13,6 @@ export const failureReason = z
     "no_data", // the data would be empty without a cancel(), which the connector reads as a cancel
   ])
   .describe("Why the scripts could not produce data");
-export type FailureReason = z.output<typeof failureReason>;
 
 export const sourceLocation = z.object({
   file: z.string().describe("Path relative to the scripts folder"),
@@ -33,7 +32,6 @@ export type HookFailure = z.output<typeof hookFailure>;
 
 /** A script that `failurePolicy: skip` stepped over: the answer names it, so that it is not a quiet change. */
 export const skippedScript = hookFailure.omit({ stack: true });
-export type SkippedScript = z.output<typeof skippedScript>;
 
 export const successAnswer = z.object({
   state: z.literal("success"),

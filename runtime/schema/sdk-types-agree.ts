@@ -21,6 +21,8 @@ type Agreement = {
   data: All<{ [H in HookName]: Same<generated.HookDatas[H], HookData<H>> }>;
   callFull: Same<generated.CallFull, Known<callFull.CallFull>>;
   channel: Same<generated.Channel, Known<callFull.Channel>>;
+  channelState: Same<generated.ChannelState, callFull.ChannelState>;
+  channelType: Same<generated.ChannelType, callFull.ChannelType>;
   numberData: Same<generated.NumberData, Known<callFull.NumberData>>;
   user: Same<generated.User, Known<callFull.User>>;
   conversation: Same<generated.Conversation, Known<callFull.Conversation>>;
@@ -34,6 +36,8 @@ export const sdkTypesAgree: Agreement = {
   data: true,
   callFull: true,
   channel: true,
+  channelState: true,
+  channelType: true,
   numberData: true,
   user: true,
   conversation: true,

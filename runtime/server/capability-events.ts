@@ -1,4 +1,4 @@
-import type { CapabilityHooks, CapabilityHostOptions } from "../capabilities/index.js";
+import type { CapabilityHooks, CapabilityHostOptions } from "../capabilities/capabilities.js";
 import type { ServerMetrics } from "./metrics.js";
 
 type LogFn = (fields: object, message: string) => void;

@@ -182,4 +182,3 @@ export const saveCaseRequest = z.object({
     z.strictObject({ error: z.string() }),
   ]),
 });
-export type SaveCaseRequest = z.input<typeof saveCaseRequest>;

@@ -6,8 +6,6 @@ import { shared } from "./plugin.js";
 import type { HttpErrorBody } from "./schemas.js";
 
 /** An error that names the bad fields of an input (CS_ERR_INVALID_INPUT, CS_ERR_INVALID_JSON). */
-export type ErrorWithIssues = Error & { issues?: InputIssue[] };
-
 export function withIssues<E extends Error>(error: E, issues: InputIssue[]): E & { issues: InputIssue[] } {
   return Object.assign(error, { issues });
 }

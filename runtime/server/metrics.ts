@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { FaultEvent, FetchEvent, KvEvent } from "../capabilities/index.js";
+import type { FaultEvent, FetchEvent, KvEvent } from "../capabilities/capabilities.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import type { ScriptProblem } from "../registry/states.js";
 import type { Invocation } from "../sandbox/sandbox.js";

@@ -1,4 +1,3 @@
-import type { ChildProcess } from "node:child_process";
 import { listening, serve, type Served } from "../server/serve-process.js";
 
 /**
@@ -7,7 +6,7 @@ import { listening, serve, type Served } from "../server/serve-process.js";
  * bench/cluster.mjs).
  */
 
-export { NGINX, cpuMsOf, freePort, nginxAvailable, nginxConfFor, startNginx, type Nginx } from "./nginx.mjs";
+export { freePort, nginxAvailable, startNginx, type Nginx } from "./nginx.mjs";
 
 /** One instance: `serve` on a fixed port, so that nginx's upstream finds it again after a restart. */
 export interface Instance {
@@ -38,5 +37,3 @@ export async function versionsOf(address: string): Promise<Record<string, string
   const body = (await response.json()) as { scripts: { name: string; version: string | null }[] };
   return Object.fromEntries(body.scripts.map((script) => [script.name, script.version]));
 }
-
-export type { ChildProcess };

@@ -7,7 +7,6 @@ import type {
   Channel,
   Conversation,
   NumberData,
-  User,
 } from "../../runtime/schema/call-full.js";
 
 export const NEVER_TIME = "0001-01-01 00:00:00";
@@ -54,10 +53,6 @@ export function channel(overrides: Partial<Channel> = {}): Channel {
     was_answered: false,
     ...overrides,
   };
-}
-
-export function user(id: string, phone: string): User {
-  return { email: `u${id}@example.com`, id, name: `User ${id}`, phones: [phone], position: "", raw: {} };
 }
 
 export function conversation(overrides: Partial<Channel> = {}, extra: Partial<Conversation> = {}): Conversation {
