@@ -1,3 +1,4 @@
+// @ts-check
 // What a call that waits for the host costs, in process, with real isolates, the server's
 // CapabilityHost and a real HTTP server on loopback that answers after a delay (a slow CRM):
 //
@@ -27,14 +28,14 @@ const WAITING = 32;
 const BYSTANDER_CALLS = quick ? 200 : 2000;
 
 const crm = createServer((req, res) => {
-  const delay = Number(new URL(req.url, "http://x").searchParams.get("ms") ?? 0);
+  const delay = Number(new URL(req.url ?? "/", "http://x").searchParams.get("ms") ?? 0);
   setTimeout(() => {
     res.setHeader("content-type", "application/json");
     res.end('{"result":[{"ID":"1","ASSIGNED_BY_ID":"7"}]}');
   }, delay);
 });
-await new Promise((resolve) => crm.listen(0, "127.0.0.1", resolve));
-const origin = `http://127.0.0.1:${crm.address().port}`;
+await new Promise((resolve) => crm.listen(0, "127.0.0.1", () => resolve(undefined)));
+const origin = `http://127.0.0.1:${/** @type {import("node:net").AddressInfo} */ (crm.address()).port}`;
 
 const dir = mkdtempSync(path.join(tmpdir(), "callscript-bench-caps-"));
 writeFileSync(
@@ -50,6 +51,7 @@ export default defineScript({ hooks: { async process_client_phone(input, ctx) {
 writeFileSync(path.join(dir, "plain.ts"), `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { process_client_phone() { return { phone: "2" }; } } });`);
 
 const options = { defaults: BUILTIN_DEFAULT_LIMITS, max: BUILTIN_MAX_LIMITS, maxQueue: 256 };
+/** @param {string} name */
 async function load(name) {
   const result = await compileScript(path.join(dir, name), dir);
   if (!result.ok) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
@@ -65,8 +67,16 @@ const host = new CapabilityHost({
 });
 
 let requestNumber = 0;
+/**
+ * @param {ScriptSandbox} sandbox
+ * @param {Record<string, unknown>} input
+ */
 const call = (sandbox, input) =>
   sandbox.invoke({ hook: "process_client_phone", inputJson: JSON.stringify(input), dataJson: '{"phone":""}', settingsJson: "{}", requestId: `r${++requestNumber}`, capabilities: host });
+/**
+ * @param {import("../dist/runtime/sandbox/sandbox.js").Invocation} invocation
+ * @param {string} phone
+ */
 const expectPhone = (invocation, phone) => {
   if (invocation.outcome.kind !== "data" || invocation.outcome.data.phone !== phone) throw new Error(`unexpected answer: ${JSON.stringify(invocation.outcome)}`);
 };
@@ -81,6 +91,11 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 
 // 2. Bystanders, alone and beside WAITING calls parked on slow answers.
+/**
+ * @param {ScriptSandbox} sandbox
+ * @param {Record<string, unknown>} input
+ * @param {string} phone
+ */
 async function bystanders(sandbox, input, phone) {
   const samples = [];
   for (let i = 0; i < BYSTANDER_CALLS; i++) {
@@ -91,10 +106,10 @@ async function bystanders(sandbox, input, phone) {
   return summarize(samples);
 }
 const rows = [];
-for (const [name, sandbox, input, phone] of [
+for (const [name, sandbox, input, phone] of /** @type {const} */ ([
   ["same script, no fetch", vip, {}, "1"],
   ["another script", plain, {}, "2"],
-]) {
+])) {
   await bystanders(sandbox, input, phone); // warm-up
   const alone = await bystanders(sandbox, input, phone);
   const parked = Array.from({ length: WAITING }, () => call(vip, { ms: 1_500 }));
@@ -107,7 +122,7 @@ for (const [name, sandbox, input, phone] of [
 
 const overlap = { calls: CONCURRENT, answerMs: SLOW_MS, medianMs: round(median(overlapMs)), oneAfterAnotherMs: CONCURRENT * SLOW_MS };
 console.log(`\n${CONCURRENT} calls, each awaiting a ${SLOW_MS} ms fetch: ${overlap.medianMs} ms in all (median of ${ROUNDS}; one after another: ${overlap.oneAfterAnotherMs} ms)\n`);
-console.log(table(rows, Object.keys(rows[0])));
+console.log(table(rows, Object.keys(rows[0] ?? {})));
 console.log(`\nwritten to ${writeResult("capabilities", { overlap, bystanders: rows })}`);
 
 await Promise.all([vip.drainAndDispose(), plain.drainAndDispose()]);

@@ -1,3 +1,4 @@
+// @ts-check
 // Throughput of 1, 2 and 3 `callscript serve` instances behind nginx (deploy/nginx.conf as it
 // ships, `worker_processes auto`, started by test/deploy/nginx.mjs as the cluster tests start it),
 // and of one instance without nginx, on this machine: everything (the instances, nginx, and the
@@ -44,17 +45,24 @@ async function startInstance() {
     ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", String(port), "--no-watch"],
     { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: "warn", CALLSCRIPT_TYPECHECK: "off" }, stdout: "ignore" },
   );
-  return { child, port, url: match[1] };
+  return { child, port, url: /** @type {string} */ (match[1]), pid: /** @type {number} */ (child.pid) };
 }
 
+/** @param {string} base */
 async function post(base) {
   const response = await fetch(`${base}/hooks/${HOOK}`, { method: "POST", headers: { "content-type": "application/json" }, body });
   return { status: response.status, text: await response.text() };
 }
 
-/** One autocannon run against `url`; CPU of `pids` (instances) and `nginxPids` over it. */
+/**
+ * One autocannon run against `url`; CPU of `pids` (instances) and `nginxPids` over it.
+ * @param {string} url
+ * @param {readonly number[]} pids
+ * @param {readonly number[]} nginxPids
+ * @param {number} durationS
+ */
 async function load(url, pids, nginxPids, durationS) {
-  const cpu = (list) => list.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+  const cpu = (/** @type {readonly number[]} */ list) => list.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
   const before = { instances: cpu(pids), nginx: cpu(nginxPids), generator: process.cpuUsage() };
   const result = await autocannon({ url: `${url}/hooks/${HOOK}`, method: "POST", headers: { "content-type": "application/json" }, body, connections: CONNECTIONS, duration: durationS });
   const generator = process.cpuUsage(before.generator);
@@ -63,7 +71,7 @@ async function load(url, pids, nginxPids, durationS) {
   const bad = result.non2xx + result.errors + result.timeouts;
   if (bad > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
   const requests = result.requests.total;
-  const seconds = (result.finish - result.start) / 1000 || durationS;
+  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   return {
     rps: requests / seconds,
     p50Ms: result.latency.p50,
@@ -76,12 +84,18 @@ async function load(url, pids, nginxPids, durationS) {
   };
 }
 
+/** @type {Awaited<ReturnType<typeof startInstance>>[]} */
 const instances = [];
+/** @type {Record<number, Awaited<ReturnType<typeof startNginx>>>} */
 const proxies = {};
 try {
   for (let i = 0; i < 3; i++) instances.push(await startInstance());
+  const [first] = instances;
+  if (!first) throw new Error("no instance started");
+  /** @param {number} n */
+  const proxy = (n) => /** @type {Awaited<ReturnType<typeof startNginx>>} */ (proxies[n]);
   // Every instance gives the answer one gives.
-  const expected = await post(instances[0].url);
+  const expected = await post(first.url);
   if (expected.status !== 200 || JSON.parse(expected.text).state !== "success") throw new Error(`need_registration: ${expected.status} ${expected.text}`);
   for (const instance of instances) {
     const answer = await post(instance.url);
@@ -90,33 +104,38 @@ try {
   // One nginx per setup, each with the first N instances as its upstream.
   for (const n of [1, 2, 3]) proxies[n] = await startNginx(instances.slice(0, n).map((instance) => instance.port), { workers: "auto" });
   for (const n of [1, 2, 3]) {
-    const answer = await post(proxies[n].address);
+    const answer = await post(proxy(n).address);
     if (answer.text !== expected.text) throw new Error(`nginx (${n}) answers ${answer.status} ${answer.text}`);
   }
 
+  /** @type {Record<string, { label: string; url: string; pids: number[]; nginx: () => number[] }>} */
   const setups = {
-    direct: { label: "1 instance, no nginx", url: instances[0].url, pids: [instances[0].child.pid], nginx: () => [] },
-    1: { label: "nginx → 1 instance", url: proxies[1].address, pids: instances.slice(0, 1).map((i) => i.child.pid), nginx: () => proxies[1].pids() },
-    2: { label: "nginx → 2 instances", url: proxies[2].address, pids: instances.slice(0, 2).map((i) => i.child.pid), nginx: () => proxies[2].pids() },
-    3: { label: "nginx → 3 instances", url: proxies[3].address, pids: instances.map((i) => i.child.pid), nginx: () => proxies[3].pids() },
+    direct: { label: "1 instance, no nginx", url: first.url, pids: [first.pid], nginx: () => [] },
+    1: { label: "nginx → 1 instance", url: proxy(1).address, pids: instances.slice(0, 1).map((i) => i.pid), nginx: () => proxy(1).pids() },
+    2: { label: "nginx → 2 instances", url: proxy(2).address, pids: instances.slice(0, 2).map((i) => i.pid), nginx: () => proxy(2).pids() },
+    3: { label: "nginx → 3 instances", url: proxy(3).address, pids: instances.map((i) => i.pid), nginx: () => proxy(3).pids() },
   };
   const keys = ["direct", "1", "2", "3"];
-  for (const key of keys) await load(setups[key].url, setups[key].pids, setups[key].nginx(), WARMUP_S);
+  /** @param {string} key */
+  const setup = (key) => /** @type {(typeof setups)[string]} */ (setups[key]);
+  for (const key of keys) await load(setup(key).url, setup(key).pids, setup(key).nginx(), WARMUP_S);
 
+  /** @type {Record<string, Awaited<ReturnType<typeof load>>[]>} */
   const samples = Object.fromEntries(keys.map((key) => [key, []]));
   for (let r = 0; r < ROUNDS; r++) {
     for (const key of r % 2 === 0 ? keys : [...keys].reverse()) {
-      const run = await load(setups[key].url, setups[key].pids, setups[key].nginx(), DURATION_S);
-      samples[key].push(run);
-      process.stderr.write(`round ${r + 1}/${ROUNDS} ${setups[key].label}: ${Math.round(run.rps)} req/s, p99 ${run.p99Ms} ms, instances ${Math.round(run.instancesCpuUsPerRequest)} µs CPU/req, nginx ${Math.round(run.nginxCpuUsPerRequest)}\n`);
+      const run = await load(setup(key).url, setup(key).pids, setup(key).nginx(), DURATION_S);
+      samples[key]?.push(run);
+      process.stderr.write(`round ${r + 1}/${ROUNDS} ${setup(key).label}: ${Math.round(run.rps)} req/s, p99 ${run.p99Ms} ms, instances ${Math.round(run.instancesCpuUsPerRequest)} µs CPU/req, nginx ${Math.round(run.nginxCpuUsPerRequest)}\n`);
     }
   }
 
   const results = keys.map((key) => {
-    const runs = samples[key];
+    const runs = samples[key] ?? [];
+    /** @type {(pick: (run: (typeof runs)[number]) => number, digits?: number) => number} */
     const m = (pick, digits = 0) => round(median(runs.map(pick)), digits);
     return {
-      setup: setups[key].label,
+      setup: setup(key).label,
       instances: key === "direct" ? 1 : Number(key),
       nginx: key !== "direct",
       rps: m((run) => run.rps),

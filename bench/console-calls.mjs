@@ -1,3 +1,4 @@
+// @ts-check
 // What the console's calls buffer costs the hook route: `callscript serve` with the examples, three
 // ways, each in its own child process: the console off (console.enabled false), the console on
 // without calls (console.calls 0), and the console keeping the last 200 calls (the default). Driven
@@ -32,6 +33,10 @@ const variants = {
 
 const work = mkdtempSync(path.join(tmpdir(), "callscript-bench-console-"));
 
+/**
+ * @param {string} name
+ * @param {Record<string, unknown>} consoleConfig
+ */
 async function start(name, consoleConfig) {
   const file = path.join(work, `${name.replace(/\W+/g, "-")}.json`);
   writeFileSync(file, JSON.stringify({ ...exampleConfig, scriptsDir: path.join(repoRoot, "examples"), logLevel: "warn", console: consoleConfig }));
@@ -42,8 +47,13 @@ async function start(name, consoleConfig) {
   return { name, child, url: match[1] };
 }
 
+/**
+ * @param {Awaited<ReturnType<typeof start>>} server
+ * @param {number} durationS
+ */
 async function load(server, durationS) {
-  const before = procStats(server.child.pid);
+  const pid = /** @type {number} */ (server.child.pid);
+  const before = procStats(pid);
   const result = await autocannon({
     url: `${server.url}/hooks/${HOOK}`,
     method: "POST",
@@ -52,9 +62,9 @@ async function load(server, durationS) {
     connections: CONNECTIONS,
     duration: durationS,
   });
-  const after = procStats(server.child.pid);
+  const after = procStats(pid);
   if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${server.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-  const seconds = (result.finish - result.start) / 1000 || durationS;
+  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   return {
     rps: result.requests.total / seconds,
     p99Ms: result.latency.p99,
@@ -68,6 +78,7 @@ async function keepCost() {
   const { CallsBuffer, estimateBytes } = await import("../dist/runtime/server/calls-buffer.js");
   const buffer = new CallsBuffer(200, 16 * 1024 * 1024);
   const input = JSON.parse(body);
+  /** @type {import("../dist/runtime/sandbox/sandbox.js").Invocation[]} */
   const invocations = ["a", "b", "c"].map((script) => ({
     script,
     version: "0123456789ab",
@@ -75,8 +86,9 @@ async function keepCost() {
     logs: { lines: [{ level: "info", message: "not registering", atMs: 0.2 }], bytes: 16, dropped: 0, droppedBytes: 0 },
     stats: { wallMs: 0.3, cpuMs: 0.2, queuedMs: 0, outputBytes: 16, logBytes: 16 },
   }));
+  /** @type {import("../dist/runtime/schema/envelope.js").HookAnswer} */
   const answer = { state: "success", data: { result: false } };
-  const keep = (i) =>
+  const keep = (/** @type {number} */ i) =>
     buffer.add(
       { id: `req-${i}`, hook: HOOK, at: Date.now(), ms: 1.5, status: 200, outcome: "success", scripts: invocations.map((x) => x.script), input, answer, invocations },
       estimateBytes(body.length, invocations),
@@ -92,22 +104,24 @@ async function keepCost() {
   return round(median(runs), 0);
 }
 
+/** @type {Awaited<ReturnType<typeof start>>[]} */
 const servers = [];
 try {
   for (const [name, consoleConfig] of Object.entries(variants)) servers.push(await start(name, consoleConfig));
   for (const server of servers) await load(server, quick ? 1 : 2);
+  /** @type {Record<string, Awaited<ReturnType<typeof load>>[]>} */
   const samples = Object.fromEntries(servers.map((server) => [server.name, []]));
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? servers : [...servers].reverse();
     for (const server of order) {
       const run = await load(server, DURATION_S);
-      samples[server.name].push(run);
+      samples[server.name]?.push(run);
       process.stderr.write(`round ${r + 1}/${ROUNDS} ${server.name}: ${Math.round(run.rps)} req/s, server ${Math.round(run.cpuUsPerRequest)} µs CPU/req, RSS ${Math.round(run.rssMiB)} MiB\n`);
     }
   }
-  const off = median(samples["console off"].map((run) => run.cpuUsPerRequest));
+  const off = median((samples["console off"] ?? []).map((run) => run.cpuUsPerRequest));
   const results = servers.map(({ name }) => {
-    const runs = samples[name];
+    const runs = samples[name] ?? [];
     const cpu = median(runs.map((run) => run.cpuUsPerRequest));
     return {
       server: name,

@@ -1,3 +1,4 @@
+// @ts-check
 // Several busy scripts at once: do invocations of different scripts use both cores? isolated-vm
 // runs each isolate's work on its own thread pool when it is called asynchronously, so scripts
 // that are busy at the same time should run in parallel, while the calls of ONE script run one at
@@ -28,7 +29,7 @@ const WORK_MS = Number(process.env.BENCH_WORK_MS ?? 2);
 const MAX_SCRIPTS = 4;
 
 // A handler that burns CPU for `settings.rounds` iterations and answers a small object.
-const source = (i) => `import { defineScript } from "callscript";
+const source = (/** @type {number} */ i) => `import { defineScript } from "callscript";
 export default defineScript({
   settings: { rounds: 1000 },
   hooks: {
@@ -57,28 +58,35 @@ const sandboxes = await Promise.all(compiled.map((result) => {
 
 const inputJson = JSON.stringify({ phone: "89001234567" });
 let settingsJson = JSON.stringify({ rounds: 1000 });
+/** @param {ScriptSandbox} sandbox */
 const call = (sandbox) =>
   sandbox.invoke({ hook: "process_client_phone", inputJson, dataJson: "{}", settingsJson, requestId: "cores" }).then((invocation) => {
     if (invocation.outcome.kind !== "data") throw new Error(`unexpected outcome: ${JSON.stringify(invocation.outcome)}`);
     return invocation;
   });
 
+const first = /** @type {ScriptSandbox} */ (sandboxes[0]);
 // Calibrate the loop to WORK_MS of the isolate's CPU time per call.
-for (let i = 0; i < 200; i++) await call(sandboxes[0]);
+for (let i = 0; i < 200; i++) await call(first);
 for (let attempt = 0; attempt < 6; attempt++) {
   const cpu = [];
-  for (let i = 0; i < 30; i++) cpu.push((await call(sandboxes[0])).stats.cpuMs);
+  for (let i = 0; i < 30; i++) cpu.push((await call(first)).stats.cpuMs);
   const rounds = JSON.parse(settingsJson).rounds;
   const next = Math.max(1000, Math.round((rounds * WORK_MS) / median(cpu)));
   settingsJson = JSON.stringify({ rounds: next });
   if (Math.abs(median(cpu) - WORK_MS) / WORK_MS < 0.05) break;
 }
 const calibration = [];
-for (let i = 0; i < 50; i++) calibration.push((await call(sandboxes[0])).stats);
+for (let i = 0; i < 50; i++) calibration.push((await call(first)).stats);
 const workCpuMs = median(calibration.map((stats) => stats.cpuMs));
 const workWallMs = median(calibration.map((stats) => stats.wallMs));
 
-/** `callers` closed loops over the first `scripts` sandboxes (round robin), for `ms`. */
+/**
+ * `callers` closed loops over the first `scripts` sandboxes (round robin), for `ms`.
+ * @param {number} scripts
+ * @param {number} callers
+ * @param {number} ms
+ */
 async function run(scripts, callers, ms) {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   let count = 0;
@@ -89,7 +97,7 @@ async function run(scripts, callers, ms) {
   delay.enable();
   await Promise.all(
     Array.from({ length: callers }, async (_, i) => {
-      const sandbox = sandboxes[i % scripts];
+      const sandbox = /** @type {ScriptSandbox} */ (sandboxes[i % scripts]);
       while (performance.now() < end) {
         const invocation = await call(sandbox);
         isolateCpuMs += invocation.stats.cpuMs;
@@ -112,6 +120,8 @@ async function run(scripts, callers, ms) {
  * Control: plain worker threads spinning for `ms`, no isolated-vm. What this process can get of the
  * machine right now: on a quiet 2-core machine, 2 threads use 2 cores; if they do not, neither can
  * the isolates, and the figures above say more about the neighbours than about callscript.
+ * @param {number} threads
+ * @param {number} ms
  */
 async function control(threads, ms) {
   const cpuBefore = process.cpuUsage();
@@ -128,6 +138,7 @@ async function control(threads, ms) {
   return { perSecond: NaN, processCores: (cpu.user + cpu.system) / 1e6 / wallS, isolateCores: NaN, loopDelayP99Ms: NaN };
 }
 
+/** @type {{ label: string; control?: number; scripts?: number; callers?: number }[]} */
 const scenarios = [
   { label: "control: 2 plain threads spinning", control: 2 },
   { label: "1 script", scripts: 1, callers: 1 },
@@ -135,19 +146,23 @@ const scenarios = [
   { label: "4 scripts", scripts: 4, callers: 4 },
   { label: "1 script, 4 callers", scripts: 1, callers: 4 },
 ];
-const measure = (scenario, ms) => (scenario.control ? control(scenario.control, ms) : run(scenario.scripts, scenario.callers, ms));
+/** @type {(scenario: (typeof scenarios)[number], ms: number) => ReturnType<typeof run>} */
+const measure = (scenario, ms) => (scenario.control ? control(scenario.control, ms) : run(scenario.scripts ?? 0, scenario.callers ?? 0, ms));
 for (const scenario of scenarios) await measure(scenario, quick ? 200 : 1000); // warm-up
+/** @type {Map<string, Awaited<ReturnType<typeof run>>[]>} */
 const samples = new Map(scenarios.map((s) => [s.label, []]));
+/** @param {string} label */
+const samplesOf = (label) => samples.get(label) ?? [];
 for (let r = 0; r < ROUNDS; r++) {
   for (const scenario of r % 2 === 0 ? scenarios : [...scenarios].reverse()) {
-    samples.get(scenario.label).push(await measure(scenario, DURATION_MS));
+    samplesOf(scenario.label).push(await measure(scenario, DURATION_MS));
   }
 }
 await Promise.all(sandboxes.map((sandbox) => sandbox.drainAndDispose()));
 
-const base = median(samples.get("1 script").map((s) => s.perSecond));
+const base = median(samplesOf("1 script").map((s) => s.perSecond));
 const results = scenarios.map((scenario) => {
-  const list = samples.get(scenario.label);
+  const list = samplesOf(scenario.label);
   const perSecond = median(list.map((s) => s.perSecond));
   return {
     scenario: scenario.label,
@@ -161,6 +176,7 @@ const results = scenarios.map((scenario) => {
   };
 });
 const two = results.find((r) => r.scenario === "2 scripts");
+if (!two) throw new Error("no result for 2 scripts");
 const output = { quick, rounds: ROUNDS, durationMs: DURATION_MS, workCpuMs: round(workCpuMs, 3), workWallMs: round(workWallMs, 3), settings: JSON.parse(settingsJson), results };
 const file = writeResult("cores", output);
 console.log(`Busy scripts at once (CPU-bound handler ≈ ${round(workCpuMs, 2)} ms in the isolate, ${round(workWallMs, 2)} ms wall per call; medians of ${ROUNDS} × ${DURATION_MS / 1000} s) — ${JSON.stringify(machine())}`);
@@ -177,9 +193,9 @@ console.log(
     ["scenario", "calls/s", "vs 1 script", "process CPU (cores)", "isolates busy (wall)", "event loop delay p99 ms"],
   ),
 );
-const controlCores = results[0].processCores;
+const controlCores = results[0]?.processCores ?? NaN;
 console.log(
-  `2 scripts: ×${two.speedup} the throughput of 1 on ${machine().cores} cores (${two.speedup >= 1.6 ? "they run in parallel" : "they do NOT scale"}); ` +
+  `2 scripts: ×${two.speedup} the throughput of 1 on ${machine().cores} cores (${(two.speedup ?? 0) >= 1.6 ? "they run in parallel" : "they do NOT scale"}); ` +
     `control: 2 plain threads got ${controlCores} cores${controlCores < 1.6 ? " — the machine is busy, these figures are not representative" : ""}`,
 );
 console.log(`results: ${path.relative(process.cwd(), file)}`);

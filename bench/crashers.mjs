@@ -1,3 +1,4 @@
+// @ts-check
 // Known ways to crash or wedge isolated-vm 5.x, each tried in a child process of its own so that a
 // crash is observed rather than suffered (docs/robustness.md). Each case reports how the call ended
 // and how the process ended: exit code, signal, or hung (killed after HANG_MS).
@@ -10,31 +11,51 @@ import { performance } from "node:perf_hooks";
 import { isolatedVm } from "../dist/runtime/sandbox/ivm.js";
 import { repoRoot, table, writeResult } from "./lib.mjs";
 
+/**
+ * A context as isolated-vm has it: the runtime declares only what it uses (runtime/sandbox/ivm.ts);
+ * these cases also evaluate code and read the global.
+ * @typedef {import("../dist/runtime/sandbox/ivm.js").Context & {
+ *   eval(code: string, options?: { timeout?: number }): Promise<unknown>;
+ *   global: import("../dist/runtime/sandbox/ivm.js").Reference;
+ * }} RawContext
+ */
+/** @param {import("../dist/runtime/sandbox/ivm.js").Isolate} isolate */
+const rawContext = async (isolate) => /** @type {RawContext} */ (await isolate.createContext());
+/** @param {unknown} error */
+const messageOf = (error) => /** @type {Error} */ (error).message;
+
 const HANG_MS = 15_000;
 const payload = readFileSync(path.join(repoRoot, "examples", "payloads", "need_registration.incoming-answered.json"), "utf8");
 
-/** Evaluate `code` in a fresh isolate of `memoryMb` with a 3 s timeout. */
+/**
+ * Evaluate `code` in a fresh isolate of `memoryMb` with a 3 s timeout.
+ * @param {string} code
+ */
 async function evaluate(code, memoryMb = 8) {
   const ivm = isolatedVm();
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (message) => console.log(`catastrophic: ${message}`) });
-  const context = await isolate.createContext();
+  const context = await rawContext(isolate);
   try {
     return `value ${await context.eval(code, { timeout: 3_000 })}`;
   } catch (error) {
-    return `${error.message}${isolate.isDisposed ? " (isolate disposed)" : ""}`;
+    return `${messageOf(error)}${isolate.isDisposed ? " (isolate disposed)" : ""}`;
   }
 }
 
-/** 10,000 calls queued at once on one isolate, as once seen to segfault the host. */
+/**
+ * 10,000 calls queued at once on one isolate, as once seen to segfault the host.
+ * @param {number} memoryMb
+ */
 async function queued(memoryMb, body = "(s) => JSON.stringify(JSON.parse(s))") {
   const ivm = isolatedVm();
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
-  const context = await isolate.createContext();
+  const context = await rawContext(isolate);
   await context.eval(`globalThis.f = ${body}`);
   const f = await context.global.get("f", { reference: true });
   const results = await Promise.all(
-    Array.from({ length: 10_000 }, () => f.apply(undefined, [payload], { timeout: 250, result: { promise: true } }).then(() => "ok", (error) => error.message)),
+    Array.from({ length: 10_000 }, () => f.apply(undefined, [payload], { timeout: 250, result: { promise: true } }).then(() => "ok", messageOf)),
   );
+  /** @type {Record<string, number>} */
   const tally = {};
   for (const result of results) tally[result] = (tally[result] ?? 0) + 1;
   return JSON.stringify(tally);
@@ -47,9 +68,12 @@ async function queuedSandbox() {
   const examples = path.join(repoRoot, "examples");
   const config = configSchema.parse({ scriptsDir: examples });
   const loaded = await loadScriptFile(path.join(examples, "blacklist-extensions.ts"), examples, config);
+  if (!loaded.ok) throw new Error(`blacklist-extensions.ts did not load: ${loaded.failure.message}`);
   const { sandbox, settingsJson } = loaded.script;
+  /** @type {import("../dist/runtime/sandbox/sandbox.js").InvocationRequest} */
   const request = { hook: "need_registration", inputJson: payload, dataJson: "{}", settingsJson, requestId: "q" };
   const results = await Promise.all(Array.from({ length: 10_000 }, () => sandbox.invoke(request)));
+  /** @type {Record<string, number>} */
   const tally = {};
   for (const { outcome } of results) {
     const key = outcome.kind === "failure" ? outcome.failure.reason : outcome.kind;
@@ -63,6 +87,7 @@ async function queuedSandbox() {
 /**
  * One native call V8 cannot interrupt, far past the time limit: isolated-vm gives up terminating it
  * after 5 s, parks the isolate's thread and calls onCatastrophicError; then `end` runs.
+ * @param {"process.exit(70)" | "process.abort()"} end
  */
 async function uninterruptible(end) {
   const ivm = isolatedVm();
@@ -74,11 +99,11 @@ async function uninterruptible(end) {
       else process.abort();
     },
   });
-  const context = await isolate.createContext();
+  const context = await rawContext(isolate);
   try {
     await context.eval(`"a".repeat(2 ** 27).replace(/a/g, "bb").length`, { timeout: 50 });
   } catch (error) {
-    console.log(`the call: ${error.message}`);
+    console.log(`the call: ${messageOf(error)}`);
   }
   await new Promise(() => {}); // the process ends by the handler, or hangs
 }
@@ -92,19 +117,20 @@ async function uninterruptible(end) {
 async function growingCache(memoryMb = 32) {
   const ivm = isolatedVm();
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
-  const context = await isolate.createContext();
+  const context = await rawContext(isolate);
   await context.eval(`globalThis.f = () => { globalThis.cache ??= new Map(); for (let i = 0; i < 2e4; i++) cache.set("k" + cache.size, { at: cache.size }); return cache.size; }`);
   const f = await context.global.get("f", { reference: true });
   for (let call = 1; call <= 200; call++) {
     try {
       await f.apply(undefined, [], { timeout: 2_000, result: { promise: true } });
     } catch (error) {
-      return `call ${call}: ${error.message}${isolate.isDisposed ? " (isolate disposed)" : ""}`;
+      return `call ${call}: ${messageOf(error)}${isolate.isDisposed ? " (isolate disposed)" : ""}`;
     }
   }
   return "200 calls answered";
 }
 
+/** @type {Record<string, () => Promise<unknown>>} */
 const cases = {
   "10k queued calls, raw isolated-vm, 8 MB": () => queued(8),
   "10k queued calls, raw isolated-vm, 128 MB": () => queued(128),
@@ -132,15 +158,18 @@ const cases = {
 
 const only = process.argv.indexOf("--case");
 if (only !== -1) {
-  const name = process.argv[only + 1];
+  const name = process.argv[only + 1] ?? "";
   const started = performance.now();
-  const outcome = await cases[name]();
+  const run = cases[name];
+  if (!run) throw new Error(`no case ${name}`);
+  const outcome = await run();
   console.log(`outcome: ${outcome} (${Math.round(performance.now() - started)} ms)`);
   // Not at once: exiting right after an isolate was disposed for memory segfaults (its own case).
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   process.exit(0);
 }
 
+/** @type {{ case: string; "the call": string; process: string; ms: number }[]} */
 const rows = [];
 for (const name of Object.keys(cases)) {
   const started = performance.now();
@@ -157,6 +186,7 @@ for (const name of Object.keys(cases)) {
     hung = true;
     child.kill("SIGKILL");
   }, HANG_MS);
+  /** @type {{ code: number | null; signal: NodeJS.Signals | null }} */
   const { code, signal } = await new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   clearTimeout(timer);
   const lines = output.trim().split("\n").filter(Boolean);
@@ -166,7 +196,7 @@ for (const name of Object.keys(cases)) {
     process: hung ? `hung (killed after ${HANG_MS / 1000} s)` : signal ? `killed by ${signal}` : `exit ${code}`,
     ms: Math.round(performance.now() - started),
   });
-  console.log(`${name}: ${rows.at(-1).process}`);
+  console.log(`${name}: ${rows.at(-1)?.process}`);
 }
 const file = writeResult("crashers", { cases: rows });
 console.log(`\n${table(rows, ["case", "process", "ms", "the call"])}\n\n${path.relative(repoRoot, file)}`);

@@ -1,3 +1,4 @@
+// @ts-check
 // Cost of one invocation in process: a direct function call, node:vm, and the callscript sandbox
 // (limits on), for a 2 KB and a 60 KB payload, measured in the same run, the variants taking turns
 // in rounds. Beside them, the floor of any call into an isolate: isolated-vm's async apply of a
@@ -35,7 +36,7 @@ const direct = await esbuild.build({
   platform: "node",
   alias: { callscript: path.join(repoRoot, "sdk/index.ts") },
 });
-const directModule = await import(`data:text/javascript;base64,${Buffer.from(direct.outputFiles[0].text).toString("base64")}`);
+const directModule = await import(`data:text/javascript;base64,${Buffer.from(direct.outputFiles[0]?.text ?? "").toString("base64")}`);
 const directHandler = directModule.default.hooks.need_registration;
 const directSettings = Object.freeze({ ...directModule.default.settings });
 const noopLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -60,11 +61,15 @@ const ivm = isolatedVm();
 const bare = new ivm.Isolate({ memoryLimit: 32 });
 const bareContext = await bare.createContext();
 const noop = await (await bare.compileScript("(async function noop() { return '{}'; })")).run(bareContext, { reference: true });
-const noopSync = await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true });
+// applySync: isolated-vm has it; the runtime's declaration of isolated-vm (ivm.ts) leaves it out.
+const noopSync = /** @type {import("../dist/runtime/sandbox/ivm.js").Reference & { applySync(receiver: undefined, args: unknown[], options?: { timeout?: number }): unknown }} */ (
+  await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true })
+);
 
 // The example pipeline of need_registration (three scripts, the examples' config: settings,
 // failure policy), for the calls-in-flight table.
 const examplesConfig = configSchema.parse({ ...JSON.parse(readFileSync(path.join(examples, "callscript.config.json"), "utf8")), scriptsDir: examples });
+/** @type {import("../dist/runtime/dispatch/dispatch.js").PipelineScript[]} */
 const pipeline = [];
 for (const file of ["blacklist-extensions.ts", "trunk-whitelist.ts", "skip-short-and-ivr.ts"]) {
   const script = await loadScriptFile(path.join(examples, file), examples, examplesConfig);
@@ -78,13 +83,19 @@ for (const file of ["blacklist-extensions.ts", "trunk-whitelist.ts", "skip-short
  * medians of ROUNDS rounds.
  */
 const IN_FLIGHT = 16;
+/**
+ * @param {Record<string, () => unknown>} variants
+ * @param {number} calls
+ */
 async function inFlight(variants, calls) {
+  /** @type {(fn: () => unknown, n: number) => Promise<void>} */
   const run = async (fn, n) => {
     let started = 0;
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
       while (started++ < n) await fn();
     }));
   };
+  /** @type {Record<string, { wallUs: number; cpuUs: number; loopUs: number }[]>} */
   const rounds = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   for (const fn of Object.values(variants)) await run(fn, Math.min(2000, calls / 4));
   const perRound = Math.max(IN_FLIGHT, Math.round(calls / ROUNDS));
@@ -96,7 +107,7 @@ async function inFlight(variants, calls) {
       await run(fn, perRound);
       const wallMs = performance.now() - start;
       const used = process.cpuUsage(cpu);
-      rounds[name].push({ wallUs: (wallMs * 1000) / perRound, cpuUs: (used.user + used.system) / perRound, loopUs: (performance.eventLoopUtilization(loop).active * 1000) / perRound });
+      rounds[name]?.push({ wallUs: (wallMs * 1000) / perRound, cpuUs: (used.user + used.system) / perRound, loopUs: (performance.eventLoopUtilization(loop).active * 1000) / perRound });
     }
   }
   return Object.fromEntries(Object.entries(rounds).map(([name, list]) => [name, {
@@ -112,9 +123,15 @@ async function inFlight(variants, calls) {
  * rounds' p50s; p99 and calls/s: over all calls.
  */
 const ROUNDS = quick ? 3 : 10;
+/**
+ * @param {Record<string, (i: number) => unknown>} variants
+ * @param {{ iterations: number; warmup: number }} counts
+ */
 async function interleaved(variants, { iterations: n, warmup: w }) {
   for (const fn of Object.values(variants)) await timeCalls(fn, { iterations: 1, warmup: w });
+  /** @type {Record<string, number[]>} */
   const samples = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  /** @type {Record<string, number[]>} */
   const roundP50s = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
   const perRound = Math.max(1, Math.round(n / ROUNDS));
   for (let round = 0; round < ROUNDS; round++) {
@@ -125,15 +142,18 @@ async function interleaved(variants, { iterations: n, warmup: w }) {
         await fn(i);
         times[i] = performance.now() - start;
       }
-      samples[name].push(...times);
-      roundP50s[name].push(summarize(times).p50Us);
+      samples[name]?.push(...times);
+      roundP50s[name]?.push(summarize(times).p50Us);
     }
   }
-  return Object.fromEntries(Object.keys(variants).map((name) => [name, { ...summarize(samples[name]), p50Us: round(median(roundP50s[name])) }]));
+  return Object.fromEntries(Object.keys(variants).map((name) => [name, { ...summarize(samples[name] ?? []), p50Us: round(median(roundP50s[name] ?? [])) }]));
 }
 
+/** @type {Record<string, unknown>[]} */
 const rows = [];
+/** @type {Record<string, unknown>[]} */
 const flightRows = [];
+/** @type {Record<string, Record<string, unknown>>} */
 const results = {};
 for (const [label, file] of Object.entries(payloads)) {
   // The body as the connector sends it (one line), and parsed, as fastify hands both to the route.
@@ -143,7 +163,9 @@ for (const [label, file] of Object.entries(payloads)) {
   const bytes = Buffer.byteLength(text);
   // What the server passes into the isolate: the body's own text (parseHookInput hands it on when
   // the schema takes the body as it is), so no variant below serializes the input per call.
-  const inputJson = parseHookInput("need_registration", body, text).inputJson;
+  const parsedOnce = parseHookInput("need_registration", body, text);
+  if (!parsedOnce.ok) throw parsedOnce.error;
+  const inputJson = parsedOnce.inputJson;
   if (inputJson !== text) throw new Error("the payload does not pass as is; the figures would not be the server's");
   const dataJson = JSON.stringify({ result: true });
   const data = { result: true };
@@ -162,6 +184,7 @@ for (const [label, file] of Object.entries(payloads)) {
         sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
       "callscript parseHookInput + callHook (validate, run, merge)": () => {
         const parsed = parseHookInput("need_registration", body, text);
+        if (!parsed.ok) throw parsed.error;
         return callHook(config, "need_registration", parsed.input, [loaded.script], { requestId: "b", inputJson: parsed.inputJson });
       },
     },
@@ -175,13 +198,14 @@ for (const [label, file] of Object.entries(payloads)) {
         sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
       "callscript parseHookInput + callHook, the example pipeline (3 scripts)": () => {
         const parsed = parseHookInput("need_registration", body, text);
+        if (!parsed.ok) throw parsed.error;
         return callHook(examplesConfig, "need_registration", parsed.input, pipeline, { requestId: "b", inputJson: parsed.inputJson });
       },
     },
     n,
   );
   results[label] = { bytes, ...measured, inFlight: { calls: IN_FLIGHT, ...concurrent } };
-  const base = measured["direct call"].p50Us;
+  const base = measured["direct call"]?.p50Us ?? NaN;
   for (const [how, stats] of Object.entries(measured)) {
     rows.push({ payload: label, how, "p50 µs": stats.p50Us, "p99 µs": stats.p99Us, "calls/s": stats.perSecond, "over direct p50 µs": Math.round((stats.p50Us - base) * 10) / 10 });
   }
@@ -194,7 +218,10 @@ await Promise.all(pipeline.map((script) => script.sandbox.drainAndDispose()));
 bare.dispose();
 
 const small = results["2 KB (one conversation)"];
-const overheadUs = Math.round((small["callscript sandbox.invoke"].p50Us - small["direct call"].p50Us) * 10) / 10;
+if (!small) throw new Error("no results for the 2 KB payload");
+/** @param {string} how */
+const p50Of = (how) => /** @type {{ p50Us: number } | undefined} */ (small[how])?.p50Us ?? NaN;
+const overheadUs = Math.round((p50Of("callscript sandbox.invoke") - p50Of("direct call")) * 10) / 10;
 const file = writeResult("invoke", { quick, iterations, target: { overheadP50Us: TARGET_OVERHEAD_US, measured: overheadUs }, results });
 console.log(`Invocation cost in process — ${JSON.stringify(machine())}`);
 console.log(table(rows, ["payload", "how", "p50 µs", "p99 µs", "calls/s", "over direct p50 µs"]));
@@ -202,6 +229,6 @@ console.log(`With ${IN_FLIGHT} calls in flight (closed loops), per call:`);
 console.log(table(flightRows, ["payload", "how", "wall µs/call", "CPU µs/call (all threads)", "event loop µs/call"]));
 console.log(
   `target: sandbox overhead over a direct call at p50, 2 KB: ${overheadUs} µs (< ${TARGET_OVERHEAD_US}: ${overheadUs < TARGET_OVERHEAD_US ? "PASS" : "MISS"}); ` +
-    `of which the isolated-vm hop alone: ${small["isolated-vm hop alone (async apply of a no-op)"].p50Us} µs`,
+    `of which the isolated-vm hop alone: ${p50Of("isolated-vm hop alone (async apply of a no-op)")} µs`,
 );
 console.log(`results: ${path.relative(process.cwd(), file)}`);

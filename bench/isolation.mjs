@@ -1,3 +1,4 @@
+// @ts-check
 // The crash-isolation decision (docs/robustness.md): isolates inside the server process, or in a
 // supervised worker process that the server restarts. Measures, in one run on one machine:
 //   1. the cost of one invocation in process (sandbox.invoke) and through a worker's IPC channel
@@ -23,13 +24,19 @@ const warmup = Math.round(iterations / 5);
 const restarts = quick ? 2 : 5;
 const examples = path.join(repoRoot, "examples");
 const worker = path.join(benchDir, "isolation-worker.mjs");
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const mib = (bytes) => round(bytes / 2 ** 20);
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const mib = (/** @type {number} */ bytes) => round(bytes / 2 ** 20);
 
+/** @param {number | undefined} pid */
 function rssOf(pid) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)[1]) * 1024;
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) * 1024;
 }
+
+/**
+ * What the worker (isolation-worker.mjs) sends back: that it is ready, or one invocation's answer.
+ * @typedef {{ ready: true; scripts: number; loadMs: number } | { id: number; invocation?: unknown; error?: string }} WorkerMessage
+ */
 
 // ---- 1. One invocation: in process, and over IPC ---------------------------------------------
 const raw = readFileSync(path.join(examples, "payloads", "need_registration.incoming-answered.json"), "utf8");
@@ -40,29 +47,41 @@ const config = configSchema.parse({ scriptsDir: examples });
 const loaded = await loadScriptFile(path.join(examples, "blacklist-extensions.ts"), examples, config);
 if (!loaded.ok) throw new Error(loaded.failure.message);
 const { sandbox, settingsJson } = loaded.script;
+/** @type {import("../dist/runtime/sandbox/sandbox.js").InvocationRequest} */
 const request = { hook: "need_registration", inputJson, dataJson, settingsJson, requestId: "b" };
 const inProcess = await timeCalls(() => sandbox.invoke(request), { iterations, warmup });
 await sandbox.drainAndDispose();
 
-/** A worker process, with a call() that resolves with its answer. */
+/**
+ * A worker process, with a call() that resolves with its answer.
+ * @param {string} scriptsDir
+ * @param {import("node:child_process").SerializationType} [serialization]
+ */
 function startWorker(scriptsDir, serialization = "json") {
   const startedAt = performance.now();
   const child = fork(worker, [scriptsDir], { execArgv: ["--no-node-snapshot"], serialization, stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  /** @type {Map<number, (message: { id: number; invocation?: unknown; error?: string }) => void>} */
   const pending = new Map();
   let nextId = 0;
-  let readyResolve;
+  /** @type {(ready: { scripts: number; loadMs: number; readyMs: number }) => void} */
+  let readyResolve = () => undefined;
+  /** @type {Promise<{ scripts: number; loadMs: number; readyMs: number }>} */
   const ready = new Promise((resolve, reject) => {
     readyResolve = resolve;
     child.once("exit", (code, signal) => reject(new Error(`worker exited (${code ?? signal}) before it was ready`)));
   });
-  child.on("message", (message) => {
-    if (message.ready) return readyResolve({ ...message, readyMs: performance.now() - startedAt });
+  child.on("message", (/** @type {WorkerMessage} */ message) => {
+    if ("ready" in message) return readyResolve({ ...message, readyMs: performance.now() - startedAt });
     pending.get(message.id)?.(message);
     pending.delete(message.id);
   });
   return {
     child,
     ready,
+    /**
+     * @param {{ hook: string; script: string; inputJson: string; dataJson: string }} message
+     * @returns {Promise<{ id: number; invocation?: unknown; error?: string }>}
+     */
     call(message) {
       const id = nextId++;
       return new Promise((resolve) => {
@@ -72,13 +91,14 @@ function startWorker(scriptsDir, serialization = "json") {
     },
     stop() {
       child.kill("SIGKILL");
-      return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", resolve)));
+      return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once("exit", resolve)));
     },
   };
 }
 
+/** @type {Record<string, Awaited<ReturnType<typeof timeCalls>>>} */
 const ipc = {};
-for (const serialization of ["json", "advanced"]) {
+for (const serialization of /** @type {const} */ (["json", "advanced"])) {
   const w = startWorker(examples, serialization);
   await w.ready;
   const message = { hook: "need_registration", script: "blacklist-extensions", inputJson, dataJson };
@@ -89,6 +109,7 @@ for (const serialization of ["json", "advanced"]) {
 }
 
 // ---- 2. Memory of an extra process ---------------------------------------------------------
+/** @param {import("node:child_process").ChildProcess} child */
 async function settledRss(child) {
   await sleep(1_000);
   return rssOf(child.pid);
@@ -108,6 +129,7 @@ const fullRss = await settledRss(full.child);
 await full.stop();
 
 // ---- 3. A worker's restart ---------------------------------------------------------------
+/** @type {number[]} */
 const workerRestarts = [];
 let current = startWorker(examples);
 await current.ready;
@@ -126,7 +148,7 @@ await current.stop();
 async function freePort() {
   const server = net.createServer().listen(0, "127.0.0.1");
   await new Promise((resolve) => server.once("listening", resolve));
-  const { port } = server.address();
+  const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
@@ -138,6 +160,7 @@ function startServer() {
     { cwd: repoRoot, stdio: "ignore", env: { ...process.env, CALLSCRIPT_TOKEN: "", CALLSCRIPT_HOST: "", CALLSCRIPT_PORT: "" } },
   );
 }
+/** @param {number} startedAt */
 async function readyMs(startedAt) {
   for (;;) {
     try {
@@ -150,6 +173,7 @@ async function readyMs(startedAt) {
     await sleep(5);
   }
 }
+/** @type {number[]} */
 const serverRestarts = [];
 let server = startServer();
 await readyMs(performance.now());
@@ -164,9 +188,9 @@ for (let i = 0; i < restarts; i++) {
 server.kill("SIGTERM");
 await new Promise((resolve) => server.once("exit", resolve));
 
-const summary = (values) => {
+const summary = (/** @type {number[]} */ values) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return { runs: values.length, medianMs: Math.round(percentile(sorted, 50)), maxMs: Math.round(sorted.at(-1)) };
+  return { runs: values.length, medianMs: Math.round(percentile(sorted, 50)), maxMs: Math.round(sorted.at(-1) ?? NaN) };
 };
 const results = {
   payloadBytes: Buffer.byteLength(inputJson),

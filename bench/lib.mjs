@@ -1,3 +1,4 @@
+// @ts-check
 // Shared by the benchmarks: timing, percentiles, machine facts, results files.
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
@@ -21,13 +22,19 @@ export function machine() {
   };
 }
 
-/** Percentile of an ascending-sorted array (nearest rank). */
+/**
+ * Percentile of an ascending-sorted array (nearest rank).
+ * @param {readonly number[]} sorted
+ * @param {number} p
+ * @returns {number}
+ */
 export function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
+  return /** @type {number} */ (sorted[rank]);
 }
 
+/** @param {readonly number[]} samplesMs */
 export function summarize(samplesMs) {
   const sorted = [...samplesMs].sort((a, b) => a - b);
   const total = samplesMs.reduce((sum, value) => sum + value, 0);
@@ -40,9 +47,14 @@ export function summarize(samplesMs) {
   };
 }
 
+/** @type {(value: number, digits?: number) => number} */
 export const round = (value, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 
-/** Time `iterations` sequential calls of an async or sync function, after `warmup` untimed ones. */
+/**
+ * Time `iterations` sequential calls of an async or sync function, after `warmup` untimed ones.
+ * @param {(i: number) => unknown} fn
+ * @param {{ iterations: number; warmup: number }} counts
+ */
 export async function timeCalls(fn, { iterations, warmup }) {
   for (let i = 0; i < warmup; i++) await fn(i);
   const samples = new Array(iterations);
@@ -54,6 +66,10 @@ export async function timeCalls(fn, { iterations, warmup }) {
   return summarize(samples);
 }
 
+/**
+ * @param {string} name
+ * @param {Record<string, unknown>} result
+ */
 export function writeResult(name, result) {
   mkdirSync(path.join(benchDir, "results"), { recursive: true });
   const file = path.join(benchDir, "results", `${name}.json`);
@@ -61,49 +77,68 @@ export function writeResult(name, result) {
   return file;
 }
 
+/**
+ * @param {readonly Record<string, unknown>[]} rows
+ * @param {readonly string[]} columns
+ */
 export function table(rows, columns) {
   const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => String(row[column] ?? "").length)));
-  const line = (cells) => cells.map((cell, i) => String(cell ?? "").padEnd(widths[i])).join("  ");
+  /** @param {readonly unknown[]} cells */
+  const line = (cells) => cells.map((cell, i) => String(cell ?? "").padEnd(widths[i] ?? 0)).join("  ");
   return [line(columns), line(widths.map((w) => "-".repeat(w))), ...rows.map((row) => line(columns.map((c) => row[c])))].join("\n");
 }
 
 /** BENCH_QUICK=1: fewer iterations, for a smoke run that checks the benches work, not for figures. */
 export const quick = process.env.BENCH_QUICK === "1" || process.env.BENCH_QUICK === "true";
 
+/**
+ * @param {readonly number[]} values
+ * @returns {number}
+ */
 export function median(values) {
   const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  const at = (/** @type {number} */ i) => /** @type {number} */ (sorted[i]);
+  return sorted.length % 2 ? at(middle) : (at(middle - 1) + at(middle)) / 2;
 }
 
+/** @type {(ms: number) => Promise<void>} */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
-/** CPU seconds (user + system, all threads) and resident memory of a process, from /proc. */
+/**
+ * CPU seconds (user + system, all threads) and resident memory of a process, from /proc.
+ * @param {number | string} pid
+ */
 export function procStats(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  const kb = (/** @type {string} */ key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { cpuSeconds, rssBytes: kb("VmRSS") * 1024, rssAnonBytes: kb("RssAnon") * 1024, rssFileBytes: kb("RssFile") * 1024, threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]) };
 }
 
 /**
  * Start a child process and wait for a line of its stdout or stderr that matches `ready`.
  * Resolves with the child, the match and the milliseconds from spawn to that line.
+ * @param {string} command
+ * @param {readonly string[]} args
+ * @param {{ ready: RegExp; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; stdout?: "pipe" | "ignore" | "inherit" }} options
+ * @returns {Promise<{ child: import("node:child_process").ChildProcess; match: RegExpExecArray; readyMs: number }>}
  */
 export function spawnUntil(command, args, { ready, env, cwd = repoRoot, timeoutMs = 60_000, stdout = "pipe" }) {
   return new Promise((resolve, reject) => {
     const startedAt = performance.now();
     const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", stdout, "pipe"] });
+    const stderr = /** @type {import("node:stream").Readable} */ (child.stderr); // stdio[2] is "pipe"
     let output = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`${args.join(" ")}: not ready within ${timeoutMs} ms:\n${output}`));
     }, timeoutMs);
-    const onData = (chunk) => {
+    const onData = (/** @type {string} */ chunk) => {
       output += chunk;
       const match = ready.exec(output);
       if (match) {
@@ -111,14 +146,14 @@ export function spawnUntil(command, args, { ready, env, cwd = repoRoot, timeoutM
         const readyMs = performance.now() - startedAt;
         // Keep draining what it writes later, so a full pipe never blocks it.
         child.stdout?.removeListener("data", onData);
-        child.stderr.removeListener("data", onData);
+        stderr.removeListener("data", onData);
         child.stdout?.resume();
-        child.stderr.resume();
+        stderr.resume();
         resolve({ child, match, readyMs });
       }
     };
     child.stdout?.setEncoding("utf8").on("data", onData);
-    child.stderr.setEncoding("utf8").on("data", onData);
+    stderr.setEncoding("utf8").on("data", onData);
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
@@ -127,7 +162,11 @@ export function spawnUntil(command, args, { ready, env, cwd = repoRoot, timeoutM
   });
 }
 
-/** Stop a child process started by spawnUntil and wait for it to exit. */
+/**
+ * Stop a child process started by spawnUntil and wait for it to exit.
+ * @param {import("node:child_process").ChildProcess} child
+ * @param {NodeJS.Signals} [signal]
+ */
 export async function stopChild(child, signal = "SIGTERM") {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.removeAllListeners("exit");

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Writes examples/payloads/need_registration.large-20-conversations.json: a need_registration
 // input (about 60 KB, on one line as the connector POSTs it) for an incoming call that went
 // through queue 600 and rang twenty agents, the last of whom answered, with Bitrix24 `raw` user
@@ -20,20 +21,24 @@ const PREFIXES = ["+7", "8", "7"];
 const LINKEDID = "1732618800.2001";
 const CALL_START = Date.UTC(2026, 10, 20, 18, 0, 4); // PBX time 2026-11-20 18:00:04, kept as UTC
 
+/** @param {number} offsetSeconds */
 function pbxTime(offsetSeconds) {
   return new Date(CALL_START + offsetSeconds * 1000).toISOString().slice(0, 19).replace("T", " ");
 }
 
+/** @param {number} offsetSeconds */
 function isoMsk(offsetSeconds) {
   return new Date(CALL_START + offsetSeconds * 1000).toISOString().slice(0, 19) + "+03:00";
 }
 
+/** @param {string} original */
 function client(original, custom = "") {
   const digits = original.replace(/\D/g, "");
   const base = digits.length === 11 ? digits.slice(1) : digits;
   return { base, custom, is_local: false, original, variants: [base, ...PREFIXES.map((p) => p + base)] };
 }
 
+/** @param {string} number */
 function extension(number) {
   return { base: number, custom: "", is_local: true, original: number, variants: [number] };
 }
@@ -41,6 +46,7 @@ function extension(number) {
 const FIRST = ["Анна", "Дмитрий", "Елена", "Павел", "Наталья", "Сергей", "Татьяна", "Андрей", "Юлия", "Максим"];
 const LAST = ["Соколова", "Морозов", "Лебедева", "Новиков", "Козлова", "Егоров", "Павлова", "Орлов", "Фёдорова", "Зайцев"];
 
+/** @param {number} index */
 function bitrixUser(index) {
   const inner = String(101 + index);
   const id = String(20 + index);
@@ -120,6 +126,10 @@ function bitrixUser(index) {
   };
 }
 
+/**
+ * @typedef {import("../dist/runtime/schema/call-full.js").Channel} Channel
+ * @param {Omit<Channel, "type" | "answer_time" | "end_time" | "is_primary" | "was_answered"> & Partial<Pick<Channel, "answer_time" | "end_time" | "is_primary" | "was_answered">>} fields
+ */
 function queueChannel(fields) {
   return {
     answer_time: fields.answer_time ?? ZERO,
@@ -142,6 +152,7 @@ const caller = client("+79031234567");
 const trunk = client("74951234567");
 const ANSWERED = 19; // the twentieth agent takes the call
 
+/** @type {Record<string, unknown>} */
 const conversations = {};
 let activeId = "";
 for (let i = 0; i < 20; i++) {

@@ -1,3 +1,4 @@
+// @ts-check
 // Reload latency: a file saved → the first answer from the new version, through the real chokidar
 // watcher, compiler, type checker, sandbox and registry, in one process. Three kinds of save, each
 // many times after a warm-up: a script saved in place, a script saved atomically (temp file renamed
@@ -25,14 +26,15 @@ const SAVES = Number(process.env.BENCH_SAVES ?? (quick ? 10 : 60));
 const WARMUP = Number(process.env.BENCH_WARMUP ?? (quick ? 3 : 10));
 const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 200);
 /** The goal for each mode: save → new version answering, p95. */
+/** @type {Record<string, number>} */
 const TARGET_P95_MS = { off: 100, block: 500, warn: 500 };
-const MODES = (process.env.BENCH_TYPECHECK ?? "off,block").split(",");
+const MODES = /** @type {("off" | "block" | "warn")[]} */ ((process.env.BENCH_TYPECHECK ?? "off,block").split(","));
 const HOOK = "process_registration_params";
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const silent = { info() {}, warn() {}, error() {}, debug() {} };
 
-const script = (n) => `import { defineScript, digits } from "callscript";
+const script = (/** @type {number} */ n) => `import { defineScript, digits } from "callscript";
 
 /** The registration goes to the line of the number that was called. */
 export default defineScript({
@@ -45,12 +47,12 @@ export default defineScript({
   },
 });
 `;
-const importer = (key) => `import { defineScript } from "callscript";
+const importer = (/** @type {string} */ key) => `import { defineScript } from "callscript";
 import { BASE } from "./lib/numbers";
 export default defineScript({ hooks: { ${HOOK}() { return { ${key}: BASE }; } } });
 `;
-const helper = (n) => `/** Shared numbers. */\nexport const BASE = ${n};\n`;
-const other = (i) => `import { defineScript } from "callscript";
+const helper = (/** @type {number} */ n) => `/** Shared numbers. */\nexport const BASE = ${n};\n`;
+const other = (/** @type {number} */ i) => `import { defineScript } from "callscript";
 export default defineScript({ hooks: { process_final_params(input) { return { USER_ID: ${i} }; } } });
 `;
 
@@ -69,16 +71,20 @@ for (let i = 0; i < 10; i++) writeFileSync(path.join(dir, `other-${i}.ts`), othe
   if (!probe.ok) throw new Error(`bench script does not compile: ${JSON.stringify(probe.diagnostics)}`);
 }
 
-const summary = (values) => {
+const summary = (/** @type {number[]} */ values) => {
   const sorted = [...values].filter(Number.isFinite).sort((a, b) => a - b);
-  return { p50: round(percentile(sorted, 50), 2), p95: round(percentile(sorted, 95), 2), max: round(sorted.at(-1), 2) };
+  return { p50: round(percentile(sorted, 50), 2), p95: round(percentile(sorted, 95), 2), max: round(sorted.at(-1) ?? NaN, 2) };
 };
 
-/** The registry, watcher and answers of one mode; every save of every scenario measured in it. */
+/**
+ * The registry, watcher and answers of one mode; every save of every scenario measured in it.
+ * @param {"off" | "block" | "warn"} mode
+ */
 async function measure(mode) {
   const config = configSchema.parse({ scriptsDir: dir, typecheck: mode });
   const typeChecking = mode === "off" ? undefined : new WorkerTypeChecking();
   const registry = new ScriptRegistry(config, silent, { typeChecking });
+  /** @type {import("../dist/runtime/registry/watcher.js").BatchReport[]} */
   const batches = [];
   const watcher = watchScripts(registry, silent, { onBatch: (batch) => batches.push(batch) });
   await watcher.ready;
@@ -86,6 +92,7 @@ async function measure(mode) {
   const initial = await registry.loadAll();
   const initialMs = performance.now() - initialStart;
   if (!initial.every((result) => result.ok)) throw new Error(`initial load failed: ${JSON.stringify(initial.filter((r) => !r.ok))}`);
+  /** @type {Map<string, number>} */
   const reloadCounts = new Map();
   registry.on("loaded", (name) => reloadCounts.set(name, (reloadCounts.get(name) ?? 0) + 1));
 
@@ -105,10 +112,17 @@ async function measure(mode) {
    * One save, timed until the first answer that carries its marker. The answer is asked for as soon
    * as the registry swaps a version in (its `loaded` event), as a request arriving then would be.
    */
+  /**
+   * @param {() => void} save
+   * @param {(data: Record<string, unknown>) => boolean} isNew
+   * @param {string} watchedScript
+   */
   async function timedSave(save, isNew, watchedScript) {
     batches.length = 0;
     let swappedAt = 0;
+    /** @type {Record<string, unknown> | undefined} */
     let firstAnswer;
+    /** @type {Promise<number>} */
     const answered = new Promise((resolve, reject) => {
       // Any script's swap may complete the save (a helper reloads several); the answer tells.
       const onLoaded = () => {
@@ -145,9 +159,10 @@ async function measure(mode) {
     };
   }
 
-  const file = (name) => path.join(dir, name);
+  const file = (/** @type {string} */ name) => path.join(dir, name);
   let marker = 0;
   let tmp = 0;
+  /** @type {Record<string, { watched: string; save: (n: number) => () => void; isNew: (n: number) => (data: Record<string, unknown>) => boolean }>} */
   const scenarios = {
     "script saved in place": {
       watched: "s",
@@ -170,8 +185,10 @@ async function measure(mode) {
     },
   };
 
+  /** @type {Record<string, { saves: number; saveToAnswerMs: ReturnType<typeof summary>; breakdownMs: Record<string, ReturnType<typeof summary>>; reloadedPerSave: string[] }>} */
   const results = {};
   for (const [label, scenario] of Object.entries(scenarios)) {
+    /** @type {Awaited<ReturnType<typeof timedSave>>[]} */
     const samples = [];
     for (let i = 0; i < WARMUP + SAVES; i++) {
       const n = ++marker;
@@ -199,6 +216,7 @@ async function measure(mode) {
   return { results, initialLoadMs: round(initialMs, 1), untouched };
 }
 
+/** @type {Record<string, Awaited<ReturnType<typeof measure>>>} */
 const byMode = {};
 for (const mode of MODES) byMode[mode] = await measure(mode);
 
@@ -220,7 +238,7 @@ const output = {
   gapMs: GAP_MS,
   targetP95Ms: TARGET_P95_MS,
   // The "off" figures stay at the top level, where bench/run.mjs and earlier results read them.
-  results: byMode.off?.results ?? Object.values(byMode)[0].results,
+  results: byMode.off?.results ?? Object.values(byMode)[0]?.results,
   typecheck: Object.fromEntries(Object.entries(byMode).map(([mode, measured]) => [mode, { initialLoadMs: measured.initialLoadMs, results: measured.results }])),
   compileAloneMs: summary(compileSamples),
   otherScriptsReloaded: untouched,
@@ -228,13 +246,13 @@ const output = {
 const written = writeResult("reload", output);
 console.log(JSON.stringify(output, null, 2));
 for (const [mode, measured] of Object.entries(byMode)) {
-  const primary = measured.results["script saved in place"].saveToAnswerMs;
+  const primary = measured.results["script saved in place"]?.saveToAnswerMs;
   const line = Object.entries(measured.results)
     .map(([label, r]) => `${label}: p50 ${r.saveToAnswerMs.p50} ms, p95 ${r.saveToAnswerMs.p95} ms`)
     .join("; ");
   console.log(
     `reload latency, typecheck ${mode} (save → first answer from the new version, ${SAVES} saves each, ${machine().cores} cores, Node ${process.version}): ${line}; ` +
-      `target p95 < ${TARGET_P95_MS[mode]} ms: ${primary.p95 < TARGET_P95_MS[mode] ? "met" : "MISSED"}`,
+      `target p95 < ${TARGET_P95_MS[mode]} ms: ${(primary?.p95 ?? Infinity) < (TARGET_P95_MS[mode] ?? NaN) ? "met" : "MISSED"}`,
   );
 }
 console.log(`results in ${path.relative(process.cwd(), written)}`);

@@ -1,3 +1,4 @@
+// @ts-check
 // `npm run bench`: every benchmark, each in its own child process, one after the other (so that
 // none runs beside another), then one summary: each target, where it stands, PASS or MISS. Each
 // bench prints its own table as it finishes and writes bench/results/<name>.json; the summary is
@@ -30,7 +31,11 @@ for (const name of BENCHES.filter((bench) => only.includes(bench))) {
   if (child.status !== 0) console.error(`bench/${name}.mjs failed (${child.signal ?? `exit ${child.status}`}) after ${seconds} s`);
 }
 
-/** A bench's results, if written by this run. */
+/**
+ * A bench's results, if written by this run (the JSON it wrote: read as it is, untyped).
+ * @param {string} name
+ * @returns {any}
+ */
 function result(name) {
   const file = path.join(benchDir, "results", `${name}.json`);
   if (!existsSync(file)) return { missing: "not run" };
@@ -39,8 +44,11 @@ function result(name) {
   return data;
 }
 
+/** @type {{ area: string; target: string; measured: string; goal: string; status: string; note: string }[]} */
 const rows = [];
+/** @type {(area: string, target: string, measured: string, goal: string, pass: boolean | null, note?: string) => unknown} */
 const add = (area, target, measured, goal, pass, note = "") => rows.push({ area, target, measured, goal, status: pass === null ? "—" : pass ? "PASS" : "MISS", note });
+/** @type {(area: string, target: string, goal: string, why: string) => unknown} */
 const skipped = (area, target, goal, why) => rows.push({ area, target, measured: "", goal, status: "n/a", note: why });
 
 const invoke = result("invoke");
@@ -54,7 +62,7 @@ else {
 const http = result("http");
 if (http.missing) skipped("http", "req/s vs bare fastify, 16 connections", "≥ 85%", http.missing);
 else {
-  for (const entry of http.results.filter((r) => r.connections === 16)) {
+  for (const entry of http.results.filter((/** @type {{ connections: number }} */ r) => r.connections === 16)) {
     const label = `req/s vs bare fastify, 16 conns, ${entry.hook} (${entry.scripts} script${entry.scripts === 1 ? "" : "s"})`;
     const note = [
       http.stale,
@@ -100,7 +108,7 @@ else {
 const cores = result("cores");
 if (cores.missing) skipped("cores", "2 busy scripts vs 1 (throughput)", "≈ ×2 on 2 cores", cores.missing);
 else {
-  const byLabel = Object.fromEntries(cores.results.map((r) => [r.scenario, r]));
+  const byLabel = Object.fromEntries(cores.results.map((/** @type {{ scenario: string }} */ r) => [r.scenario, r]));
   const control = byLabel["control: 2 plain threads spinning"]?.processCores;
   for (const label of ["2 scripts", "4 scripts", "1 script, 4 callers"]) {
     const r = byLabel[label];
@@ -115,7 +123,7 @@ writeFileSync(path.join(benchDir, "results", "summary.json"), JSON.stringify(sum
 const markdown = [
   `| ${columns.join(" | ")} |`,
   `| ${columns.map(() => "---").join(" | ")} |`,
-  ...rows.map((row) => `| ${columns.map((c) => String(row[c]).replace(/\|/g, "\\|")).join(" | ")} |`),
+  ...rows.map((row) => `| ${columns.map((c) => String(row[/** @type {keyof typeof row} */ (c)]).replace(/\|/g, "\\|")).join(" | ")} |`),
 ].join("\n");
 writeFileSync(path.join(benchDir, "results", "summary.md"), `Machine: ${JSON.stringify(machine())}${quick ? " — QUICK run, not figures to quote" : ""}\n\n${markdown}\n`);
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Scaling with the number of scripts: cold start (process start → serving) and resident memory of
 // `callscript serve` with 1, 100 and 500 scripts loaded, each in its own child process, and the
 // memory each idle script adds. Then, in a child process of its own, where a cold start goes: the
@@ -22,7 +23,7 @@ const TARGET_MB_PER_SCRIPT = 1.2;
 const MB = 1e6;
 
 /** A small, typical script: the SDK, settings, one hook. Each differs, so none is a cache hit. */
-const scriptSource = (i) =>
+const scriptSource = (/** @type {number} */ i) =>
   i % 2 === 0
     ? `import { defineScript, participants } from "callscript";
 
@@ -49,6 +50,7 @@ export default defineScript({
 });
 `;
 
+/** @param {number} count */
 function scriptsFolder(count) {
   const dir = mkdtempSync(path.join(os.tmpdir(), `callscript-scale-${count}-`));
   for (let i = 0; i < count; i++) writeFileSync(path.join(dir, `script-${String(i).padStart(4, "0")}.ts`), scriptSource(i));
@@ -57,6 +59,7 @@ function scriptsFolder(count) {
 
 // ---- in-process breakdown (child mode) -------------------------------------------------------
 
+/** @param {number} count */
 async function breakdown(count) {
   const t0 = performance.now();
   const { compileScripts, isolateSource } = await import("../dist/runtime/compile/compile.js");
@@ -72,13 +75,17 @@ async function breakdown(count) {
     const c0 = performance.now();
     const compiled = await compileScripts(files, dir);
     const compileMs = performance.now() - c0;
-    if (!compiled.every((result) => result.ok)) throw new Error("a generated script did not compile");
+    const scripts = compiled.map((result) => {
+      if (!result.ok) throw new Error("a generated script did not compile");
+      return result.script;
+    });
     const rssCompiled = procStats(process.pid).rssBytes;
     const b0 = performance.now();
-    const sandboxes = await Promise.all(compiled.map((result) => ScriptSandbox.load(result.script, options)));
+    const sandboxes = await Promise.all(scripts.map((script) => ScriptSandbox.load(script, options)));
     const bootMs = performance.now() - b0;
     // One isolate alone, for the per-step cost (no parallelism).
     const ivm = (await import("../dist/runtime/sandbox/ivm.js")).isolatedVm();
+    /** @type {Record<"isolateMs" | "contextMs" | "compileMs" | "runMs", number[]>} */
     const steps = { isolateMs: [], contextMs: [], compileMs: [], runMs: [] };
     for (let i = 0; i < Math.min(20, count); i++) {
       let t = performance.now();
@@ -88,7 +95,7 @@ async function breakdown(count) {
       const context = await isolate.createContext();
       steps.contextMs.push(performance.now() - t);
       t = performance.now();
-      const script = await isolate.compileScript(isolateSource(compiled[i].script));
+      const script = await isolate.compileScript(isolateSource(/** @type {(typeof scripts)[number]} */ (scripts[i])));
       steps.compileMs.push(performance.now() - t);
       t = performance.now();
       await script.run(context, { reference: true, timeout: 2000 });
@@ -97,11 +104,13 @@ async function breakdown(count) {
     }
     await sleep(SETTLE_MS);
     const rssLoaded = procStats(process.pid).rssBytes;
-    const heaps = sandboxes.map((sandbox) => sandbox["booted"]?.isolate.getHeapStatisticsSync()).filter(Boolean);
+    // V8's statistics have more than the runtime's declaration of them (ivm.ts) names.
+    /** @type {(import("../dist/runtime/sandbox/ivm.js").HeapStatistics & { external_memory?: number; malloced_memory?: number })[]} */
+    const heaps = sandboxes.flatMap((sandbox) => sandbox["booted"]?.isolate.getHeapStatisticsSync() ?? []);
     // The script's own bundle, kept per script on the host; the prelude's (one for all) apart.
-    const codeBytes = compiled.map((result) => Buffer.byteLength(result.script.code));
-    const runtimeBytes = Buffer.byteLength(compiled[0].script.runtime.code);
-    const mapBytes = compiled.map((result) => Buffer.byteLength(result.script.sourceMap));
+    const codeBytes = scripts.map((script) => Buffer.byteLength(script.code));
+    const runtimeBytes = Buffer.byteLength(scripts[0]?.runtime.code ?? "");
+    const mapBytes = scripts.map((script) => Buffer.byteLength(script.sourceMap));
     const result = {
       count,
       importMs: round(importMs, 1),
@@ -142,6 +151,11 @@ const VARIANTS = [
   { key: "arenas2", name: "MALLOC_ARENA_MAX=2 (systemd unit)", env: { MALLOC_ARENA_MAX: "2" } },
 ];
 
+/**
+ * @param {string} dir
+ * @param {number} count
+ * @param {NodeJS.ProcessEnv} [env]
+ */
 async function coldStart(dir, count, env = {}) {
   const server = await spawnUntil(
     process.execPath,
@@ -151,21 +165,22 @@ async function coldStart(dir, count, env = {}) {
   try {
     const served = Number(server.match[1]);
     if (served !== count) throw new Error(`${served} of ${count} scripts loaded`);
-    const atReady = procStats(server.child.pid);
+    const pid = /** @type {number} */ (server.child.pid);
+    const atReady = procStats(pid);
     // The first answer, to be sure "serving" means answering.
     const response = await fetch(`${server.match[2]}/healthz`);
     if (!response.ok) throw new Error(`/healthz: ${response.status}`);
     await sleep(SETTLE_MS);
-    const idle = procStats(server.child.pid);
+    const idle = procStats(pid);
     // Then every script called once (two requests: each hook's pipeline runs all its scripts), as
     // a server that has been serving for a while holds them.
     for (const [hook, file] of Object.entries(CALLS)) {
       const response = await fetch(`${server.match[2]}/hooks/${hook}`, { method: "POST", headers: { "content-type": "application/json" }, body: readFileSync(path.join(repoRoot, "examples", "payloads", file)) });
-      const answer = await response.json();
+      const answer = /** @type {{ state?: string }} */ (await response.json());
       if (answer.state !== "success") throw new Error(`${hook} with ${count} scripts: ${JSON.stringify(answer).slice(0, 300)}`);
     }
     await sleep(SETTLE_MS);
-    const called = procStats(server.child.pid);
+    const called = procStats(pid);
     return { readyMs: server.readyMs, rssAtReady: atReady.rssBytes, rssIdle: idle.rssBytes, rssAnonIdle: idle.rssAnonBytes, rssCalled: called.rssBytes, threads: idle.threads, cpuSeconds: atReady.cpuSeconds };
   } finally {
     await stopChild(server.child);
@@ -176,25 +191,32 @@ async function coldStart(dir, count, env = {}) {
 const CALLS = { need_registration: "need_registration.incoming-answered.json", process_client_phone: "process_client_phone.incoming-8-format.json" };
 
 const folders = new Map(COUNTS.map((count) => [count, scriptsFolder(count)]));
+/** @param {number} count */
+const folderOf = (count) => /** @type {string} */ (folders.get(count));
 process.on("exit", () => {
   for (const dir of folders.values()) rmSync(dir, { recursive: true, force: true });
 });
 
 // Warm-up: one start untimed (file system caches, esbuild's binary).
-await coldStart(folders.get(COUNTS[0]), COUNTS[0]);
+const firstCount = COUNTS[0] ?? 1;
+await coldStart(folderOf(firstCount), firstCount);
+/** @type {Map<string, Awaited<ReturnType<typeof coldStart>>[]>} */
 const runs = new Map(VARIANTS.flatMap((variant) => COUNTS.map((count) => [`${variant.key}|${count}`, []])));
+/** @param {string} key */
+const runsOf = (key) => runs.get(key) ?? [];
 for (let r = 0; r < RUNS; r++) {
   for (const count of r % 2 === 0 ? COUNTS : [...COUNTS].reverse()) {
     for (const variant of r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
-      const run = await coldStart(folders.get(count), count, variant.env);
-      runs.get(`${variant.key}|${count}`).push(run);
+      const run = await coldStart(folderOf(count), count, variant.env);
+      runsOf(`${variant.key}|${count}`).push(run);
       process.stderr.write(`run ${r + 1}/${RUNS}: ${count} scripts (${variant.name}) ready in ${Math.round(run.readyMs)} ms, RSS ${round(run.rssIdle / MB, 1)} MB\n`);
     }
   }
 }
 
+/** @param {(typeof VARIANTS)[number]} variant */
 const startsOf = (variant) => COUNTS.map((count) => {
-  const list = runs.get(`${variant.key}|${count}`);
+  const list = runsOf(`${variant.key}|${count}`);
   return {
     variant: variant.name,
     scripts: count,
@@ -206,11 +228,16 @@ const startsOf = (variant) => COUNTS.map((count) => {
     rssCalledMB: round(median(list.map((run) => run.rssCalled)) / MB, 1),
     threads: median(list.map((run) => run.threads)),
     cpuSecondsToReady: round(median(list.map((run) => run.cpuSeconds)), 2),
+    /** @type {number | null} */
+    perScriptMB: null,
+    /** @type {number | null} */
+    perScriptCalledMB: null,
   };
 });
 const byVariant = VARIANTS.map((variant) => {
   const list = startsOf(variant);
   const smallest = list[0];
+  if (!smallest) throw new Error("no script counts");
   for (const start of list) {
     start.perScriptMB = start.scripts === smallest.scripts ? null : round((start.rssBytes - smallest.rssBytes) / (start.scripts - smallest.scripts) / MB, 3);
     start.perScriptCalledMB = start.scripts === smallest.scripts ? null : round((start.rssCalledBytes - smallest.rssCalledBytes) / (start.scripts - smallest.scripts) / MB, 3);
@@ -218,16 +245,17 @@ const byVariant = VARIANTS.map((variant) => {
   return list;
 });
 const [starts, startsArenas2] = byVariant;
-const largest = byVariant[0].at(-1);
-const largestTuned = byVariant[1].at(-1);
+const largest = starts?.at(-1);
+const largestTuned = startsArenas2?.at(-1);
+if (!largest || !largestTuned) throw new Error("no cold starts measured");
 
 // Where the cold start of the largest count goes, in a fresh process.
 const { child, match } = await spawnUntil(process.execPath, ["--no-node-snapshot", fileURLToPath(import.meta.url), "--breakdown", String(largest.scripts)], {
   ready: /BREAKDOWN (.*)\n/,
   timeoutMs: 120_000,
 });
-await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", resolve)));
-const split = JSON.parse(match[1]);
+await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once("exit", resolve)));
+const split = JSON.parse(match[1] ?? "null");
 
 const output = {
   quick,
@@ -268,7 +296,7 @@ console.log(
 const perScript = largest.perScriptMB;
 console.log(
   `targets: ${largest.scripts} scripts ready in ${largest.readyMs} ms (< ${TARGET_READY_MS}: ${largest.readyMs < TARGET_READY_MS ? "PASS" : "MISS"}); ` +
-    `${perScript} MB per idle script (< ${TARGET_MB_PER_SCRIPT}: ${perScript < TARGET_MB_PER_SCRIPT ? "PASS" : "MISS"}); ` +
+    `${perScript} MB per idle script (< ${TARGET_MB_PER_SCRIPT}: ${(perScript ?? 0) < TARGET_MB_PER_SCRIPT ? "PASS" : "MISS"}); ` +
     `as the systemd unit runs it: ${largestTuned.readyMs} ms, ${largestTuned.perScriptMB} MB per idle script`,
 );
 console.log(`results: ${path.relative(process.cwd(), file)}`);

@@ -1,3 +1,4 @@
+// @ts-check
 // What a shadow costs the live answers: `callscript serve` with client-phone-format alone, against
 // the same with client-phone-format.shadow.ts beside it (a next version that writes 8XXXXXXXXXX, so
 // every run is a difference and goes through the sampled log), each in its own child process,
@@ -22,6 +23,7 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,16").split(",").map(Num
 const HOOK = "process_client_phone";
 const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", "process_client_phone.incoming-8-format.json"), "utf8")));
 
+/** @param {boolean} withShadow */
 function folder(withShadow) {
   const dir = mkdtempSync(path.join(tmpdir(), "callscript-bench-shadow-"));
   const live = path.join(repoRoot, "examples", "client-phone-format.ts");
@@ -33,38 +35,49 @@ function folder(withShadow) {
   return dir;
 }
 
+/**
+ * @param {string} name
+ * @param {string} dir
+ */
 async function start(name, dir) {
   const { child, match } = await spawnUntil(process.execPath, ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"], {
     ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
     env: { CALLSCRIPT_LOG_LEVEL: "warn" },
     stdout: "ignore",
   });
-  return { name, child, url: match[1], dir };
+  return { name, child, url: match[1], dir, pid: /** @type {number} */ (child.pid) };
 }
 
+/** @param {Awaited<ReturnType<typeof start>>} server */
 async function shadowCounts(server) {
-  const scripts = (await (await fetch(`${server.url}/scripts`)).json()).scripts;
-  const shadow = scripts[0].shadow;
+  const { scripts } = /** @type {{ scripts: import("../dist/runtime/registry/states.js").ScriptState[] }} */ (await (await fetch(`${server.url}/scripts`)).json());
+  const shadow = scripts[0]?.shadow;
   return shadow ? { calls: shadow.calls, shed: shadow.shed, different: shadow.different, failed: shadow.failed } : { calls: 0, shed: 0, different: 0, failed: 0 };
 }
 
+/**
+ * @param {Awaited<ReturnType<typeof start>>} server
+ * @param {number} connections
+ * @param {number} durationS
+ */
 async function load(server, connections, durationS) {
+  /** @type {number[]} */
   const latencies = [];
-  const before = procStats(server.child.pid);
+  const before = procStats(server.pid);
   const countsBefore = await shadowCounts(server);
   const instance = autocannon({ url: `${server.url}/hooks/${HOOK}`, method: "POST", headers: { "content-type": "application/json" }, body, connections, duration: durationS });
   instance.on("response", (_client, status, _bytes, ms) => {
     if (status === 200) latencies.push(ms);
   });
   const result = await instance;
-  const after = procStats(server.child.pid);
+  const after = procStats(server.pid);
   // Shadow runs still going finish within their own time limit; give them a moment to be counted.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const countsAfter = await shadowCounts(server);
   if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${server.name} @${connections}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-  const seconds = (result.finish - result.start) / 1000 || durationS;
+  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   latencies.sort((a, b) => a - b);
-  const at = (p) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))];
+  const at = (/** @type {number} */ p) => /** @type {number} */ (latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))]);
   const answered = latencies.length;
   const shadowed = countsAfter.calls - countsBefore.calls;
   const shed = countsAfter.shed - countsBefore.shed;
@@ -79,13 +92,16 @@ async function load(server, connections, durationS) {
   };
 }
 
+/** @type {[string, string]} */
 const dirs = [folder(false), folder(true)];
 const servers = { alone: await start("client-phone-format alone", dirs[0]), shadowed: await start("with client-phone-format.shadow.ts", dirs[1]) };
 try {
   for (const server of Object.values(servers)) await load(server, 16, WARMUP_S);
+  /** @type {Record<string, Awaited<ReturnType<typeof load>>[]>} */
   const samples = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const connections of CONNECTIONS) {
+      /** @type {(keyof typeof servers)[]} */
       const order = r % 2 === 0 ? ["alone", "shadowed"] : ["shadowed", "alone"];
       for (const key of order) {
         const run = await load(servers[key], connections, DURATION_S);
@@ -99,11 +115,13 @@ try {
       }
     }
   }
+  /** @type {Record<string, unknown>[]} */
   const rows = [];
+  /** @type {Record<string, unknown>[]} */
   const results = [];
   for (const connections of CONNECTIONS) {
-    const stats = (key) => {
-      const runs = samples[`${connections}|${key}`];
+    const stats = (/** @type {keyof typeof servers} */ key) => {
+      const runs = samples[`${connections}|${key}`] ?? [];
       return {
         rps: Math.round(median(runs.map((run) => run.rps))),
         p50Ms: round(median(runs.map((run) => run.p50Ms)), 3),
@@ -115,9 +133,10 @@ try {
     };
     const alone = stats("alone");
     const shadowed = stats("shadowed");
-    const ratio = round(median(samples[`${connections}|shadowed`].map((run, i) => run.rps / samples[`${connections}|alone`][i].rps)), 3);
+    const alones = samples[`${connections}|alone`] ?? [];
+    const ratio = round(median((samples[`${connections}|shadowed`] ?? []).map((run, i) => run.rps / (alones[i]?.rps ?? NaN))), 3);
     results.push({ connections, alone, shadowed, rpsRatio: ratio });
-    for (const [key, s] of [["alone", alone], ["shadowed", shadowed]]) {
+    for (const [key, s] of /** @type {const} */ ([["alone", alone], ["shadowed", shadowed]])) {
       rows.push({
         conns: connections,
         server: servers[key].name,
