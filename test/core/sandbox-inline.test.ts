@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { INLINE_AFTER_SHORT_CALLS } from "../../runtime/sandbox/inline-policy.js";
+import { watchLoopLoad } from "../../runtime/sandbox/loop-load.js";
 import type { ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
 import { dataOf, failureOf, HEADER, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
 
@@ -137,6 +138,35 @@ describe("calls on the host's thread", () => {
     expect(sandbox.inline.inlineCalls).toBe(0);
     await sandbox.invoke(deadlineAt(60_000));
     expect(sandbox.inline.inlineCalls).toBe(1);
+  });
+
+  it("never while the event loop is busy (serve's watchLoopLoad): the isolate's thread works beside it", async () => {
+    let busy = true;
+    const sandbox = await sandboxes.load(counting(), { ...inlineAtOnce, loopBusy: () => busy });
+    expect(answers(await phones(sandbox, 1, 10))).toEqual(Array.from({ length: 10 }, (_, i) => `${i + 1}#${i + 1}`));
+    expect(sandbox.inline.inlineCalls).toBe(0);
+    busy = false;
+    expect(dataOf(await sandbox.invoke(phone(11)))).toEqual({ phone: "11#11" });
+    expect(sandbox.inline.inlineCalls).toBe(1);
+  });
+
+  it("watchLoopLoad: busy after the loop ran without a pause for a whole window, idle after it waited for one", async () => {
+    const load = watchLoopLoad();
+    try {
+      const spin = (ms: number) => {
+        for (const until = performance.now() + ms; performance.now() < until; );
+      };
+      // The timer reads the window that just ended: a spin longer than two windows fills one.
+      spin(250);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      spin(250);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(load.busy).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(load.busy).toBe(false);
+    } finally {
+      load.close();
+    }
   });
 
   it("never with inline: false (config inlineCalls)", async () => {
