@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { codeRoot } from "../paths.js";
+import { writeFileAtomicSync } from "../util/write-atomic.js";
 import { tsFilesOf, type TypeProblem } from "./typecheck.js";
 
 /**
@@ -136,9 +137,7 @@ export class TypeCheckCache {
     try {
       const target = fileOf(root);
       mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
-      const temp = `${target}.${process.pid}.tmp`;
-      writeFileSync(temp, JSON.stringify(stored));
-      renameSync(temp, target);
+      writeFileAtomicSync(target, JSON.stringify(stored));
     } catch {
       // Only slower next time.
     }

@@ -1,8 +1,9 @@
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { digits, isInternalNumber } from "../../sdk/phone.js";
 import { isHookName } from "../schema/hooks.js";
+import { writeFileAtomic } from "../util/write-atomic.js";
 
 /**
  * Real calls as test inputs: the server saves each hook input it receives (config `record`), and
@@ -245,6 +246,8 @@ export function anonymizeInput<T>(input: T, options: AnonymizeOptions = {}): { v
  */
 export function anonymizeRecording<T, A>(input: T, answer: A | undefined, options: AnonymizeOptions = {}): { input: T; answer: A | undefined; report: AnonymizeReport } {
   const anonymizer = new Anonymizer(keyOf(options));
+  // A JSON round trip, not structuredClone: the copy is the JSON the recording holds (no undefined,
+  // Date or Map left), which is what the walk below is typed for.
   const source = JSON.parse(JSON.stringify(input)) as Json;
   const answered = answer === undefined ? undefined : (JSON.parse(JSON.stringify(answer)) as Json);
   if (!isObject(source)) return { input, answer, report: { numbers: 0, names: 0, emails: 0 } };
@@ -309,8 +312,6 @@ export async function recordInput(dir: string, hook: string, input: unknown, opt
   const value = options.anonymize ? anonymizeInput(input, options).value : input;
   const file = path.join(dir, recordFileName(hook, options.id));
   await mkdir(dir, { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(temporary, file);
+  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
   return file;
 }

@@ -1,9 +1,10 @@
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { hookAnswer, type HookAnswer } from "../schema/envelope.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
+import { writeFileAtomic } from "../util/write-atomic.js";
 import { anonymizeRecording, recordFileName, type AnonymizeOptions } from "./anonymize.js";
 
 /**
@@ -48,11 +49,7 @@ export interface RecordPairOptions extends AnonymizeOptions {
   scripts: Record<string, string>;
 }
 
-async function writeAtomically(file: string, value: unknown): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(temporary, file);
-}
+const writeAtomically = (file: string, value: unknown): Promise<void> => writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 
 /**
  * Save one hook call as a recording: its input, then its answer (each written to a temporary name

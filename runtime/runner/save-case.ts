@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { CaseExistsError, UsageError } from "../errors.js";
+import { writeFileAtomic } from "../util/write-atomic.js";
 import { CASES_SCHEMA_FILE, casesFilesOf, testCase } from "./cases.js";
 
 export interface NewCase {
@@ -52,8 +53,6 @@ export async function appendCase(file: string, newCase: NewCase): Promise<{ file
     throw new CaseExistsError(`${path.basename(file)} already has a case named "${newCase.name}"`);
   }
   cases.push(newCase);
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await writeFile(temporary, `${JSON.stringify(document, null, 2)}\n`);
-  await rename(temporary, file);
+  await writeFileAtomic(file, `${JSON.stringify(document, null, 2)}\n`);
   return { file, cases: cases.length };
 }

@@ -97,6 +97,10 @@ function exitProcess(code: number): void {
  *
  * SIGHUP: re-read the configuration (when given reloadConfig), then reload every script, as if each
  * file had been saved (through the watcher when there is one, so that it cannot race a save).
+ *
+ * Not close-with-grace: it exits with process.exit at once (see exitProcess), takes any second
+ * signal for an abort (a launcher passes the first one on), and knows nothing of SIGHUP or of what
+ * a stop cut short was waiting for.
  */
 export function handleSignals(options: SignalsOptions): { shutdown(signal: string): Promise<void>; dispose(): void } {
   const { app, registry, watcher, log } = options;
