@@ -226,6 +226,21 @@ function cpuSince(mark: CpuMark | undefined, isolateMs: number): number {
   const used = process.cpuUsage(mark.usage);
   return Math.min(isolateMs, mark.afterMs + (used.user + used.system) / 1000);
 }
+/**
+ * Inline calls made since the event loop last reached its check phase (setImmediate). An inline
+ * call settles with promises only, so callers that await calls one after another (a loop of
+ * calls in a test or the runner, shadows) would otherwise keep the loop in its microtasks and
+ * starve its timers and I/O (a file watcher, the server's sockets): past this many, the next call
+ * first lets the loop turn.
+ */
+let inlineThisTurn = 0;
+const MAX_INLINE_PER_TURN = 32;
+const loopTurned = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function countInline(): void {
+  if (inlineThisTurn++ === 0) setImmediate(() => (inlineThisTurn = 0));
+}
+
 /** How long a script's top-level code may run when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
 const LOG_LEVEL_SET = new Set<string>(LOG_LEVELS);
@@ -766,7 +781,10 @@ export class ScriptSandbox {
   private async attempt(request: InvocationRequest, enqueuedAt: number, measure: { heap?: boolean }, call: CallState): Promise<Invocation | typeof RUN_AGAIN> {
     // A short script's calls run on the host's thread once what was handed to its isolate is done:
     // they wait for that rather than join it, or under steady load the isolate would never be idle.
-    if (this.inline.ready && call.timeRetries === 0 && !this.line.idle && this.options.loopBusy?.() !== true) await this.line.whenIdle();
+    if (this.inline.ready && call.timeRetries === 0 && this.options.loopBusy?.() !== true) {
+      if (!this.line.idle) await this.line.whenIdle();
+      if (inlineThisTurn >= MAX_INLINE_PER_TURN) await loopTurned();
+    }
     let booted: Booted;
     try {
       booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
@@ -947,6 +965,7 @@ export class ScriptSandbox {
   private runInline(booted: Booted, args: unknown[], timeoutMs: number): SliceRun {
     const turn = this.line.take();
     this.inline.inlineCalls++;
+    countInline();
     const headAt = performance.now();
     const cpuBefore = cpuTimeOf(booted.isolate);
     let settled: SliceRun["settled"];

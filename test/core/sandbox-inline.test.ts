@@ -169,6 +169,17 @@ describe("calls on the host's thread", () => {
     }
   });
 
+  it("calls awaited one after another still let the event loop turn (its timers and I/O are not starved)", async () => {
+    const sandbox = await sandboxes.load(counting(), inlineAtOnce);
+    let turned = -1;
+    setImmediate(() => (turned = sandbox.inline.inlineCalls));
+    for (let n = 1; n <= 100; n++) expect(dataOf(await sandbox.invoke(phone(n)))).toEqual({ phone: `${n}#${n}` });
+    expect(sandbox.inline.inlineCalls).toBeGreaterThan(64);
+    // The loop reached its check phase while the calls went on, not after the last of them.
+    expect(turned).toBeGreaterThan(0);
+    expect(turned).toBeLessThan(100);
+  });
+
   it("never with inline: false (config inlineCalls)", async () => {
     const sandbox = await sandboxes.load(counting(), { ...sandboxOptions({}, 64), inline: false, inlineAfter: 0 });
     const results = await phones(sandbox, 1, 40);
