@@ -3,6 +3,7 @@ import path from "node:path";
 import { configSchema, type Config, type ConfigInput } from "../../runtime/config.js";
 import { callLeased } from "../helpers/lease.js";
 import { ScriptRegistry } from "../../runtime/registry/registry.js";
+import { watchLoopLoad } from "../../runtime/sandbox/loop-load.js";
 import type { ScriptState } from "../../runtime/registry/states.js";
 import { watchScripts, type ScriptWatcher, type WatchOptions } from "../../runtime/registry/watcher.js";
 import type { HookAnswer } from "../../runtime/schema/envelope.js";
@@ -81,7 +82,10 @@ export async function setup(
   }
   const parsed = configSchema.parse({ scriptsDir: dir, ...config });
   const { entries: logs, log } = capturingLog();
-  const registry = new ScriptRegistry(parsed, log);
+  // As serve runs it: short scripts' calls leave the event loop while it is busy, so that requests
+  // in closed loops cannot keep the watcher's events from being handled.
+  const loopLoad = watchLoopLoad();
+  const registry = new ScriptRegistry(parsed, log, { loopLoad });
   const events: RegistryEvent[] = [];
   registry.on("loaded", (name, version) => events.push({ kind: "loaded", name, version }));
   registry.on("failed", (name, problem) => events.push({ kind: "failed", name, message: problem.message }));
@@ -141,6 +145,7 @@ export async function setup(
     async close() {
       await watcher.close();
       await registry.close();
+      loopLoad.close();
       if (!options.scriptsDir) rmSync(options.folder ? path.dirname(dir) : dir, { recursive: true, force: true });
     },
   };
