@@ -105,6 +105,15 @@ describe("precedence", () => {
     expect(config).toMatchObject({ host: "127.0.0.1", port: 9200, logLevel: "warn" });
   });
 
+  it("CALLSCRIPT_INLINE_CALLS takes true/false/1/0; anything else is named, with the variable it came from", () => {
+    expect(loadConfig({ env: {} }).inlineCalls).toBe(true);
+    expect(loadConfig({ env: { CALLSCRIPT_INLINE_CALLS: "0" } }).inlineCalls).toBe(false);
+    expect(loadConfig({ env: { CALLSCRIPT_INLINE_CALLS: "true" } }).inlineCalls).toBe(true);
+    const error = configError(() => loadConfig({ env: { CALLSCRIPT_INLINE_CALLS: "off" } })).message;
+    expect(error).toContain("inlineCalls: Invalid input: expected boolean, received string");
+    expect(error).toContain("CALLSCRIPT_INLINE_CALLS");
+  });
+
   it("CALLSCRIPT_WATCH takes true/false/1/0", () => {
     expect(loadConfig({ env: { CALLSCRIPT_WATCH: "false" } }).watch).toBe(false);
     expect(loadConfig({ env: { CALLSCRIPT_WATCH: "1" } }).watch).toBe(true);
