@@ -63,7 +63,13 @@ for (const [name, answer] of Object.entries(answers)) {
   if (JSON.stringify(JSON.parse(serialize(answer))) !== JSON.stringify(JSON.parse(JSON.stringify(answer)))) throw new Error(`${name}: outputs differ`);
   const json = nsPerCall(JSON.stringify, answer);
   const fastify = nsPerCall(serialize, answer);
-  rows.push({ answer: name, bytes: JSON.stringify(answer).length, "JSON.stringify ns": round(json, 0), "fastify ns": round(fastify, 0), ratio: round(fastify / json, 2) });
+  rows.push({
+    answer: name,
+    bytes: JSON.stringify(answer).length,
+    "JSON.stringify ns": round(json, 0),
+    "fastify ns": round(fastify, 0),
+    ratio: round(fastify / json, 2),
+  });
 }
 console.log(JSON.stringify(machine()));
 console.table(rows);

@@ -48,7 +48,10 @@ export default defineScript({ hooks: { async process_client_phone(input, ctx) {
   return { phone: String((res.json() as { result: { ASSIGNED_BY_ID: string }[] }).result[0]!.ASSIGNED_BY_ID) };
 } } });`,
 );
-writeFileSync(path.join(dir, "plain.ts"), `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { process_client_phone() { return { phone: "2" }; } } });`);
+writeFileSync(
+  path.join(dir, "plain.ts"),
+  `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { process_client_phone() { return { phone: "2" }; } } });`,
+);
 
 const options = { defaults: BUILTIN_DEFAULT_LIMITS, max: BUILTIN_MAX_LIMITS, maxQueue: 256 };
 /** @param {string} name */
@@ -72,13 +75,21 @@ let requestNumber = 0;
  * @param {Record<string, unknown>} input
  */
 const call = (sandbox, input) =>
-  sandbox.invoke({ hook: "process_client_phone", inputJson: JSON.stringify(input), dataJson: '{"phone":""}', settingsJson: "{}", requestId: `r${++requestNumber}`, capabilities: host });
+  sandbox.invoke({
+    hook: "process_client_phone",
+    inputJson: JSON.stringify(input),
+    dataJson: '{"phone":""}',
+    settingsJson: "{}",
+    requestId: `r${++requestNumber}`,
+    capabilities: host,
+  });
 /**
  * @param {import("../dist/runtime/sandbox/sandbox.js").Invocation} invocation
  * @param {string} phone
  */
 const expectPhone = (invocation, phone) => {
-  if (invocation.outcome.kind !== "data" || invocation.outcome.data.phone !== phone) throw new Error(`unexpected answer: ${JSON.stringify(invocation.outcome)}`);
+  if (invocation.outcome.kind !== "data" || invocation.outcome.data.phone !== phone)
+    throw new Error(`unexpected answer: ${JSON.stringify(invocation.outcome)}`);
 };
 
 // 1. Overlap.
@@ -117,11 +128,19 @@ for (const [name, sandbox, input, phone] of /** @type {const} */ ([
   const beside = await bystanders(sandbox, input, phone);
   const waited = await Promise.all(parked);
   for (const invocation of waited) expectPhone(invocation, "7");
-  rows.push({ calls: name, "alone p50 µs": alone.p50Us, "alone p99 µs": alone.p99Us, [`beside ${WAITING} waiting p50 µs`]: beside.p50Us, [`beside ${WAITING} waiting p99 µs`]: beside.p99Us });
+  rows.push({
+    calls: name,
+    "alone p50 µs": alone.p50Us,
+    "alone p99 µs": alone.p99Us,
+    [`beside ${WAITING} waiting p50 µs`]: beside.p50Us,
+    [`beside ${WAITING} waiting p99 µs`]: beside.p99Us,
+  });
 }
 
 const overlap = { calls: CONCURRENT, answerMs: SLOW_MS, medianMs: round(median(overlapMs)), oneAfterAnotherMs: CONCURRENT * SLOW_MS };
-console.log(`\n${CONCURRENT} calls, each awaiting a ${SLOW_MS} ms fetch: ${overlap.medianMs} ms in all (median of ${ROUNDS}; one after another: ${overlap.oneAfterAnotherMs} ms)\n`);
+console.log(
+  `\n${CONCURRENT} calls, each awaiting a ${SLOW_MS} ms fetch: ${overlap.medianMs} ms in all (median of ${ROUNDS}; one after another: ${overlap.oneAfterAnotherMs} ms)\n`,
+);
 console.log(table(rows, Object.keys(rows[0] ?? {})));
 console.log(`\nwritten to ${writeResult("capabilities", { overlap, bystanders: rows })}`);
 

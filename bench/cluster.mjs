@@ -42,7 +42,18 @@ async function startInstance() {
   const port = await freePort();
   const { child, match } = await spawnUntil(
     process.execPath,
-    ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", String(port), "--no-watch"],
+    [
+      "--no-node-snapshot",
+      "bin/callscript.js",
+      "serve",
+      "--scripts",
+      "examples",
+      "--config",
+      "examples/callscript.config.json",
+      "--port",
+      String(port),
+      "--no-watch",
+    ],
     { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: "warn", CALLSCRIPT_TYPECHECK: "off" }, stdout: "ignore" },
   );
   return { child, port, url: /** @type {string} */ (match[1]), pid: /** @type {number} */ (child.pid) };
@@ -64,7 +75,14 @@ async function post(base) {
 async function load(url, pids, nginxPids, durationS) {
   const cpu = (/** @type {readonly number[]} */ list) => list.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
   const before = { instances: cpu(pids), nginx: cpu(nginxPids), generator: process.cpuUsage() };
-  const result = await autocannon({ url: `${url}/hooks/${HOOK}`, method: "POST", headers: { "content-type": "application/json" }, body, connections: CONNECTIONS, duration: durationS });
+  const result = await autocannon({
+    url: `${url}/hooks/${HOOK}`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+    connections: CONNECTIONS,
+    duration: durationS,
+  });
   const generator = process.cpuUsage(before.generator);
   const instancesMs = cpu(pids) - before.instances;
   const nginxMs = cpu(nginxPids) - before.nginx;
@@ -102,7 +120,11 @@ try {
     if (answer.text !== expected.text) throw new Error(`${instance.url} answers ${answer.text}, not ${expected.text}`);
   }
   // One nginx per setup, each with the first N instances as its upstream.
-  for (const n of [1, 2, 3]) proxies[n] = await startNginx(instances.slice(0, n).map((instance) => instance.port), { workers: "auto" });
+  for (const n of [1, 2, 3])
+    proxies[n] = await startNginx(
+      instances.slice(0, n).map((instance) => instance.port),
+      { workers: "auto" },
+    );
   for (const n of [1, 2, 3]) {
     const answer = await post(proxy(n).address);
     if (answer.text !== expected.text) throw new Error(`nginx (${n}) answers ${answer.status} ${answer.text}`);
@@ -126,7 +148,9 @@ try {
     for (const key of r % 2 === 0 ? keys : [...keys].reverse()) {
       const run = await load(setup(key).url, setup(key).pids, setup(key).nginx(), DURATION_S);
       samples[key]?.push(run);
-      process.stderr.write(`round ${r + 1}/${ROUNDS} ${setup(key).label}: ${Math.round(run.rps)} req/s, p99 ${run.p99Ms} ms, instances ${Math.round(run.instancesCpuUsPerRequest)} µs CPU/req, nginx ${Math.round(run.nginxCpuUsPerRequest)}\n`);
+      process.stderr.write(
+        `round ${r + 1}/${ROUNDS} ${setup(key).label}: ${Math.round(run.rps)} req/s, p99 ${run.p99Ms} ms, instances ${Math.round(run.instancesCpuUsPerRequest)} µs CPU/req, nginx ${Math.round(run.nginxCpuUsPerRequest)}\n`,
+      );
     }
   }
 

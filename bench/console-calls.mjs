@@ -40,10 +40,14 @@ const work = mkdtempSync(path.join(tmpdir(), "callscript-bench-console-"));
 async function start(name, consoleConfig) {
   const file = path.join(work, `${name.replace(/\W+/g, "-")}.json`);
   writeFileSync(file, JSON.stringify({ ...exampleConfig, scriptsDir: path.join(repoRoot, "examples"), logLevel: "warn", console: consoleConfig }));
-  const { child, match } = await spawnUntil(process.execPath, ["--no-node-snapshot", "bin/callscript.js", "serve", "--config", file, "--port", "0", "--no-watch"], {
-    ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
-    stdout: "ignore",
-  });
+  const { child, match } = await spawnUntil(
+    process.execPath,
+    ["--no-node-snapshot", "bin/callscript.js", "serve", "--config", file, "--port", "0", "--no-watch"],
+    {
+      ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
+      stdout: "ignore",
+    },
+  );
   return { name, child, url: match[1] };
 }
 
@@ -63,7 +67,8 @@ async function load(server, durationS) {
     duration: durationS,
   });
   const after = procStats(pid);
-  if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${server.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  if (result.non2xx + result.errors + result.timeouts > 0)
+    throw new Error(`${server.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
   const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   return {
     rps: result.requests.total / seconds,
@@ -90,7 +95,18 @@ async function keepCost() {
   const answer = { state: "success", data: { result: false } };
   const keep = (/** @type {number} */ i) =>
     buffer.add(
-      { id: `req-${i}`, hook: HOOK, at: Date.now(), ms: 1.5, status: 200, outcome: "success", scripts: invocations.map((x) => x.script), input, answer, invocations },
+      {
+        id: `req-${i}`,
+        hook: HOOK,
+        at: Date.now(),
+        ms: 1.5,
+        status: 200,
+        outcome: "success",
+        scripts: invocations.map((x) => x.script),
+        input,
+        answer,
+        invocations,
+      },
       estimateBytes(body.length, invocations),
     );
   for (let i = 0; i < 200_000; i++) keep(i);
@@ -116,7 +132,9 @@ try {
     for (const server of order) {
       const run = await load(server, DURATION_S);
       samples[server.name]?.push(run);
-      process.stderr.write(`round ${r + 1}/${ROUNDS} ${server.name}: ${Math.round(run.rps)} req/s, server ${Math.round(run.cpuUsPerRequest)} µs CPU/req, RSS ${Math.round(run.rssMiB)} MiB\n`);
+      process.stderr.write(
+        `round ${r + 1}/${ROUNDS} ${server.name}: ${Math.round(run.rps)} req/s, server ${Math.round(run.cpuUsPerRequest)} µs CPU/req, RSS ${Math.round(run.rssMiB)} MiB\n`,
+      );
     }
   }
   const off = median((samples["console off"] ?? []).map((run) => run.cpuUsPerRequest));
@@ -133,8 +151,20 @@ try {
     };
   });
   const keepNs = await keepCost();
-  writeResult("console-calls", { quick, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, hook: HOOK, bodyBytes: Buffer.byteLength(body), results, keepNsPerCall: keepNs, samples });
-  console.log(`The console's calls buffer on the hook route: ${HOOK} @${CONNECTIONS} connections, medians of ${ROUNDS} rounds × ${DURATION_S} s — ${JSON.stringify(machine())}`);
+  writeResult("console-calls", {
+    quick,
+    rounds: ROUNDS,
+    durationS: DURATION_S,
+    connections: CONNECTIONS,
+    hook: HOOK,
+    bodyBytes: Buffer.byteLength(body),
+    results,
+    keepNsPerCall: keepNs,
+    samples,
+  });
+  console.log(
+    `The console's calls buffer on the hook route: ${HOOK} @${CONNECTIONS} connections, medians of ${ROUNDS} rounds × ${DURATION_S} s — ${JSON.stringify(machine())}`,
+  );
   console.log(table(results, ["server", "req/s", "p99 ms", "server CPU µs/req", "vs console off", "RSS MiB"]));
   console.log(`keeping one call (record, size estimate, CallsBuffer.add over a full buffer of 200): ${keepNs} ns`);
 } finally {

@@ -51,10 +51,12 @@ const files = Array.from({ length: MAX_SCRIPTS }, (_, i) => {
 });
 const compiled = await compileScripts(files, dir);
 const options = sandboxOptionsFrom(configSchema.parse({ scriptsDir: dir }));
-const sandboxes = await Promise.all(compiled.map((result) => {
-  if (!result.ok) throw new Error(`does not compile: ${JSON.stringify(result.diagnostics)}`);
-  return ScriptSandbox.load(result.script, options);
-}));
+const sandboxes = await Promise.all(
+  compiled.map((result) => {
+    if (!result.ok) throw new Error(`does not compile: ${JSON.stringify(result.diagnostics)}`);
+    return ScriptSandbox.load(result.script, options);
+  }),
+);
 
 const inputJson = JSON.stringify({ phone: "89001234567" });
 let settingsJson = JSON.stringify({ rounds: 1000 });
@@ -127,10 +129,14 @@ async function control(threads, ms) {
   const cpuBefore = process.cpuUsage();
   const start = performance.now();
   await Promise.all(
-    Array.from({ length: threads }, () =>
-      new Promise((resolve, reject) =>
-        new Worker(`const end = performance.now() + ${ms}; let x = 0; while (performance.now() < end) x++;`, { eval: true }).on("exit", resolve).on("error", reject),
-      ),
+    Array.from(
+      { length: threads },
+      () =>
+        new Promise((resolve, reject) =>
+          new Worker(`const end = performance.now() + ${ms}; let x = 0; while (performance.now() < end) x++;`, { eval: true })
+            .on("exit", resolve)
+            .on("error", reject),
+        ),
     ),
   );
   const wallS = (performance.now() - start) / 1000;
@@ -177,9 +183,19 @@ const results = scenarios.map((scenario) => {
 });
 const two = results.find((r) => r.scenario === "2 scripts");
 if (!two) throw new Error("no result for 2 scripts");
-const output = { quick, rounds: ROUNDS, durationMs: DURATION_MS, workCpuMs: round(workCpuMs, 3), workWallMs: round(workWallMs, 3), settings: JSON.parse(settingsJson), results };
+const output = {
+  quick,
+  rounds: ROUNDS,
+  durationMs: DURATION_MS,
+  workCpuMs: round(workCpuMs, 3),
+  workWallMs: round(workWallMs, 3),
+  settings: JSON.parse(settingsJson),
+  results,
+};
 const file = writeResult("cores", output);
-console.log(`Busy scripts at once (CPU-bound handler ≈ ${round(workCpuMs, 2)} ms in the isolate, ${round(workWallMs, 2)} ms wall per call; medians of ${ROUNDS} × ${DURATION_MS / 1000} s) — ${JSON.stringify(machine())}`);
+console.log(
+  `Busy scripts at once (CPU-bound handler ≈ ${round(workCpuMs, 2)} ms in the isolate, ${round(workWallMs, 2)} ms wall per call; medians of ${ROUNDS} × ${DURATION_MS / 1000} s) — ${JSON.stringify(machine())}`,
+);
 console.log(
   table(
     results.map((r) => ({

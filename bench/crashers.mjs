@@ -118,7 +118,9 @@ async function growingCache(memoryMb = 32) {
   const ivm = isolatedVm();
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
   const context = await rawContext(isolate);
-  await context.eval(`globalThis.f = () => { globalThis.cache ??= new Map(); for (let i = 0; i < 2e4; i++) cache.set("k" + cache.size, { at: cache.size }); return cache.size; }`);
+  await context.eval(
+    `globalThis.f = () => { globalThis.cache ??= new Map(); for (let i = 0; i < 2e4; i++) cache.set("k" + cache.size, { at: cache.size }); return cache.size; }`,
+  );
   const f = await context.global.get("f", { reference: true });
   for (let call = 1; call <= 200; call++) {
     try {
@@ -149,7 +151,8 @@ const cases = {
   "a Map cache grown by each call, 32 MB": () => growingCache(32),
   "a Set grown to the heap limit in one call": () => evaluate("const s = new Set(); for (let i = 0;; i++) s.add(i);", 32),
   "an object grown key by key to the heap limit": () => evaluate("const o = {}; for (let i = 0;; i++) o['k' + i] = i;", 32),
-  "Atomics.waitAsync in a loop (removed from callscript's guest)": () => evaluate("const i = new Int32Array(new SharedArrayBuffer(4)); for (;;) Atomics.waitAsync(i, 0, 0);", 32),
+  "Atomics.waitAsync in a loop (removed from callscript's guest)": () =>
+    evaluate("const i = new Int32Array(new SharedArrayBuffer(4)); for (;;) Atomics.waitAsync(i, 0, 0);", 32),
   "for (;;) JSON.parse(s), raw (callscript's guest wraps JSON.parse)": () =>
     evaluate("const s = JSON.stringify(new Array(2e4).fill(1)); for (;;) JSON.parse(s);", 32),
   "catastrophic (uninterruptible native call), handler calls process.exit(70)": () => uninterruptible("process.exit(70)"),
@@ -174,10 +177,14 @@ const rows = [];
 for (const name of Object.keys(cases)) {
   const started = performance.now();
   // ulimit -c 0: the abort case must not leave a core file.
-  const child = spawn("/bin/sh", ["-c", 'ulimit -c 0; exec "$@"', "sh", process.execPath, "--no-node-snapshot", import.meta.filename ?? process.argv[1], "--case", name], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "/bin/sh",
+    ["-c", 'ulimit -c 0; exec "$@"', "sh", process.execPath, "--no-node-snapshot", import.meta.filename ?? process.argv[1], "--case", name],
+    {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
   child.stderr.on("data", () => undefined);
@@ -192,7 +199,11 @@ for (const name of Object.keys(cases)) {
   const lines = output.trim().split("\n").filter(Boolean);
   rows.push({
     case: name,
-    "the call": lines.filter((line) => !line.startsWith("outcome: ")).concat(lines.filter((line) => line.startsWith("outcome: ")).map((line) => line.slice(9))).join(" / ").slice(0, 160),
+    "the call": lines
+      .filter((line) => !line.startsWith("outcome: "))
+      .concat(lines.filter((line) => line.startsWith("outcome: ")).map((line) => line.slice(9)))
+      .join(" / ")
+      .slice(0, 160),
     process: hung ? `hung (killed after ${HANG_MS / 1000} s)` : signal ? `killed by ${signal}` : `exit ${code}`,
     ms: Math.round(performance.now() - started),
   });

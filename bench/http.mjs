@@ -87,7 +87,10 @@ async function load(server, hook, connections, durationS) {
   latencies.sort((a, b) => a - b);
   const at = (p) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))];
   const bad = result.non2xx - shed + result.errors + result.timeouts;
-  if (bad > 0) throw new Error(`${server.name} ${hook} @${connections}: ${result.non2xx - shed} non-2xx other than 503, ${result.errors} errors, ${result.timeouts} timeouts`);
+  if (bad > 0)
+    throw new Error(
+      `${server.name} ${hook} @${connections}: ${result.non2xx - shed} non-2xx other than 503, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
   const answered = latencies.length;
   return {
     rps: answered / seconds,
@@ -114,7 +117,8 @@ for (const [hook, { body }] of Object.entries(hooks)) {
 const bare = await startBare(answers);
 for (const [hook, { body }] of Object.entries(hooks)) {
   const fromBare = await post(`${bare.url}/hooks/${hook}`, body);
-  if (fromBare.status !== 200 || fromBare.text.length !== JSON.stringify(answers[hook]).length) throw new Error(`bare ${hook}: ${fromBare.status} ${fromBare.text}`);
+  if (fromBare.status !== 200 || fromBare.text.length !== JSON.stringify(answers[hook]).length)
+    throw new Error(`bare ${hook}: ${fromBare.status} ${fromBare.text}`);
 }
 const servers = { bare, warn, info };
 
@@ -189,7 +193,17 @@ try {
     target: {
       ratioAt16: TARGET_RATIO,
       byHook: Object.fromEntries(
-        results.filter((r) => r.connections === 16).map((r) => [r.hook, { scripts: r.scripts, warn: r.warn.ratio, info: r.info?.ratio ?? null, cpuUsPerRequest: { bare: r.bare.cpuUsPerRequest, warn: r.warn.cpuUsPerRequest, info: r.info?.cpuUsPerRequest ?? null } }]),
+        results
+          .filter((r) => r.connections === 16)
+          .map((r) => [
+            r.hook,
+            {
+              scripts: r.scripts,
+              warn: r.warn.ratio,
+              info: r.info?.ratio ?? null,
+              cpuUsPerRequest: { bare: r.bare.cpuUsPerRequest, warn: r.warn.cpuUsPerRequest, info: r.info?.cpuUsPerRequest ?? null },
+            },
+          ]),
       ),
     },
     results,

@@ -62,9 +62,10 @@ const bare = new ivm.Isolate({ memoryLimit: 32 });
 const bareContext = await bare.createContext();
 const noop = await (await bare.compileScript("(async function noop() { return '{}'; })")).run(bareContext, { reference: true });
 // applySync: isolated-vm has it; the runtime's declaration of isolated-vm (ivm.ts) leaves it out.
-const noopSync = /** @type {import("../dist/runtime/sandbox/ivm.js").Reference & { applySync(receiver: undefined, args: unknown[], options?: { timeout?: number }): unknown }} */ (
-  await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true })
-);
+const noopSync =
+  /** @type {import("../dist/runtime/sandbox/ivm.js").Reference & { applySync(receiver: undefined, args: unknown[], options?: { timeout?: number }): unknown }} */ (
+    await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true })
+  );
 
 // The example pipeline of need_registration (three scripts, the examples' config: settings,
 // failure policy), for the calls-in-flight table.
@@ -91,9 +92,11 @@ async function inFlight(variants, calls) {
   /** @type {(fn: () => unknown, n: number) => Promise<void>} */
   const run = async (fn, n) => {
     let started = 0;
-    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (started++ < n) await fn();
-    }));
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (started++ < n) await fn();
+      }),
+    );
   };
   /** @type {Record<string, { wallUs: number; cpuUs: number; loopUs: number }[]>} */
   const rounds = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
@@ -107,14 +110,23 @@ async function inFlight(variants, calls) {
       await run(fn, perRound);
       const wallMs = performance.now() - start;
       const used = process.cpuUsage(cpu);
-      rounds[name]?.push({ wallUs: (wallMs * 1000) / perRound, cpuUs: (used.user + used.system) / perRound, loopUs: (performance.eventLoopUtilization(loop).active * 1000) / perRound });
+      rounds[name]?.push({
+        wallUs: (wallMs * 1000) / perRound,
+        cpuUs: (used.user + used.system) / perRound,
+        loopUs: (performance.eventLoopUtilization(loop).active * 1000) / perRound,
+      });
     }
   }
-  return Object.fromEntries(Object.entries(rounds).map(([name, list]) => [name, {
-    wallUsPerCall: round(median(list.map((x) => x.wallUs))),
-    cpuUsPerCall: round(median(list.map((x) => x.cpuUs))),
-    eventLoopUsPerCall: round(median(list.map((x) => x.loopUs))),
-  }]));
+  return Object.fromEntries(
+    Object.entries(rounds).map(([name, list]) => [
+      name,
+      {
+        wallUsPerCall: round(median(list.map((x) => x.wallUs))),
+        cpuUsPerCall: round(median(list.map((x) => x.cpuUs))),
+        eventLoopUsPerCall: round(median(list.map((x) => x.loopUs))),
+      },
+    ]),
+  );
 }
 
 /**
@@ -177,7 +189,10 @@ for (const [label, file] of Object.entries(payloads)) {
       "direct call": () => directHandler(input, { hook: "need_registration", data, settings: directSettings, log: noopLog, requestId: "b", script: "b" }),
       "node:vm (same protocol)": () => vmEntry.invoke("need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536),
       "isolated-vm hop alone (async apply of a no-op)": () =>
-        noop.apply(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], { timeout: 250, result: { promise: true } }),
+        noop.apply(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], {
+          timeout: 250,
+          result: { promise: true },
+        }),
       "isolated-vm applySync of a no-op (blocks the loop)": () =>
         noopSync.applySync(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], { timeout: 250 }),
       "callscript sandbox.invoke": () =>
@@ -193,7 +208,10 @@ for (const [label, file] of Object.entries(payloads)) {
   const concurrent = await inFlight(
     {
       "isolated-vm hop alone (async apply of a no-op)": () =>
-        noop.apply(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], { timeout: 250, result: { promise: true } }),
+        noop.apply(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], {
+          timeout: 250,
+          result: { promise: true },
+        }),
       "callscript sandbox.invoke": () =>
         sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
       "callscript parseHookInput + callHook, the example pipeline (3 scripts)": () => {
@@ -207,10 +225,23 @@ for (const [label, file] of Object.entries(payloads)) {
   results[label] = { bytes, ...measured, inFlight: { calls: IN_FLIGHT, ...concurrent } };
   const base = measured["direct call"]?.p50Us ?? NaN;
   for (const [how, stats] of Object.entries(measured)) {
-    rows.push({ payload: label, how, "p50 µs": stats.p50Us, "p99 µs": stats.p99Us, "calls/s": stats.perSecond, "over direct p50 µs": Math.round((stats.p50Us - base) * 10) / 10 });
+    rows.push({
+      payload: label,
+      how,
+      "p50 µs": stats.p50Us,
+      "p99 µs": stats.p99Us,
+      "calls/s": stats.perSecond,
+      "over direct p50 µs": Math.round((stats.p50Us - base) * 10) / 10,
+    });
   }
   for (const [how, stats] of Object.entries(concurrent)) {
-    flightRows.push({ payload: label, how, "wall µs/call": stats.wallUsPerCall, "CPU µs/call (all threads)": stats.cpuUsPerCall, "event loop µs/call": stats.eventLoopUsPerCall });
+    flightRows.push({
+      payload: label,
+      how,
+      "wall µs/call": stats.wallUsPerCall,
+      "CPU µs/call (all threads)": stats.cpuUsPerCall,
+      "event loop µs/call": stats.eventLoopUsPerCall,
+    });
   }
 }
 await sandbox.drainAndDispose();

@@ -156,7 +156,15 @@ const port = await freePort();
 function startServer() {
   return spawn(
     process.execPath,
-    ["--no-node-snapshot", path.join(repoRoot, "bin", "callscript.js"), "serve", "--config", path.join(examples, "callscript.config.json"), "--port", String(port)],
+    [
+      "--no-node-snapshot",
+      path.join(repoRoot, "bin", "callscript.js"),
+      "serve",
+      "--config",
+      path.join(examples, "callscript.config.json"),
+      "--port",
+      String(port),
+    ],
     { cwd: repoRoot, stdio: "ignore", env: { ...process.env, CALLSCRIPT_TOKEN: "", CALLSCRIPT_HOST: "", CALLSCRIPT_PORT: "" } },
   );
 }

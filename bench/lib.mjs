@@ -117,7 +117,13 @@ export function procStats(pid) {
   const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (/** @type {string} */ key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { cpuSeconds, rssBytes: kb("VmRSS") * 1024, rssAnonBytes: kb("RssAnon") * 1024, rssFileBytes: kb("RssFile") * 1024, threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]) };
+  return {
+    cpuSeconds,
+    rssBytes: kb("VmRSS") * 1024,
+    rssAnonBytes: kb("RssAnon") * 1024,
+    rssFileBytes: kb("RssFile") * 1024,
+    threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1]),
+  };
 }
 
 /**

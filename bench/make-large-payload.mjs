@@ -12,9 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const OUT = fileURLToPath(
-  new URL("../examples/payloads/need_registration.large-20-conversations.json", import.meta.url),
-);
+const OUT = fileURLToPath(new URL("../examples/payloads/need_registration.large-20-conversations.json", import.meta.url));
 
 const ZERO = "0001-01-01 00:00:00";
 const PREFIXES = ["+7", "8", "7"];

@@ -241,7 +241,10 @@ async function load(server, hook, connections, durationS) {
   latencies.sort((a, b) => a - b);
   const at = (p) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))];
   const bad = result.non2xx - shed + result.errors + result.timeouts;
-  if (bad > 0) throw new Error(`${server.name} ${hook} @${connections}: ${result.non2xx - shed} non-2xx other than 503, ${result.errors} errors, ${result.timeouts} timeouts`);
+  if (bad > 0)
+    throw new Error(
+      `${server.name} ${hook} @${connections}: ${result.non2xx - shed} non-2xx other than 503, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
   const answered = latencies.length;
   const cpu = cpuDelta(before, after);
   return {
@@ -288,8 +291,11 @@ try {
     const fromBare = await post(`${servers.bare.url}/hooks/${hook}`, body);
     if (fromBare.status !== 200 || fromBare.text !== JSON.stringify(answers[hook])) throw new Error(`bare ${hook}: ${fromBare.status} ${fromBare.text}`);
   }
-  process.stderr.write(`answers equal: ${checked.length} example payloads (${checked.filter((c) => c.sameText).length} byte for byte); workerd ${workerd.version} ready in ${Math.round(servers.workerd.readyMs)} ms\n`);
-  if (CHECK_ONLY) for (const { hook, file, answer, sameText } of checked) console.log(`${hook} ${file}: ${answer}${sameText ? "" : " (same value, other text)"}`);
+  process.stderr.write(
+    `answers equal: ${checked.length} example payloads (${checked.filter((c) => c.sameText).length} byte for byte); workerd ${workerd.version} ready in ${Math.round(servers.workerd.readyMs)} ms\n`,
+  );
+  if (CHECK_ONLY)
+    for (const { hook, file, answer, sameText } of checked) console.log(`${hook} ${file}: ${answer}${sameText ? "" : " (same value, other text)"}`);
   else await measure(answers, checked);
 } finally {
   await Promise.all(Object.values(servers).map((server) => stopChild(server.child)));
@@ -297,7 +303,6 @@ try {
 }
 
 async function measure(answers, checked) {
-
   const loaded = (key) => servers[key] !== undefined && (ONLY_SERVERS === undefined || ONLY_SERVERS.includes(key));
   // Warm-up: every server measured, every hook, untimed (JIT, isolates' ICs, connection pools).
   for (const key of Object.keys(servers).filter(loaded)) for (const hook of Object.keys(hooks)) await load(servers[key], hook, AT, WARMUP_S);
@@ -371,17 +376,52 @@ async function measure(answers, checked) {
   const three = at("need_registration");
   if (one?.bare && one.workerd && one.callscript) {
     targets.push(
-      { target: "1 script: server CPU per request vs workerd", goal: "≤ workerd", measured: `${one.callscript.cpuUsPerRequest} vs ${one.workerd.cpuUsPerRequest} µs`, pass: one.callscript.cpuUsPerRequest <= one.workerd.cpuUsPerRequest },
-      { target: "1 script: req/s vs workerd", goal: "≥ 100%", measured: `${Math.round(one.callscript.vsWorkerd * 100)}% (${one.callscript.rps} vs ${one.workerd.rps})`, pass: one.callscript.vsWorkerd >= 1 },
-      { target: "1 script: req/s vs bare fastify", goal: "≥ 70%", measured: `${Math.round(one.callscript.vsBare * 100)}% (${one.callscript.rps} vs ${one.bare.rps})`, pass: one.callscript.vsBare >= 0.7 },
-      { target: "1 script: p99 vs workerd", goal: "≤ +2 ms", measured: `${one.callscript.p99Ms} vs ${one.workerd.p99Ms} ms (+${one.callscript.p99OverWorkerdMs})`, pass: one.callscript.p99OverWorkerdMs <= 2 },
+      {
+        target: "1 script: server CPU per request vs workerd",
+        goal: "≤ workerd",
+        measured: `${one.callscript.cpuUsPerRequest} vs ${one.workerd.cpuUsPerRequest} µs`,
+        pass: one.callscript.cpuUsPerRequest <= one.workerd.cpuUsPerRequest,
+      },
+      {
+        target: "1 script: req/s vs workerd",
+        goal: "≥ 100%",
+        measured: `${Math.round(one.callscript.vsWorkerd * 100)}% (${one.callscript.rps} vs ${one.workerd.rps})`,
+        pass: one.callscript.vsWorkerd >= 1,
+      },
+      {
+        target: "1 script: req/s vs bare fastify",
+        goal: "≥ 70%",
+        measured: `${Math.round(one.callscript.vsBare * 100)}% (${one.callscript.rps} vs ${one.bare.rps})`,
+        pass: one.callscript.vsBare >= 0.7,
+      },
+      {
+        target: "1 script: p99 vs workerd",
+        goal: "≤ +2 ms",
+        measured: `${one.callscript.p99Ms} vs ${one.workerd.p99Ms} ms (+${one.callscript.p99OverWorkerdMs})`,
+        pass: one.callscript.p99OverWorkerdMs <= 2,
+      },
     );
   }
   if (three?.bare && three.workerd && three.callscript) {
     targets.push(
-      { target: "3 scripts: req/s vs bare fastify", goal: "≥ 50%", measured: `${Math.round(three.callscript.vsBare * 100)}% (${three.callscript.rps} vs ${three.bare.rps})`, pass: three.callscript.vsBare >= 0.5 },
-      { target: "3 scripts: p99 vs workerd", goal: "≤ +2 ms", measured: `${three.callscript.p99Ms} vs ${three.workerd.p99Ms} ms (+${three.callscript.p99OverWorkerdMs})`, pass: three.callscript.p99OverWorkerdMs <= 2 },
-      { target: "3 scripts: server CPU per request vs workerd", goal: "(no target)", measured: `${three.callscript.cpuUsPerRequest} vs ${three.workerd.cpuUsPerRequest} µs`, pass: null },
+      {
+        target: "3 scripts: req/s vs bare fastify",
+        goal: "≥ 50%",
+        measured: `${Math.round(three.callscript.vsBare * 100)}% (${three.callscript.rps} vs ${three.bare.rps})`,
+        pass: three.callscript.vsBare >= 0.5,
+      },
+      {
+        target: "3 scripts: p99 vs workerd",
+        goal: "≤ +2 ms",
+        measured: `${three.callscript.p99Ms} vs ${three.workerd.p99Ms} ms (+${three.callscript.p99OverWorkerdMs})`,
+        pass: three.callscript.p99OverWorkerdMs <= 2,
+      },
+      {
+        target: "3 scripts: server CPU per request vs workerd",
+        goal: "(no target)",
+        measured: `${three.callscript.cpuUsPerRequest} vs ${three.workerd.cpuUsPerRequest} µs`,
+        pass: null,
+      },
     );
   }
 
@@ -390,7 +430,12 @@ async function measure(answers, checked) {
     rounds: ROUNDS,
     durationS: DURATION_S,
     connections: CONNECTIONS,
-    workerd: { version: workerd.version, compatibilityDate: workerd.compatibilityDate, readyMs: round(servers.workerd.readyMs, 0), scriptsBundled: servers.workerd.scripts },
+    workerd: {
+      version: workerd.version,
+      compatibilityDate: workerd.compatibilityDate,
+      readyMs: round(servers.workerd.readyMs, 0),
+      scriptsBundled: servers.workerd.scripts,
+    },
     callscriptReadyMs: round(servers.callscript.readyMs, 0),
     bodyBytes: Object.fromEntries(Object.entries(hooks).map(([hook, { body }]) => [hook, Buffer.byteLength(body)])),
     answers,
@@ -405,7 +450,12 @@ async function measure(answers, checked) {
   console.log(table(rows, ["hook", "conns", "server", "req/s", "vs bare", "vs workerd", "p50 ms", "p99 ms", "CPU µs/req", "cores", "shed"]));
   if (targets.length > 0) {
     console.log(`targets at ${AT} connections, callscript at log warn:`);
-    console.log(table(targets.map((t) => ({ ...t, status: t.pass === null ? "—" : t.pass ? "PASS" : "MISS" })), ["target", "goal", "measured", "status"]));
+    console.log(
+      table(
+        targets.map((t) => ({ ...t, status: t.pass === null ? "—" : t.pass ? "PASS" : "MISS" })),
+        ["target", "goal", "measured", "status"],
+      ),
+    );
   }
   console.log(`results: ${path.relative(process.cwd(), file)}`);
 }

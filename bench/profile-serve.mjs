@@ -34,7 +34,19 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-profile-"));
 const nodeFlags = MODE === "cpu" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=50"] : ["--perf-basic-prof-only-functions"];
 const server = await spawnUntil(
   process.execPath,
-  [...nodeFlags, "--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", "0", "--no-watch"],
+  [
+    ...nodeFlags,
+    "--no-node-snapshot",
+    "bin/callscript.js",
+    "serve",
+    "--scripts",
+    "examples",
+    "--config",
+    "examples/callscript.config.json",
+    "--port",
+    "0",
+    "--no-watch",
+  ],
   { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: LOG_LEVEL }, stdout: "ignore" },
 );
 const url = `${server.match[1]}/hooks/${HOOK}`;
@@ -49,7 +61,9 @@ let perf;
 try {
   await load(3); // warm-up: JIT, isolates
   if (MODE === "perf") {
-    perf = spawn("perf", ["record", "-F", "999", "-g", "-o", path.join(dir, "perf.data"), "-p", String(server.child.pid)], { stdio: ["ignore", "ignore", "pipe"] });
+    perf = spawn("perf", ["record", "-F", "999", "-g", "-o", path.join(dir, "perf.data"), "-p", String(server.child.pid)], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     await sleep(300);
   }
   const start = process.hrtime.bigint() / 1000n;
@@ -117,7 +131,10 @@ if (MODE === "cpu") {
 } else {
   const pid = server.child.pid;
   const report = (sort) =>
-    spawnSync("perf", ["report", "-i", path.join(dir, "perf.data"), "--no-children", "--stdio", "--percent-limit", "0", "-g", "none", "--sort", sort], { encoding: "utf8", maxBuffer: 256 << 20 }).stdout;
+    spawnSync("perf", ["report", "-i", path.join(dir, "perf.data"), "--no-children", "--stdio", "--percent-limit", "0", "-g", "none", "--sort", sort], {
+      encoding: "utf8",
+      maxBuffer: 256 << 20,
+    }).stdout;
   // perf's `pid` key is the thread (tid:comm). The event loop's thread is the one whose id is the
   // process's; the others are isolated-vm's (scripts), libuv's pool and V8's helpers (GC,
   // compiler), all named "node".
@@ -126,26 +143,60 @@ if (MODE === "cpu") {
     .filter((line) => /^\s*[\d.]+%/.test(line))
     // Columns are padded with two spaces or more (a dso may hold one: "[JIT] tid 123").
     .map((line) => line.trim().split(/\s{2,}/))
-    .map(([share, thread, dso, sym = ""]) => ({ share: Number.parseFloat(share), tid: Number.parseInt(thread, 10), dso: dso.startsWith("[JIT]") ? "[JIT]" : dso, sym: sym.replace(/^\[[.k]\]\s+/, "") }))
+    .map(([share, thread, dso, sym = ""]) => ({
+      share: Number.parseFloat(share),
+      tid: Number.parseInt(thread, 10),
+      dso: dso.startsWith("[JIT]") ? "[JIT]" : dso,
+      sym: sym.replace(/^\[[.k]\]\s+/, ""),
+    }))
     .map((row) => ({ ...row, main: row.tid === pid }));
-  const sum = (list) => round(list.reduce((total, row) => total + row.share, 0), 2);
+  const sum = (list) =>
+    round(
+      list.reduce((total, row) => total + row.share, 0),
+      2,
+    );
   const top = (list, key) => {
     const groups = new Map();
     for (const row of list) groups.set(key(row), (groups.get(key(row)) ?? 0) + row.share);
-    return [...groups].sort((a, b) => b[1] - a[1]).slice(0, TOP).map(([name, share]) => ({ name, share: `${round(share, 2)}%` }));
+    return [...groups]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, TOP)
+      .map(([name, share]) => ({ name, share: `${round(share, 2)}%` }));
   };
   const main = rows.filter((row) => row.main);
   const others = rows.filter((row) => !row.main);
-  const perThread = top(others, (row) => row.tid).slice(0, 6).map((t) => t.share);
+  const perThread = top(others, (row) => row.tid)
+    .slice(0, 6)
+    .map((t) => t.share);
   console.log(`\nall threads' CPU samples: event loop ${sum(main)}%, other threads ${sum(others)}% (largest: ${perThread.join(", ")})`);
   console.log("\nby shared object, event loop");
-  console.log(table(top(main, (row) => row.dso), ["name", "share"]));
+  console.log(
+    table(
+      top(main, (row) => row.dso),
+      ["name", "share"],
+    ),
+  );
   console.log("\nby shared object, other threads");
-  console.log(table(top(others, (row) => row.dso), ["name", "share"]));
+  console.log(
+    table(
+      top(others, (row) => row.dso),
+      ["name", "share"],
+    ),
+  );
   console.log("\nby symbol, event loop (share of all samples)");
-  console.log(table(top(main, (row) => `${row.sym}  [${row.dso}]`), ["name", "share"]));
+  console.log(
+    table(
+      top(main, (row) => `${row.sym}  [${row.dso}]`),
+      ["name", "share"],
+    ),
+  );
   console.log("\nby symbol, other threads (share of all samples)");
-  console.log(table(top(others, (row) => `${row.sym}  [${row.dso}]`), ["name", "share"]));
+  console.log(
+    table(
+      top(others, (row) => `${row.sym}  [${row.dso}]`),
+      ["name", "share"],
+    ),
+  );
   const requests = window.total;
   console.log(`\n(${requests} requests in the window)`);
 }

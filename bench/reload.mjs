@@ -65,7 +65,6 @@ writeFileSync(path.join(dir, "x.ts"), importer("X"));
 writeFileSync(path.join(dir, "y.ts"), importer("Y"));
 for (let i = 0; i < 10; i++) writeFileSync(path.join(dir, `other-${i}.ts`), other(i));
 
-
 {
   const probe = await compileScript(path.join(dir, "s.ts"), dir);
   if (!probe.ok) throw new Error(`bench script does not compile: ${JSON.stringify(probe.diagnostics)}`);

@@ -47,7 +47,8 @@ function result(name) {
 /** @type {{ area: string; target: string; measured: string; goal: string; status: string; note: string }[]} */
 const rows = [];
 /** @type {(area: string, target: string, measured: string, goal: string, pass: boolean | null, note?: string) => unknown} */
-const add = (area, target, measured, goal, pass, note = "") => rows.push({ area, target, measured, goal, status: pass === null ? "—" : pass ? "PASS" : "MISS", note });
+const add = (area, target, measured, goal, pass, note = "") =>
+  rows.push({ area, target, measured, goal, status: pass === null ? "—" : pass ? "PASS" : "MISS", note });
 /** @type {(area: string, target: string, goal: string, why: string) => unknown} */
 const skipped = (area, target, goal, why) => rows.push({ area, target, measured: "", goal, status: "n/a", note: why });
 
@@ -56,7 +57,14 @@ if (invoke.missing) skipped("invoke", "sandbox overhead over a direct call, p50,
 else {
   const small = invoke.results["2 KB (one conversation)"];
   const overhead = Math.round((small["callscript sandbox.invoke"].p50Us - small["direct call"].p50Us) * 10) / 10;
-  add("invoke", "sandbox overhead over a direct call, p50, 2 KB", `${overhead} µs`, "< 60 µs", overhead < 60, invoke.stale ?? `p99 ${small["callscript sandbox.invoke"].p99Us} µs; node:vm p50 ${small["node:vm (same protocol)"].p50Us} µs`);
+  add(
+    "invoke",
+    "sandbox overhead over a direct call, p50, 2 KB",
+    `${overhead} µs`,
+    "< 60 µs",
+    overhead < 60,
+    invoke.stale ?? `p99 ${small["callscript sandbox.invoke"].p99Us} µs; node:vm p50 ${small["node:vm (same protocol)"].p50Us} µs`,
+  );
 }
 
 const http = result("http");
@@ -86,22 +94,61 @@ if (scale.missing) skipped("scale", "cold start, 500 scripts", "< 2 s", scale.mi
 else {
   const largest = scale.starts.at(-1);
   const second = scale.starts.at(-2);
-  add("scale", `cold start, ${largest.scripts} scripts (process start → serving)`, `${largest.readyMs} ms`, "< 2000 ms", largest.readyMs < 2000, scale.stale ?? `compile ${scale.breakdown.compileMs} ms + boots ${scale.breakdown.bootMs} ms in process`);
-  const marginal = second && second.scripts > scale.starts[0].scripts ? Math.round(((largest.rssBytes - second.rssBytes) / (largest.scripts - second.scripts) / 1e6) * 1000) / 1000 : null;
-  add("scale", `resident memory per idle script (${largest.scripts} vs ${scale.starts[0].scripts})`, `${largest.perScriptMB} MB`, "< 1.2 MB", largest.perScriptMB < 1.2, scale.stale ?? (marginal !== null ? `${marginal} MB per script from ${second.scripts} to ${largest.scripts}` : ""));
+  add(
+    "scale",
+    `cold start, ${largest.scripts} scripts (process start → serving)`,
+    `${largest.readyMs} ms`,
+    "< 2000 ms",
+    largest.readyMs < 2000,
+    scale.stale ?? `compile ${scale.breakdown.compileMs} ms + boots ${scale.breakdown.bootMs} ms in process`,
+  );
+  const marginal =
+    second && second.scripts > scale.starts[0].scripts
+      ? Math.round(((largest.rssBytes - second.rssBytes) / (largest.scripts - second.scripts) / 1e6) * 1000) / 1000
+      : null;
+  add(
+    "scale",
+    `resident memory per idle script (${largest.scripts} vs ${scale.starts[0].scripts})`,
+    `${largest.perScriptMB} MB`,
+    "< 1.2 MB",
+    largest.perScriptMB < 1.2,
+    scale.stale ?? (marginal !== null ? `${marginal} MB per script from ${second.scripts} to ${largest.scripts}` : ""),
+  );
   const tuned = scale.startsArenas2?.at(-1);
-  if (tuned) add("scale", `resident memory per idle script, MALLOC_ARENA_MAX=2 (systemd unit)`, `${tuned.perScriptMB} MB`, "< 1.2 MB", tuned.perScriptMB < 1.2, scale.stale ?? `ready in ${tuned.readyMs} ms`);
+  if (tuned)
+    add(
+      "scale",
+      `resident memory per idle script, MALLOC_ARENA_MAX=2 (systemd unit)`,
+      `${tuned.perScriptMB} MB`,
+      "< 1.2 MB",
+      tuned.perScriptMB < 1.2,
+      scale.stale ?? `ready in ${tuned.readyMs} ms`,
+    );
 }
 
 const reload = result("reload");
 if (reload.missing) skipped("reload", "save → first answer from the new version, p95", "< 100 ms", reload.missing);
 else {
   for (const [label, r] of Object.entries(reload.results)) {
-    add("reload", `save → new version answering, p95: ${label}`, `${r.saveToAnswerMs.p95} ms`, "< 100 ms", label === "script saved in place" ? r.saveToAnswerMs.p95 < 100 : null, reload.stale ?? `p50 ${r.saveToAnswerMs.p50} ms`);
+    add(
+      "reload",
+      `save → new version answering, p95: ${label}`,
+      `${r.saveToAnswerMs.p95} ms`,
+      "< 100 ms",
+      label === "script saved in place" ? r.saveToAnswerMs.p95 < 100 : null,
+      reload.stale ?? `p50 ${r.saveToAnswerMs.p50} ms`,
+    );
   }
   // With the type check that gates a deploy (typecheck: block, the default).
   for (const [label, r] of Object.entries(reload.typecheck?.block?.results ?? {})) {
-    add("reload", `save → new version answering, typecheck block, p95: ${label}`, `${r.saveToAnswerMs.p95} ms`, "< 500 ms", label === "script saved in place" ? r.saveToAnswerMs.p95 < 500 : null, reload.stale ?? `p50 ${r.saveToAnswerMs.p50} ms`);
+    add(
+      "reload",
+      `save → new version answering, typecheck block, p95: ${label}`,
+      `${r.saveToAnswerMs.p95} ms`,
+      "< 500 ms",
+      label === "script saved in place" ? r.saveToAnswerMs.p95 < 500 : null,
+      reload.stale ?? `p50 ${r.saveToAnswerMs.p50} ms`,
+    );
   }
 }
 
@@ -113,7 +160,14 @@ else {
   for (const label of ["2 scripts", "4 scripts", "1 script, 4 callers"]) {
     const r = byLabel[label];
     if (!r) continue;
-    add("cores", `${label} vs 1 script, CPU-bound handler`, `×${r.speedup}`, label === "1 script, 4 callers" ? "×1 (one at a time)" : "≈ ×2 on 2 cores", null, cores.stale ?? `process ${r.processCores} cores; loop delay p99 ${r.loopDelayP99Ms} ms; control threads got ${control} cores`);
+    add(
+      "cores",
+      `${label} vs 1 script, CPU-bound handler`,
+      `×${r.speedup}`,
+      label === "1 script, 4 callers" ? "×1 (one at a time)" : "≈ ×2 on 2 cores",
+      null,
+      cores.stale ?? `process ${r.processCores} cores; loop delay p99 ${r.loopDelayP99Ms} ms; control threads got ${control} cores`,
+    );
   }
 }
 
@@ -125,7 +179,10 @@ const markdown = [
   `| ${columns.map(() => "---").join(" | ")} |`,
   ...rows.map((row) => `| ${columns.map((c) => String(row[/** @type {keyof typeof row} */ (c)]).replace(/\|/g, "\\|")).join(" | ")} |`),
 ].join("\n");
-writeFileSync(path.join(benchDir, "results", "summary.md"), `Machine: ${JSON.stringify(machine())}${quick ? " — QUICK run, not figures to quote" : ""}\n\n${markdown}\n`);
+writeFileSync(
+  path.join(benchDir, "results", "summary.md"),
+  `Machine: ${JSON.stringify(machine())}${quick ? " — QUICK run, not figures to quote" : ""}\n\n${markdown}\n`,
+);
 
 console.log(`\n=== summary ${quick ? "(QUICK: smoke run, not figures to quote) " : ""}— ${JSON.stringify(machine())}`);
 console.log(table(rows, columns));

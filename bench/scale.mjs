@@ -157,11 +157,12 @@ const VARIANTS = [
  * @param {NodeJS.ProcessEnv} [env]
  */
 async function coldStart(dir, count, env = {}) {
-  const server = await spawnUntil(
-    process.execPath,
-    ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"],
-    { ready: /serving (\d+) scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: "warn", ...env }, stdout: "ignore", timeoutMs: 120_000 },
-  );
+  const server = await spawnUntil(process.execPath, ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"], {
+    ready: /serving (\d+) scripts? from .* at (http:\/\/[^\s,]+)/,
+    env: { CALLSCRIPT_LOG_LEVEL: "warn", ...env },
+    stdout: "ignore",
+    timeoutMs: 120_000,
+  });
   try {
     const served = Number(server.match[1]);
     if (served !== count) throw new Error(`${served} of ${count} scripts loaded`);
@@ -175,13 +176,25 @@ async function coldStart(dir, count, env = {}) {
     // Then every script called once (two requests: each hook's pipeline runs all its scripts), as
     // a server that has been serving for a while holds them.
     for (const [hook, file] of Object.entries(CALLS)) {
-      const response = await fetch(`${server.match[2]}/hooks/${hook}`, { method: "POST", headers: { "content-type": "application/json" }, body: readFileSync(path.join(repoRoot, "examples", "payloads", file)) });
+      const response = await fetch(`${server.match[2]}/hooks/${hook}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: readFileSync(path.join(repoRoot, "examples", "payloads", file)),
+      });
       const answer = /** @type {{ state?: string }} */ (await response.json());
       if (answer.state !== "success") throw new Error(`${hook} with ${count} scripts: ${JSON.stringify(answer).slice(0, 300)}`);
     }
     await sleep(SETTLE_MS);
     const called = procStats(pid);
-    return { readyMs: server.readyMs, rssAtReady: atReady.rssBytes, rssIdle: idle.rssBytes, rssAnonIdle: idle.rssAnonBytes, rssCalled: called.rssBytes, threads: idle.threads, cpuSeconds: atReady.cpuSeconds };
+    return {
+      readyMs: server.readyMs,
+      rssAtReady: atReady.rssBytes,
+      rssIdle: idle.rssBytes,
+      rssAnonIdle: idle.rssAnonBytes,
+      rssCalled: called.rssBytes,
+      threads: idle.threads,
+      cpuSeconds: atReady.cpuSeconds,
+    };
   } finally {
     await stopChild(server.child);
   }
@@ -209,38 +222,42 @@ for (let r = 0; r < RUNS; r++) {
     for (const variant of r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
       const run = await coldStart(folderOf(count), count, variant.env);
       runsOf(`${variant.key}|${count}`).push(run);
-      process.stderr.write(`run ${r + 1}/${RUNS}: ${count} scripts (${variant.name}) ready in ${Math.round(run.readyMs)} ms, RSS ${round(run.rssIdle / MB, 1)} MB\n`);
+      process.stderr.write(
+        `run ${r + 1}/${RUNS}: ${count} scripts (${variant.name}) ready in ${Math.round(run.readyMs)} ms, RSS ${round(run.rssIdle / MB, 1)} MB\n`,
+      );
     }
   }
 }
 
 /** @param {(typeof VARIANTS)[number]} variant */
-const startsOf = (variant) => COUNTS.map((count) => {
-  const list = runsOf(`${variant.key}|${count}`);
-  return {
-    variant: variant.name,
-    scripts: count,
-    readyMs: Math.round(median(list.map((run) => run.readyMs))),
-    rssBytes: median(list.map((run) => run.rssIdle)),
-    rssMB: round(median(list.map((run) => run.rssIdle)) / MB, 1),
-    rssAnonMB: round(median(list.map((run) => run.rssAnonIdle)) / MB, 1),
-    rssCalledBytes: median(list.map((run) => run.rssCalled)),
-    rssCalledMB: round(median(list.map((run) => run.rssCalled)) / MB, 1),
-    threads: median(list.map((run) => run.threads)),
-    cpuSecondsToReady: round(median(list.map((run) => run.cpuSeconds)), 2),
-    /** @type {number | null} */
-    perScriptMB: null,
-    /** @type {number | null} */
-    perScriptCalledMB: null,
-  };
-});
+const startsOf = (variant) =>
+  COUNTS.map((count) => {
+    const list = runsOf(`${variant.key}|${count}`);
+    return {
+      variant: variant.name,
+      scripts: count,
+      readyMs: Math.round(median(list.map((run) => run.readyMs))),
+      rssBytes: median(list.map((run) => run.rssIdle)),
+      rssMB: round(median(list.map((run) => run.rssIdle)) / MB, 1),
+      rssAnonMB: round(median(list.map((run) => run.rssAnonIdle)) / MB, 1),
+      rssCalledBytes: median(list.map((run) => run.rssCalled)),
+      rssCalledMB: round(median(list.map((run) => run.rssCalled)) / MB, 1),
+      threads: median(list.map((run) => run.threads)),
+      cpuSecondsToReady: round(median(list.map((run) => run.cpuSeconds)), 2),
+      /** @type {number | null} */
+      perScriptMB: null,
+      /** @type {number | null} */
+      perScriptCalledMB: null,
+    };
+  });
 const byVariant = VARIANTS.map((variant) => {
   const list = startsOf(variant);
   const smallest = list[0];
   if (!smallest) throw new Error("no script counts");
   for (const start of list) {
     start.perScriptMB = start.scripts === smallest.scripts ? null : round((start.rssBytes - smallest.rssBytes) / (start.scripts - smallest.scripts) / MB, 3);
-    start.perScriptCalledMB = start.scripts === smallest.scripts ? null : round((start.rssCalledBytes - smallest.rssCalledBytes) / (start.scripts - smallest.scripts) / MB, 3);
+    start.perScriptCalledMB =
+      start.scripts === smallest.scripts ? null : round((start.rssCalledBytes - smallest.rssCalledBytes) / (start.scripts - smallest.scripts) / MB, 3);
   }
   return list;
 });
@@ -282,7 +299,17 @@ console.log(
       "MB per script, called (vs 1)": s.perScriptCalledMB ?? "",
       threads: s.threads,
     })),
-    ["server", "scripts", "ready ms", "RSS MB", "RSS anon MB", "MB per idle script (vs 1)", "RSS MB, each called once", "MB per script, called (vs 1)", "threads"],
+    [
+      "server",
+      "scripts",
+      "ready ms",
+      "RSS MB",
+      "RSS anon MB",
+      "MB per idle script (vs 1)",
+      "RSS MB, each called once",
+      "MB per script, called (vs 1)",
+      "threads",
+    ],
   ),
 );
 console.log(

@@ -29,7 +29,10 @@ function folder(withShadow) {
   const live = path.join(repoRoot, "examples", "client-phone-format.ts");
   cpSync(live, path.join(dir, "client-phone-format.ts"));
   if (withShadow) {
-    const next = readFileSync(live, "utf8").replace("return formatted === phone ? undefined : { phone: formatted };", 'return { phone: "8" + formatted.slice(2) };');
+    const next = readFileSync(live, "utf8").replace(
+      "return formatted === phone ? undefined : { phone: formatted };",
+      'return { phone: "8" + formatted.slice(2) };',
+    );
     writeFileSync(path.join(dir, "client-phone-format.shadow.ts"), next);
   }
   return dir;
@@ -40,19 +43,27 @@ function folder(withShadow) {
  * @param {string} dir
  */
 async function start(name, dir) {
-  const { child, match } = await spawnUntil(process.execPath, ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"], {
-    ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
-    env: { CALLSCRIPT_LOG_LEVEL: "warn" },
-    stdout: "ignore",
-  });
+  const { child, match } = await spawnUntil(
+    process.execPath,
+    ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"],
+    {
+      ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
+      env: { CALLSCRIPT_LOG_LEVEL: "warn" },
+      stdout: "ignore",
+    },
+  );
   return { name, child, url: match[1], dir, pid: /** @type {number} */ (child.pid) };
 }
 
 /** @param {Awaited<ReturnType<typeof start>>} server */
 async function shadowCounts(server) {
-  const { scripts } = /** @type {{ scripts: import("../dist/runtime/registry/states.js").ScriptState[] }} */ (await (await fetch(`${server.url}/scripts`)).json());
+  const { scripts } = /** @type {{ scripts: import("../dist/runtime/registry/states.js").ScriptState[] }} */ (
+    await (await fetch(`${server.url}/scripts`)).json()
+  );
   const shadow = scripts[0]?.shadow;
-  return shadow ? { calls: shadow.calls, shed: shadow.shed, different: shadow.different, failed: shadow.failed } : { calls: 0, shed: 0, different: 0, failed: 0 };
+  return shadow
+    ? { calls: shadow.calls, shed: shadow.shed, different: shadow.different, failed: shadow.failed }
+    : { calls: 0, shed: 0, different: 0, failed: 0 };
 }
 
 /**
@@ -65,7 +76,14 @@ async function load(server, connections, durationS) {
   const latencies = [];
   const before = procStats(server.pid);
   const countsBefore = await shadowCounts(server);
-  const instance = autocannon({ url: `${server.url}/hooks/${HOOK}`, method: "POST", headers: { "content-type": "application/json" }, body, connections, duration: durationS });
+  const instance = autocannon({
+    url: `${server.url}/hooks/${HOOK}`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+    connections,
+    duration: durationS,
+  });
   instance.on("response", (_client, status, _bytes, ms) => {
     if (status === 200) latencies.push(ms);
   });
@@ -74,10 +92,12 @@ async function load(server, connections, durationS) {
   // Shadow runs still going finish within their own time limit; give them a moment to be counted.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const countsAfter = await shadowCounts(server);
-  if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${server.name} @${connections}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  if (result.non2xx + result.errors + result.timeouts > 0)
+    throw new Error(`${server.name} @${connections}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
   const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   latencies.sort((a, b) => a - b);
-  const at = (/** @type {number} */ p) => /** @type {number} */ (latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))]);
+  const at = (/** @type {number} */ p) =>
+    /** @type {number} */ (latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))]);
   const answered = latencies.length;
   const shadowed = countsAfter.calls - countsBefore.calls;
   const shed = countsAfter.shed - countsBefore.shed;
@@ -136,7 +156,10 @@ try {
     const alones = samples[`${connections}|alone`] ?? [];
     const ratio = round(median((samples[`${connections}|shadowed`] ?? []).map((run, i) => run.rps / (alones[i]?.rps ?? NaN))), 3);
     results.push({ connections, alone, shadowed, rpsRatio: ratio });
-    for (const [key, s] of /** @type {const} */ ([["alone", alone], ["shadowed", shadowed]])) {
+    for (const [key, s] of /** @type {const} */ ([
+      ["alone", alone],
+      ["shadowed", shadowed],
+    ])) {
       rows.push({
         conns: connections,
         server: servers[key].name,

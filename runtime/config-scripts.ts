@@ -20,7 +20,11 @@ export function unknownScriptNames(config: Config, scriptNames: readonly string[
     .filter((name) => !known.has(name))
     .map((name) => {
       const suggestion = closest(name, scriptNames);
-      const hint = suggestion ? ` (did you mean '${suggestion}'?)` : scriptNames.length > 0 ? ` (its scripts: ${scriptNames.join(", ")})` : " (it has no scripts)";
+      const hint = suggestion
+        ? ` (did you mean '${suggestion}'?)`
+        : scriptNames.length > 0
+          ? ` (its scripts: ${scriptNames.join(", ")})`
+          : " (it has no scripts)";
       return `${scriptsKey(name)}: there is no script ${name}.ts in ${scriptsDir}${hint}${fromWhere(sourceOf(config, ["scripts", name]))}`;
     });
 }
@@ -112,7 +116,10 @@ export function settingsInForce(config: Config, name: string, file: string, decl
       });
       source = { kind: "interpolated", file: source.file, vars: [...new Set(vars)] };
     }
-    out[key] = { value: maskSecrets(value, { key, secret: fromEnv, secretPaths }), from: source.kind === "default" ? "the configuration" : describeSource(source) };
+    out[key] = {
+      value: maskSecrets(value, { key, secret: fromEnv, secretPaths }),
+      from: source.kind === "default" ? "the configuration" : describeSource(source),
+    };
   }
   return out;
 }

@@ -93,10 +93,7 @@ export interface InterpolationProblem {
  * which the schema then refuses, naming the variable (use CALLSCRIPT_PORT for the port).
  * Returns the new value and, per path, the variables it used; an unset variable is a problem.
  */
-export function interpolateEnv(
-  value: unknown,
-  env: NodeJS.ProcessEnv,
-): { value: unknown; used: Map<ConfigPath, string[]>; problems: InterpolationProblem[] } {
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv): { value: unknown; used: Map<ConfigPath, string[]>; problems: InterpolationProblem[] } {
   const used = new Map<ConfigPath, string[]>();
   const problems: InterpolationProblem[] = [];
   const walk = (node: unknown, at: string[]): unknown => {

@@ -40,9 +40,20 @@ export const consoleSchema = z.strictObject({
     .max(10_000)
     .default(200)
     .describe("Recent hook requests kept in memory for the Calls page (input, answer, each script's data and logs); 0 keeps none"),
-  callsMaxBytes: z.number().int().positive().default(16 * 1024 * 1024).describe("Memory bound of those calls (their JSON size, estimated)"),
+  callsMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024)
+    .describe("Memory bound of those calls (their JSON size, estimated)"),
   redact: z.boolean().default(true).describe("Show client phone numbers, names and e-mail addresses replaced, as record.anonymize does"),
-  sessionMinutes: z.number().int().positive().max(7 * 24 * 60).default(60).describe("How long a console login lasts"),
+  sessionMinutes: z
+    .number()
+    .int()
+    .positive()
+    .max(7 * 24 * 60)
+    .default(60)
+    .describe("How long a console login lasts"),
   saveCases: z.boolean().default(false).describe("Let the Try page write cases files into the scripts folder"),
 });
 
@@ -53,13 +64,19 @@ export const configSchema = z.strictObject({
   scriptsDir: z.string().default("scripts"),
   watch: z.boolean().default(true).describe("Reload scripts when their files change"),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
+  bodyLimitBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   maxQueue: z.number().int().min(0).default(32).describe("Invocations that may wait per script"),
   deadlineMs: z.number().int().positive().default(2_000).describe("Default request deadline over a hook's scripts"),
   inlineCalls: z
     .boolean()
     .default(true)
-    .describe("Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread"),
+    .describe(
+      "Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread",
+    ),
   typecheck: z
     .enum(["block", "warn", "off"])
     .default("block")
@@ -254,7 +271,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 /** Drops the secrets whose `${VAR}` is not set, and their problems (see LoadConfigOptions.secretValues). */
 function withoutUnsetSecrets(interpolated: ReturnType<typeof interpolateEnv>): void {
   const unset = new Set(
-    interpolated.problems.filter((problem) => /^secrets\.[^.]+$/.test(problem.path) && problem.message.includes("is not set in the environment")).map((problem) => problem.path),
+    interpolated.problems
+      .filter((problem) => /^secrets\.[^.]+$/.test(problem.path) && problem.message.includes("is not set in the environment"))
+      .map((problem) => problem.path),
   );
   if (unset.size === 0) return;
   interpolated.problems = interpolated.problems.filter((problem) => !unset.has(problem.path));

@@ -5,45 +5,25 @@ import createError from "@fastify/error";
  * script during an invocation are not exceptions: they are answers (see schema/envelope.ts).
  */
 
-export const UnknownHookError = createError(
-  "CS_ERR_UNKNOWN_HOOK",
-  "Unknown hook '%s'. Known hooks: %s",
-  404,
-);
+export const UnknownHookError = createError("CS_ERR_UNKNOWN_HOOK", "Unknown hook '%s'. Known hooks: %s", 404);
 
-export const InvalidInputError = createError(
-  "CS_ERR_INVALID_INPUT",
-  "The input of hook '%s' is invalid: %s",
-  400,
-);
+export const InvalidInputError = createError("CS_ERR_INVALID_INPUT", "The input of hook '%s' is invalid: %s", 400);
 
 export const ConfigError = createError("CS_ERR_CONFIG", "Invalid configuration in %s: %s", 500);
 
 export const UsageError = createError("CS_ERR_USAGE", "%s", 400);
 
-export const FilesExistError = createError(
-  "CS_ERR_FILES_EXIST",
-  "Not overwriting what is already there: %s. Pass --force to overwrite",
-  409,
-);
+export const FilesExistError = createError("CS_ERR_FILES_EXIST", "Not overwriting what is already there: %s. Pass --force to overwrite", 409);
 
 export const UnauthorizedError = createError("CS_ERR_UNAUTHORIZED", "Missing or invalid bearer token", 401);
 
-export const IsolatedVmMissingError = createError(
-  "CS_ERR_ISOLATED_VM",
-  "No usable isolated-vm for Node %s: %s",
-  500,
-);
+export const IsolatedVmMissingError = createError("CS_ERR_ISOLATED_VM", "No usable isolated-vm for Node %s: %s", 500);
 
 // ---- HTTP server ---------------------------------------------------------------------------
 
 export const InvalidJsonError = createError("CS_ERR_INVALID_JSON", "The body is not JSON: %s", 400);
 
-export const BodyTooLargeError = createError(
-  "CS_ERR_BODY_TOO_LARGE",
-  "The body is over the limit of %s bytes (bodyLimitBytes in the config)",
-  413,
-);
+export const BodyTooLargeError = createError("CS_ERR_BODY_TOO_LARGE", "The body is over the limit of %s bytes (bodyLimitBytes in the config)", 413);
 
 export const RouteNotFoundError = createError(
   "CS_ERR_NOT_FOUND",
@@ -77,11 +57,7 @@ export const CasesReadOnlyError = createError(
 
 export const CaseExistsError = createError("CS_ERR_CASE_EXISTS", "%s", 409);
 
-export const ConsoleBusyError = createError(
-  "CS_ERR_CONSOLE_BUSY",
-  "%s runs of the Try page are already going; try again when one ends",
-  429,
-);
+export const ConsoleBusyError = createError("CS_ERR_CONSOLE_BUSY", "%s runs of the Try page are already going; try again when one ends", 429);
 
 export const ConsoleNotFoundError = createError("CS_ERR_CONSOLE_NOT_FOUND", "%s", 404);
 

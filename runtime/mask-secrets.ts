@@ -8,7 +8,24 @@
 
 export const MASK = "****";
 
-const SECRET_WORDS = new Set(["token", "tokens", "secret", "secrets", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "webhook", "auth", "authorization", "cookie", "apikey", "dsn"]);
+const SECRET_WORDS = new Set([
+  "token",
+  "tokens",
+  "secret",
+  "secrets",
+  "password",
+  "passwd",
+  "pwd",
+  "passphrase",
+  "credential",
+  "credentials",
+  "webhook",
+  "auth",
+  "authorization",
+  "cookie",
+  "apikey",
+  "dsn",
+]);
 const SECRET_PAIRS: [string, string][] = [
   ["api", "key"],
   ["access", "key"],
@@ -68,7 +85,8 @@ export interface MaskOptions {
 export function maskSecrets(value: unknown, options: MaskOptions = {}): unknown {
   const secretPaths = options.secretPaths ?? [];
   const walk = (node: unknown, key: string | undefined, at: readonly string[], secret: boolean): unknown => {
-    const isSecret = secret || (key !== undefined && isSecretKey(key)) || secretPaths.some((p) => p.length === at.length && p.every((part, i) => part === at[i]));
+    const isSecret =
+      secret || (key !== undefined && isSecretKey(key)) || secretPaths.some((p) => p.length === at.length && p.every((part, i) => part === at[i]));
     if (typeof node === "string") return isSecret || looksSecret(node) ? maskString(node) : node;
     if (typeof node === "number") return isSecret ? MASK : node;
     if (Array.isArray(node)) return node.map((item, index) => walk(item, undefined, [...at, String(index)], isSecret));

@@ -3,13 +3,7 @@
  * Most accept either the whole call (`CallFull`, whose main channel is used) or one `Channel`
  * (e.g. a conversation's).
  */
-import type {
-  CallFull,
-  Channel,
-  ChannelType,
-  Conversation,
-  NumberData,
-} from "./hook-types.generated.js";
+import type { CallFull, Channel, ChannelType, Conversation, NumberData } from "./hook-types.generated.js";
 
 function isCallFull(value: CallFull | Channel): value is CallFull {
   return "conversations" in value && typeof value["channel"] === "object" && value["channel"] !== null;

@@ -53,10 +53,7 @@ export interface Cancel {
 /** Changes to merge over the data so far; `undefined` or `{}` changes nothing. */
 export type HookResult<H extends HookName> = Partial<HookData<H>> | Cancel | undefined | void;
 
-export type HookHandler<H extends HookName, S> = (
-  input: HookInput<H>,
-  ctx: HookContext<H, S>,
-) => HookResult<H> | Promise<HookResult<H>>;
+export type HookHandler<H extends HookName, S> = (input: HookInput<H>, ctx: HookContext<H, S>) => HookResult<H> | Promise<HookResult<H>>;
 
 export type HookHandlers<S> = { [H in HookName]?: HookHandler<H, S> };
 
@@ -69,9 +66,7 @@ export interface ScriptDefinition<S extends object = Record<string, never>> {
   settings?: S;
 }
 
-export function defineScript<S extends object = Record<string, never>>(
-  definition: ScriptDefinition<S>,
-): ScriptDefinition<S> {
+export function defineScript<S extends object = Record<string, never>>(definition: ScriptDefinition<S>): ScriptDefinition<S> {
   Object.defineProperty(definition, SCRIPT_MARK, { value: true });
   return definition;
 }

@@ -4,16 +4,7 @@
  * checked against them at build time), so that scripts type-check without zod's types.
  */
 export { defineScript, cancel } from "./define.js";
-export type {
-  Cancel,
-  HookContext,
-  HookHandler,
-  HookHandlers,
-  HookResult,
-  ScriptDefinition,
-  ScriptLimits,
-  ScriptLogger,
-} from "./define.js";
+export type { Cancel, HookContext, HookHandler, HookHandlers, HookResult, ScriptDefinition, ScriptLimits, ScriptLogger } from "./define.js";
 export type { HookData, HookInput } from "./define.js";
 export type { CapabilityError, FetchInit, FetchResponse, KvValue, ScriptCapabilities, ScriptKv } from "./capabilities.js";
 export type { Known } from "./known.js";

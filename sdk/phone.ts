@@ -97,11 +97,7 @@ export function formatE164(value: string, options: E164Options = {}): string | n
   } else if (!text.startsWith("+")) {
     if (all.length === nationalLength) {
       national = all;
-    } else if (
-      nationalPrefix !== "" &&
-      all.length === nationalPrefix.length + nationalLength &&
-      all.startsWith(nationalPrefix)
-    ) {
+    } else if (nationalPrefix !== "" && all.length === nationalPrefix.length + nationalLength && all.startsWith(nationalPrefix)) {
       national = all.slice(nationalPrefix.length);
     }
   }
@@ -128,11 +124,7 @@ function candidatesOf(number: NumberData | string): string[] {
  *
  * Forms or entries with no digits never match; an empty list matches nothing.
  */
-export function matchesAny(
-  number: NumberData | string,
-  list: readonly string[],
-  options: MatchOptions = {},
-): boolean {
+export function matchesAny(number: NumberData | string, list: readonly string[], options: MatchOptions = {}): boolean {
   const raw = options.lastDigits;
   const k = raw !== undefined && Number.isFinite(raw) && raw >= 1 ? Math.floor(raw) : 0;
   const key = (value: string): string | null => {

@@ -77,14 +77,7 @@ export function parsePbxTime(text: string): PbxTime | null {
   if (typeof text !== "string" || text === NEVER) return null;
   const match = PBX_TIME.exec(text);
   if (!match) return null;
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [number, number, number, number, number, number];
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
   if (hour > 23 || minute > 59 || second > 59) return null;
   const days = daysFromCivil(year, month, day);

@@ -39,7 +39,10 @@ const PIPELINES = Object.fromEntries(
 
 /** Script log lines are kept per request, as callscript's guest keeps them (and drops them at warn). */
 function logger(lines) {
-  const at = (level) => (...args) => lines.push({ level, message: args.map(String).join(" ") });
+  const at =
+    (level) =>
+    (...args) =>
+      lines.push({ level, message: args.map(String).join(" ") });
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 

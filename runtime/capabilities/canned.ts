@@ -70,7 +70,13 @@ class CannedFetcher implements Fetcher {
   async fetch(prepared: PreparedFetch, context: FetchContext): Promise<FetchAnswer> {
     const key = `${prepared.method} ${prepared.url.href}`;
     const index = this.keys.findIndex((candidate, at) => candidate === key && !this.used[at]);
-    this.calls.push({ method: prepared.method, url: prepared.url.href, headers: Object.fromEntries(prepared.headers), body: prepared.body, answeredBy: index < 0 ? undefined : index });
+    this.calls.push({
+      method: prepared.method,
+      url: prepared.url.href,
+      headers: Object.fromEntries(prepared.headers),
+      body: prepared.body,
+      answeredBy: index < 0 ? undefined : index,
+    });
     if (index < 0) {
       const listed = this.keys.filter((candidate) => candidate === key).length;
       const why = listed > 0 ? ` (its ${listed} answer${listed === 1 ? " is" : "s are"} used already: each entry answers one call)` : "";

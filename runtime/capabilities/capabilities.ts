@@ -126,16 +126,23 @@ export class GrantedCapabilities implements Capabilities {
     let method: string | undefined;
     let dropped: string[] = [];
     const report = (status: number | undefined, code: CapabilityErrorCode | undefined) =>
-      this.options.hooks?.onFetch?.({ script: call.script, hook: call.hook, requestId: call.requestId, origin, method, status, code, ms: performance.now() - started, dropped });
+      this.options.hooks?.onFetch?.({
+        script: call.script,
+        hook: call.hook,
+        requestId: call.requestId,
+        origin,
+        method,
+        status,
+        code,
+        ms: performance.now() - started,
+        dropped,
+      });
     try {
       const grant = grants.fetch ?? (this.options.anyOrigin ? DEFAULT_FETCH_GRANT : undefined);
       const budget = this.budget(call.signal);
       const limit = grant?.maxCalls;
       if (limit !== undefined && budget.fetches >= limit) {
-        throw new CapabilityError(
-          "CS_CAP_FETCH_TOO_MANY_CALLS",
-          `fetch: more than ${limit} fetches in one invocation (scripts.${call.script}.fetch.maxCalls)`,
-        );
+        throw new CapabilityError("CS_CAP_FETCH_TOO_MANY_CALLS", `fetch: more than ${limit} fetches in one invocation (scripts.${call.script}.fetch.maxCalls)`);
       }
       budget.fetches++;
       const prepared = prepareFetch(payloadJson, {
@@ -304,4 +311,3 @@ export class CapabilityHost implements Capabilities {
     await store?.backend.close();
   }
 }
-

@@ -27,7 +27,8 @@ const MIB = 1024 * KIB;
  * underscores, none at the end) so that `__callscript_secret_NAME__` in a text reads one way only.
  */
 const CONFIG_SECRET_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$/;
-const SECRET_NAME_RULE = "a secret's name is upper-case letters and digits in words joined by single _, starting with a letter, at most 64 characters (e.g. BITRIX_TOKEN)";
+const SECRET_NAME_RULE =
+  "a secret's name is upper-case letters and digits in words joined by single _, starting with a letter, at most 64 characters (e.g. BITRIX_TOKEN)";
 
 function isConfigSecretName(name: string): boolean {
   return SECRET_NAME.test(name) && CONFIG_SECRET_NAME.test(name);
@@ -49,8 +50,20 @@ export const fetchGrantSchema = z
       ),
     timeoutMs: z.number().int().positive().max(60_000).default(1_500).describe("Per fetch, redirects included; the hook's deadline bounds it too"),
     maxCalls: z.number().int().positive().max(100).default(5).describe("Fetches per invocation"),
-    maxResponseBytes: z.number().int().positive().max(64 * MIB).default(MIB).describe("Per response body, counted as it arrives"),
-    maxRequestBytes: z.number().int().positive().max(16 * MIB).default(64 * KIB).describe("Per request body"),
+    maxResponseBytes: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * MIB)
+      .default(MIB)
+      .describe("Per response body, counted as it arrives"),
+    maxRequestBytes: z
+      .number()
+      .int()
+      .positive()
+      .max(16 * MIB)
+      .default(64 * KIB)
+      .describe("Per request body"),
   })
   .describe("What the script may reach with ctx.fetch; without it, no network");
 export type FetchGrant = z.output<typeof fetchGrantSchema>;
@@ -58,10 +71,7 @@ export type FetchGrant = z.output<typeof fetchGrantSchema>;
 /** Keys of `scripts.<name>`. */
 export const scriptCapabilityKeys = {
   fetch: fetchGrantSchema.optional(),
-  secrets: z
-    .array(secretNameSchema)
-    .optional()
-    .describe("Names of the secrets whose values ctx.secret(NAME) placeholders stand for in this script's fetches"),
+  secrets: z.array(secretNameSchema).optional().describe("Names of the secrets whose values ctx.secret(NAME) placeholders stand for in this script's fetches"),
 };
 export const scriptGrantsSchema = z.strictObject(scriptCapabilityKeys);
 export type ScriptGrants = z.output<typeof scriptGrantsSchema>;
@@ -106,7 +116,13 @@ export const kvConfigSchema = z
       })
       .describe("sqlite:<file> (relative to the config file; embedded, one instance) or redis://host:port/db (shared by several instances)"),
     maxKeyBytes: z.number().int().positive().max(1_024).default(256).describe("A key's length in UTF-8 bytes"),
-    maxValueBytes: z.number().int().positive().max(16 * MIB).default(64 * KIB).describe("A value's length as JSON, in UTF-8 bytes"),
+    maxValueBytes: z
+      .number()
+      .int()
+      .positive()
+      .max(16 * MIB)
+      .default(64 * KIB)
+      .describe("A value's length as JSON, in UTF-8 bytes"),
     maxOpsPerInvocation: z.number().int().positive().max(10_000).default(20).describe("kv operations per invocation"),
     maxKeysPerScript: z.number().int().positive().max(10_000_000).default(1_000).describe("Live keys per script; a set of a new key past it fails"),
     timeoutMs: z.number().int().positive().max(60_000).default(1_000).describe("Per operation (Redis); the hook's deadline bounds it too"),
@@ -148,7 +164,9 @@ export function checkGrants(scripts: Readonly<Record<string, ScriptGrants>>, sec
   for (const [script, grants] of Object.entries(scripts)) {
     (grants.secrets ?? []).forEach((name, index) => {
       if (!secrets.has(name)) {
-        errors.push(`scripts.${script}.secrets.${index}: secret ${name} has no value: set secrets.${name} in the config file or ${SECRET_ENV_PREFIX}${name} in the environment`);
+        errors.push(
+          `scripts.${script}.secrets.${index}: secret ${name} has no value: set secrets.${name} in the config file or ${SECRET_ENV_PREFIX}${name} in the environment`,
+        );
       }
     });
     if ((grants.secrets ?? []).length > 0 && (grants.fetch?.allow.length ?? 0) === 0) {

@@ -171,7 +171,8 @@ export function prepareFetch(payloadJson: string, policy: FetchPolicy): Prepared
     if (seen.has(lower)) throw bad(`header ${name} is given twice`);
     seen.add(lower);
     if (/[\r\n\0]/.test(value)) throw bad(`the value of header ${name} has a line break`);
-    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) throw bad(`the value of header ${name} has characters HTTP headers cannot carry (outside Latin-1): encode it (encodeURIComponent)`);
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value))
+      throw bad(`the value of header ${name} has characters HTTP headers cannot carry (outside Latin-1): encode it (encodeURIComponent)`);
     if (DROPPED_HEADERS.has(lower)) dropped.push(lower);
     else headers.push([lower, value]);
   }

@@ -121,7 +121,10 @@ export class LiveFetcher implements Fetcher {
         for (const [name, value] of headers) {
           const sent = substituteSecrets(value, secrets, "raw");
           if (!LATIN1.test(sent)) {
-            throw new CapabilityError("CS_CAP_BAD_REQUEST", `fetch: the value of header ${name} has characters HTTP headers cannot carry (outside Latin-1), once its secrets are in`);
+            throw new CapabilityError(
+              "CS_CAP_BAD_REQUEST",
+              `fetch: the value of header ${name} has characters HTTP headers cannot carry (outside Latin-1), once its secrets are in`,
+            );
           }
           sentHeaders[name] = sent;
         }
@@ -214,7 +217,9 @@ async function readCapped(response: Dispatcher.ResponseData, origin: Origin, con
       "CS_CAP_FETCH_RESPONSE_TOO_LARGE",
       `fetch: the response of ${origin.key} is over scripts.${context.script}.fetch.maxResponseBytes (${limit} bytes)`,
     );
-  const encoding = String(response.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  const encoding = String(response.headers["content-encoding"] ?? "identity")
+    .trim()
+    .toLowerCase();
   const declared = Number(response.headers["content-length"]);
   if (encoding === "identity" && Number.isFinite(declared) && declared > limit) {
     discard(response.body);
@@ -283,11 +288,19 @@ function asCapabilityError(error: unknown, at: { origin: Origin; context: FetchC
   const { script, grant, secrets } = context;
   const chain = causes(error);
   const detail = chain
-    .map((item) => (item instanceof Error ? `${item.name}${(item as NodeJS.ErrnoException).code ? ` ${(item as NodeJS.ErrnoException).code}` : ""}: ${maskSecretValues(item.message, secrets)}` : String(item)))
+    .map((item) =>
+      item instanceof Error
+        ? `${item.name}${(item as NodeJS.ErrnoException).code ? ` ${(item as NodeJS.ErrnoException).code}` : ""}: ${maskSecretValues(item.message, secrets)}`
+        : String(item),
+    )
     .join(" <- ");
   if (context.signal.aborted) return new CapabilityError("CS_CAP_ABORTED", `fetch: the invocation ended before ${origin.key} answered`, detail);
   if (at.timeout.aborted) {
-    return new CapabilityError("CS_CAP_FETCH_TIMEOUT", `fetch: ${origin.key} did not answer within ${grant.timeoutMs} ms (scripts.${script}.fetch.timeoutMs)`, detail);
+    return new CapabilityError(
+      "CS_CAP_FETCH_TIMEOUT",
+      `fetch: ${origin.key} did not answer within ${grant.timeoutMs} ms (scripts.${script}.fetch.timeoutMs)`,
+      detail,
+    );
   }
   const capability = chain.find(isCapabilityError);
   if (capability) return capability;

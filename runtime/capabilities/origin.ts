@@ -87,13 +87,20 @@ export function parseAllowEntry(text: string): OriginResult {
     return { ok: false, problem: `'${text}' must be an origin, scheme://host[:port]: wildcards, queries and fragments are not allowed` };
   }
   const parsed = parseUrl(text);
-  if (!parsed.ok) return { ok: false, problem: `'${text}' ${parsed.problem.startsWith("is ") ? parsed.problem : `is refused: ${parsed.problem}`}; write scheme://host[:port], e.g. https://crm.example` };
+  if (!parsed.ok)
+    return {
+      ok: false,
+      problem: `'${text}' ${parsed.problem.startsWith("is ") ? parsed.problem : `is refused: ${parsed.problem}`}; write scheme://host[:port], e.g. https://crm.example`,
+    };
   const { url, origin } = parsed;
   if (url.pathname !== "/" || url.search !== "" || url.hash !== "") {
     return { ok: false, problem: `'${text}' must be an origin without a path: write ${origin.key}` };
   }
   if (origin.hostKind === "name" && (origin.host === "localhost" || origin.host.endsWith(".localhost"))) {
-    return { ok: false, problem: `'${text}': localhost is a loopback name, which a name in fetch.allow may not reach; write the address itself, e.g. ${originKey(origin.scheme, "127.0.0.1", "ipv4", origin.port)}` };
+    return {
+      ok: false,
+      problem: `'${text}': localhost is a loopback name, which a name in fetch.allow may not reach; write the address itself, e.g. ${originKey(origin.scheme, "127.0.0.1", "ipv4", origin.port)}`,
+    };
   }
   return { ok: true, origin };
 }

@@ -59,10 +59,6 @@ async function check(dir: string, options: CheckOptions): Promise<number> {
   const count = report.problems.length;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
   const checked = `${plural(report.scripts.length, "script")}, ${plural(report.files.length, "file")} checked`;
-  console.log(
-    count === 0
-      ? green(`${checked}: no errors`)
-      : red(`${plural(count, "error")} in ${plural(files, "file")}`) + dim(` · ${checked}`),
-  );
+  console.log(count === 0 ? green(`${checked}: no errors`) : red(`${plural(count, "error")} in ${plural(files, "file")}`) + dim(` · ${checked}`));
   return count > 0 ? 1 : 0;
 }

@@ -54,7 +54,13 @@ export function limitRows(use: LimitUse, limits: Limits): LimitRow[] {
   const heapLimit = limits.memoryMb * 1024 * 1024;
   return [
     // The time limit counts CPU time (runtime/sandbox/time-limit.ts); the wall time is shown beside it.
-    { label: "time", used: formatMs(use.cpuMs), limit: `${limits.timeoutMs} ms`, ratio: use.cpuMs / limits.timeoutMs, note: `CPU time; wall ${formatMs(use.wallMs)}` },
+    {
+      label: "time",
+      used: formatMs(use.cpuMs),
+      limit: `${limits.timeoutMs} ms`,
+      ratio: use.cpuMs / limits.timeoutMs,
+      note: `CPU time; wall ${formatMs(use.wallMs)}`,
+    },
     {
       label: "heap",
       used: use.heapUsedBytes === undefined ? "?" : formatBytes(use.heapUsedBytes),

@@ -13,7 +13,7 @@ export function readJsonFile(file: string, what: string): unknown {
     text = readFileSync(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`${what} ${file} cannot be read: ${code === "ENOENT" ? "no such file" : code ?? (error as Error).message}`);
+    throw new UsageError(`${what} ${file} cannot be read: ${code === "ENOENT" ? "no such file" : (code ?? (error as Error).message)}`);
   }
   try {
     return JSON.parse(text);

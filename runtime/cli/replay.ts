@@ -35,7 +35,8 @@ async function replay(targets: string[], options: ReplayOptions): Promise<number
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  if (files.length === 0) throw new UsageError(`No recorded inputs in ${targets.join(", ")}: recordings are <hook>.<time>-<id>.json beside <...>.answer.json (config record.dir)`);
+  if (files.length === 0)
+    throw new UsageError(`No recorded inputs in ${targets.join(", ")}: recordings are <hook>.<time>-<id>.json beside <...>.answer.json (config record.dir)`);
   const config = folderConfig(options);
   const folder = await ServedFolder.load(config);
   try {
@@ -74,10 +75,19 @@ function resultLines(result: ReplayResult, scriptsDir: string): string[] {
   if (result.answer?.state === "error") lines.push("", ...formatFailure(result.answer.error, scriptsDir).map((line) => `    ${line}`));
   const changed = result.versions ?? [];
   if (changed.length > 0) {
-    lines.push(`    ${dim("changed since the recording:")} ${changed.map((change) => `${bold(change.script)} ${short(change.recorded)} → ${short(change.now)}`).join(", ")}`);
+    lines.push(
+      `    ${dim("changed since the recording:")} ${changed.map((change) => `${bold(change.script)} ${short(change.recorded)} → ${short(change.now)}`).join(", ")}`,
+    );
   }
   for (const step of result.steps ?? []) {
-    const returned = step.outcome === "data" ? `returned ${showValue(step.returned, 160)}` : step.outcome === "none" ? "returned nothing" : step.outcome === "cancel" ? "cancelled" : `failed: ${step.reason}`;
+    const returned =
+      step.outcome === "data"
+        ? `returned ${showValue(step.returned, 160)}`
+        : step.outcome === "none"
+          ? "returned nothing"
+          : step.outcome === "cancel"
+            ? "cancelled"
+            : `failed: ${step.reason}`;
     lines.push(`    ${step.script} ${returned}`, ...formatLogs(step.logs, "      "));
   }
   // Why an answer that depended on the CRM differs now.

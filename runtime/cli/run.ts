@@ -71,7 +71,8 @@ function capabilitiesFor(config: Config, options: RunOptions, use: CapabilityUse
     kv: config.kv,
     baseDir: options.config ? path.dirname(path.resolve(options.config)) : process.cwd(),
     hooks: {
-      onFetch: (event: FetchEvent) => use.fetches.push(`${event.method ?? "fetch"} ${event.origin ?? "(refused)"}: ${event.status ?? event.code} ${dim(round(event.ms))}`),
+      onFetch: (event: FetchEvent) =>
+        use.fetches.push(`${event.method ?? "fetch"} ${event.origin ?? "(refused)"}: ${event.status ?? event.code} ${dim(round(event.ms))}`),
       onKv: (event: KvEvent) => use.kv.push(`${event.op}: ${event.outcome}`),
       onFault: (event: FaultEvent) => use.faults.push(`${event.op} (${event.code}): ${event.detail.split("\n")[0]}`),
     },
@@ -158,7 +159,12 @@ function report(
     // As `test` says it: a handler that returned nothing changed nothing, which is easy to miss.
     if (invocation?.outcome.kind === "none") lines.push(yellow(`${name} returned nothing: the data is ${hook}'s defaults, unchanged`), "");
     lines.push(cancelled ? yellow("cancelled: the CRM request is not sent (data {})") : green("data"));
-    if (!cancelled) lines.push(...JSON.stringify(answer.data, null, 2).split("\n").map((line) => `  ${line}`));
+    if (!cancelled)
+      lines.push(
+        ...JSON.stringify(answer.data, null, 2)
+          .split("\n")
+          .map((line) => `  ${line}`),
+      );
   } else {
     lines.push(...formatFailure(answer.error, scriptsDir));
   }

@@ -114,7 +114,6 @@ function configFrom(options: ServeOptions, noWatch: boolean): Config {
   return config;
 }
 
-
 async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   let config: Config;
   try {
@@ -163,13 +162,19 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     }
     const results = await registry.loadAll();
     // Settings the config gives a script that it does not declare: the config is wrong, as a typo is.
-    const settingsProblems = results.flatMap((result) => (!result.ok && "problem" in result && result.problem.stage === "config" ? [result.problem.message] : []));
+    const settingsProblems = results.flatMap((result) =>
+      !result.ok && "problem" in result && result.problem.stage === "config" ? [result.problem.message] : [],
+    );
     if (settingsProblems.length > 0) throw new ConfigError(options.config ?? "the configuration", settingsProblems.join("; "));
     const { loaded, failed } = summarizeReload(results);
     if (loaded.length + failed.length === 0) {
       log.warn({ scriptsDir: config.scriptsDir }, "no scripts in the scripts folder: every hook answers its defaults");
     } else {
-      (failed.length > 0 ? log.warn : log.info).call(log, { scriptsDir: config.scriptsDir, loaded, failed }, `scripts: ${loaded.length} loaded, ${failed.length} failed`);
+      (failed.length > 0 ? log.warn : log.info).call(
+        log,
+        { scriptsDir: config.scriptsDir, loaded, failed },
+        `scripts: ${loaded.length} loaded, ${failed.length} failed`,
+      );
     }
     await app.listen({ host: config.host, port: config.port });
     const graceMs = Math.max(...hookNames.map((hook) => deadlineFor(config, hook))) + 5_000;
@@ -206,11 +211,10 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     serving = true;
     const addresses = app
       .addresses()
-      .flatMap((address) => (typeof address === "string" ? [] : [`http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`]));
-    log.info(
-      { address: addresses[0], addresses, scriptsDir: config.scriptsDir, watch: config.watch, token: config.token !== undefined },
-      "callscript serving",
-    );
+      .flatMap((address) =>
+        typeof address === "string" ? [] : [`http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`],
+      );
+    log.info({ address: addresses[0], addresses, scriptsDir: config.scriptsDir, watch: config.watch, token: config.token !== undefined }, "callscript serving");
     console.error(
       `callscript: serving ${loaded.length} script${loaded.length === 1 ? "" : "s"} from ${config.scriptsDir} at ${addresses.join(", ")} ` +
         `(POST /hooks/<hook>${config.token ? ", bearer token required" : ""}; GET /docs, /scripts, /metrics${config.console.enabled ? ", /console" : ""})`,

@@ -130,9 +130,22 @@ function usageTable(usage: ScriptUsage[]): string[] {
     return [{ text: entry.script, ratio: 0 }, ...cells];
   });
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.text.length)));
-  const lines = [dim("limits: the worst case of each script"), `  ${dim(header.map((title, column) => title.padEnd(widths[column]!)).join("   ").trimEnd())}`];
+  const lines = [
+    dim("limits: the worst case of each script"),
+    `  ${dim(
+      header
+        .map((title, column) => title.padEnd(widths[column]!))
+        .join("   ")
+        .trimEnd(),
+    )}`,
+  ];
   for (const row of rows) {
-    lines.push(`  ${row.map((cell, column) => byRatio(cell.ratio)(cell.text.padEnd(widths[column]!))).join("   ").trimEnd()}`);
+    lines.push(
+      `  ${row
+        .map((cell, column) => byRatio(cell.ratio)(cell.text.padEnd(widths[column]!)))
+        .join("   ")
+        .trimEnd()}`,
+    );
   }
   return lines;
 }

@@ -40,9 +40,7 @@ export interface CompileDiagnostic {
   lineText?: string;
 }
 
-export type CompileResult =
-  | { ok: true; script: CompiledScript }
-  | { ok: false; name: string; file: string; diagnostics: CompileDiagnostic[] };
+export type CompileResult = { ok: true; script: CompiledScript } | { ok: false; name: string; file: string; diagnostics: CompileDiagnostic[] };
 
 /** The name under which the bundle's entry object is reachable as the script's completion value. */
 const ENTRY_GLOBAL = "__callscript_entry";
@@ -54,9 +52,7 @@ export function scriptNameOf(file: string): string {
 }
 
 export function formatDiagnostic(diagnostic: CompileDiagnostic): string {
-  const where = diagnostic.location
-    ? `${diagnostic.location.file}:${diagnostic.location.line}:${diagnostic.location.column}: `
-    : "";
+  const where = diagnostic.location ? `${diagnostic.location.file}:${diagnostic.location.line}:${diagnostic.location.column}: ` : "";
   return `${where}${diagnostic.message}`;
 }
 
@@ -230,7 +226,6 @@ function entryModules(root: string, byName: ReadonlyMap<string, string>): esbuil
  * per run rather than once.
  */
 const BATCH_SIZE = 100;
-
 
 /**
  * Bundle many scripts in few esbuild runs, so the SDK and shared helpers are parsed once per run

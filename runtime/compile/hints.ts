@@ -4,8 +4,7 @@
  * script's load, and an invocation that throws `ReferenceError: fetch is not defined`.
  */
 
-const NETWORK =
-  "the sandbox has no network of its own; what a script may reach is granted to it by the host, per script, in the server's config";
+const NETWORK = "the sandbox has no network of its own; what a script may reach is granted to it by the host, per script, in the server's config";
 const TIMERS =
   "there are no timers: a handler runs once per call, within its time limit; for times use the call's own (call_full.channel.start_time, ...) or Date.now()";
 const MODULES =

@@ -34,7 +34,10 @@ export function sdkTypes(): string {
 }
 
 /** The tsconfig.json of a scripts folder: `callscript` resolves to the SDK that runs the scripts. */
-export function scriptsTsconfig(dir: string, options: { absolute?: boolean } = {}): {
+export function scriptsTsconfig(
+  dir: string,
+  options: { absolute?: boolean } = {},
+): {
   compilerOptions: Record<string, unknown>;
   include: string[];
 } {
@@ -199,7 +202,11 @@ export class FolderTypeCheck {
           problems.push(...returns);
           continue;
         }
-        const problem: TypeProblem = { file: diagnostic.file ? path.resolve(diagnostic.file.fileName) : absolute, code: `TS${diagnostic.code}`, message: shortMessage(this.ts, diagnostic) };
+        const problem: TypeProblem = {
+          file: diagnostic.file ? path.resolve(diagnostic.file.fileName) : absolute,
+          code: `TS${diagnostic.code}`,
+          message: shortMessage(this.ts, diagnostic),
+        };
         if (diagnostic.file && diagnostic.start !== undefined) {
           const { line, character } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
           problem.line = line + 1;
@@ -259,7 +266,9 @@ export class FolderTypeCheck {
             line: line + 1,
             column: character + 1,
             code: `TS${diagnostic.code}`,
-            message: cutLongTypes(`${name.getText()} returns '${checker.typeToString(type)}', which does not fit '${checker.typeToString(expected)}'.`) + (reason ? ` ${reason}` : ""),
+            message:
+              cutLongTypes(`${name.getText()} returns '${checker.typeToString(type)}', which does not fit '${checker.typeToString(expected)}'.`) +
+              (reason ? ` ${reason}` : ""),
           });
         }
       }

@@ -1,6 +1,16 @@
 import type { CallDetail, CallsPage, ConsoleScripts, PayloadEntry, SessionInfo, TryRequest, TryResult } from "../server/console-schemas.js";
 
-export type { CallDetail, CallsPage, CallSummary, ConsoleScript, ConsoleScripts, InvocationView, PayloadEntry, SessionInfo, TryResult } from "../server/console-schemas.js";
+export type {
+  CallDetail,
+  CallsPage,
+  CallSummary,
+  ConsoleScript,
+  ConsoleScripts,
+  InvocationView,
+  PayloadEntry,
+  SessionInfo,
+  TryResult,
+} from "../server/console-schemas.js";
 
 /** The server's error body (HttpError), as every failed request of the API sends it. */
 export class ApiError extends Error {

@@ -47,7 +47,17 @@ function Detail({ seq, onTry }: { seq: number; onTry: (call: CallDetail) => void
   );
 }
 
-export function CallsPage({ session, selected, onSelect, onTry }: { session: SessionInfo; selected?: number; onSelect: (seq?: number) => void; onTry: (call: CallDetail) => void }) {
+export function CallsPage({
+  session,
+  selected,
+  onSelect,
+  onTry,
+}: {
+  session: SessionInfo;
+  selected?: number;
+  onSelect: (seq?: number) => void;
+  onTry: (call: CallDetail) => void;
+}) {
   const [filter, setFilter] = useState<Filter>({ hook: "", outcome: "", phone: "" });
   const [calls, setCalls] = useState<CallSummary[]>([]);
   const [state, setState] = useState<{ kept: number; bytes: number; enabled: boolean } | undefined>();
@@ -73,14 +83,29 @@ export function CallsPage({ session, selected, onSelect, onTry }: { session: Ses
     2000,
     [filter.hook, filter.outcome, filter.phone],
   );
-  const outcomes = ["success", "cancel", "timeout", "memory", "exception", "invalid_output", "overloaded", "compile", "deadline", "no_data", "CS_ERR_INVALID_INPUT", "CS_ERR_INVALID_JSON"];
+  const outcomes = [
+    "success",
+    "cancel",
+    "timeout",
+    "memory",
+    "exception",
+    "invalid_output",
+    "overloaded",
+    "compile",
+    "deadline",
+    "no_data",
+    "CS_ERR_INVALID_INPUT",
+    "CS_ERR_INVALID_JSON",
+  ];
   return (
     <Section
       title="Calls"
       actions={
         state && (
           <span class="muted small">
-            {state.enabled ? `${state.kept} kept in memory (${bytes(state.bytes)}; at most ${session.calls.capacity}, ${bytes(session.calls.maxBytes)})` : "off (console.calls is 0)"}
+            {state.enabled
+              ? `${state.kept} kept in memory (${bytes(state.bytes)}; at most ${session.calls.capacity}, ${bytes(session.calls.maxBytes)})`
+              : "off (console.calls is 0)"}
           </span>
         )
       }

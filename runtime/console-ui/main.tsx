@@ -57,7 +57,11 @@ function App() {
     );
   }, []);
   useEffect(() => {
-    if (route.page === "try") api.scripts().then((answer) => setScripts(answer.scripts.map((script) => script.name)), () => undefined);
+    if (route.page === "try")
+      api.scripts().then(
+        (answer) => setScripts(answer.scripts.map((script) => script.name)),
+        () => undefined,
+      );
   }, [route.page]);
 
   if (ended) return <Ended />;
@@ -98,7 +102,12 @@ function App() {
       <main>
         {route.page === "scripts" && <ScriptsPage />}
         {route.page === "calls" && (
-          <CallsPage session={session} selected={route.seq} onSelect={(seq) => (location.hash = seq === undefined ? "#/calls" : `#/calls/${seq}`)} onTry={tryCall} />
+          <CallsPage
+            session={session}
+            selected={route.seq}
+            onSelect={(seq) => (location.hash = seq === undefined ? "#/calls" : `#/calls/${seq}`)}
+            onTry={tryCall}
+          />
         )}
         {route.page === "try" && <TryPage session={session} prefill={prefill} scripts={scripts} />}
       </main>

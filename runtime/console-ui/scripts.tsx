@@ -4,8 +4,25 @@ import { api, type ConsoleScript, type ConsoleScripts } from "./api.js";
 import { Badge, bytes, Json, ms, Section, Sparkline, usePoll } from "./common.js";
 
 /** Fields the page lays out itself; any other field GET /scripts has is shown as it is. */
-const SHOWN = new Set(["name", "file", "state", "version", "previousVersion", "loadedAt", "hooks", "order", "limits", "warnings", "lastError", "queueDepth", "invocations", "outcomes", "frame", "latency", "settings"]);
-
+const SHOWN = new Set([
+  "name",
+  "file",
+  "state",
+  "version",
+  "previousVersion",
+  "loadedAt",
+  "hooks",
+  "order",
+  "limits",
+  "warnings",
+  "lastError",
+  "queueDepth",
+  "invocations",
+  "outcomes",
+  "frame",
+  "latency",
+  "settings",
+]);
 
 function CodeFrame({ script, problem }: { script: ConsoleScript; problem: ScriptProblem }) {
   const frame = script.frame ?? [];
@@ -108,7 +125,9 @@ function ScriptCard({ script, intervalSeconds }: { script: ConsoleScript; interv
           </>
         ))}
       </dl>
-      {(s.warnings as string[] | undefined)?.map((warning) => <p class="warning">{warning}</p>)}
+      {(s.warnings as string[] | undefined)?.map((warning) => (
+        <p class="warning">{warning}</p>
+      ))}
       {s.lastError && <CodeFrame script={s} problem={s.lastError as ScriptProblem} />}
     </article>
   );
@@ -134,7 +153,9 @@ export function ScriptsPage() {
       {error && <p class="error">{error}</p>}
       {!data && !error && <p class="muted">loading…</p>}
       {data && data.scripts.length === 0 && <p class="muted">No scripts in the scripts folder: every hook answers its defaults.</p>}
-      {data?.scripts.map((script) => <ScriptCard key={script.name} script={script} intervalSeconds={data.latencyIntervalSeconds} />)}
+      {data?.scripts.map((script) => (
+        <ScriptCard key={script.name} script={script} intervalSeconds={data.latencyIntervalSeconds} />
+      ))}
     </Section>
   );
 }

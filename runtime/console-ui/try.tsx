@@ -30,7 +30,10 @@ function errorInDraft(result: TryResult, script: string): { line: number; column
   for (const diagnostic of result.diagnostics ?? []) {
     if (diagnostic.location?.file === file) return { ...diagnostic.location, message: diagnostic.message };
   }
-  const answer = result.answer as { state?: string; error?: { script?: string; message: string; location?: { file: string; line: number; column: number } } } | null;
+  const answer = result.answer as {
+    state?: string;
+    error?: { script?: string; message: string; location?: { file: string; line: number; column: number } };
+  } | null;
   const location = answer?.error?.location;
   if (answer?.state === "error" && location?.file === file && answer.error?.script === script) return { ...location, message: answer.error.message };
   return null;
@@ -66,8 +69,14 @@ export function TryPage({ session, prefill, scripts }: { session: SessionInfo; p
   latest.current = { script, scripts };
 
   useEffect(() => {
-    api.payloads(hook).then((answer) => setPayloads(answer.payloads), () => setPayloads([]));
-    api.calls({ hook, limit: 20 }).then((page) => setRecent(page.calls), () => setRecent([]));
+    api.payloads(hook).then(
+      (answer) => setPayloads(answer.payloads),
+      () => setPayloads([]),
+    );
+    api.calls({ hook, limit: 20 }).then(
+      (page) => setRecent(page.calls),
+      () => setRecent([]),
+    );
   }, [hook]);
 
   // The editor (CodeMirror, a chunk of its own) is loaded when a draft is first asked for.
@@ -145,7 +154,13 @@ export function TryPage({ session, prefill, scripts }: { session: SessionInfo; p
     const expect = result && expectOf(result);
     if (!expect) return;
     try {
-      const answer = await api.saveCase({ script: mode === "draft" && !pipeline ? script : undefined, name: caseName, hook, input: JSON.parse(inputText), expect });
+      const answer = await api.saveCase({
+        script: mode === "draft" && !pipeline ? script : undefined,
+        name: caseName,
+        hook,
+        input: JSON.parse(inputText),
+        expect,
+      });
       setSaved(`saved in ${answer.file} (${answer.cases} cases)`);
     } catch (e) {
       setError((e as Error).message);
@@ -190,7 +205,14 @@ export function TryPage({ session, prefill, scripts }: { session: SessionInfo; p
           </select>
         </label>
       </div>
-      <textarea name="input" class="input-json" spellcheck={false} value={inputText} onInput={(e) => setInputText(e.currentTarget.value)} placeholder='{ "call_full": { ... } }' />
+      <textarea
+        name="input"
+        class="input-json"
+        spellcheck={false}
+        value={inputText}
+        onInput={(e) => setInputText(e.currentTarget.value)}
+        placeholder='{ "call_full": { ... } }'
+      />
       <div class="try-form">
         <label>
           <input type="radio" name="mode" checked={mode === "live"} onChange={() => setMode("live")} /> the live scripts
@@ -228,7 +250,11 @@ export function TryPage({ session, prefill, scripts }: { session: SessionInfo; p
         </button>
       </div>
       <div ref={editorHost} class="editor" hidden={mode !== "draft"} aria-label="draft editor" />
-      {mode === "draft" && <p class="muted small">The draft runs in a sandbox of its own, compiled as `callscript run` compiles it; the live scripts and their files are not touched.</p>}
+      {mode === "draft" && (
+        <p class="muted small">
+          The draft runs in a sandbox of its own, compiled as `callscript run` compiles it; the live scripts and their files are not touched.
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}

@@ -244,7 +244,11 @@ export function anonymizeInput<T>(input: T, options: AnonymizeOptions = {}): { v
  * against the same scripts gives the anonymized answer. Numbers a script wrote into the answer that
  * the input does not hold are replaced too.
  */
-export function anonymizeRecording<T, A>(input: T, answer: A | undefined, options: AnonymizeOptions = {}): { input: T; answer: A | undefined; report: AnonymizeReport } {
+export function anonymizeRecording<T, A>(
+  input: T,
+  answer: A | undefined,
+  options: AnonymizeOptions = {},
+): { input: T; answer: A | undefined; report: AnonymizeReport } {
   const anonymizer = new Anonymizer(keyOf(options));
   // A JSON round trip, not structuredClone: the copy is the JSON the recording holds (no undefined,
   // Date or Map left), which is what the walk below is typed for.

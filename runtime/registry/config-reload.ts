@@ -62,9 +62,15 @@ export function configReloader(options: ConfigReloaderOptions): ConfigReloader {
         loadedAt: at,
         lastReload: { at, ok: true, problems: [], changed: change.changed, restartRequired: change.restartRequired },
       };
-      log.info({ reason, file, changed: change.changed, loaded: change.reloaded }, change.changed.length > 0 ? "configuration reloaded" : "configuration reloaded: nothing changed");
+      log.info(
+        { reason, file, changed: change.changed, loaded: change.reloaded },
+        change.changed.length > 0 ? "configuration reloaded" : "configuration reloaded: nothing changed",
+      );
       if (change.restartRequired.length > 0) {
-        log.warn({ reason, file, keys: change.restartRequired }, `configuration: ${change.restartRequired.join(", ")} changed, which takes effect only after a restart; the rest applies now`);
+        log.warn(
+          { reason, file, keys: change.restartRequired },
+          `configuration: ${change.restartRequired.join(", ")} changed, which takes effect only after a restart; the rest applies now`,
+        );
       }
     } else {
       registry.configReport = { ...registry.configReport, lastReload: { at, ok: false, problems: change.problems, changed: [], restartRequired: [] } };

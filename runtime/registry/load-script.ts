@@ -8,10 +8,7 @@ import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbo
 import type { LoadStage } from "./states.js";
 import { configNameOf } from "./variants.js";
 
-
-export type LoadedScript =
-  | { ok: true; script: PipelineScript }
-  | { ok: false; stage: LoadStage; failure: HookFailure; diagnostics: CompileDiagnostic[] };
+export type LoadedScript = { ok: true; script: PipelineScript } | { ok: false; stage: LoadStage; failure: HookFailure; diagnostics: CompileDiagnostic[] };
 
 export function sandboxOptionsFrom(config: Config): SandboxOptions {
   const { defaults, max } = effectiveLimits(config);
@@ -62,7 +59,12 @@ export async function loadScriptFile(
     // Settings the script does not declare, or of another kind, are a mistake that would never show.
     const problems = [
       ...settingsProblems(config, configNameOf(file, name), sandbox.meta.settings),
-      ...(options.settings ? settingsProblems(config, configNameOf(file, name), sandbox.meta.settings, { settings: options.settings, from: options.settingsFrom ?? "the settings given" }) : []),
+      ...(options.settings
+        ? settingsProblems(config, configNameOf(file, name), sandbox.meta.settings, {
+            settings: options.settings,
+            from: options.settingsFrom ?? "the settings given",
+          })
+        : []),
     ];
     if (problems.length > 0) {
       await sandbox.drainAndDispose();

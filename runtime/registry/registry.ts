@@ -121,7 +121,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     options: RegistryOptions | ((script: string, message: string) => void) = {},
   ) {
     super();
-    const { onCatastrophicError, typeChecking, loopLoad } = typeof options === "function" ? { onCatastrophicError: options, typeChecking: undefined, loopLoad: undefined } : options;
+    const { onCatastrophicError, typeChecking, loopLoad } =
+      typeof options === "function" ? { onCatastrophicError: options, typeChecking: undefined, loopLoad: undefined } : options;
     this.config = config;
     this.scriptsDir = config.scriptsDir;
     this.folderInUse = realFolder(config.scriptsDir);
@@ -129,7 +130,12 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     this.onCatastrophicError = onCatastrophicError;
     if (loopLoad) this.loopBusy = () => loopLoad.busy;
     this.sandboxOptions = this.sandboxOptionsFor(config);
-    this.shadows = new ShadowScripts(() => this.config, log, () => this.sandboxOptions, () => this.folderInUse);
+    this.shadows = new ShadowScripts(
+      () => this.config,
+      log,
+      () => this.sandboxOptions,
+      () => this.folderInUse,
+    );
   }
 
   /** The configuration in force (hook policies, deadlines, settings): read it per request. */
@@ -235,7 +241,13 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
    * script's hooks answer) synchronously, so that the outcomes of a batch take effect together.
    * The newest claimed generation of a script wins; an older load still in flight is dropped.
    */
-  private async stage(entry: Entry, generation: number, file: string, compiled?: CompileResult, folder: string = this.folderInUse): Promise<() => ReloadResult> {
+  private async stage(
+    entry: Entry,
+    generation: number,
+    file: string,
+    compiled?: CompileResult,
+    folder: string = this.folderInUse,
+  ): Promise<() => ReloadResult> {
     const started = performance.now();
     const name = entry.name;
     const elapsed = () => performance.now() - started;
@@ -329,7 +341,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     for (const line of sandbox.meta.logs.lines) this.log.info({ script: name, version: sandbox.version, level: line.level }, line.message);
     for (const warning of sandbox.warnings) this.log.warn({ script: name }, warning);
     this.log.info({ script: name, version: sandbox.version, hooks: sandbox.meta.hooks, ms: round(ms) }, previous ? "script reloaded" : "script loaded");
-    for (const warning of entry.typeWarnings) this.log.warn({ script: name, version: sandbox.version }, `type error (typecheck: warn, so this version serves): ${warning}`);
+    for (const warning of entry.typeWarnings)
+      this.log.warn({ script: name, version: sandbox.version }, `type error (typecheck: warn, so this version serves): ${warning}`);
     this.emit("loaded", name, sandbox.version, ms);
     return { ok: true, name, version: sandbox.version, ms, unchanged: false };
   }
@@ -602,7 +615,11 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     // Without a version to fall back on, the hooks the script names answer its failure (see failures()).
     entry.failingHooks = entry.active ? [] : hooksNamedIn(entry.file);
     const serving = entry.active ? `; version ${entry.active.sandbox.version} keeps serving` : "";
-    const hooks = entry.active ? "" : entry.failingHooks.length > 0 ? `; ${entry.failingHooks.join(", ")} answer${entry.failingHooks.length === 1 ? "s" : ""} this error` : "";
+    const hooks = entry.active
+      ? ""
+      : entry.failingHooks.length > 0
+        ? `; ${entry.failingHooks.join(", ")} answer${entry.failingHooks.length === 1 ? "s" : ""} this error`
+        : "";
     this.log.error({ script: entry.name, stage, location, err: undefined }, `script failed to ${stageVerb(stage)}${serving}${hooks}: ${message}`);
     this.emit("failed", entry.name, problem);
     return problem;
@@ -659,4 +676,3 @@ function shadowOf(shadows: ShadowScripts, name: string): { shadow?: ShadowState 
   const shadow = shadows.stateOf(name);
   return shadow ? { shadow } : {};
 }
-

@@ -193,7 +193,10 @@ export class ShadowRunner {
     entry.lastFailure = { hook, at, error: withoutStack(failure) };
     this.onResult?.(entry.live, hook, "failed");
     this.sampled(entry, (notLogged) =>
-      log.warn({ script: entry.live, shadow: shadow.sandbox.version, hook, error: withoutStack(failure), ...(notLogged > 0 ? { notLogged } : {}) }, "shadow failed"),
+      log.warn(
+        { script: entry.live, shadow: shadow.sandbox.version, hook, error: withoutStack(failure), ...(notLogged > 0 ? { notLogged } : {}) },
+        "shadow failed",
+      ),
     );
   }
 

@@ -102,7 +102,11 @@ export class ShadowScripts {
       // A shadow lies at the top of its scripts folder (isShadowFile).
       loaded = await loadScriptFile(file, path.dirname(path.resolve(file)), this.config, { sandbox });
     } catch (error) {
-      loaded = { ok: false as const, stage: "load" as const, failure: { reason: "compile" as const, script: scriptNameOf(file), message: (error as Error).message } };
+      loaded = {
+        ok: false as const,
+        stage: "load" as const,
+        failure: { reason: "compile" as const, script: scriptNameOf(file), message: (error as Error).message },
+      };
     }
     if (generation !== entry.generation || this.closed) {
       if (loaded.ok) void loaded.script.sandbox.drainAndDispose();
@@ -134,7 +138,10 @@ export class ShadowScripts {
     this.log.info({ script: live, shadow: path.basename(file), version: loadedSandbox.version, hooks: loadedSandbox.meta.hooks }, "shadow loaded");
     const liveFile = entry.file.replace(/\.shadow(\.m?ts)$/, "$1");
     if (!existsSync(liveFile)) {
-      this.log.warn({ script: live, shadow: path.basename(file) }, `there is no ${path.basename(liveFile)} beside ${path.basename(file)}: the shadow runs only on the live calls of ${live}`);
+      this.log.warn(
+        { script: live, shadow: path.basename(file) },
+        `there is no ${path.basename(liveFile)} beside ${path.basename(file)}: the shadow runs only on the live calls of ${live}`,
+      );
     }
   }
 
@@ -170,7 +177,9 @@ export class ShadowScripts {
   /** Shadow files whose bundle includes `file` (a helper). */
   dependentsOf(file: string): string[] {
     const absolute = path.resolve(file);
-    return [...this.entries.values()].filter((entry) => entry.file === absolute || entry.script?.sandbox.compiled.inputs.includes(absolute)).map((entry) => entry.file);
+    return [...this.entries.values()]
+      .filter((entry) => entry.file === absolute || entry.script?.sandbox.compiled.inputs.includes(absolute))
+      .map((entry) => entry.file);
   }
 
   /** Shadow files whose newest version failed to load: a changed helper may be what they lacked. */

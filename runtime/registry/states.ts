@@ -78,9 +78,9 @@ export type ShadowState = z.output<typeof shadowState>;
 export const scriptState = z.object({
   name: z.string(),
   file: z.string().describe("Relative to the scripts folder"),
-  state: z.enum(["active", "failed", "stale", "disabled"]).describe(
-    "active: serving; failed: never loaded; stale: an older version serves because the newest failed; disabled in the config",
-  ),
+  state: z
+    .enum(["active", "failed", "stale", "disabled"])
+    .describe("active: serving; failed: never loaded; stale: an older version serves because the newest failed; disabled in the config"),
   version: z.string().nullable().describe("Hash of the serving version's bundle"),
   previousVersion: z.string().nullable(),
   loadedAt: z.string().nullable(),

@@ -149,11 +149,7 @@ function fingerprint(file: string): string {
  *
  * Start watching before the first `registry.loadAll()`, so that no save falls between the two.
  */
-export function watchScripts(
-  registry: ScriptRegistry,
-  log: Pick<Logger, "info" | "warn" | "error" | "debug">,
-  options: WatchOptions = {},
-): ScriptWatcher {
+export function watchScripts(registry: ScriptRegistry, log: Pick<Logger, "info" | "warn" | "error" | "debug">, options: WatchOptions = {}): ScriptWatcher {
   let identity = identityOf(registry.scriptsDir);
   /** The folder watched: scriptsDir at its real path. */
   let root = identity?.path ?? path.resolve(registry.scriptsDir);
@@ -308,7 +304,12 @@ export function watchScripts(
       unloaded,
     };
     log.debug(
-      { files: report.files, reloaded: reloaded.map((result) => result.name), unloaded: report.unloaded, ms: Math.round(report.finishedAt - batch.firstEventAt) },
+      {
+        files: report.files,
+        reloaded: reloaded.map((result) => result.name),
+        unloaded: report.unloaded,
+        ms: Math.round(report.finishedAt - batch.firstEventAt),
+      },
       "scripts folder changed",
     );
     options.onBatch?.(report);
@@ -318,16 +319,19 @@ export function watchScripts(
   /** Read the batch's files again once chokidar would have reported any later save of them. */
   function verifyLater(files: string[], lastEventAt: number): void {
     if (closed) return;
-    const timer = setTimeout(() => {
-      verifyTimers.delete(timer);
-      if (closed) return;
-      for (const file of files) {
-        if (applied.get(file) !== fingerprint(file)) {
-          log.debug({ file: path.relative(root, file) }, "a save the watcher did not report; reloading");
-          schedule(file);
+    const timer = setTimeout(
+      () => {
+        verifyTimers.delete(timer);
+        if (closed) return;
+        for (const file of files) {
+          if (applied.get(file) !== fingerprint(file)) {
+            log.debug({ file: path.relative(root, file) }, "a save the watcher did not report; reloading");
+            schedule(file);
+          }
         }
-      }
-    }, Math.max(0, lastEventAt + VERIFY_AFTER_MS - performance.now()));
+      },
+      Math.max(0, lastEventAt + VERIFY_AFTER_MS - performance.now()),
+    );
     verifyTimers.add(timer);
   }
 
@@ -364,8 +368,20 @@ export function watchScripts(
       if (closed) return;
       const loaded = results.filter((result) => result.ok && !result.unchanged).map((result) => result.name);
       const failed = results.filter((result) => !result.ok && !("superseded" in result)).map((result) => result.name);
-      log.info({ scriptsDir: registry.scriptsDir, folder: root, previous, reloaded: loaded, failed, ms: Math.round(performance.now() - startedAt) }, "scripts folder flipped; loaded whole");
-      options.onBatch?.({ files: [], firstEventAt: startedAt, lastEventAt: startedAt, startedAt, finishedAt: performance.now(), reloaded: results, unloaded: [], folder: root });
+      log.info(
+        { scriptsDir: registry.scriptsDir, folder: root, previous, reloaded: loaded, failed, ms: Math.round(performance.now() - startedAt) },
+        "scripts folder flipped; loaded whole",
+      );
+      options.onBatch?.({
+        files: [],
+        firstEventAt: startedAt,
+        lastEventAt: startedAt,
+        startedAt,
+        finishedAt: performance.now(),
+        reloaded: results,
+        unloaded: [],
+        folder: root,
+      });
     });
   }
 

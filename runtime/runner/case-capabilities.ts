@@ -70,7 +70,11 @@ export function kvByScript(
   const problems: CaseProblem[] = [];
   for (const [name, value] of Object.entries(kv)) {
     if (!scripts.includes(name)) {
-      problems.push({ file: where.file, path: `${where.path}.${name}`, message: `no script ${name} in this pipeline (its scripts: ${scripts.join(", ") || "none"}): a pipeline case's kv is keyed by script name` });
+      problems.push({
+        file: where.file,
+        path: `${where.path}.${name}`,
+        message: `no script ${name} in this pipeline (its scripts: ${scripts.join(", ") || "none"}): a pipeline case's kv is keyed by script name`,
+      });
     } else if (!isObject(value)) {
       problems.push({ file: where.file, path: `${where.path}.${name}`, message: "must be an object: that script's keys and their values" });
     }
@@ -98,7 +102,12 @@ export function fetchProblems(canned: CannedScriptsCapabilities, listed: number,
   }
   const used = new Set(calls.flatMap((call) => (call.answeredBy === undefined ? [] : [call.answeredBy])));
   for (let index = 0; index < listed; index++) {
-    if (!used.has(index)) problems.push({ file: where.file, path: `${where.path}[${index}]`, message: "no fetch of the script used this answer: remove it, or see why the script did not make that call" });
+    if (!used.has(index))
+      problems.push({
+        file: where.file,
+        path: `${where.path}[${index}]`,
+        message: "no fetch of the script used this answer: remove it, or see why the script did not make that call",
+      });
   }
   return problems;
 }

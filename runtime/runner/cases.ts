@@ -23,9 +23,7 @@ const required = (what: string) => ({ error: (issue: { input?: unknown }) => (is
 export const caseExpect = z
   .strictObject(
     {
-      data: settingsRecord
-        .optional()
-        .describe("The answer's data, compared whole (deep equality): the hook's defaults with the script's changes"),
+      data: settingsRecord.optional().describe("The answer's data, compared whole (deep equality): the hook's defaults with the script's changes"),
       changes: settingsRecord
         .optional()
         .describe(
@@ -63,9 +61,7 @@ function unknownHookMessage(input: unknown): string {
 export const testCase = z
   .strictObject({
     name: z.string(required("the case's name")).min(1, "name must not be empty").describe("Shown in the report; --filter matches it"),
-    hook: z
-      .enum(hookNames as [HookName, ...HookName[]], { error: (issue) => unknownHookMessage(issue.input) })
-      .describe("The hook to call"),
+    hook: z.enum(hookNames as [HookName, ...HookName[]], { error: (issue) => unknownHookMessage(issue.input) }).describe("The hook to call"),
     input: settingsRecord.optional().describe("The hook input, as the connector POSTs it"),
     inputFile: z
       .string()
@@ -74,9 +70,7 @@ export const testCase = z
       .describe("A JSON file with the hook input, relative to this cases file (e.g. payloads/need_registration.incoming-missed.json)"),
     settings: settingsRecord
       .optional()
-      .describe(
-        "Settings for this case, over the script's defaults and the config's. In a pipeline cases file: keyed by script name",
-      ),
+      .describe("Settings for this case, over the script's defaults and the config's. In a pipeline cases file: keyed by script name"),
     skip: z.union([z.boolean(), z.string()]).optional().describe("Skip this case (true, or the reason why)"),
     fetch: z
       .array(cannedFetchSchema)
@@ -168,13 +162,9 @@ export interface CaseProblem {
   message: string;
 }
 
-export type CaseEntry =
-  | { index: number; name: string; ok: true; testCase: TestCase }
-  | { index: number; name: string; ok: false; problems: CaseProblem[] };
+export type CaseEntry = { index: number; name: string; ok: true; testCase: TestCase } | { index: number; name: string; ok: false; problems: CaseProblem[] };
 
-export type ReadCases =
-  | { ok: true; entries: CaseEntry[] }
-  | { ok: false; problems: CaseProblem[] };
+export type ReadCases = { ok: true; entries: CaseEntry[] } | { ok: false; problems: CaseProblem[] };
 
 function pathText(base: string, segments: readonly PropertyKey[]): string {
   let text = base;
@@ -236,9 +226,7 @@ export function readCasesFile(file: string): ReadCases {
   return { ok: true, entries };
 }
 
-export type CaseInput =
-  | { ok: true; input: Record<string, unknown>; inputJson: string }
-  | { ok: false; problems: CaseProblem[] };
+export type CaseInput = { ok: true; input: Record<string, unknown>; inputJson: string } | { ok: false; problems: CaseProblem[] };
 
 /**
  * The case's hook input, read (inputFile, relative to the cases file) and checked against the

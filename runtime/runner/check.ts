@@ -58,7 +58,13 @@ async function compileAndLoad(dir: string, scripts: readonly string[], config: C
     if (located.length > 0) {
       for (const diagnostic of located) {
         const { location } = diagnostic;
-        problems.push({ file: path.resolve(dir, location!.file), line: location!.line, column: location!.column, code: loaded.stage, message: diagnostic.message });
+        problems.push({
+          file: path.resolve(dir, location!.file),
+          line: location!.line,
+          column: location!.column,
+          code: loaded.stage,
+          message: diagnostic.message,
+        });
       }
       continue;
     }
@@ -85,8 +91,8 @@ export async function checkFolder(dir: string, config: Config): Promise<CheckRep
   const key = (problem: CheckProblem) => `${problem.file}:${problem.line}:${problem.column}`;
   const built = new Set(buildProblems.filter((problem) => problem.line !== undefined).map(key));
   const typeProblems = (await typeCheck(root, files)).filter((problem) => !built.has(key(problem)));
-  const problems = [...typeProblems, ...buildProblems].sort(
-    (a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0)),
+  const problems = [...typeProblems, ...buildProblems].sort((a, b) =>
+    a.file < b.file ? -1 : a.file > b.file ? 1 : (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
   );
   return { scripts, files, problems };
 }

@@ -88,7 +88,11 @@ export function initFiles(dir: string): InitFile[] {
   };
   const tsconfig = scriptsTsconfig(dir);
   return [
-    { file: "tsconfig.json", what: `editor completion: callscript → ${(tsconfig.compilerOptions.paths as { callscript: string[] }).callscript[0]}`, content: json(tsconfig) },
+    {
+      file: "tsconfig.json",
+      what: `editor completion: callscript → ${(tsconfig.compilerOptions.paths as { callscript: string[] }).callscript[0]}`,
+      content: json(tsconfig),
+    },
     { file: SANDBOX_GLOBALS_FILE, what: "what a script has in its sandbox besides the SDK (console)", content: SANDBOX_GLOBALS },
     { file: CASES_SCHEMA_FILE, what: "the cases file format, for editor completion", content: json(casesJsonSchema()) },
     { file: `${STARTER}.ts`, what: "a script: a black list of extensions, empty: it changes nothing until you fill it", content: STARTER_SCRIPT },

@@ -385,7 +385,9 @@ async function runEntry(
       scripts = [];
     } else if (!own.script.sandbox.implements(hook)) {
       const handles = own.script.sandbox.meta.hooks.join(", ");
-      return failed(hook, [{ file: casesFilePath, path: `${at}.hook`, message: `${own.script.sandbox.name} has no handler for ${hook}; it handles: ${handles}` }]);
+      return failed(hook, [
+        { file: casesFilePath, path: `${at}.hook`, message: `${own.script.sandbox.name} has no handler for ${hook}; it handles: ${handles}` },
+      ]);
     } else if (testCase.settings && caseSettingsProblems(own.script, config, testCase.settings, casesFilePath, `${at}.settings`).length > 0) {
       return failed(hook, caseSettingsProblems(own.script, config, testCase.settings, casesFilePath, `${at}.settings`));
     } else if (report.mode === "script") {
@@ -397,9 +399,7 @@ async function runEntry(
       const others = (await pool.pipeline(dir, hook)).filter((script) => !shadow || script.sandbox.name !== ownName);
       const nameOf = (script: PipelineScript) => (script === own.script ? ownName : script.sandbox.name);
       const placed = shadow ? [...others, own.script].sort((a, b) => a.order - b.order || (nameOf(a) < nameOf(b) ? -1 : 1)) : others;
-      scripts = placed.map((script) =>
-        script.sandbox.name === ownName || script === own.script ? withSettings(script, config, testCase.settings) : script,
-      );
+      scripts = placed.map((script) => (script.sandbox.name === ownName || script === own.script ? withSettings(script, config, testCase.settings) : script));
     }
   } else {
     const pipeline = await pool.pipeline(dir, hook);
@@ -446,7 +446,13 @@ async function runEntry(
       report.mode === "pipeline"
         ? (await pool.failures(dir)).filter(({ file }) => file !== scriptFile && hooksNamedIn(file).includes(hook)).map(({ failure }) => failure)
         : [];
-    const called = await callHook(config, hook, input.input, scripts, { requestId: entry.name, measureHeap: true, inputJson: input.inputJson, failed, capabilities });
+    const called = await callHook(config, hook, input.input, scripts, {
+      requestId: entry.name,
+      measureHeap: true,
+      inputJson: input.inputJson,
+      failed,
+      capabilities,
+    });
     result.ms = performance.now() - started;
     for (const invocation of called.invocations) pool.count(invocation, scripts);
     result.actual = outcomeOf(called);
@@ -456,7 +462,9 @@ async function runEntry(
   // Data against data is compared field by field; an answer of another kind (an error, a cancel) is one difference.
   const expected = expectedOutcome(testCase.expect, hook, input.input);
   const sameKind = Object.keys(expected)[0] === Object.keys(result.actual)[0];
-  const differences: Difference[] = sameKind ? diffValues(expected, result.actual) : [{ path: "answer", expected, actual: result.actual, kind: "changed" as const }];
+  const differences: Difference[] = sameKind
+    ? diffValues(expected, result.actual)
+    : [{ path: "answer", expected, actual: result.actual, kind: "changed" as const }];
   if (!loadFailure && endKv.ok && endKv.kv) differences.push(...kvDifferences(canned, endKv.kv, keyedByScript));
   if (differences.length > 0) {
     result.status = "failed";

@@ -71,7 +71,12 @@ export async function runOnce(
       if (target.mustHandle && !script.script.sandbox.implements(hook)) return { kind: "unhandled", script: describe(script.script) };
     }
     const pipeline = pipelineFor(hook, loaded);
-    const result = await callHook(config, hook, input.input, pipeline, { requestId, measureHeap: true, inputJson: input.inputJson, ...(capabilities ? { capabilities } : {}) });
+    const result = await callHook(config, hook, input.input, pipeline, {
+      requestId,
+      measureHeap: true,
+      inputJson: input.inputJson,
+      ...(capabilities ? { capabilities } : {}),
+    });
     return { kind: "ran", result, scripts: pipeline.map(describe) };
   } finally {
     await Promise.all(loaded.map(({ sandbox }) => sandbox.drainAndDispose()));

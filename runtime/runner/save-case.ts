@@ -32,7 +32,8 @@ export function casesFileFor(scriptsDir: string, script: string | undefined): st
  */
 export async function appendCase(file: string, newCase: NewCase): Promise<{ file: string; cases: number }> {
   const checked = testCase.safeParse(newCase);
-  if (!checked.success) throw new UsageError(`Not a valid case: ${checked.error.issues.map((issue) => `${issue.path.join(".") || "(case)"}: ${issue.message}`).join("; ")}`);
+  if (!checked.success)
+    throw new UsageError(`Not a valid case: ${checked.error.issues.map((issue) => `${issue.path.join(".") || "(case)"}: ${issue.message}`).join("; ")}`);
   let document: { $schema?: string; cases: unknown[] } | unknown[];
   if (existsSync(file)) {
     let parsed: unknown;

@@ -92,9 +92,17 @@ export class ServedFolder {
     try {
       const named = options.shadows ? this.promoted(hook, lease.scripts) : lease.scripts.map((script) => ({ name: script.sandbox.name, script }));
       // A promoted shadow may declare another order than its live script.
-      const scripts = pipelineFor(hook, named.map(({ script }) => script));
+      const scripts = pipelineFor(
+        hook,
+        named.map(({ script }) => script),
+      );
       const before = this.capabilities.canned.calls().length;
-      const result = await callHook(this.config, hook, input, scripts, { requestId, inputJson, measureHeap: true, capabilities: this.capabilities.capabilities });
+      const result = await callHook(this.config, hook, input, scripts, {
+        requestId,
+        inputJson,
+        measureHeap: true,
+        capabilities: this.capabilities.capabilities,
+      });
       const fetches = this.capabilities.canned.calls().slice(before);
       return { result, scripts, versions: Object.fromEntries(named.map(({ name, script }) => [name, script.sandbox.version])), fetches };
     } finally {

@@ -142,7 +142,8 @@ function timesOf(input: unknown): CallTimes {
   if (!isObject(input) || !isObject(input.call_full)) return times;
   const callFull = input.call_full;
   const channels = [callFull.channel];
-  if (isObject(callFull.conversations)) for (const conversation of Object.values(callFull.conversations)) if (isObject(conversation)) channels.push(conversation.channel);
+  if (isObject(callFull.conversations))
+    for (const conversation of Object.values(callFull.conversations)) if (isObject(conversation)) channels.push(conversation.channel);
   for (const channel of channels) {
     if (!isObject(channel)) continue;
     for (const key of ["start_time", "answer_time", "end_time"] as const) {

@@ -2,7 +2,13 @@ import { z } from "zod";
 
 /** Per-script limits. A script asks for some in defineScript; the server's maxima bound them. */
 export const limitsSchema = z.strictObject({
-  timeoutMs: z.number().int().positive().describe("CPU time of one invocation, ms (one that waits for a promise that never settles is ended once this has passed and its isolate has run nothing for max(200 ms, this))"),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .describe(
+      "CPU time of one invocation, ms (one that waits for a promise that never settles is ended once this has passed and its isolate has run nothing for max(200 ms, this))",
+    ),
   memoryMb: z.number().int().min(8).describe("Heap of the script's isolate, MB (isolated-vm's minimum is 8)"),
   outputBytes: z.number().int().positive().describe("Returned data as JSON, bytes"),
   logBytes: z.number().int().nonnegative().describe("Log volume of one invocation, bytes"),

@@ -57,7 +57,11 @@ export class ReturnSites {
             if (handlers.has(name)) ambiguous.add(name);
             // A handler written elsewhere (`need_registration: check`) is found by its entry only.
             const written = value.body && FUNCTION_TYPES.has(value.type);
-            handlers.set(name, { key: property.key!, ...(written ? { body: value.body } : {}), expressionBody: value.type === "ArrowFunctionExpression" && value.expression === true });
+            handlers.set(name, {
+              key: property.key!,
+              ...(written ? { body: value.body } : {}),
+              expressionBody: value.type === "ArrowFunctionExpression" && value.expression === true,
+            });
           }
         });
         for (const name of ambiguous) handlers.delete(name);

@@ -8,7 +8,21 @@ import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js
 import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
 import { InlinePolicy } from "./inline-policy.js";
-import { GUEST_BUSY, GUEST_PARKED, LOG_LEVELS, MAX_DATA_DEPTH, MAX_MESSAGE_CHARS, MAX_META_CHARS, MAX_STACK_CHARS, OUTBOX_MARK, maxAnswerChars, type GuestLogs, type InlineAnswer, type GuestOutcome, type HostSend } from "./protocol.js";
+import {
+  GUEST_BUSY,
+  GUEST_PARKED,
+  LOG_LEVELS,
+  MAX_DATA_DEPTH,
+  MAX_MESSAGE_CHARS,
+  MAX_META_CHARS,
+  MAX_STACK_CHARS,
+  OUTBOX_MARK,
+  maxAnswerChars,
+  type GuestLogs,
+  type InlineAnswer,
+  type GuestOutcome,
+  type HostSend,
+} from "./protocol.js";
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
 import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
@@ -66,10 +80,7 @@ export interface InvocationStats {
 }
 
 export type InvocationOutcome =
-  | { kind: "data"; data: Record<string, unknown> }
-  | { kind: "none" }
-  | { kind: "cancel" }
-  | { kind: "failure"; failure: HookFailure };
+  { kind: "data"; data: Record<string, unknown> } | { kind: "none" } | { kind: "cancel" } | { kind: "failure"; failure: HookFailure };
 
 export interface Invocation {
   script: string;
@@ -359,8 +370,13 @@ function isGuestOutcome(value: unknown): value is GuestOutcome {
       return typeof outcome.message === "string";
     case "exception": {
       const error = outcome.error as Record<string, unknown> | null | undefined;
-      return error !== null && typeof error === "object" && typeof error.name === "string" && typeof error.message === "string" &&
-        (error.stack === undefined || typeof error.stack === "string");
+      return (
+        error !== null &&
+        typeof error === "object" &&
+        typeof error.name === "string" &&
+        typeof error.message === "string" &&
+        (error.stack === undefined || typeof error.stack === "string")
+      );
     }
     default:
       return true;
@@ -602,7 +618,18 @@ export class ScriptSandbox {
   private openCall(booted: Booted, request: InvocationRequest): LiveCall {
     // The abort signal is made with the first request (most calls send none: a controller and its
     // listener per call were 12% of the event loop's samples under load, docs/benchmarks.md §7).
-    const live: LiveCall = { token: ++this.tokens, booted, request, controller: undefined, requests: 0, outstanding: 0, parked: false, firstCpuMs: 0, laterCpuMs: 0, laterWallMs: 0 };
+    const live: LiveCall = {
+      token: ++this.tokens,
+      booted,
+      request,
+      controller: undefined,
+      requests: 0,
+      outstanding: 0,
+      parked: false,
+      firstCpuMs: 0,
+      laterCpuMs: 0,
+      laterWallMs: 0,
+    };
     this.calls.set(live.token, live);
     return live;
   }
@@ -657,7 +684,8 @@ export class ScriptSandbox {
     const live = this.calls.get(token);
     if (!live || live.booted !== booted) {
       // An invocation that has ended (a request sent and not awaited), or a forged token: refused.
-      if (!booted.retired && !booted.isolate.isDisposed) void this.deliver(booted, undefined, id, false, failureText("CS_CAP_ABORTED", `${op}: the invocation has ended`));
+      if (!booted.retired && !booted.isolate.isDisposed)
+        void this.deliver(booted, undefined, id, false, failureText("CS_CAP_ABORTED", `${op}: the invocation has ended`));
       return;
     }
     live.requests++;
@@ -676,7 +704,9 @@ export class ScriptSandbox {
           live,
           id,
           false,
-          isCapabilityError(error) ? failureText(error.code, error.message) : failureText("CS_CAP_ABORTED", `${op}: failed inside callscript (the server log says why)`),
+          isCapabilityError(error)
+            ? failureText(error.code, error.message)
+            : failureText("CS_CAP_ABORTED", `${op}: failed inside callscript (the server log says why)`),
         ),
     );
   }
@@ -687,7 +717,11 @@ export class ScriptSandbox {
       await this.settleRequest(booted, live, id, ok, text);
     } catch (error) {
       // A fault of ours: the invocation fails with it rather than waiting forever.
-      if (live && !live.ended) this.end(live, { kind: "failure", invocation: this.failed("exception", `The answer to a fetch/kv request could not be given to the script: ${(error as Error).message}`, 0) });
+      if (live && !live.ended)
+        this.end(live, {
+          kind: "failure",
+          invocation: this.failed("exception", `The answer to a fetch/kv request could not be given to the script: ${(error as Error).message}`, 0),
+        });
     }
   }
 
@@ -706,7 +740,10 @@ export class ScriptSandbox {
     };
     // Each failure ends its own invocation first: retire() then ends the others waiting in the isolate.
     if (slice.settled === TIMED_OUT || slice.settled === NEVER_SETTLES) {
-      fail("timeout", `The script's promise did not settle within ${Math.round(slice.wallMs)} ms after its request was answered, and nothing could settle it later (a promise that never settles)`);
+      fail(
+        "timeout",
+        `The script's promise did not settle within ${Math.round(slice.wallMs)} ms after its request was answered, and nothing could settle it later (a promise that never settles)`,
+      );
       this.retire(booted);
       return;
     }
@@ -758,7 +795,11 @@ export class ScriptSandbox {
       if (live.ended || live.outstanding > 0) return;
       this.end(live, {
         kind: "failure",
-        invocation: this.failed("timeout", "The script's promise did not settle after its last fetch/kv answer, and nothing of its own could settle it later (a promise that never settles)", 0),
+        invocation: this.failed(
+          "timeout",
+          "The script's promise did not settle after its last fetch/kv answer, and nothing of its own could settle it later (a promise that never settles)",
+          0,
+        ),
       });
       if (!booted.retired) this.retire(booted);
     }, waitBackstopMs(this.limits.timeoutMs));
@@ -911,7 +952,10 @@ export class ScriptSandbox {
       // left, and V8 collecting that can make them heavy too: they keep their answers.
       if (!booted.blamed && (atHead || cpuMs >= HEAVY_CALL_CPU_MS)) {
         booted.blamed = true;
-        return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, { ...base, heapUsedBytes: heapUsed ?? limits.memoryMb * MB });
+        return this.failed("memory", `The script ran out of its heap of ${limits.memoryMb} MB`, queuedMs, {
+          ...base,
+          heapUsedBytes: heapUsed ?? limits.memoryMb * MB,
+        });
       }
     }
     const answer: unknown = value;
@@ -1107,7 +1151,11 @@ export class ScriptSandbox {
       }
       case "exception": {
         const { name, message, stack } = outcome.error;
-        const failure: HookFailure = { reason: "exception", script: this.name, message: clip(name && name !== "Error" ? `${name}: ${message}` : message, GUEST_SLACK * MAX_MESSAGE_CHARS) };
+        const failure: HookFailure = {
+          reason: "exception",
+          script: this.name,
+          message: clip(name && name !== "Error" ? `${name}: ${message}` : message, GUEST_SLACK * MAX_MESSAGE_CHARS),
+        };
         return { kind: "failure", failure: withMappedStack(failure, this.sourceMap, stack) };
       }
     }
@@ -1225,7 +1273,7 @@ interface RequestLink {
 }
 
 async function boot(compiled: CompiledScript, memoryMb: number, sourceMap: BundleSourceMap, options: SandboxOptions, link: RequestLink): Promise<Booted> {
-  for (let wallTimeoutMs = LOAD_TIMEOUT_MS; ; ) {
+  for (let wallTimeoutMs = LOAD_TIMEOUT_MS; ;) {
     const booted = await bootOnce(compiled, memoryMb, sourceMap, options, wallTimeoutMs, link);
     if (typeof booted !== "number") return booted;
     wallTimeoutMs = booted;

@@ -14,10 +14,17 @@ export const pbxTime = z
 export const ZERO_TIME = "0001-01-01 00:00:00";
 
 /** The connector writes an empty list or map as `null` (or a PHP-style `[]` for a map). */
-const emptyAs = (empty: () => unknown) => (value: unknown) =>
-  value === null || (Array.isArray(value) && value.length === 0) ? empty() : value;
-const list = <T extends z.ZodType>(item: T) => z.preprocess(emptyAs(() => []), z.array(item));
-const map = () => z.preprocess(emptyAs(() => ({})), z.record(z.string(), z.unknown()));
+const emptyAs = (empty: () => unknown) => (value: unknown) => (value === null || (Array.isArray(value) && value.length === 0) ? empty() : value);
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    emptyAs(() => []),
+    z.array(item),
+  );
+const map = () =>
+  z.preprocess(
+    emptyAs(() => ({})),
+    z.record(z.string(), z.unknown()),
+  );
 
 export const numberData = z
   .looseObject({
@@ -88,7 +95,10 @@ export const registration = z.looseObject({
   responsible_id: z.string(),
 });
 
-const conversations = z.preprocess(emptyAs(() => ({})), z.record(z.string(), conversation));
+const conversations = z.preprocess(
+  emptyAs(() => ({})),
+  z.record(z.string(), conversation),
+);
 
 export const callFull = z.looseObject({
   active_conversation_id: z.string().describe("uniqueid of the current conversation, or empty"),

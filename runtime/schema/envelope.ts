@@ -35,9 +35,7 @@ export const skippedScript = hookFailure.omit({ stack: true });
 
 export const successAnswer = z.object({
   state: z.literal("success"),
-  data: z
-    .record(z.string(), z.unknown())
-    .describe("The hook's data with the scripts' changes; {} only when a script cancelled the request"),
+  data: z.record(z.string(), z.unknown()).describe("The hook's data with the scripts' changes; {} only when a script cancelled the request"),
   skipped: z
     .array(skippedScript)
     .optional()

@@ -22,7 +22,16 @@ type Schema = {
   description?: string;
 };
 
-const NAMED = { CallFull: callFull, Channel: channel, NumberData: numberData, User: user, Conversation: conversation, Entity: entity, Registration: registration, CallStage: callStage };
+const NAMED = {
+  CallFull: callFull,
+  Channel: channel,
+  NumberData: numberData,
+  User: user,
+  Conversation: conversation,
+  Entity: entity,
+  Registration: registration,
+  CallStage: callStage,
+};
 
 const jsonSchema = (schema: z.ZodType) => namedJsonSchema<Schema>(schema, NAMED);
 
@@ -119,7 +128,10 @@ export function hooksReference(): string {
     const input = jsonSchema(spec.input);
     const data = jsonSchema(spec.data);
     lines.push(`## ${hook}`, "");
-    lines.push(`${spec.summary}. CRM: ${CRMS[spec.crm]}.${spec.connectorTimeoutMs ? ` The connector waits ${spec.connectorTimeoutMs / 1000} s for it.` : ""}`, "");
+    lines.push(
+      `${spec.summary}. CRM: ${CRMS[spec.crm]}.${spec.connectorTimeoutMs ? ` The connector waits ${spec.connectorTimeoutMs / 1000} s for it.` : ""}`,
+      "",
+    );
     lines.push(...fieldsTable(input, `Input (\`${pascal(hook)}Input\`)`), "");
     lines.push(...fieldsTable(data, `Data (\`${pascal(hook)}Data\`)`), "");
     lines.push(`Defaults (the data when no script changes anything): ${defaultsText(hook, input)}.`, "");

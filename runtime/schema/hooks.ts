@@ -37,9 +37,7 @@ function topLevelParams(input: Record<string, unknown>): Record<string, unknown>
 function wrapped(key: string) {
   return (input: Record<string, unknown>): Record<string, unknown> => {
     const value = input[key];
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? { ...(value as Record<string, unknown>) }
-      : {};
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? { ...(value as Record<string, unknown>) } : {};
   };
 }
 
@@ -151,8 +149,7 @@ const finalParams = z.looseObject({
 /** Parameter sets we know little about: any keys, passed through. */
 const anyParams = z.looseObject({});
 
-const params = (data: z.ZodObject, shape: InputShape = {}) =>
-  withCallFull({ call_stage: callStage.optional(), ...data.partial().shape, ...shape });
+const params = (data: z.ZodObject, shape: InputShape = {}) => withCallFull({ call_stage: callStage.optional(), ...data.partial().shape, ...shape });
 
 export const hookCatalog = {
   need_registration: hook({
@@ -194,7 +191,14 @@ export const hookCatalog = {
     input: params(registrationParams),
     data: registrationParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("call registered in Bitrix24", data, [["USER_ID", "responsible user"], ["PHONE_NUMBER", "client number"], ["LINE_NUMBER", "line"], ["CRM_ENTITY_TYPE", "entity"], ["CRM_ENTITY_ID", "id"]]),
+    effect: (data) =>
+      withFields("call registered in Bitrix24", data, [
+        ["USER_ID", "responsible user"],
+        ["PHONE_NUMBER", "client number"],
+        ["LINE_NUMBER", "line"],
+        ["CRM_ENTITY_TYPE", "entity"],
+        ["CRM_ENTITY_ID", "id"],
+      ]),
   }),
   process_call_params: hook({
     crm: "kommo",
@@ -202,7 +206,13 @@ export const hookCatalog = {
     input: params(kommoCallParams),
     data: kommoCallParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("call logged in Kommo", data, [["responsible_user_id", "responsible user"], ["phone_number", "client number"], ["call_status", "status"], ["duration", seconds]]),
+    effect: (data) =>
+      withFields("call logged in Kommo", data, [
+        ["responsible_user_id", "responsible user"],
+        ["phone_number", "client number"],
+        ["call_status", "status"],
+        ["duration", seconds],
+      ]),
   }),
   process_final_params: hook({
     crm: "bitrix24",
@@ -210,7 +220,12 @@ export const hookCatalog = {
     input: params(finalParams),
     data: finalParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("call finished in Bitrix24", data, [["USER_ID", "responsible user"], ["STATUS_CODE", sipStatus], ["DURATION", seconds]]),
+    effect: (data) =>
+      withFields("call finished in Bitrix24", data, [
+        ["USER_ID", "responsible user"],
+        ["STATUS_CODE", sipStatus],
+        ["DURATION", seconds],
+      ]),
   }),
   process_task_creation_params: hook({
     crm: "both",
@@ -218,7 +233,13 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("missed-call task created", data, [["RESPONSIBLE_ID", "responsible user"], ["responsible_user_id", "responsible user"], ["TITLE", "title"], ["text", "text"]]),
+    effect: (data) =>
+      withFields("missed-call task created", data, [
+        ["RESPONSIBLE_ID", "responsible user"],
+        ["responsible_user_id", "responsible user"],
+        ["TITLE", "title"],
+        ["text", "text"],
+      ]),
   }),
   process_record_file_path: hook({
     crm: "both",
@@ -241,7 +262,12 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("recording attached to the call in Bitrix24", data, [["URL", "url"], ["FILENAME", "file"], ["RECORD_URL", "url"]]),
+    effect: (data) =>
+      withFields("recording attached to the call in Bitrix24", data, [
+        ["URL", "url"],
+        ["FILENAME", "file"],
+        ["RECORD_URL", "url"],
+      ]),
   }),
   customize_show_call_card: hook({
     crm: "bitrix24",
@@ -249,7 +275,11 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("call card shown in Bitrix24", data, [["USER_ID", "to user"], ["USER_IDS", "to users"]]),
+    effect: (data) =>
+      withFields("call card shown in Bitrix24", data, [
+        ["USER_ID", "to user"],
+        ["USER_IDS", "to users"],
+      ]),
   }),
   customize_autodistribution: hook({
     crm: "both",
@@ -289,7 +319,11 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("contact created in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"]]),
+    effect: (data) =>
+      withFields("contact created in Kommo", data, [
+        ["name", "name"],
+        ["responsible_user_id", "responsible user"],
+      ]),
   }),
   process_lead_creation_params: hook({
     crm: "kommo",
@@ -297,7 +331,12 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("lead created in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"], ["status_id", "status"]]),
+    effect: (data) =>
+      withFields("lead created in Kommo", data, [
+        ["name", "name"],
+        ["responsible_user_id", "responsible user"],
+        ["status_id", "status"],
+      ]),
   }),
   process_contact_update_params: hook({
     crm: "kommo",
@@ -305,7 +344,11 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("contact updated in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"]]),
+    effect: (data) =>
+      withFields("contact updated in Kommo", data, [
+        ["name", "name"],
+        ["responsible_user_id", "responsible user"],
+      ]),
   }),
   process_lead_update_params: hook({
     crm: "kommo",
@@ -313,7 +356,12 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("lead updated in Kommo", data, [["name", "name"], ["responsible_user_id", "responsible user"], ["status_id", "status"]]),
+    effect: (data) =>
+      withFields("lead updated in Kommo", data, [
+        ["name", "name"],
+        ["responsible_user_id", "responsible user"],
+        ["status_id", "status"],
+      ]),
   }),
   process_unsorted_creation_params: hook({
     crm: "kommo",
@@ -321,7 +369,11 @@ export const hookCatalog = {
     input: params(anyParams),
     data: anyParams,
     defaults: topLevelParams,
-    effect: (data) => withFields("unsorted request created in Kommo", data, [["source_name", "source"], ["pipeline_id", "pipeline"]]),
+    effect: (data) =>
+      withFields("unsorted request created in Kommo", data, [
+        ["source_name", "source"],
+        ["pipeline_id", "pipeline"],
+      ]),
   }),
 } as const;
 
@@ -337,9 +389,7 @@ export function isHookName(name: string): name is HookName {
 }
 
 /** Partial data a script returns; validated before it is merged over the data so far. */
-const partialDataSchemas = new Map<HookName, z.ZodType>(
-  hookNames.map((name) => [name, hookCatalog[name].data.partial()]),
-);
+const partialDataSchemas = new Map<HookName, z.ZodType>(hookNames.map((name) => [name, hookCatalog[name].data.partial()]));
 
 export function partialDataSchema(name: HookName): z.ZodType {
   return partialDataSchemas.get(name)!;

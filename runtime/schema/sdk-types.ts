@@ -20,7 +20,18 @@ import { callStage, hookCatalog, hookNames } from "./hooks.js";
  */
 
 /** The parts of `call_full`, by the name the SDK gives them; they are written without index signatures. */
-const NAMED = { CallStage: callStage, ChannelState: channelState, ChannelType: channelType, NumberData: numberData, Channel: channel, User: user, Conversation: conversation, Entity: entity, Registration: registration, CallFull: callFull };
+const NAMED = {
+  CallStage: callStage,
+  ChannelState: channelState,
+  ChannelType: channelType,
+  NumberData: numberData,
+  Channel: channel,
+  User: user,
+  Conversation: conversation,
+  Entity: entity,
+  Registration: registration,
+  CallFull: callFull,
+};
 const DECLARED_ONLY = new Set(["NumberData", "Channel", "User", "Conversation", "Entity", "Registration", "CallFull"]);
 
 type Schema = {
@@ -66,7 +77,11 @@ export function namedJsonSchema<S>(schema: z.ZodType, named: Record<string, z.Zo
 
 const jsonSchema = (schema: z.ZodType) => namedJsonSchema<Schema>(schema, NAMED);
 
-const indent = (text: string, by: string) => text.split("\n").map((line) => (line ? by + line : line)).join("\n");
+const indent = (text: string, by: string) =>
+  text
+    .split("\n")
+    .map((line) => (line ? by + line : line))
+    .join("\n");
 const doc = (text: string | undefined, by: string) => (text ? `${by}/** ${text.replace(/\*\//g, "*\\/")} */\n` : "");
 const key = (name: string) => (/^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name));
 

@@ -37,7 +37,10 @@ export function capabilityHooks(log: CapabilityLog, metrics: ServerMetrics): Cap
     onKv(event) {
       metrics.kv(event);
       if (!debugEnabled(log)) return;
-      log.debug({ script: event.script, hook: event.hook, reqId: event.requestId, op: event.op, outcome: event.outcome, ms: round(event.ms) }, `${event.op}: ${event.outcome}`);
+      log.debug(
+        { script: event.script, hook: event.hook, reqId: event.requestId, op: event.op, outcome: event.outcome, ms: round(event.ms) },
+        `${event.op}: ${event.outcome}`,
+      );
     },
     onFault(event) {
       metrics.fault(event);

@@ -127,9 +127,7 @@ export const callsQuery = z.object({
 // ---- try ----------------------------------------------------------------------------------------
 
 /** Script names as files of the scripts folder have them: no path, no leading dot. */
-export const scriptName = z
-  .string()
-  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/, "a script name: letters, digits, _ . - (the file name without .ts)");
+export const scriptName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/, "a script name: letters, digits, _ . - (the file name without .ts)");
 
 export const tryRequest = z.object({
   hook: hookName,
@@ -137,7 +135,10 @@ export const tryRequest = z.object({
   /** live: the hook's serving scripts; draft: `source` as the script `script`. */
   mode: z.enum(["live", "draft"]),
   script: scriptName.optional(),
-  source: z.string().max(512 * 1024).optional(),
+  source: z
+    .string()
+    .max(512 * 1024)
+    .optional(),
   /** With a draft: the hook's other live scripts run too, in order (else the draft alone, as `callscript run`). */
   pipeline: z.boolean().default(false),
 });

@@ -51,7 +51,10 @@ export async function tryRun(config: Config, registry: ScriptRegistry, request: 
         invocations: [],
         scripts: [],
         stage: ran.stage,
-        diagnostics: ran.diagnostics.length > 0 ? ran.diagnostics : [{ message: ran.failure.message, ...(ran.failure.location ? { location: ran.failure.location } : {}) }],
+        diagnostics:
+          ran.diagnostics.length > 0
+            ? ran.diagnostics
+            : [{ message: ran.failure.message, ...(ran.failure.location ? { location: ran.failure.location } : {}) }],
         ms,
       };
     case "unhandled":

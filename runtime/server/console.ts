@@ -12,7 +12,16 @@ import { appendCase, casesFileFor } from "../runner/save-case.js";
 import { hookNames, isHookName } from "../schema/hooks.js";
 import { bearerCheck, isLoopback, LOGIN_PATH } from "./auth.js";
 import { CallsBuffer, type CallRecord } from "./calls-buffer.js";
-import { callsQuery, saveCaseRequest, scriptName, tryRequest, type CallsPage, type ConsoleScripts, type PayloadEntry, type SessionInfo } from "./console-schemas.js";
+import {
+  callsQuery,
+  saveCaseRequest,
+  scriptName,
+  tryRequest,
+  type CallsPage,
+  type ConsoleScripts,
+  type PayloadEntry,
+  type SessionInfo,
+} from "./console-schemas.js";
 import { tryRun } from "./console-try.js";
 import { callDetail, callSummary, codeFrame, digitsOf, redactCall } from "./console-views.js";
 import { withIssues } from "./error-handler.js";
@@ -301,7 +310,10 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
   app.get<{ Params: { seq: string } }>("/console/api/calls/:seq", { schema: { hide: true } }, async (request) => {
     const seq = Number(request.params.seq);
     const call = calls && Number.isSafeInteger(seq) ? [...calls.newestFirst()].find((entry) => entry.seq === seq) : undefined;
-    if (!call) throw new ConsoleNotFoundError(`Call ${request.params.seq} is not among the recent calls (it may have been dropped: console.calls, console.callsMaxBytes)`);
+    if (!call)
+      throw new ConsoleNotFoundError(
+        `Call ${request.params.seq} is not among the recent calls (it may have been dropped: console.calls, console.callsMaxBytes)`,
+      );
     return callDetail(call, consoleConfig.redact);
   });
 

@@ -25,10 +25,11 @@ export const drainConnections = shared("callscript-drain", async (app) => {
   // The server's close can complete before the last onResponse hooks (and their log lines) ran.
   app.addHook("onClose", async () => {
     // Bounded: a request whose client went away may never reach onResponse.
-    if (inFlight > 0) await new Promise<void>((resolve) => {
-      settled = resolve;
-      setTimeout(resolve, 1_000).unref();
-    });
+    if (inFlight > 0)
+      await new Promise<void>((resolve) => {
+        settled = resolve;
+        setTimeout(resolve, 1_000).unref();
+      });
     await new Promise((resolve) => setImmediate(resolve));
   });
   app.addHook("onSend", async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {

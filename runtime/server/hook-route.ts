@@ -58,7 +58,10 @@ const round = (ms: number) => Math.round(ms * 100) / 100;
  * - 503 with `Retry-After: 1` and the error answer when a script's queue was full (`overloaded`).
  * - 400 when the body is not JSON or not a valid input of the hook, naming every bad field.
  */
-export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { config: startConfig, registry, metrics, catastrophe = new Catastrophe(), calls, capabilities }) => {
+export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (
+  app,
+  { config: startConfig, registry, metrics, catastrophe = new Catastrophe(), calls, capabilities },
+) => {
   const shadows = new ShadowRunner(() => registry.activeConfig, registry.shadows, {
     onResult: (script, hook, result) => metrics.shadow(script, hook, result),
     ...(capabilities ? { capabilities } : {}),
@@ -173,7 +176,12 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (app, { c
     done();
   }
 
-  function keepCall(buffer: CallsBuffer, request: FastifyRequest, fields: { hook: string; status: number; outcome: string; ms: number }, capture: HookRequestSummary["capture"]): void {
+  function keepCall(
+    buffer: CallsBuffer,
+    request: FastifyRequest,
+    fields: { hook: string; status: number; outcome: string; ms: number },
+    capture: HookRequestSummary["capture"],
+  ): void {
     const input = capture?.input ?? request.body ?? null;
     const invocations = capture?.invocations ?? [];
     const call = {

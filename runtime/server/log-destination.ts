@@ -45,7 +45,11 @@ export function logDestination(fd = 1): LogDestination {
     stream.flushSync = () => undefined;
     stream.flush = (callback?: (error?: Error) => unknown) => void callback?.();
     // Asynchronous: a blocking stderr whose reader stalls would otherwise hold the main thread.
-    write(2, `callscript: the log destination failed (${(error as NodeJS.ErrnoException).code ?? error.message}); later log lines are dropped\n`, () => undefined);
+    write(
+      2,
+      `callscript: the log destination failed (${(error as NodeJS.ErrnoException).code ?? error.message}); later log lines are dropped\n`,
+      () => undefined,
+    );
   });
   process.once("exit", () => {
     try {

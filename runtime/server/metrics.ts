@@ -227,7 +227,12 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   /** Scripts with a version loaded: their next version is a reload. */
-  const everLoaded = new Set(scripts.states().filter((state) => state.version !== null).map((state) => state.name));
+  const everLoaded = new Set(
+    scripts
+      .states()
+      .filter((state) => state.version !== null)
+      .map((state) => state.name),
+  );
   const onLoaded = (name: string) => {
     if (everLoaded.has(name)) reloads.inc({ script: name });
     else everLoaded.add(name);
@@ -290,7 +295,8 @@ export const metricsRoute: FastifyPluginAsync<{ metrics: ServerMetrics }> = asyn
     {
       schema: {
         summary: "Prometheus metrics",
-        description: "Invocations, durations, queue depth and heap per script, load failures, reloads, requests by hook and status, fetches by origin and status, kv operations, capability faults",
+        description:
+          "Invocations, durations, queue depth and heap per script, load failures, reloads, requests by hook and status, fetches by origin and status, kv operations, capability faults",
         tags: ["operations"],
         produces: ["text/plain"],
         response: { 200: { description: "Prometheus text format", type: "string" } },

@@ -30,9 +30,7 @@ function acceptEmpties(ctx: { zodSchema: z.core.$ZodType; jsonSchema: JsonSchema
 }
 
 function stripIds(schemas: Record<string, JsonSchema>): Record<string, JsonSchema> {
-  return Object.fromEntries(
-    Object.entries(schemas).map(([id, { $id: _, $schema: __, ...schema }]) => [id, schema]),
-  );
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $id: _, $schema: __, ...schema }]) => [id, schema]));
 }
 
 /**

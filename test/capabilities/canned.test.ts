@@ -8,13 +8,15 @@ import { invocation } from "./fetch-fixtures.js";
 
 function canned(options: Partial<CannedCapabilitiesOptions> = {}) {
   const caps = createCannedCapabilities({ script: "vip-client", ...options });
-  const call = async (op: string, payload: unknown, signal?: AbortSignal) => JSON.parse(await caps.handle(op, JSON.stringify(payload), invocation("vip-client", signal))) as Record<string, unknown>;
-  const refused = (op: string, payload: unknown, signal?: AbortSignal) => call(op, payload, signal).then(
-    () => {
-      throw new Error("not refused");
-    },
-    (error: { code: string; message: string }) => error,
-  );
+  const call = async (op: string, payload: unknown, signal?: AbortSignal) =>
+    JSON.parse(await caps.handle(op, JSON.stringify(payload), invocation("vip-client", signal))) as Record<string, unknown>;
+  const refused = (op: string, payload: unknown, signal?: AbortSignal) =>
+    call(op, payload, signal).then(
+      () => {
+        throw new Error("not refused");
+      },
+      (error: { code: string; message: string }) => error,
+    );
   return { caps, call, refused };
 }
 
@@ -37,7 +39,11 @@ describe("canned fetch", () => {
       headers: { "content-type": "application/json" },
       body: '{"result":[{"ID":"7","ASSIGNED_BY_ID":"5"}],"total":1}',
     });
-    expect(await call("fetch", { url: "https://CRM.example:443/health" })).toMatchObject({ status: 200, body: "ok", headers: { "content-type": "text/plain; charset=utf-8", "x-portal": "a" } });
+    expect(await call("fetch", { url: "https://CRM.example:443/health" })).toMatchObject({
+      status: 200,
+      body: "ok",
+      headers: { "content-type": "text/plain; charset=utf-8", "x-portal": "a" },
+    });
     expect(await call("fetch", { url: "https://crm.example/limit" })).toMatchObject({ ok: false, status: 503, statusText: "Service Unavailable" });
   });
 
@@ -52,13 +58,17 @@ describe("canned fetch", () => {
       ],
     });
     const signal = new AbortController().signal;
-    const [first, second] = await Promise.all([call("fetch", { url: "https://crm.example/next" }, signal), call("fetch", { url: "https://crm.example/next" }, signal)]);
+    const [first, second] = await Promise.all([
+      call("fetch", { url: "https://crm.example/next" }, signal),
+      call("fetch", { url: "https://crm.example/next" }, signal),
+    ]);
     expect([first!.body, second!.body]).toEqual(["1", "2"]);
     expect((await call("fetch", { url: "https://crm.example/next", method: "POST", body: "x" }, signal)).body).toBe('"posted"');
     const error = await refused("fetch", { url: "https://crm.example/next" }, signal);
     expect(error).toMatchObject({
       code: "CS_CAP_FETCH_NOT_FORESEEN",
-      message: 'fetch: GET https://crm.example/next was not foreseen by the case (its 2 answers are used already: each entry answers one call): add { "url": "https://crm.example/next", "status": 200, "json": … } to its fetch list',
+      message:
+        'fetch: GET https://crm.example/next was not foreseen by the case (its 2 answers are used already: each entry answers one call): add { "url": "https://crm.example/next", "status": 200, "json": … } to its fetch list',
     });
     expect(caps.unused().map((entry) => entry.url)).toEqual(["https://crm.example/other", "https://crm.example/unused"]);
     expect(caps.calls().map((made) => `${made.method} ${made.url} ${made.answeredBy}`)).toEqual([
@@ -74,7 +84,8 @@ describe("canned fetch", () => {
     expect(await refused("fetch", { url: "https://crm.example/rest/user.get.json", method: "POST", body: "{}" })).toEqual(
       expect.objectContaining({
         code: "CS_CAP_FETCH_NOT_FORESEEN",
-        message: 'fetch: POST https://crm.example/rest/user.get.json was not foreseen by the case: add { "url": "https://crm.example/rest/user.get.json", "method": "POST", "status": 200, "json": … } to its fetch list',
+        message:
+          'fetch: POST https://crm.example/rest/user.get.json was not foreseen by the case: add { "url": "https://crm.example/rest/user.get.json", "method": "POST", "status": 200, "json": … } to its fetch list',
       }),
     );
   });
@@ -87,15 +98,29 @@ describe("canned fetch", () => {
   });
 
   it("with the config's grants, refuses what the server would refuse, with the server's messages", async () => {
-    const grants = { fetch: { allow: ["https://crm.example"], timeoutMs: 1500, maxCalls: 2, maxResponseBytes: 10, maxRequestBytes: 65536 }, secrets: ["BITRIX_TOKEN"] };
-    const { refused, call } = canned({ grants, fetch: [{ url: "https://crm.example/a", json: 1 }, { url: "https://crm.example/big", text: "x".repeat(11) }, { url: "https://other.example/", json: 1 }] });
+    const grants = {
+      fetch: { allow: ["https://crm.example"], timeoutMs: 1500, maxCalls: 2, maxResponseBytes: 10, maxRequestBytes: 65536 },
+      secrets: ["BITRIX_TOKEN"],
+    };
+    const { refused, call } = canned({
+      grants,
+      fetch: [
+        { url: "https://crm.example/a", json: 1 },
+        { url: "https://crm.example/big", text: "x".repeat(11) },
+        { url: "https://other.example/", json: 1 },
+      ],
+    });
     expect(await refused("fetch", { url: "https://other.example/" })).toMatchObject({
       code: "CS_CAP_FETCH_NOT_ALLOWED",
       message: "fetch: https://other.example is not allowed for vip-client: add https://other.example to scripts.vip-client.fetch.allow",
     });
-    expect(await refused("fetch", { url: "https://crm.example/a", headers: { "X-K": placeholderOf("KOMMO_TOKEN") } })).toMatchObject({ code: "CS_CAP_SECRET_NOT_GRANTED" });
+    expect(await refused("fetch", { url: "https://crm.example/a", headers: { "X-K": placeholderOf("KOMMO_TOKEN") } })).toMatchObject({
+      code: "CS_CAP_SECRET_NOT_GRANTED",
+    });
     const signal = new AbortController().signal;
-    expect(await call("fetch", { url: "https://crm.example/a", headers: { Authorization: placeholderOf("BITRIX_TOKEN") } }, signal)).toMatchObject({ status: 200 });
+    expect(await call("fetch", { url: "https://crm.example/a", headers: { Authorization: placeholderOf("BITRIX_TOKEN") } }, signal)).toMatchObject({
+      status: 200,
+    });
     expect(await refused("fetch", { url: "https://crm.example/big" }, signal)).toMatchObject({
       code: "CS_CAP_FETCH_RESPONSE_TOO_LARGE",
       message: "fetch: the response of https://crm.example is over scripts.vip-client.fetch.maxResponseBytes (10 bytes)",
@@ -105,7 +130,11 @@ describe("canned fetch", () => {
   });
 
   it("refuses a malformed list with the entry's path", () => {
-    const parsed = z.array(cannedFetchSchema).safeParse([{ url: "https://a.example/", json: 1, text: "x" }, { url: "not a url", json: 1 }, { url: "https://a.example/", status: 42 }]);
+    const parsed = z.array(cannedFetchSchema).safeParse([
+      { url: "https://a.example/", json: 1, text: "x" },
+      { url: "not a url", json: 1 },
+      { url: "https://a.example/", status: 42 },
+    ]);
     expect(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`)).toEqual([
       "0: give json or text, not both",
       "1.url: 'not a url' is not an absolute URL",
@@ -130,6 +159,8 @@ describe("canned kv", () => {
     const signal = new AbortController().signal;
     await call("kv.incr", { key: "n" }, signal);
     await call("kv.incr", { key: "n" }, signal);
-    expect(await refused("kv.incr", { key: "n" }, signal)).toMatchObject({ message: "kv.incr: more than 2 kv operations in one invocation (kv.maxOpsPerInvocation)" });
+    expect(await refused("kv.incr", { key: "n" }, signal)).toMatchObject({
+      message: "kv.incr: more than 2 kv operations in one invocation (kv.maxOpsPerInvocation)",
+    });
   });
 });

@@ -39,7 +39,16 @@ describe("CapabilityHost", () => {
       await caps.call("kv.get", { key: "k" });
       expect(caps.fetchEvents.map(({ ms, ...event }) => (expect(ms).toBeGreaterThanOrEqual(0), event))).toEqual([
         { script: "s", hook: "process_final_params", requestId: "req-1", origin: server.origin, method: "GET", status: 404, code: undefined, dropped: [] },
-        { script: "s", hook: "process_final_params", requestId: "req-1", origin: undefined, method: undefined, status: undefined, code: "CS_CAP_FETCH_NOT_ALLOWED", dropped: [] },
+        {
+          script: "s",
+          hook: "process_final_params",
+          requestId: "req-1",
+          origin: undefined,
+          method: undefined,
+          status: undefined,
+          code: "CS_CAP_FETCH_NOT_ALLOWED",
+          dropped: [],
+        },
       ]);
       expect(caps.kvEvents.map(({ op, outcome }) => `${op} ${outcome}`)).toEqual(["kv.set ok", "kv.set CS_CAP_KV_VALUE", "kv.get ok"]);
       expect(caps.faults).toEqual([]);
@@ -52,7 +61,13 @@ describe("CapabilityHost", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "callscript-host-"));
     const readOnly = path.join(dir, "a-file");
     const make = (url: string) =>
-      new CapabilityHost({ scripts: {}, secrets: new Map(), kv: kvConfigSchema.parse({ url }), baseDir: dir, hooks: { onFault: (event) => faults.push(event.detail) } });
+      new CapabilityHost({
+        scripts: {},
+        secrets: new Map(),
+        kv: kvConfigSchema.parse({ url }),
+        baseDir: dir,
+        hooks: { onFault: (event) => faults.push(event.detail) },
+      });
     const faults: string[] = [];
     try {
       const lazy = make("sqlite:kv.sqlite");
@@ -93,8 +108,14 @@ describe("CapabilityHost", () => {
     const controller = new AbortController();
     controller.abort();
     try {
-      for (const [op, payload] of [["fetch", { url: `${server.origin}/` }], ["kv.get", { key: "k" }]] as const) {
-        expect(await caps.refused(op, payload, { signal: controller.signal })).toMatchObject({ code: "CS_CAP_ABORTED", message: `${op}: the invocation has ended` });
+      for (const [op, payload] of [
+        ["fetch", { url: `${server.origin}/` }],
+        ["kv.get", { key: "k" }],
+      ] as const) {
+        expect(await caps.refused(op, payload, { signal: controller.signal })).toMatchObject({
+          code: "CS_CAP_ABORTED",
+          message: `${op}: the invocation has ended`,
+        });
       }
       expect(server.received.filter((request) => request.url === "/")).toEqual([]);
     } finally {

@@ -18,16 +18,36 @@ function problems(input: unknown): string[] {
 
 describe("fetch.allow", () => {
   it("takes origins and fills in the defaults", () => {
-    const config = configLike.parse({ scripts: { "vip-client": { fetch: { allow: ["https://crm.example", "http://127.0.0.1:9000"] }, secrets: ["BITRIX_TOKEN"] } }, secrets: { BITRIX_TOKEN: "t" } });
+    const config = configLike.parse({
+      scripts: { "vip-client": { fetch: { allow: ["https://crm.example", "http://127.0.0.1:9000"] }, secrets: ["BITRIX_TOKEN"] } },
+      secrets: { BITRIX_TOKEN: "t" },
+    });
     expect(config.scripts["vip-client"]).toEqual({
       fetch: { allow: ["https://crm.example", "http://127.0.0.1:9000"], timeoutMs: 1500, maxCalls: 5, maxResponseBytes: 1048576, maxRequestBytes: 65536 },
       secrets: ["BITRIX_TOKEN"],
     });
-    expect(config.kv).toEqual({ url: "sqlite:callscript-kv.sqlite", maxKeyBytes: 256, maxValueBytes: 65536, maxOpsPerInvocation: 20, maxKeysPerScript: 1000, timeoutMs: 1000, sweepSeconds: 60 });
+    expect(config.kv).toEqual({
+      url: "sqlite:callscript-kv.sqlite",
+      maxKeyBytes: 256,
+      maxValueBytes: 65536,
+      maxOpsPerInvocation: 20,
+      maxKeysPerScript: 1000,
+      timeoutMs: 1000,
+      sweepSeconds: 60,
+    });
   });
 
   it("refuses anything but scheme://host[:port], saying which key and what to write", () => {
-    const allow = ["https://crm.example/rest", "crm.example", "ftp://crm.example", "https://user:pw@crm.example", "https://*.example", "http://localhost:9000", "https://crm.example?x=1", "https://crm.example:99999"];
+    const allow = [
+      "https://crm.example/rest",
+      "crm.example",
+      "ftp://crm.example",
+      "https://user:pw@crm.example",
+      "https://*.example",
+      "http://localhost:9000",
+      "https://crm.example?x=1",
+      "https://crm.example:99999",
+    ];
     expect(problems({ scripts: { "vip-client": { fetch: { allow } } } })).toEqual([
       "scripts.vip-client.fetch.allow.0: 'https://crm.example/rest' must be an origin without a path: write https://crm.example",
       "scripts.vip-client.fetch.allow.1: 'crm.example' is not an absolute URL; write scheme://host[:port], e.g. https://crm.example",
@@ -66,7 +86,8 @@ describe("fetch.allow", () => {
 
 describe("secrets and kv", () => {
   it("refuse bad names, empty values and unknown stores, naming the key", () => {
-    const rule = "a secret's name is upper-case letters and digits in words joined by single _, starting with a letter, at most 64 characters (e.g. BITRIX_TOKEN)";
+    const rule =
+      "a secret's name is upper-case letters and digits in words joined by single _, starting with a letter, at most 64 characters (e.g. BITRIX_TOKEN)";
     expect(problems({ secrets: { bitrix: "x", EMPTY: "" }, scripts: { s: { secrets: ["TOKEN_"] } } }).sort()).toEqual([
       `scripts.s.secrets.0: ${rule}`,
       "secrets.EMPTY: a secret's value must not be empty",
@@ -74,14 +95,25 @@ describe("secrets and kv", () => {
     ]);
     expect(problems({ kv: { url: "mysql://db/kv" } })).toEqual(["kv.url: must be sqlite:<file> or redis://host:port/db, not mysql:"]);
     expect(problems({ kv: { url: "sqlite:" } })).toEqual(["kv.url: sqlite: needs a file name, e.g. sqlite:callscript-kv.sqlite"]);
-    expect(problems({ kv: { url: "redis://127.0.0.1:6379/zero" } })).toEqual(["kv.url: a redis URL ends with the database number, if any: redis://host:port/0"]);
+    expect(problems({ kv: { url: "redis://127.0.0.1:6379/zero" } })).toEqual([
+      "kv.url: a redis URL ends with the database number, if any: redis://host:port/0",
+    ]);
     expect(problems({ kv: { maxKeysPerScript: 0 } })).toEqual(["kv.maxKeysPerScript: Too small: expected number to be >0"]);
   });
 
   it("puts a relative SQLite file beside the config, and never shows a Redis password", () => {
-    expect(parseKvUrl("sqlite:callscript-kv.sqlite", "/etc/callscript")).toEqual({ ok: true, location: { kind: "sqlite", file: path.resolve("/etc/callscript/callscript-kv.sqlite") } });
-    expect(parseKvUrl("sqlite:/var/lib/callscript/kv.sqlite", "/etc/callscript")).toEqual({ ok: true, location: { kind: "sqlite", file: "/var/lib/callscript/kv.sqlite" } });
-    expect(parseKvUrl("redis://:hunter2@10.0.0.5:6379/2", "/etc")).toEqual({ ok: true, location: { kind: "redis", url: "redis://:hunter2@10.0.0.5:6379/2", shown: "redis://****@10.0.0.5:6379/2" } });
+    expect(parseKvUrl("sqlite:callscript-kv.sqlite", "/etc/callscript")).toEqual({
+      ok: true,
+      location: { kind: "sqlite", file: path.resolve("/etc/callscript/callscript-kv.sqlite") },
+    });
+    expect(parseKvUrl("sqlite:/var/lib/callscript/kv.sqlite", "/etc/callscript")).toEqual({
+      ok: true,
+      location: { kind: "sqlite", file: "/var/lib/callscript/kv.sqlite" },
+    });
+    expect(parseKvUrl("redis://:hunter2@10.0.0.5:6379/2", "/etc")).toEqual({
+      ok: true,
+      location: { kind: "redis", url: "redis://:hunter2@10.0.0.5:6379/2", shown: "redis://****@10.0.0.5:6379/2" },
+    });
     expect(JSON.stringify(parseKvUrl("mysql://u:hunter2@db/x", "/"))).not.toContain("hunter2");
   });
 

@@ -22,7 +22,12 @@ let crm: CrmServer;
 let caps: HostUnderTest;
 const method = (name: string) => `${crm.origin}/rest/1/${placeholderOf("BITRIX_WEBHOOK")}/${name}.json`;
 const post = async (name: string, body: unknown) => {
-  const answer = (await caps.call("fetch", { url: method(name), method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })) as { status: number; body: string };
+  const answer = (await caps.call("fetch", {
+    url: method(name),
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  })) as { status: number; body: string };
   return { status: answer.status, json: JSON.parse(answer.body) as Record<string, unknown> };
 };
 
@@ -36,7 +41,10 @@ beforeAll(async () => {
       { ID: "6", ACTIVE: false, NAME: "Gone", UF_PHONE_INNER: "102" },
     ],
   });
-  caps = makeHost({ scripts: { "vip-client": { fetch: { allow: [crm.origin], timeoutMs: 300, maxCalls: 100 }, secrets: ["BITRIX_WEBHOOK"] } }, secrets: { BITRIX_WEBHOOK: CODE } });
+  caps = makeHost({
+    scripts: { "vip-client": { fetch: { allow: [crm.origin], timeoutMs: 300, maxCalls: 100 }, secrets: ["BITRIX_WEBHOOK"] } },
+    secrets: { BITRIX_WEBHOOK: CODE },
+  });
 });
 afterAll(async () => {
   await caps.close();
@@ -89,7 +97,9 @@ describe("the stand-in Bitrix24 portal", () => {
     expect((await post("user.get", { ID: "5" })).json).toMatchObject({ result: [{ ID: "5", NAME: "Maria" }], total: 1 });
     expect((await post("user.get", { filter: { UF_PHONE_INNER: "102", ACTIVE: true } })).json).toMatchObject({ result: [], total: 0 });
     expect((await post("user.get", { filter: { ACTIVE: true } })).json).toMatchObject({ total: 2 });
-    expect((await post("crm.duplicate.findbycomm", { entity_type: "CONTACT", type: "PHONE", values: ["+79001234567"] })).json).toMatchObject({ result: { CONTACT: [7] } });
+    expect((await post("crm.duplicate.findbycomm", { entity_type: "CONTACT", type: "PHONE", values: ["+79001234567"] })).json).toMatchObject({
+      result: { CONTACT: [7] },
+    });
   });
 
   it("answers errors as the portal does: wrong webhook, unknown method, a rate limit, a failure on purpose", async () => {
@@ -109,7 +119,8 @@ describe("the stand-in Bitrix24 portal", () => {
     const host = makeHost({ scripts: { s: { fetch: { allow: [limited.origin], maxCalls: 10 }, secrets: ["W"] } }, secrets: { W: CODE } });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 5; i++) statuses.push(((await host.call("fetch", { url: `${limited.origin}/rest/1/${placeholderOf("W")}/user.get.json` })) as { status: number }).status);
+      for (let i = 0; i < 5; i++)
+        statuses.push(((await host.call("fetch", { url: `${limited.origin}/rest/1/${placeholderOf("W")}/user.get.json` })) as { status: number }).status);
       expect(statuses).toEqual([200, 200, 200, 503, 503]);
     } finally {
       await host.close();
@@ -120,7 +131,10 @@ describe("the stand-in Bitrix24 portal", () => {
   it("answers slowly when asked, and the script's timeout ends the wait", async () => {
     crm.setDelay(3_000);
     try {
-      expect(await caps.refused("fetch", { url: method("user.get") })).toMatchObject({ code: "CS_CAP_FETCH_TIMEOUT", message: `fetch: ${crm.origin} did not answer within 300 ms (scripts.vip-client.fetch.timeoutMs)` });
+      expect(await caps.refused("fetch", { url: method("user.get") })).toMatchObject({
+        code: "CS_CAP_FETCH_TIMEOUT",
+        message: `fetch: ${crm.origin} did not answer within 300 ms (scripts.vip-client.fetch.timeoutMs)`,
+      });
     } finally {
       crm.setDelay(0);
     }

@@ -51,7 +51,9 @@ export function makeHost(options: HostOptions): HostUnderTest {
   });
   const firstScript = Object.keys(options.scripts)[0] ?? "script";
   const call = async (op: string, payload: unknown, at: { script?: string; signal?: AbortSignal } = {}) =>
-    JSON.parse(await host.handle(op, typeof payload === "string" ? payload : JSON.stringify(payload), invocation(at.script ?? firstScript, at.signal))) as unknown;
+    JSON.parse(
+      await host.handle(op, typeof payload === "string" ? payload : JSON.stringify(payload), invocation(at.script ?? firstScript, at.signal)),
+    ) as unknown;
   return {
     host,
     fetchEvents,

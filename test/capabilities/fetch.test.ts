@@ -45,7 +45,9 @@ beforeAll(async () => {
         return json(response, 404, { error: "not found" });
     }
   });
-  other = await startHttpServer((request, response) => json(response, 200, { other: true, headers: request.headers, method: request.method, body: request.body }));
+  other = await startHttpServer((request, response) =>
+    json(response, 200, { other: true, headers: request.headers, method: request.method, body: request.body }),
+  );
 });
 afterAll(async () => {
   await server.close();
@@ -64,7 +66,17 @@ describe("fetch", () => {
     expect(echoed).toMatchObject({ method: "GET", url: "/echo?phone=%2B79001234567" });
     expect(echoed.headers["user-agent"]).toBe("callscript");
     expect(caps.fetchEvents).toEqual([
-      { script: "vip-client", hook: "process_final_params", requestId: "req-1", origin: server.origin, method: "GET", status: 200, code: undefined, ms: expect.any(Number), dropped: [] },
+      {
+        script: "vip-client",
+        hook: "process_final_params",
+        requestId: "req-1",
+        origin: server.origin,
+        method: "GET",
+        status: 200,
+        code: undefined,
+        ms: expect.any(Number),
+        dropped: [],
+      },
     ]);
   });
 
@@ -73,13 +85,25 @@ describe("fetch", () => {
     const answer = (await caps.call("fetch", {
       url: `${server.origin}/echo`,
       method: "post",
-      headers: { "Content-Type": "application/json", "X-Custom": "1", Host: "evil.example", Connection: "upgrade", "Transfer-Encoding": "chunked", "User-Agent": "my-script/2" },
+      headers: {
+        "Content-Type": "application/json",
+        "X-Custom": "1",
+        Host: "evil.example",
+        Connection: "upgrade",
+        "Transfer-Encoding": "chunked",
+        "User-Agent": "my-script/2",
+      },
       body: JSON.stringify({ filter: { PHONE: "+79001234567" } }),
     })) as { body: string };
     const echoed = JSON.parse(answer.body);
     expect(echoed.method).toBe("POST");
     expect(echoed.body).toBe('{"filter":{"PHONE":"+79001234567"}}');
-    expect(echoed.headers).toMatchObject({ "content-type": "application/json", "x-custom": "1", host: `127.0.0.1:${server.port}`, "user-agent": "my-script/2" });
+    expect(echoed.headers).toMatchObject({
+      "content-type": "application/json",
+      "x-custom": "1",
+      host: `127.0.0.1:${server.port}`,
+      "user-agent": "my-script/2",
+    });
     expect(echoed.headers.connection).not.toBe("upgrade");
     expect(caps.fetchEvents[0]!.dropped).toEqual(["host", "connection", "transfer-encoding"]);
   });
@@ -123,7 +147,10 @@ describe("fetch", () => {
   it("without a fetch grant, says which key grants it", async () => {
     const caps = host({ scripts: { "vip-client": { secrets: [] } }, kv: {} });
     expect(await caps.refused("fetch", { url: `${server.origin}/echo` })).toEqual(
-      expect.objectContaining({ code: "CS_CAP_FETCH_NO_GRANT", message: "fetch: this script has no fetch grant: add scripts.vip-client.fetch.allow to the config" }),
+      expect.objectContaining({
+        code: "CS_CAP_FETCH_NO_GRANT",
+        message: "fetch: this script has no fetch grant: add scripts.vip-client.fetch.allow to the config",
+      }),
     );
     expect(await caps.refused("fetch", { url: `${server.origin}/echo` }, { script: "not-in-config" })).toMatchObject({
       message: "fetch: this script has no fetch grant: add scripts.not-in-config.fetch.allow to the config",
@@ -142,10 +169,18 @@ describe("fetch", () => {
     const landed = JSON.parse(cross.body);
     expect(landed.headers.authorization).toBeUndefined();
     expect(landed.headers["x-kept"]).toBe("1");
-    const seeOther = JSON.parse(((await caps.call("fetch", { url: `${server.origin}/redirect?code=303`, method: "POST", body: "form", headers: { "Content-Type": "text/plain" } })) as { body: string }).body);
+    const seeOther = JSON.parse(
+      (
+        (await caps.call("fetch", { url: `${server.origin}/redirect?code=303`, method: "POST", body: "form", headers: { "Content-Type": "text/plain" } })) as {
+          body: string;
+        }
+      ).body,
+    );
     expect(seeOther).toMatchObject({ method: "GET", body: "" });
     expect(seeOther.headers["content-type"]).toBeUndefined();
-    const temporary = JSON.parse(((await caps.call("fetch", { url: `${server.origin}/redirect?code=307`, method: "POST", body: "kept" })) as { body: string }).body);
+    const temporary = JSON.parse(
+      ((await caps.call("fetch", { url: `${server.origin}/redirect?code=307`, method: "POST", body: "kept" })) as { body: string }).body,
+    );
     expect(temporary).toMatchObject({ method: "POST", body: "kept" });
   });
 
@@ -200,23 +235,54 @@ describe("fetch", () => {
     const closedOrigin = closed.origin;
     await closed.close();
     const caps = host({ scripts: { s: grant([closedOrigin, "http://nowhere.example"]) }, fetch: { resolve: tableResolver({}) } });
-    expect(await caps.refused("fetch", { url: `${closedOrigin}/` })).toMatchObject({ code: "CS_CAP_FETCH_NETWORK", message: `fetch: ${closedOrigin} refused the connection` });
-    expect(await caps.refused("fetch", { url: "http://nowhere.example/" })).toMatchObject({ code: "CS_CAP_FETCH_NETWORK", message: "fetch: nowhere.example was not found (DNS)" });
+    expect(await caps.refused("fetch", { url: `${closedOrigin}/` })).toMatchObject({
+      code: "CS_CAP_FETCH_NETWORK",
+      message: `fetch: ${closedOrigin} refused the connection`,
+    });
+    expect(await caps.refused("fetch", { url: "http://nowhere.example/" })).toMatchObject({
+      code: "CS_CAP_FETCH_NETWORK",
+      message: "fetch: nowhere.example was not found (DNS)",
+    });
     expect(caps.faults.map((fault) => fault.code)).toEqual(["CS_CAP_FETCH_NETWORK", "CS_CAP_FETCH_NETWORK"]);
     expect(caps.faults[0]!.detail).toContain("ECONNREFUSED");
   });
 
   it("reaches a host name through the address it resolved, and TLS checks the certificate for the name", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "callscript-tls-"));
-    const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=crm.test", "-addext", "subjectAltName=DNS:crm.test", "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")], { encoding: "utf8" });
+    const made = spawnSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=crm.test",
+        "-addext",
+        "subjectAltName=DNS:crm.test",
+        "-keyout",
+        path.join(dir, "key.pem"),
+        "-out",
+        path.join(dir, "cert.pem"),
+      ],
+      { encoding: "utf8" },
+    );
     expect(made.status, made.stderr).toBe(0);
     const cert = readFileSync(path.join(dir, "cert.pem"), "utf8");
-    const tls = createHttpsServer({ key: readFileSync(path.join(dir, "key.pem")), cert }, (request, response) => json(response, 200, { host: request.headers.host }));
+    const tls = createHttpsServer({ key: readFileSync(path.join(dir, "key.pem")), cert }, (request, response) =>
+      json(response, 200, { host: request.headers.host }),
+    );
     await new Promise<void>((resolve) => tls.listen(0, STAND_IN_PUBLIC, resolve));
     const { port } = tls.address() as AddressInfo;
     try {
       const resolve = tableResolver({ "crm.test": STAND_IN_PUBLIC, "wrong.test": STAND_IN_PUBLIC });
-      const caps = host({ scripts: { s: grant([`https://crm.test:${port}`, `https://wrong.test:${port}`]) }, fetch: { resolve, isAllowedAddress: standInPublic, ca: cert } });
+      const caps = host({
+        scripts: { s: grant([`https://crm.test:${port}`, `https://wrong.test:${port}`]) },
+        fetch: { resolve, isAllowedAddress: standInPublic, ca: cert },
+      });
       const answer = (await caps.call("fetch", { url: `https://crm.test:${port}/` })) as { body: string };
       expect(JSON.parse(answer.body)).toEqual({ host: `crm.test:${port}` });
       expect(resolve.asked).toEqual(["crm.test"]);

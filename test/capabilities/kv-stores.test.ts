@@ -33,7 +33,12 @@ describe("SQLite", () => {
     await backend.close();
     const { db } = openSqlite(file);
     expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-    expect({ ...(db.prepare("SELECT namespace, key, value, expires_at FROM kv").get() as object) }).toEqual({ namespace: "s", key: "k", value: "1", expires_at: null });
+    expect({ ...(db.prepare("SELECT namespace, key, value, expires_at FROM kv").get() as object) }).toEqual({
+      namespace: "s",
+      key: "k",
+      value: "1",
+      expires_at: null,
+    });
     db.close();
   });
 
@@ -115,7 +120,9 @@ describe.runIf(redisAvailable("test/capabilities/kv-stores.test.ts"))("Redis", (
   it("starts without a reachable Redis (ready: false) and answers unavailable meanwhile", async () => {
     const { backend, ready } = await RedisKvBackend.open({ url: "redis://127.0.0.1:1/0", shown: "redis://127.0.0.1:1/0" }, 300);
     expect(ready).toBe(false);
-    const error = await storeOn(backend).handle("kv.get", JSON.stringify({ key: "k" }), "s", signal()).catch((caught: unknown) => caught);
+    const error = await storeOn(backend)
+      .handle("kv.get", JSON.stringify({ key: "k" }), "s", signal())
+      .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: "CS_CAP_KV_UNAVAILABLE" });
     await backend.close();
   });
@@ -130,7 +137,11 @@ describe.runIf(redisAvailable("test/capabilities/kv-stores.test.ts"))("Redis", (
     const client = createClient({ url: server.url });
     await client.connect();
     try {
-      expect((await client.keys("*")).sort()).toEqual(["callscript:kv:{vip%3Aclient}:forever", "callscript:kv:{vip%3Aclient}:soon", "callscript:kvkeys:{vip%3Aclient}"]);
+      expect((await client.keys("*")).sort()).toEqual([
+        "callscript:kv:{vip%3Aclient}:forever",
+        "callscript:kv:{vip%3Aclient}:soon",
+        "callscript:kvkeys:{vip%3Aclient}",
+      ]);
       const scored = await client.zRangeWithScores("callscript:kvkeys:{vip%3Aclient}", 0, -1);
       expect(scored.map((entry) => entry.value)).toEqual(["soon", "forever"]);
       expect(scored[1]!.score).toBe(Number.POSITIVE_INFINITY);

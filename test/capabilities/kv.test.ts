@@ -152,7 +152,9 @@ describe.each(backends)("kv on $name", (under) => {
   it("refuses malformed payloads with the shape it expects", async () => {
     const script = freshScript();
     expect((await refused(store, script, "kv.set", { key: "k" })).message).toBe("kv.set: needs a value (kv.delete removes a key)");
-    expect((await refused(store, script, "kv.set", { key: "k", value: 1, ttlSeconds: -1 })).message).toMatch(/^kv\.set: expects \{ key: string, value: JSON value, ttlSeconds/);
+    expect((await refused(store, script, "kv.set", { key: "k", value: 1, ttlSeconds: -1 })).message).toMatch(
+      /^kv\.set: expects \{ key: string, value: JSON value, ttlSeconds/,
+    );
     expect((await refused(store, script, "kv.get", { key: 5 })).code).toBe("CS_CAP_BAD_REQUEST");
     expect((await refused(store, script, "kv.get", "not json")).code).toBe("CS_CAP_BAD_REQUEST");
     expect((await refused(store, script, "kv.delete", { key: "k", extra: true })).code).toBe("CS_CAP_BAD_REQUEST");
@@ -165,9 +167,7 @@ describe.each(backends)("kv on $name", (under) => {
     for (const key of ["a", "b", "c"]) await kv(three, script, "kv.set", { key, value: key });
     const error = await refused(three, script, "kv.set", { key: "d", value: "d" });
     expect(error.code).toBe("CS_CAP_KV_TOO_MANY_KEYS");
-    expect(error.message).toBe(
-      `kv.set: ${script} already has 3 keys (kv.maxKeysPerScript): delete some, give them a ttlSeconds, or raise kv.maxKeysPerScript`,
-    );
+    expect(error.message).toBe(`kv.set: ${script} already has 3 keys (kv.maxKeysPerScript): delete some, give them a ttlSeconds, or raise kv.maxKeysPerScript`);
     expect((await refused(three, script, "kv.incr", { key: "counter" })).code).toBe("CS_CAP_KV_TOO_MANY_KEYS");
     expect(await kv(three, script, "kv.set", { key: "a", value: "updated" })).toEqual({});
     expect(await kv(three, other, "kv.set", { key: "d", value: "other script" })).toEqual({});

@@ -13,7 +13,13 @@ describe("secret values", () => {
   it("come from secrets.NAME of the config, and CALLSCRIPT_SECRET_NAME of the environment wins", () => {
     const values = resolveSecretValues(
       { BITRIX_TOKEN: "from-file", KOMMO_TOKEN: "kommo" },
-      { CALLSCRIPT_SECRET_BITRIX_TOKEN: "from-env", CALLSCRIPT_SECRET_ONLY_ENV: "env", CALLSCRIPT_SECRET_EMPTY: "", CALLSCRIPT_SECRET_lower: "ignored", OTHER: "x" },
+      {
+        CALLSCRIPT_SECRET_BITRIX_TOKEN: "from-env",
+        CALLSCRIPT_SECRET_ONLY_ENV: "env",
+        CALLSCRIPT_SECRET_EMPTY: "",
+        CALLSCRIPT_SECRET_lower: "ignored",
+        OTHER: "x",
+      },
     );
     expect(Object.fromEntries(values)).toEqual({
       BITRIX_TOKEN: { value: "from-env", from: "CALLSCRIPT_SECRET_BITRIX_TOKEN" },
@@ -28,7 +34,9 @@ describe("secret values", () => {
       lonely: scriptGrantsSchema.parse({ secrets: ["BITRIX_TOKEN"] }),
     };
     expect(checkGrants(scripts, resolveSecretValues({ BITRIX_TOKEN: "t" }, {}))).toEqual({
-      errors: ["scripts.vip-client.secrets.1: secret MISSING has no value: set secrets.MISSING in the config file or CALLSCRIPT_SECRET_MISSING in the environment"],
+      errors: [
+        "scripts.vip-client.secrets.1: secret MISSING has no value: set secrets.MISSING in the config file or CALLSCRIPT_SECRET_MISSING in the environment",
+      ],
       warnings: ["scripts.lonely.secrets: granted, but the script has no scripts.lonely.fetch.allow, so its secrets can never be used"],
     });
   });

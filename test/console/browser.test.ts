@@ -97,7 +97,11 @@ describe.skipIf(!available)("the console in chromium", () => {
         "crm-lookup.ts": CRM_LOOKUP,
         ...Object.fromEntries(payloadFiles.map((file) => [`payloads/${file}`, example(`payloads/${file}`)])),
       },
-      { token: TOKEN, console: { saveCases: true }, scripts: { "blacklist-extensions": { settings: { extensions: ["101", "102"] } }, "crm-lookup": { settings: { crmToken: "hidden-from-the-page" } } } },
+      {
+        token: TOKEN,
+        console: { saveCases: true },
+        scripts: { "blacklist-extensions": { settings: { extensions: ["101", "102"] } }, "crm-lookup": { settings: { crmToken: "hidden-from-the-page" } } },
+      },
       { consoleClock: () => now, docs: true },
     );
     await server.app.listen({ host: "127.0.0.1", port: 0 });
@@ -141,7 +145,9 @@ describe.skipIf(!available)("the console in chromium", () => {
     await page.locator('article.script[data-script="crm-lookup"]').waitFor();
     expect(await page.locator('article.script[data-script="crm-lookup"]').innerText()).toContain("crmToken");
     const cookies = await context.cookies(base);
-    expect(cookies.map(({ name, httpOnly, sameSite }) => ({ name, httpOnly, sameSite }))).toEqual([{ name: "callscript_session", httpOnly: true, sameSite: "Strict" }]);
+    expect(cookies.map(({ name, httpOnly, sameSite }) => ({ name, httpOnly, sameSite }))).toEqual([
+      { name: "callscript_session", httpOnly: true, sameSite: "Strict" },
+    ]);
 
     const docs = await page.request.get(`${base}/docs/json`);
     expect(docs.status()).toBe(200);

@@ -267,7 +267,10 @@ describe("compileScripts", () => {
       "b.ts": `${HEADER}import { x } from "node:os";\nexport default defineScript({ hooks: { need_registration() { x; } } });\n`,
       "c.ts": `${HEADER}const = 1;\n`,
     });
-    const [a, b, c] = await compileScripts(["a.ts", "b.ts", "c.ts"].map((name) => path.join(dir, name)), dir);
+    const [a, b, c] = await compileScripts(
+      ["a.ts", "b.ts", "c.ts"].map((name) => path.join(dir, name)),
+      dir,
+    );
     expect(ok(a!).name).toBe("a");
     expect(failed(b!).diagnostics.map((d) => [d.location?.file, d.location?.line])).toEqual([["b.ts", 2]]);
     expect(failed(c!).diagnostics.map((d) => [d.location?.file, d.location?.line])).toEqual([["c.ts", 2]]);

@@ -48,7 +48,13 @@ describe("the capability keys", () => {
     expect(config.scripts["vip-client"]).toEqual({
       enabled: true,
       settings: { vipTypes: ["VIP"] },
-      fetch: { allow: ["https://stroymarket.bitrix24.ru", "http://127.0.0.1:9000"], timeoutMs: 1500, maxCalls: 2, maxResponseBytes: 1048576, maxRequestBytes: 65536 },
+      fetch: {
+        allow: ["https://stroymarket.bitrix24.ru", "http://127.0.0.1:9000"],
+        timeoutMs: 1500,
+        maxCalls: 2,
+        maxResponseBytes: 1048576,
+        maxRequestBytes: 65536,
+      },
       secrets: ["BITRIX_WEBHOOK"],
     });
     // The SQLite file is beside the config file, as scriptsDir is.
@@ -64,11 +70,27 @@ describe("the capability keys", () => {
   });
 
   const mistakes: [string, string, string][] = [
-    ["a misspelt key of a grant", "scripts:\n  vip-client:\n    fetch: { alow: ['https://crm.example'] }\n", 'scripts.vip-client.fetch: Unrecognized key: "alow"'],
-    ["an allow entry with a path", "scripts:\n  vip-client:\n    fetch: { allow: ['https://crm.example/rest'] }\n", "scripts.vip-client.fetch.allow.0: 'https://crm.example/rest' must be an origin without a path: write https://crm.example"],
-    ["localhost", "scripts:\n  vip-client:\n    fetch: { allow: ['http://localhost:9000'] }\n", "scripts.vip-client.fetch.allow.0: 'http://localhost:9000': localhost is a loopback name"],
+    [
+      "a misspelt key of a grant",
+      "scripts:\n  vip-client:\n    fetch: { alow: ['https://crm.example'] }\n",
+      'scripts.vip-client.fetch: Unrecognized key: "alow"',
+    ],
+    [
+      "an allow entry with a path",
+      "scripts:\n  vip-client:\n    fetch: { allow: ['https://crm.example/rest'] }\n",
+      "scripts.vip-client.fetch.allow.0: 'https://crm.example/rest' must be an origin without a path: write https://crm.example",
+    ],
+    [
+      "localhost",
+      "scripts:\n  vip-client:\n    fetch: { allow: ['http://localhost:9000'] }\n",
+      "scripts.vip-client.fetch.allow.0: 'http://localhost:9000': localhost is a loopback name",
+    ],
     ["a secret's name in lower case", "secrets: { bitrix: x }\n", "secrets.bitrix: a secret's name is upper-case letters and digits"],
-    ["a granted secret's name in lower case", "scripts:\n  vip-client:\n    secrets: [token]\n", "scripts.vip-client.secrets.0: a secret's name is upper-case letters"],
+    [
+      "a granted secret's name in lower case",
+      "scripts:\n  vip-client:\n    secrets: [token]\n",
+      "scripts.vip-client.secrets.0: a secret's name is upper-case letters",
+    ],
     ["a kv url of another kind", "kv: { url: 'mysql://db/kv' }\n", "kv.url: must be sqlite:<file> or redis://host:port/db, not mysql:"],
     ["a misspelt kv key", "kv: { maxOps: 5 }\n", 'kv: Unrecognized key: "maxOps"'],
     ["an empty secret", "secrets: { TOKEN: '' }\n", "secrets.TOKEN: a secret's value must not be empty"],
@@ -128,7 +150,9 @@ describe("deploy/callscript.yaml", () => {
     const from = lines.findIndex((line) => line.startsWith("#  crm-lookup:"));
     const to = lines.findIndex((line) => line.startsWith("# record:"));
     expect(from).toBeGreaterThan(0);
-    const uncommented = lines.map((line, index) => (index < from || index >= to ? line : line.startsWith("#  ") ? line.slice(1) : line.startsWith("# ") ? line.slice(2) : line));
+    const uncommented = lines.map((line, index) =>
+      index < from || index >= to ? line : line.startsWith("#  ") ? line.slice(1) : line.startsWith("# ") ? line.slice(2) : line,
+    );
     const dir = scriptsFolder({});
     const file = path.join(dir, "callscript.yaml");
     writeFileSync(file, uncommented.join("\n"));

@@ -21,10 +21,7 @@ function configError(load: () => unknown): string {
 
 describe("${ENV} interpolation", () => {
   it("fills in strings anywhere in the file, with a fallback, and $${ as a literal", () => {
-    const { value, used, problems } = interpolateEnv(
-      { a: "${A}", nested: { list: ["x-${B}-y", "${C:-fallback}", "$${NOT}"] }, n: 3 },
-      { A: "one", B: "two" },
-    );
+    const { value, used, problems } = interpolateEnv({ a: "${A}", nested: { list: ["x-${B}-y", "${C:-fallback}", "$${NOT}"] }, n: 3 }, { A: "one", B: "two" });
     expect(problems).toEqual([]);
     expect(value).toEqual({ a: "one", nested: { list: ["x-two-y", "fallback", "${NOT}"] }, n: 3 });
     expect([...used]).toEqual([
@@ -37,7 +34,10 @@ describe("${ENV} interpolation", () => {
   it("an unset variable, or a ${ that is not a placeholder, is named with its path", () => {
     const { problems } = interpolateEnv({ scripts: { crm: { settings: { url: "${BITRIX_WEBHOOK}", bad: "${1X}" } } } }, {});
     expect(problems).toEqual([
-      { path: "scripts.crm.settings.url", message: "${BITRIX_WEBHOOK} is not set in the environment (write ${BITRIX_WEBHOOK:-fallback} for a value to use when it is not)" },
+      {
+        path: "scripts.crm.settings.url",
+        message: "${BITRIX_WEBHOOK} is not set in the environment (write ${BITRIX_WEBHOOK:-fallback} for a value to use when it is not)",
+      },
       { path: "scripts.crm.settings.bad", message: "has a '${' that is not a placeholder: write ${NAME} (NAME: letters, digits, _), or $${ for a literal ${" },
     ]);
   });
@@ -89,9 +89,18 @@ describe("scripts.<name> against the folder and the scripts", () => {
   });
 
   it("settings in force: each key with where it came from, secrets masked", () => {
-    const file = configFile("c.yaml", "scripts:\n  crm:\n    settings:\n      webhook: ${HOOK}\n      users: ['5']\n      nested: { url: 'https://crm.example/${PATH_PART}' }\n");
+    const file = configFile(
+      "c.yaml",
+      "scripts:\n  crm:\n    settings:\n      webhook: ${HOOK}\n      users: ['5']\n      nested: { url: 'https://crm.example/${PATH_PART}' }\n",
+    );
     const config = loadConfig({ file, env: { HOOK: "https://x.bitrix24.ru/rest/1/abcdef123456/", PATH_PART: "p" } });
-    const settings = settingsInForce(config, "crm", "/s/crm.ts", { webhook: "", users: [], nested: { url: "" }, apiToken: "t0k3n-abcdefghijklmnopqrstu", day: "mon" });
+    const settings = settingsInForce(config, "crm", "/s/crm.ts", {
+      webhook: "",
+      users: [],
+      nested: { url: "" },
+      apiToken: "t0k3n-abcdefghijklmnopqrstu",
+      day: "mon",
+    });
     expect(settings).toEqual({
       webhook: { value: "https://x.bitrix24.ru/****", from: `\${HOOK} in ${file}` },
       users: { value: ["5"], from: file },
@@ -104,19 +113,31 @@ describe("scripts.<name> against the folder and the scripts", () => {
 
 describe("masking secrets", () => {
   it("keys named like credentials", () => {
-    for (const key of ["token", "apiKey", "api_key", "clientSecret", "webhookUrl", "DB_PASSWORD", "X-Auth-Token", "privateKey"]) expect(isSecretKey(key), key).toBe(true);
+    for (const key of ["token", "apiKey", "api_key", "clientSecret", "webhookUrl", "DB_PASSWORD", "X-Auth-Token", "privateKey"])
+      expect(isSecretKey(key), key).toBe(true);
     for (const key of ["extensions", "keys", "monkey", "author", "users", "responsibleByTrunk"]) expect(isSecretKey(key), key).toBe(false);
   });
 
   it("values shaped like credentials", () => {
-    for (const value of ["https://u:p@crm.example/x", "https://x.bitrix24.ru/rest/1/abcdef123456/", "https://crm.example/api?token=abc", "eyJhbGciOi.eyJzdWIiOi.sig", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"]) {
+    for (const value of [
+      "https://u:p@crm.example/x",
+      "https://x.bitrix24.ru/rest/1/abcdef123456/",
+      "https://crm.example/api?token=abc",
+      "eyJhbGciOi.eyJzdWIiOi.sig",
+      "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    ]) {
       expect(looksSecret(value), value).toBe(true);
     }
-    for (const value of ["89001234567", "+7 (900) 123-45-67", "101", "https://crm.example/records", "from-internal", "2026-11-20 14:03:12"]) expect(looksSecret(value), value).toBe(false);
+    for (const value of ["89001234567", "+7 (900) 123-45-67", "101", "https://crm.example/records", "from-internal", "2026-11-20 14:03:12"])
+      expect(looksSecret(value), value).toBe(false);
   });
 
   it("masks whole values under a secret key, inside objects and lists, and numbers when told", () => {
-    expect(maskSecrets({ a: 1, token: { id: 5, value: "x" }, list: ["101", "https://u:p@h/"] })).toEqual({ a: 1, token: { id: "****", value: "****" }, list: ["101", "https://h/****"] });
+    expect(maskSecrets({ a: 1, token: { id: 5, value: "x" }, list: ["101", "https://u:p@h/"] })).toEqual({
+      a: 1,
+      token: { id: "****", value: "****" },
+      list: ["101", "https://h/****"],
+    });
     expect(maskSecrets(12345, { secret: true })).toBe("****");
     expect(maskSecrets({ a: { b: "x", c: "y" } }, { secretPaths: [["a", "c"]] })).toEqual({ a: { b: "x", c: "****" } });
   });

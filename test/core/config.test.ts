@@ -131,7 +131,11 @@ describe("bad values", () => {
     ["an unknown hook", { hooks: { need_registraton: {} } }, `hooks.need_registraton: unknown hook (did you mean 'need_registration'?)`],
     ["a bad failure policy", { hooks: { need_registration: { failurePolicy: "ignore" } } }, "hooks.need_registration.failurePolicy: Invalid option"],
     ["a heap under the minimum", { limits: { max: { memoryMb: 4 } } }, "limits.max.memoryMb: Too small: expected number to be >=8"],
-    ["script settings that are not an object", { scripts: { blacklist: { settings: ["101"] } } }, "scripts.blacklist.settings: Invalid input: expected record, received array"],
+    [
+      "script settings that are not an object",
+      { scripts: { blacklist: { settings: ["101"] } } },
+      "scripts.blacklist.settings: Invalid input: expected record, received array",
+    ],
   ];
   for (const [what, value, message] of cases) {
     it(`${what} is named by its field`, () => {

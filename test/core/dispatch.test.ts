@@ -61,7 +61,11 @@ let a: ScriptSandbox;
 let b: ScriptSandbox;
 let c: ScriptSandbox;
 beforeAll(async () => {
-  [a, b, c] = await Promise.all([sandboxes.load(tracer("a"), sandboxOptions(), "a.ts"), sandboxes.load(tracer("b"), sandboxOptions(), "b.ts"), sandboxes.load(tracer("c"), sandboxOptions(), "c.ts")]);
+  [a, b, c] = await Promise.all([
+    sandboxes.load(tracer("a"), sandboxOptions(), "a.ts"),
+    sandboxes.load(tracer("b"), sandboxOptions(), "b.ts"),
+    sandboxes.load(tracer("c"), sandboxOptions(), "c.ts"),
+  ]);
 });
 
 const finalInput = (fail: Record<string, string> = {}) => ({ CALL_ID: "call-1", USER_ID: "5", fail });
@@ -73,7 +77,15 @@ describe("pipeline", () => {
     const result = checked(await dispatch("process_final_params", finalInput(), finalDefaults, scripts, options()));
     expect(success(result.answer).trace).toEqual(["b", "c", "a"]);
     expect(result.invocations.map((i) => i.script)).toEqual(["b", "c", "a"]);
-    const sameOrder = checked(await dispatch("process_final_params", finalInput(), finalDefaults, pipelineFor("process_final_params", [pipelineScript(c), pipelineScript(b), pipelineScript(a)]), options()));
+    const sameOrder = checked(
+      await dispatch(
+        "process_final_params",
+        finalInput(),
+        finalDefaults,
+        pipelineFor("process_final_params", [pipelineScript(c), pipelineScript(b), pipelineScript(a)]),
+        options(),
+      ),
+    );
     expect(success(sameOrder.answer).trace).toEqual(["a", "b", "c"]);
     expect([pipelineScript(c, 1), pipelineScript(a, 1), pipelineScript(b, 0)].sort(pipelineOrder).map((s) => s.sandbox.name)).toEqual(["b", "a", "c"]);
   });
@@ -89,7 +101,9 @@ describe("pipeline", () => {
   });
 
   it("a script that returns nothing changes nothing", async () => {
-    const result = checked(await dispatch("process_final_params", finalInput({ a: "nothing" }), finalDefaults, [pipelineScript(a), pipelineScript(b)], options()));
+    const result = checked(
+      await dispatch("process_final_params", finalInput({ a: "nothing" }), finalDefaults, [pipelineScript(a), pipelineScript(b)], options()),
+    );
     const data = success(result.answer);
     expect(data.trace).toEqual(["b"]);
     expect(data.a).toBeUndefined();
@@ -102,9 +116,18 @@ describe("pipeline", () => {
 
   it("reports each invocation as it finishes", async () => {
     const seen: Invocation[] = [];
-    const result = await dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(a), pipelineScript(b)], options({ onInvocation: (i) => seen.push(i) }));
+    const result = await dispatch(
+      "process_final_params",
+      finalInput(),
+      finalDefaults,
+      [pipelineScript(a), pipelineScript(b)],
+      options({ onInvocation: (i) => seen.push(i) }),
+    );
     expect(seen).toEqual(result.invocations);
-    expect(seen.map((i) => [i.script, i.version])).toEqual([["a", a.version], ["b", b.version]]);
+    expect(seen.map((i) => [i.script, i.version])).toEqual([
+      ["a", a.version],
+      ["b", b.version],
+    ]);
   });
 });
 
@@ -134,7 +157,9 @@ describe("partial output validation", () => {
   });
 
   it("an unknown key for a strict hook → invalid_output naming the key's path", async () => {
-    const result = checked(await dispatch("need_registration", { give: { result: false, reslt: true } }, { result: true }, [pipelineScript(strict)], options()));
+    const result = checked(
+      await dispatch("need_registration", { give: { result: false, reslt: true } }, { result: true }, [pipelineScript(strict)], options()),
+    );
     expect(error(result.answer).message).toBe("The returned data does not fit need_registration: data.reslt: not a field of this hook's data");
   });
 
@@ -157,14 +182,21 @@ describe("partial output validation", () => {
 
 describe("cancel", () => {
   it("stops the pipeline and answers data {}", async () => {
-    const result = checked(await dispatch("process_final_params", finalInput({ b: "cancel" }), finalDefaults, [pipelineScript(a), pipelineScript(b), pipelineScript(c)], options()));
+    const result = checked(
+      await dispatch("process_final_params", finalInput({ b: "cancel" }), finalDefaults, [pipelineScript(a), pipelineScript(b), pipelineScript(c)], options()),
+    );
     expect(result.answer).toEqual({ state: "success", data: {} });
     expect(result.cancelledBy).toBe("b");
-    expect(result.invocations.map((i) => [i.script, i.outcome.kind])).toEqual([["a", "data"], ["b", "cancel"]]);
+    expect(result.invocations.map((i) => [i.script, i.outcome.kind])).toEqual([
+      ["a", "data"],
+      ["b", "cancel"],
+    ]);
   });
 
   it("skip policy does not turn a cancel into a skip", async () => {
-    const result = checked(await dispatch("process_final_params", finalInput({ a: "cancel" }), finalDefaults, [pipelineScript(a), pipelineScript(b)], options({ policy: "skip" })));
+    const result = checked(
+      await dispatch("process_final_params", finalInput({ a: "cancel" }), finalDefaults, [pipelineScript(a), pipelineScript(b)], options({ policy: "skip" })),
+    );
     expect(result.answer).toEqual({ state: "success", data: {} });
     expect(result.skipped).toEqual([]);
   });
@@ -173,7 +205,11 @@ describe("cancel", () => {
 describe("failures", () => {
   const failing = [
     { how: "throw", reason: "exception", message: "a failed" },
-    { how: "loop", reason: "timeout", message: "The script ran past its time limit of 300 ms of CPU time (a loop that does not end, or one that does too much)" },
+    {
+      how: "loop",
+      reason: "timeout",
+      message: "The script ran past its time limit of 300 ms of CPU time (a loop that does not end, or one that does too much)",
+    },
     { how: "invalid", reason: "invalid_output", message: "The returned data does not fit process_final_params: data.USER_ID: Invalid input" },
   ];
 
@@ -191,23 +227,45 @@ describe("failures", () => {
     });
 
     it(`policy skip: a script that fails (${how}) changes nothing, the rest run, the failure is recorded`, async () => {
-      const result = checked(await dispatch("process_final_params", finalInput({ b: how }), finalDefaults, [pipelineScript(a), pipelineScript(b), pipelineScript(c)], options({ policy: "skip" })));
+      const result = checked(
+        await dispatch(
+          "process_final_params",
+          finalInput({ b: how }),
+          finalDefaults,
+          [pipelineScript(a), pipelineScript(b), pipelineScript(c)],
+          options({ policy: "skip" }),
+        ),
+      );
       const data = success(result.answer);
       expect(data.trace).toEqual(["a", "c"]);
       expect(data.b).toBeUndefined();
       expect(result.skipped).toHaveLength(1);
       expect(result.skipped[0]!.reason).toBe(reason);
       expect(result.skipped[0]!.script).toBe("b");
-      expect(result.invocations.map((i) => [i.script, i.outcome.kind])).toEqual([["a", "data"], ["b", "failure"], ["c", "data"]]);
+      expect(result.invocations.map((i) => [i.script, i.outcome.kind])).toEqual([
+        ["a", "data"],
+        ["b", "failure"],
+        ["c", "data"],
+      ]);
     });
   }
 
   it("policy skip: when every script fails, the answer is the defaults, never {}", async () => {
     const result = checked(
-      await dispatch("process_final_params", finalInput({ a: "throw", b: "invalid", c: "throw" }), finalDefaults, [pipelineScript(a), pipelineScript(b), pipelineScript(c)], options({ policy: "skip" })),
+      await dispatch(
+        "process_final_params",
+        finalInput({ a: "throw", b: "invalid", c: "throw" }),
+        finalDefaults,
+        [pipelineScript(a), pipelineScript(b), pipelineScript(c)],
+        options({ policy: "skip" }),
+      ),
     );
     expect(result.answer).toEqual({ state: "success", data: finalDefaults });
-    expect(result.skipped.map((f) => [f.script, f.reason])).toEqual([["a", "exception"], ["b", "invalid_output"], ["c", "exception"]]);
+    expect(result.skipped.map((f) => [f.script, f.reason])).toEqual([
+      ["a", "exception"],
+      ["b", "invalid_output"],
+      ["c", "exception"],
+    ]);
   });
 
   it("an exception answer carries the .ts location and the mapped stack", async () => {
@@ -384,9 +442,14 @@ describe("a full queue in the pipeline", () => {
     const first = await sandboxes.load(tracer("first", 0), sandboxOptions({}, 1), "first.ts");
     const busy = await sandboxes.load(slow("busy"), sandboxOptions({}, 1), "busy.ts");
     // Two calls fill busy's queue (one running, one waiting; maxQueue 1).
-    const filling = [busy.invoke(request("process_final_params", { input: finalInput() })), busy.invoke(request("process_final_params", { input: finalInput() }))];
+    const filling = [
+      busy.invoke(request("process_final_params", { input: finalInput() })),
+      busy.invoke(request("process_final_params", { input: finalInput() })),
+    ];
     expect(busy.queueDepth).toBe(2);
-    const refused = checked(await dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(first, 0), pipelineScript(busy, 1)], options()));
+    const refused = checked(
+      await dispatch("process_final_params", finalInput(), finalDefaults, [pipelineScript(first, 0), pipelineScript(busy, 1)], options()),
+    );
     expect(error(refused.answer)).toEqual({
       reason: "overloaded",
       script: "busy",

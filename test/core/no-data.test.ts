@@ -9,7 +9,10 @@ import { HEADER, loadScript, pipelineScript, Sandboxes } from "../helpers/script
 const sandboxes = new Sandboxes();
 afterAll(() => sandboxes.disposeAll());
 
-const payload = JSON.parse(readFileSync(path.join(import.meta.dirname, "../../examples/payloads/need_registration.incoming-missed.json"), "utf8")) as Record<string, unknown>;
+const payload = JSON.parse(readFileSync(path.join(import.meta.dirname, "../../examples/payloads/need_registration.incoming-missed.json"), "utf8")) as Record<
+  string,
+  unknown
+>;
 /** A parameter hook called with no parameters: its defaults are empty. */
 const taskInput = hookCatalog.process_task_creation_params.input.parse({ call_full: payload.call_full }) as Record<string, unknown>;
 const config = configSchema.parse({});
@@ -29,13 +32,17 @@ describe("empty data is never answered without a cancel()", () => {
   });
 
   it("a script that adds a field: its data", async () => {
-    const sandbox = sandboxes.add(await loadScript(`${HEADER}export default defineScript({ hooks: { process_task_creation_params() { return { RESPONSIBLE_ID: 5 }; } } });`));
+    const sandbox = sandboxes.add(
+      await loadScript(`${HEADER}export default defineScript({ hooks: { process_task_creation_params() { return { RESPONSIBLE_ID: 5 }; } } });`),
+    );
     const result = await callHook(config, "process_task_creation_params", taskInput, [pipelineScript(sandbox)]);
     expect(result.answer).toEqual({ state: "success", data: { RESPONSIBLE_ID: 5 } });
   });
 
   it("cancel() is still the one way to answer {}", async () => {
-    const sandbox = sandboxes.add(await loadScript(`${HEADER}export default defineScript({ hooks: { process_task_creation_params() { return cancel(); } } });`));
+    const sandbox = sandboxes.add(
+      await loadScript(`${HEADER}export default defineScript({ hooks: { process_task_creation_params() { return cancel(); } } });`),
+    );
     const result = await callHook(config, "process_task_creation_params", taskInput, [pipelineScript(sandbox)]);
     expect(result.answer).toEqual({ state: "success", data: {} });
     expect(result.cancelledBy).toBe("script");

@@ -49,8 +49,14 @@ describe("scripts of a folder", () => {
     expect(isScriptFile(path.join(dir, "lib", "helper.ts"), dir)).toBe(false);
     expect(isScriptFile(path.join(dir, "..", "a.ts"), dir)).toBe(false);
     const results = await registry.loadAll();
-    expect(results.map((r) => [r.name, r.ok])).toEqual([["a", true], ["b", true]]);
-    expect(registry.states().map((s) => [s.name, s.file, s.state])).toEqual([["a", "a.ts", "active"], ["b", "b.mts", "active"]]);
+    expect(results.map((r) => [r.name, r.ok])).toEqual([
+      ["a", true],
+      ["b", true],
+    ]);
+    expect(registry.states().map((s) => [s.name, s.file, s.state])).toEqual([
+      ["a", "a.ts", "active"],
+      ["b", "b.mts", "active"],
+    ]);
   });
 
   it("a folder that cannot be read is named in the error", () => {
@@ -65,7 +71,11 @@ describe("pipelines", () => {
     const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b", -1), "c.ts": tracing("c"), "other.ts": answering(false) });
     const { registry } = registryFor(dir);
     await registry.loadAll();
-    expect(pipelineNow(registry, "process_final_params").map((s) => [s.sandbox.name, s.order])).toEqual([["b", -1], ["a", 0], ["c", 0]]);
+    expect(pipelineNow(registry, "process_final_params").map((s) => [s.sandbox.name, s.order])).toEqual([
+      ["b", -1],
+      ["a", 0],
+      ["c", 0],
+    ]);
     expect(pipelineNow(registry, "need_registration").map((s) => s.sandbox.name)).toEqual(["other"]);
     expect(pipelineNow(registry, "customize_entity")).toEqual([]);
 
@@ -83,7 +93,10 @@ describe("pipelines", () => {
     const results = await registry.loadAll();
     expect(results[0]).toMatchObject({ ok: false, name: "a", problem: { stage: "load", message: "disabled in the configuration" } });
     expect(pipelineNow(registry, "need_registration").map((s) => s.sandbox.name)).toEqual(["b"]);
-    expect(registry.states().map((s) => [s.name, s.state, s.version])).toEqual([["a", "disabled", null], ["b", "active", expect.any(String)]]);
+    expect(registry.states().map((s) => [s.name, s.state, s.version])).toEqual([
+      ["a", "disabled", null],
+      ["b", "active", expect.any(String)],
+    ]);
   });
 
   it("settings from the config reach the script over its declared ones", async () => {
@@ -133,7 +146,10 @@ describe("versions", () => {
     const [first] = await registry.loadAll();
     const failures: string[] = [];
     registry.on("failed", (name, problem) => failures.push(`${name}: ${problem.stage}: ${problem.message}`));
-    writeFileSync(path.join(dir, "a.ts"), `${HEADER}import { x } from "fs";\nexport default defineScript({ hooks: { need_registration() { return { result: !!x }; } } });\n`);
+    writeFileSync(
+      path.join(dir, "a.ts"),
+      `${HEADER}import { x } from "fs";\nexport default defineScript({ hooks: { need_registration() { return { result: !!x }; } } });\n`,
+    );
     const broken = await registry.reload(path.join(dir, "a.ts"));
     expect(broken).toMatchObject({ ok: false, name: "a", problem: { stage: "compile", location: { file: "a.ts", line: 2 } } });
     expect(failures).toEqual([expect.stringMatching(/^a: compile: a\.ts:2:19: Node built-in module 'fs' is not available/)]);

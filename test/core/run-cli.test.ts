@@ -179,7 +179,13 @@ describe("callscript run: the script fails (exit 1)", () => {
     // With where the loop was interrupted, mapped to the .ts line.
     expect(JSON.parse(stdout)).toEqual({
       state: "error",
-      error: { reason: "timeout", script: "loop", message, location: { file: "loop.ts", line: 2, column: 90 }, stack: `${message}\n    at need_registration (loop.ts:2:90)` },
+      error: {
+        reason: "timeout",
+        script: "loop",
+        message,
+        location: { file: "loop.ts", line: 2, column: 90 },
+        stack: `${message}\n    at need_registration (loop.ts:2:90)`,
+      },
     });
   });
 });

@@ -22,7 +22,14 @@ function recording(answer: (op: string, payload: unknown) => unknown, delayMs = 
   return { capabilities, seen };
 }
 
-const fetchAnswer = (body: unknown, status = 200) => ({ ok: status < 300, status, statusText: "OK", url: "https://crm.example/x", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const fetchAnswer = (body: unknown, status = 200) => ({
+  ok: status < 300,
+  status,
+  statusText: "OK",
+  url: "https://crm.example/x",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
 
 describe("ctx.fetch, ctx.secret and ctx.kv inside the isolate", () => {
   it("a handler awaits a fetch and uses its answer", async () => {
@@ -82,10 +89,14 @@ describe("ctx.fetch, ctx.secret and ctx.kv inside the isolate", () => {
           }
         } } });`,
     );
-    const { capabilities } = recording(() => new CapabilityError("CS_CAP_FETCH_NOT_ALLOWED", "fetch: https://elsewhere.example is not in scripts.script.fetch.allow"));
+    const { capabilities } = recording(
+      () => new CapabilityError("CS_CAP_FETCH_NOT_ALLOWED", "fetch: https://elsewhere.example is not in scripts.script.fetch.allow"),
+    );
     const invocation = await sandbox.invoke({ ...request(), capabilities });
     expect(dataOf(invocation)).toEqual({ result: false });
-    expect(invocation.logs.lines[0]!.message).toBe("CapabilityError CS_CAP_FETCH_NOT_ALLOWED fetch: https://elsewhere.example is not in scripts.script.fetch.allow");
+    expect(invocation.logs.lines[0]!.message).toBe(
+      "CapabilityError CS_CAP_FETCH_NOT_ALLOWED fetch: https://elsewhere.example is not in scripts.script.fetch.allow",
+    );
     // The frames under the sandbox's own are the script's: where it called ctx.fetch.
     expect(invocation.logs.lines[1]!.message).toMatch(/at (sendRequest|request|fetch) /);
   });
@@ -162,7 +173,9 @@ describe("ctx.fetch, ctx.secret and ctx.kv inside the isolate", () => {
         return JSON.stringify(fetchAnswer({}));
       },
     };
-    const invocations = await Promise.all(Array.from({ length: 16 }, (_, i) => sandbox.invoke({ ...request("need_registration", { requestId: `r${i}` }), capabilities })));
+    const invocations = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => sandbox.invoke({ ...request("need_registration", { requestId: `r${i}` }), capabilities })),
+    );
     for (const invocation of invocations) expect(dataOf(invocation)).toEqual({ result: true });
     // Every call's request was in flight at once: none waited for another's answer.
     expect(most).toBe(16);

@@ -30,7 +30,8 @@ function counting(bad = `need_registration() { return {}; }`, limits = "{ timeou
 
 const phone = (n: number | string) => request("process_client_phone", { input: { phone: String(n) }, data: { phone: String(n) } });
 const phones = (sandbox: ScriptSandbox, from: number, count: number) => Promise.all(Array.from({ length: count }, (_, i) => sandbox.invoke(phone(from + i))));
-const answers = (results: { outcome: { kind: string; data?: Record<string, unknown> } }[]) => results.map((r) => (r.outcome.kind === "data" ? r.outcome.data!.phone : r.outcome.kind));
+const answers = (results: { outcome: { kind: string; data?: Record<string, unknown> } }[]) =>
+  results.map((r) => (r.outcome.kind === "data" ? r.outcome.data!.phone : r.outcome.kind));
 
 describe("calls on the host's thread", () => {
   /**
@@ -58,7 +59,11 @@ describe("calls on the host's thread", () => {
   });
 
   it("a call that turns long keeps its limit and its failure (timeout at the loop's .ts line); the script goes back to its own thread for twice as many short calls", async () => {
-    const sandbox = await sandboxes.load(counting(`need_registration(input: any) { if (input.loop) for (;;) {} return {}; }`), sandboxOptions({}, 16), "looping.ts");
+    const sandbox = await sandboxes.load(
+      counting(`need_registration(input: any) { if (input.loop) for (;;) {} return {}; }`),
+      sandboxOptions({}, 16),
+      "looping.ts",
+    );
     await untilInline(sandbox, 1);
     const inlineBefore = sandbox.inline.inlineCalls;
     const looped = await sandbox.invoke(request("need_registration", { input: { loop: true } }));
@@ -83,7 +88,9 @@ describe("calls on the host's thread", () => {
     const waiting = await sandbox.invoke(request("need_registration"));
     expect(failureOf(waiting)).toMatchObject({
       reason: "timeout",
-      message: expect.stringMatching(/^The script's promise did not settle within \d+ ms, and nothing could settle it later: scripts have no timers or I\/O to wait for \(a promise that never settles\)$/) as unknown as string,
+      message: expect.stringMatching(
+        /^The script's promise did not settle within \d+ ms, and nothing could settle it later: scripts have no timers or I\/O to wait for \(a promise that never settles\)$/,
+      ) as unknown as string,
     });
     expect(dataOf(await sandbox.invoke(phone(2)))).toEqual({ phone: "2#1" });
     // After a call that failed inline, the next one ran on the isolate's own thread.
@@ -94,7 +101,10 @@ describe("calls on the host's thread", () => {
     const bomb = `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`;
     const sandbox = await sandboxes.load(counting(bomb, "{ timeoutMs: 5000, memoryMb: 16 }"), inlineAtOnce);
     expect(dataOf(await sandbox.invoke(phone(1)))).toEqual({ phone: "1#1" });
-    expect(failureOf(await sandbox.invoke(request("need_registration")))).toMatchObject({ reason: "memory", message: "The script ran out of its heap of 16 MB" });
+    expect(failureOf(await sandbox.invoke(request("need_registration")))).toMatchObject({
+      reason: "memory",
+      message: "The script ran out of its heap of 16 MB",
+    });
     expect(dataOf(await sandbox.invoke(phone(2)))).toEqual({ phone: "2#1" });
   });
 
@@ -154,7 +164,7 @@ describe("calls on the host's thread", () => {
     const load = watchLoopLoad();
     try {
       const spin = (ms: number) => {
-        for (const until = performance.now() + ms; performance.now() < until; );
+        for (const until = performance.now() + ms; performance.now() < until;);
       };
       // The timer reads the window that just ended: a spin longer than two windows fills one.
       spin(250);

@@ -24,10 +24,7 @@ beforeAll(async () => {
 
 /** Call the bad hook and, while it runs, the neighbour script; then the bad script's healthy hook. */
 async function misbehave(sandbox: ScriptSandbox) {
-  const [bad, other] = await Promise.all([
-    sandbox.invoke(request("need_registration")),
-    neighbour.invoke(request("need_registration", { input: { n: 2 } })),
-  ]);
+  const [bad, other] = await Promise.all([sandbox.invoke(request("need_registration")), neighbour.invoke(request("need_registration", { input: { n: 2 } }))]);
   expect(dataOf(other)).toEqual({ result: true });
   const next = await sandbox.invoke(phoneRequest());
   return { bad, next };
@@ -44,11 +41,22 @@ describe("time limit", () => {
       bad: `need_registration() { return new Promise(() => {}); }`,
       // Waiting uses no CPU time: the host ends it once the limit has passed and its isolate has
       // run nothing for 200 ms (the figure is how long it waited).
-      message: expect.stringMatching(/^The script's promise did not settle within \d+ ms, and nothing could settle it later: scripts have no timers or I\/O to wait for \(a promise that never settles\)$/) as unknown as string,
+      message: expect.stringMatching(
+        /^The script's promise did not settle within \d+ ms, and nothing could settle it later: scripts have no timers or I\/O to wait for \(a promise that never settles\)$/,
+      ) as unknown as string,
     },
     { what: "a microtask loop", bad: `async need_registration() { for (;;) await null; }`, message: ranPast },
-    { what: "a microtask loop left running after the handler returned", bad: `need_registration() { (async () => { for (;;) await null; })(); return { result: false }; }`, message: ranPast },
-    { what: "a loop in a getter of the returned data", bad: `need_registration() { return { get result(): boolean { for (;;) {} } }; }`, message: ranPast, at: { file: "script.ts", line: 6, column: 60 } },
+    {
+      what: "a microtask loop left running after the handler returned",
+      bad: `need_registration() { (async () => { for (;;) await null; })(); return { result: false }; }`,
+      message: ranPast,
+    },
+    {
+      what: "a loop in a getter of the returned data",
+      bad: `need_registration() { return { get result(): boolean { for (;;) {} } }; }`,
+      message: ranPast,
+      at: { file: "script.ts", line: 6, column: 60 },
+    },
   ];
   for (const { what, bad, message, at } of cases) {
     it(`stops ${what} with reason timeout${at ? ", located at the loop's .ts line" : ""}; the host and the script serve the next call`, async () => {
@@ -59,7 +67,8 @@ describe("time limit", () => {
       // A microtask loop is interrupted between microtasks or inside its frame, as it happens: its
       // location, when there is one, is its line.
       if (at || failure.location) expect(failure.location).toMatchObject(at ?? { file: "script.ts", line: 6 });
-      if (at) expect(failure.stack).toBe(`${message}\n    at ${what.includes("getter") ? "get result" : "need_registration"} (script.ts:${at.line}:${at.column})`);
+      if (at)
+        expect(failure.stack).toBe(`${message}\n    at ${what.includes("getter") ? "get result" : "need_registration"} (script.ts:${at.line}:${at.column})`);
       // The counter starts again at 1: the isolate was rebuilt from the compiled code.
       expect(dataOf(next)).toEqual({ phone: "101#1" });
       expect(sandbox.queueDepth).toBe(0);
@@ -158,7 +167,10 @@ describe("log limit", () => {
 
   it("bounds a flood of empty lines and of escaped characters, within the script's limits", async () => {
     const sandbox = await sandboxes.load(
-      misbehaving(`need_registration() { for (let i = 0; i < 200000; i++) console.log(i % 2 ? "" : "\\u0001"); return { result: false }; }`, "{ logBytes: 8192 }"),
+      misbehaving(
+        `need_registration() { for (let i = 0; i < 200000; i++) console.log(i % 2 ? "" : "\\u0001"); return { result: false }; }`,
+        "{ logBytes: 8192 }",
+      ),
     );
     const { bad } = await misbehave(sandbox);
     expect(dataOf(bad)).toEqual({ result: false });
@@ -213,7 +225,7 @@ describe("overload", () => {
   it("with maxQueue 0, runs one at a time and refuses the others", async () => {
     const sandbox = await sandboxes.load(slow, sandboxOptions({}, 0));
     const results = await Promise.all([0, 1, 2].map((n) => sandbox.invoke(request("need_registration", { input: { n } }))));
-    expect(results.map((r) => r.outcome.kind === "failure" ? r.outcome.failure.reason : r.outcome.kind)).toEqual(["data", "overloaded", "overloaded"]);
+    expect(results.map((r) => (r.outcome.kind === "failure" ? r.outcome.failure.reason : r.outcome.kind))).toEqual(["data", "overloaded", "overloaded"]);
   });
 
   it("an overloaded script does not hold up another script", async () => {
@@ -282,7 +294,9 @@ describe("disposal", () => {
   });
 
   it("finishes the invocations already started before it disposes", async () => {
-    const sandbox = await sandboxes.load(misbehaving(`need_registration() { const t = Date.now() + 100; while (Date.now() < t) {} return { result: false }; }`, "{ timeoutMs: 5000 }"));
+    const sandbox = await sandboxes.load(
+      misbehaving(`need_registration() { const t = Date.now() + 100; while (Date.now() < t) {} return { result: false }; }`, "{ timeoutMs: 5000 }"),
+    );
     const running = sandbox.invoke(request());
     const queued = sandbox.invoke(phoneRequest());
     const disposed = sandbox.drainAndDispose();

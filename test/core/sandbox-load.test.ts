@@ -164,7 +164,9 @@ describe("top-level code", () => {
   it("top-level code that breaks a built-in the sandbox relies on: it loads, and its calls say so", async () => {
     // The definition is serialized from a copy without a prototype, which Object.prototype.toJSON
     // does not reach (it used to fail the load); the answers still go through it.
-    const sandbox = await sandboxes.load(`${HEADER}(Object.prototype as any).toJSON = () => undefined;\nexport default defineScript({ hooks: { ${handler} } });\n`);
+    const sandbox = await sandboxes.load(
+      `${HEADER}(Object.prototype as any).toJSON = () => undefined;\nexport default defineScript({ hooks: { ${handler} } });\n`,
+    );
     expect(sandbox.meta.hooks).toEqual(["need_registration"]);
     expect(failureOf(await sandbox.invoke(request()))).toEqual({
       reason: "invalid_output",
@@ -218,7 +220,10 @@ describe("definition", () => {
 
   it("a script's own limits within the maxima are used as given, the rest are the defaults", async () => {
     const options = sandboxOptions({ timeoutMs: 400 });
-    const sandbox = await sandboxes.load(`${HEADER}export default defineScript({ limits: { memoryMb: 64, logBytes: 100 }, hooks: { ${handler} } });\n`, options);
+    const sandbox = await sandboxes.load(
+      `${HEADER}export default defineScript({ limits: { memoryMb: 64, logBytes: 100 }, hooks: { ${handler} } });\n`,
+      options,
+    );
     expect(sandbox.limits).toEqual({ ...BUILTIN_DEFAULT_LIMITS, timeoutMs: 400, memoryMb: 64, logBytes: 100 });
     expect(sandbox.warnings).toEqual([]);
     const measured = await sandbox.invoke(request(), { heap: true });

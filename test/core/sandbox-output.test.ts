@@ -80,7 +80,10 @@ export default defineScript({ hooks: { need_registration(input: any) { return ca
     ["holeInArray", "data.phones[1] is undefined"],
     ["oddKey", 'data["USER-ID"].x is NaN; only finite numbers are JSON'],
     ["protoKey", "data.__proto__ is not allowed as a key"],
-    ["deep", "data.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v is nested deeper than 64 levels"],
+    [
+      "deep",
+      "data.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v.v is nested deeper than 64 levels",
+    ],
     ["promiseValue", "data.later is a Promise; return plain objects, arrays and JSON values"],
   ];
   // Where: the handler's one `return` (the value comes from a helper, so the return is the place).
@@ -111,7 +114,11 @@ export default defineScript({ hooks: { need_registration(input: any) { return ca
     });
 
     it("of several returns, the one whose object has the bad key", async () => {
-      expect(failureOf(await several.invoke(request("need_registration", { input: { b: true } }))).location).toEqual({ file: "several.ts", line: 6, column: 18 });
+      expect(failureOf(await several.invoke(request("need_registration", { input: { b: true } }))).location).toEqual({
+        file: "several.ts",
+        line: 6,
+        column: 18,
+      });
       expect(failureOf(await several.invoke(request("need_registration", { input: {} }))).location).toEqual({ file: "several.ts", line: 7, column: 5 });
     });
 

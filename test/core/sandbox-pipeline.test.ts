@@ -31,7 +31,12 @@ describe("invocations handed over together", () => {
     { what: "a promise that never settles", bad: `need_registration() { return new Promise(() => {}); }`, reason: "timeout" },
     { what: "a microtask loop", bad: `async need_registration() { for (;;) await null; }`, reason: "timeout" },
     // Time enough to fill its heap on a busy machine: it must end on memory, not on time.
-    { what: "a heap bomb", bad: `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`, reason: "memory", timeoutMs: 5000 },
+    {
+      what: "a heap bomb",
+      bad: `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`,
+      reason: "memory",
+      timeoutMs: 5000,
+    },
   ];
   for (const { what, bad, reason, timeoutMs = 200 } of failures) {
     it(`${what} fails alone (${reason}); the calls behind it run in order on the rebuilt isolate`, async () => {
@@ -127,7 +132,8 @@ describe("any mix of calls handed over together (generated)", () => {
         await sandbox.invoke(request("process_client_phone", { input: { phone: "loop" }, data: { phone: "loop" } }));
         const calls: Promise<Invocation>[] = [];
         for (const group of groups) {
-          for (const k of group) calls.push(sandbox.invoke(request("process_client_phone", { input: { phone: k === "healthy" ? "x" : k }, data: { phone: "x" } })));
+          for (const k of group)
+            calls.push(sandbox.invoke(request("process_client_phone", { input: { phone: k === "healthy" ? "x" : k }, data: { phone: "x" } })));
           await new Promise((resolve) => setImmediate(resolve));
         }
         const answers = (await Promise.all(calls)).map((r) => (r.outcome.kind === "data" ? String(r.outcome.data.phone) : failureOf(r).reason));

@@ -101,7 +101,10 @@ describe("the same heap bomb through the server: memory on every request", () =>
     for (let call = 0; call < 5; call++) {
       const answer = await server!.post("customize_autodistribution", payload("customize_autodistribution.incoming"));
       expect(answer.json()).toEqual({ state: "error", error: { reason: "memory", script: "bomb", message: "The script ran out of its heap of 32 MB" } });
-      expect((await server!.post("need_registration", payload("need_registration.incoming-answered"))).json()).toEqual({ state: "success", data: { result: true } });
+      expect((await server!.post("need_registration", payload("need_registration.incoming-answered"))).json()).toEqual({
+        state: "success",
+        data: { result: true },
+      });
     }
   });
 });
@@ -115,7 +118,9 @@ describe("a busy host fails no healthy load or call: time limits count CPU time"
    * of its limit a call used varied too much to test.)
    */
   function pauseThisProcess(afterMs: number, forMs: number): Promise<void> {
-    const helper = spawn("/bin/sh", ["-c", `sleep ${afterMs / 1000}; kill -STOP ${process.pid}; sleep ${forMs / 1000}; kill -CONT ${process.pid}`], { stdio: "ignore" });
+    const helper = spawn("/bin/sh", ["-c", `sleep ${afterMs / 1000}; kill -STOP ${process.pid}; sleep ${forMs / 1000}; kill -CONT ${process.pid}`], {
+      stdio: "ignore",
+    });
     return new Promise((resolve) => helper.once("exit", () => resolve()));
   }
   /** A loop that costs the same CPU time on every call: `n` rounds of arithmetic. */
@@ -132,11 +137,14 @@ describe("a busy host fails no healthy load or call: time limits count CPU time"
     expect(dataOf(invocation)).toEqual({ result: true });
     // The wall time the host waited is past the limit; the CPU time the call used is not.
     expect(invocation.stats.wallMs).toBeGreaterThan(400);
-    console.log(`[busy host] alone: cpu ${alone.stats.cpuMs.toFixed(1)} ms; paused: cpu ${invocation.stats.cpuMs.toFixed(1)} ms, wall ${invocation.stats.wallMs.toFixed(1)} ms`);
+    console.log(
+      `[busy host] alone: cpu ${alone.stats.cpuMs.toFixed(1)} ms; paused: cpu ${invocation.stats.cpuMs.toFixed(1)} ms, wall ${invocation.stats.wallMs.toFixed(1)} ms`,
+    );
   });
 
   it("top-level code, its process stopped for longer than the 2 s load limit while it runs → it loads", async () => {
-    const source = `${HEADER}${work(20_000_000)}
+    const source =
+      `${HEADER}${work(20_000_000)}
 if (x < 0) throw new Error("unreachable");
 ` +
       `export default defineScript({ hooks: { need_registration() { return { result: true }; } } });

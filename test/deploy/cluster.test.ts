@@ -96,7 +96,12 @@ describe.skipIf(!nginxAvailable)("three instances behind nginx", () => {
         sent: result.sent,
         statuses: Object.fromEntries(statuses),
         refusedAroundTheKill: refused.map((sample) => Math.round(sample.at - killedAt)),
-        p99Ms: Math.round(percentile(result.samples.filter((s) => s.status === 200).map((s) => s.ms), 99)),
+        p99Ms: Math.round(
+          percentile(
+            result.samples.filter((s) => s.status === 200).map((s) => s.ms),
+            99,
+          ),
+        ),
         answeredByTheRestartedInstance: afterRestart,
         restartedAfterMs: Math.round(restartedAt - killedAt),
       })}`,
@@ -108,10 +113,12 @@ describe.skipIf(!nginxAvailable)("three instances behind nginx", () => {
     for (const sample of refused) expect(sample.at).toBeLessThan(restartedAt);
     // nginx's passive health check lets the restarted instance back in (fail_timeout 5 s).
     expect(afterRestart).toBeGreaterThan(0);
-    await Promise.all([...instances.filter((instance) => instance !== victim), restarted].map(async (instance) => {
-      instance.served.child.kill("SIGTERM");
-      expect((await instance.served.exit).code).toBe(0);
-    }));
+    await Promise.all(
+      [...instances.filter((instance) => instance !== victim), restarted].map(async (instance) => {
+        instance.served.child.kill("SIGTERM");
+        expect((await instance.served.exit).code).toBe(0);
+      }),
+    );
   }, 120_000);
 });
 
@@ -224,10 +231,12 @@ describe.skipIf(!nginxAvailable)("a rollout across three instances behind nginx"
     expect(late.length).toBeGreaterThan(0);
     expect(late.filter((sample) => rolloutReleaseOf(sample) !== ROLLOUT.at(-1)!.name)).toEqual([]);
     for (const rollout of rollouts) for (const ms of rollout.instancesMs) expect(ms).toBeLessThan(15_000);
-    await Promise.all(instances.map(async (instance) => {
-      instance.served.child.kill("SIGTERM");
-      expect((await instance.served.exit).code).toBe(0);
-    }));
+    await Promise.all(
+      instances.map(async (instance) => {
+        instance.served.child.kill("SIGTERM");
+        expect((await instance.served.exit).code).toBe(0);
+      }),
+    );
   }, 120_000);
 });
 
@@ -258,7 +267,12 @@ export default defineScript({
     const instances: Instance[] = await Promise.all(ports.map((port) => startInstance(port, config)));
     nginx = await startNginx(ports);
     const hook = "process_final_params";
-    const result = await drive({ address: nginx.address, targets: [{ hook, body: payload("process_final_params.missed-trunk-3432723033.json"), connections: 6 }], durationMs: 5_000, requestTimeoutMs: 15_000 });
+    const result = await drive({
+      address: nginx.address,
+      targets: [{ hook, body: payload("process_final_params.missed-trunk-3432723033.json"), connections: 6 }],
+      durationMs: 5_000,
+      requestTimeoutMs: 15_000,
+    });
 
     const numbers: number[] = [];
     const wrong: string[] = [];
@@ -275,9 +289,11 @@ export default defineScript({
     expect([...numbers].sort((a, b) => a - b)).toEqual(numbers.map((_n, i) => i + 1));
     // All three instances took part (nginx spreads a closed loop of 6 connections over them).
     for (const count of byInstance) expect(count).toBeGreaterThan(0);
-    await Promise.all(instances.map(async (instance) => {
-      instance.served.child.kill("SIGTERM");
-      expect((await instance.served.exit).code).toBe(0);
-    }));
+    await Promise.all(
+      instances.map(async (instance) => {
+        instance.served.child.kill("SIGTERM");
+        expect((await instance.served.exit).code).toBe(0);
+      }),
+    );
   }, 60_000);
 });

@@ -54,7 +54,13 @@ function typeErrors(all: Manifest[]): string[] {
   });
   writeFileSync(file, lines.join("\n"));
   try {
-    const program = ts.createProgram([file], { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, skipLibCheck: true });
+    const program = ts.createProgram([file], {
+      strict: true,
+      noEmit: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      skipLibCheck: true,
+    });
     return ts.getPreEmitDiagnostics(program).map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -192,7 +198,9 @@ describe("deploy/Dockerfile", () => {
     const runs = finalInstructions.filter((instruction) => instruction.getKeyword() === "RUN").map((run) => run.getTextContent());
     for (const run of runs) expect(run).not.toMatch(/apt-get|apk add|npm (ci|install)|build-essential|python|g\+\+/);
     // The build stage's script is the one .ci/image-smoke runs without Docker.
-    const buildRuns = dockerfile.getInstructions().filter((instruction) => instruction.getKeyword() === "RUN" && instruction.getRange().start.line < final.getRange().start.line);
+    const buildRuns = dockerfile
+      .getInstructions()
+      .filter((instruction) => instruction.getKeyword() === "RUN" && instruction.getRange().start.line < final.getRange().start.line);
     expect(buildRuns.map((run) => run.getTextContent())).toContainEqual(expect.stringContaining("deploy/image-build.sh"));
   });
 

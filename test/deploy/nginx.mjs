@@ -64,7 +64,10 @@ export async function startNginx(instancePorts, options = {}) {
   return {
     address: `http://127.0.0.1:${port}`,
     pids() {
-      const workers = spawnSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
+      const workers = spawnSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" })
+        .stdout.split("\n")
+        .filter(Boolean)
+        .map(Number);
       return [child.pid, ...workers];
     },
     async stop() {

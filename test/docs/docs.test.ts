@@ -20,7 +20,9 @@ describe("files generated from the schemas", () => {
     expect(reference).toContain("Defaults (the data when no script changes anything): `{ result: true }`.");
     expect(reference).toContain("Defaults (the data when no script changes anything): `{ phone: input.phone }`.");
     expect(reference).toContain("| `call_stage`? | `CallStage` |");
-    expect(reference).toContain("### CallStage\n\nWhich moment of the call this invocation is for.\n\nOne of \"conversation_requested\", \"conversation_accepted\", \"conversation_ended\", \"call_ended\".");
+    expect(reference).toContain(
+      '### CallStage\n\nWhich moment of the call this invocation is for.\n\nOne of "conversation_requested", "conversation_accepted", "conversation_ended", "call_ended".',
+    );
   });
 
   it("docs/ ships in the package, so that README's links work where it is installed", () => {
@@ -48,7 +50,12 @@ function namedPaths(text: string): string[] {
 const BASES = ["", "docs", "examples", "runtime/sandbox"];
 
 describe("README.md and docs/ name only files that are there", () => {
-  const docs = ["README.md", ...readdirSync(path.join(packageRoot, "docs")).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`)];
+  const docs = [
+    "README.md",
+    ...readdirSync(path.join(packageRoot, "docs"))
+      .filter((name) => name.endsWith(".md"))
+      .map((name) => `docs/${name}`),
+  ];
   for (const doc of docs) {
     it(doc, () => {
       const text = readFileSync(path.join(packageRoot, doc), "utf8");

@@ -151,7 +151,8 @@ function selected<T extends Record<string, unknown>>(entity: T, select: unknown)
   return out;
 }
 
-const asRecord = (value: unknown): Record<string, unknown> => (value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+const asRecord = (value: unknown): Record<string, unknown> =>
+  value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 
 export async function startCrmServer(options: CrmServerOptions = {}): Promise<CrmServer> {
   const userId = options.userId ?? "1";
@@ -190,7 +191,10 @@ export async function startCrmServer(options: CrmServerOptions = {}): Promise<Cr
       return { result: contact, time: time(startedAt) };
     },
     "user.get": (params, startedAt) => {
-      const filter = { ...asRecord(params.filter ?? params.FILTER), ...Object.fromEntries(Object.entries(params).filter(([key]) => /^[A-Z_]+$/.test(key) && key !== "FILTER")) };
+      const filter = {
+        ...asRecord(params.filter ?? params.FILTER),
+        ...Object.fromEntries(Object.entries(params).filter(([key]) => /^[A-Z_]+$/.test(key) && key !== "FILTER")),
+      };
       const matching = users.filter((user) => Object.entries(filter).every(([key, value]) => String(user[key]) === String(value)));
       const start = Math.max(0, Number(params.start ?? 0) || 0);
       const next = start + PAGE_SIZE < matching.length ? { next: start + PAGE_SIZE } : {};

@@ -42,7 +42,10 @@ describe("a catastrophic error inside isolated-vm", () => {
     });
     const served = serve(["--config", config], {}, { noCoreDump: true });
     const address = await listening(served);
-    expect(await call(address, "need_registration", payload("need_registration.incoming-answered"))).toEqual({ status: 200, body: { state: "success", data: { result: false } } });
+    expect(await call(address, "need_registration", payload("need_registration.incoming-answered"))).toEqual({
+      status: 200,
+      body: { state: "success", data: { result: false } },
+    });
 
     // The stuck script times out as any other (the server's own limit answers it)...
     const stuckAt = performance.now();

@@ -44,7 +44,12 @@ export interface LoadResult {
 }
 
 /** POST `body` to `url` over `agent`; rejects on a socket error or after `timeoutMs` without an answer. */
-export function post(agent: http.Agent, url: URL, body: Buffer, timeoutMs: number): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+export function post(
+  agent: http.Agent,
+  url: URL,
+  body: Buffer,
+  timeoutMs: number,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
     const request = http.request(
       {
@@ -146,7 +151,8 @@ export function contractBreach(sample: Sample): string | undefined {
       if (data === null || typeof data !== "object" || Array.isArray(data) || Object.keys(data).length === 0) return `empty or missing data: ${shown}`;
       return undefined;
     }
-    if (body?.state === "error" && typeof body.error?.reason === "string" && typeof body.error.message === "string" && body.error.reason !== "overloaded") return undefined;
+    if (body?.state === "error" && typeof body.error?.reason === "string" && typeof body.error.message === "string" && body.error.reason !== "overloaded")
+      return undefined;
     return `not an answer envelope: ${shown}`;
   }
   if (sample.status === 503) {

@@ -250,7 +250,8 @@ describe("load with faults: nothing lost", () => {
     expect(breaches).toEqual([]);
     // Healthy hooks: success with the config's settings applied, every time, within the bound.
     for (const sample of load.samples.filter((s) => s.hook === "need_registration")) expect(sample.body).toEqual({ state: "success", data: { result: false } });
-    for (const sample of load.samples.filter((s) => s.hook === "process_client_phone")) expect(sample.body).toEqual({ state: "success", data: { phone: `cfg:${PHONE}` } });
+    for (const sample of load.samples.filter((s) => s.hook === "process_client_phone"))
+      expect(sample.body).toEqual({ state: "success", data: { phone: `cfg:${PHONE}` } });
     for (const hook of HEALTHY) {
       expect(byHook[hook]!.n).toBeGreaterThan(50);
       expect(byHook[hook]!.p99Ms).toBeLessThan(HEALTHY_P99_BOUND_MS);

@@ -15,7 +15,8 @@ const MAX_CALLS_PER_LOOP = 200_000;
 const REWRITES = 32;
 
 /** A handler that keeps its isolate busy for `ms` before it answers (a slow CRM lookup, say). */
-const slow = (key: string, n: number, ms: number) => script("process_registration_params", `${busy(ms)} return { ${key}: ${n} };`, "limits: { timeoutMs: 5000 },");
+const slow = (key: string, n: number, ms: number) =>
+  script("process_registration_params", `${busy(ms)} return { ${key}: ${n} };`, "limits: { timeoutMs: 5000 },");
 
 const fast = (key: string, n: number) => script("process_registration_params", `return { ${key}: ${n} };`);
 

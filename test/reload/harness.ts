@@ -10,7 +10,6 @@ import type { HookAnswer } from "../../runtime/schema/envelope.js";
 import type { HookName } from "../../runtime/schema/hooks.js";
 import { script, scriptsFolder } from "../helpers/scripts.js";
 
-
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface LogEntry {
@@ -37,9 +36,7 @@ export function marked(n: number | string, options: { extra?: string; top?: stri
 }
 
 export type RegistryEvent =
-  | { kind: "loaded"; name: string; version: string }
-  | { kind: "failed"; name: string; message: string }
-  | { kind: "unloaded"; name: string };
+  { kind: "loaded"; name: string; version: string } | { kind: "failed"; name: string; message: string } | { kind: "unloaded"; name: string };
 
 export interface Setup {
   dir: string;

@@ -22,7 +22,12 @@ const HOOK = "process_registration_params";
 /** Script `s<i>`: answers `S<i>` with its release, written in it or (s1, s2) read from lib/release.ts. */
 function releaseScript(i: number, release: string): string {
   const viaHelper = i <= 2;
-  return script(HOOK, `return { S${i}: ${viaHelper ? "RELEASE" : JSON.stringify(release)} };`, "", viaHelper ? `import { RELEASE } from "./lib/release";` : undefined);
+  return script(
+    HOOK,
+    `return { S${i}: ${viaHelper ? "RELEASE" : JSON.stringify(release)} };`,
+    "",
+    viaHelper ? `import { RELEASE } from "./lib/release";` : undefined,
+  );
 }
 
 /** The files of a release: scripts `numbers`, the helper with its marker. */
@@ -112,7 +117,10 @@ describe("rollout of many scripts at once", () => {
     expect(checkAnswers([await s.call(HOOK, { CALL_ID: "c-1" })])).toEqual(["r1"]);
     const calls = keepCalling(s);
 
-    for (const [from, to] of [[R1, R2], [R2, R3]] as const) {
+    for (const [from, to] of [
+      [R1, R2],
+      [R2, R3],
+    ] as const) {
       const before = batches.length;
       repo.commit(change(from, to), to.name);
       expect(await repo.pull()).toMatch(/^scripts now at [0-9a-f]{40}/);
@@ -130,10 +138,14 @@ describe("rollout of many scripts at once", () => {
 
     // The watcher now watches the new checkout: a save there is picked up.
     writeFileSync(path.join(repo.scriptsDir, "s6.ts"), releaseScript(6, "edited"));
-    await waitFor(async () => {
-      const answer = await s.call(HOOK, { CALL_ID: "c-1" });
-      return answer.state === "success" && answer.data.S6 === "edited";
-    }, "the save in the new checkout answering", 20_000);
+    await waitFor(
+      async () => {
+        const answer = await s.call(HOOK, { CALL_ID: "c-1" });
+        return answer.state === "success" && answer.data.S6 === "edited";
+      },
+      "the save in the new checkout answering",
+      20_000,
+    );
   }, 90_000);
 
   it("a git pull in place that changes, deletes and adds scripts is one swap", async () => {
@@ -142,7 +154,10 @@ describe("rollout of many scripts at once", () => {
     git(path.dirname(work), "clone", "--quiet", repo.source, work);
     const s = await setup({}, { typecheck: "off" }, { scriptsDir: path.join(work, "scripts") });
     const calls = keepCalling(s);
-    for (const [from, to] of [[R1, R2], [R2, R3]] as const) {
+    for (const [from, to] of [
+      [R1, R2],
+      [R2, R3],
+    ] as const) {
       repo.commit(change(from, to), to.name);
       await gitAsync(work, "pull", "--quiet", "--ff-only");
       await answersRelease(s, to);

@@ -183,7 +183,11 @@ describe("hot reload: saves", () => {
   });
 
   it("a script that never loaded reports failed, then loads once fixed", async () => {
-    const s = await setup({ "other.ts": marked(1).replace("process_registration_params", "need_registration").replace(/return \{.*\};/, "return { result: false };") });
+    const s = await setup({
+      "other.ts": marked(1)
+        .replace("process_registration_params", "need_registration")
+        .replace(/return \{.*\};/, "return { result: false };"),
+    });
     s.write("s.ts", "export default 42;\n");
     const problem = await waitFor(() => s.state("s")?.lastError, "the new script's error");
     expect(problem.stage).toBe("load");
@@ -337,7 +341,12 @@ describe("hot reload: without watching (--no-watch) and SIGHUP", () => {
     const s = await setup({ "s.ts": marked(1), "gone.ts": marked(9).replace("process_registration_params", "process_final_params") });
     await s.watcher.close();
     s.write("s.ts", marked(2));
-    s.write("n.ts", marked(3).replace("process_registration_params", "need_registration").replace(/return \{.*\};/, "return { result: false };"));
+    s.write(
+      "n.ts",
+      marked(3)
+        .replace("process_registration_params", "need_registration")
+        .replace(/return \{.*\};/, "return { result: false };"),
+    );
     s.remove("gone.ts");
     await sleep(100);
     expect(await s.data()).toEqual({ USER_ID: 1, LINE_NUMBER: 1 });
@@ -361,5 +370,4 @@ describe("hot reload: without watching (--no-watch) and SIGHUP", () => {
     await waitFor(async () => (await s.data()).USER_ID === 4, "the save answering");
     expect(s.state("t")!.version).toBe(t);
   });
-
 });

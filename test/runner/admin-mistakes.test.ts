@@ -142,8 +142,19 @@ export default defineScript({
       "responsible.cases.json": JSON.stringify({
         cases: [
           { name: "missed: user 5", hook: "process_final_params", inputFile: input, expect: { changes: { USER_ID: "5" } } },
-          { name: "answered: nothing changes", hook: "process_final_params", inputFile: path.join(payloads, "process_final_params.answered.json"), expect: { changes: {} } },
-          { name: "a change the case does not name", hook: "process_final_params", inputFile: input, settings: { touchStatus: true }, expect: { changes: { USER_ID: "5" } } },
+          {
+            name: "answered: nothing changes",
+            hook: "process_final_params",
+            inputFile: path.join(payloads, "process_final_params.answered.json"),
+            expect: { changes: {} },
+          },
+          {
+            name: "a change the case does not name",
+            hook: "process_final_params",
+            inputFile: input,
+            settings: { touchStatus: true },
+            expect: { changes: { USER_ID: "5" } },
+          },
           { name: "a setting the script does not have", hook: "process_final_params", inputFile: input, settings: { users: "7" }, expect: { changes: {} } },
         ],
       }),
@@ -154,7 +165,9 @@ export default defineScript({
     expect(test.stdout).toContain("✓ answered: nothing changes");
     expect(test.stdout).toContain(["  ✗ a change the case does not name"].join("\n"));
     expect(test.stdout).toMatch(/data\.STATUS_CODE\n\s+expected {2}304\n\s+actual {4}200/);
-    expect(test.stdout).toContain(`responsible.cases.json: cases[3].settings.users: responsible has no setting 'users' (did you mean 'user'?); it declares user, touchStatus (in this case)`);
+    expect(test.stdout).toContain(
+      `responsible.cases.json: cases[3].settings.users: responsible has no setting 'users' (did you mean 'user'?); it declares user, touchStatus (in this case)`,
+    );
     expect(lastLine(test.stdout)).toBe("2 passed, 2 failed");
   });
 });
@@ -168,11 +181,26 @@ describe("init in a project: its next lines work as typed", () => {
     symlinkSync(repoRoot, path.join(project, "node_modules", "callscript"));
     symlinkSync(path.join("..", "callscript", "bin", "callscript.js"), path.join(project, "node_modules", ".bin", "callscript"));
 
-    const sh = (command: string) => spawnSync("/bin/sh", ["-c", command], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1", npm_config_offline: "true" }, timeout: 60_000 });
+    const sh = (command: string) =>
+      spawnSync("/bin/sh", ["-c", command], {
+        cwd: project,
+        encoding: "utf8",
+        env: { ...process.env, NO_COLOR: "1", npm_config_offline: "true" },
+        timeout: 60_000,
+      });
     const init = sh("npx callscript init scripts");
     expect(init.status).toBe(0);
-    const next = init.stdout.split("\n").slice(init.stdout.split("\n").indexOf("next") + 1).map((line) => line.trim().split(/ {2,}/)[0]!).filter(Boolean);
-    expect(next.map((line) => line.split(" ").slice(0, 3).join(" "))).toEqual(["npx callscript test", "npx callscript check", "npx callscript run", "npx callscript serve"]);
+    const next = init.stdout
+      .split("\n")
+      .slice(init.stdout.split("\n").indexOf("next") + 1)
+      .map((line) => line.trim().split(/ {2,}/)[0]!)
+      .filter(Boolean);
+    expect(next.map((line) => line.split(" ").slice(0, 3).join(" "))).toEqual([
+      "npx callscript test",
+      "npx callscript check",
+      "npx callscript run",
+      "npx callscript serve",
+    ]);
     for (const command of next.filter((line) => !line.includes(" serve "))) {
       const ran = sh(command);
       expect(ran.status, `${command}\n${ran.stdout}${ran.stderr}`).toBe(0);

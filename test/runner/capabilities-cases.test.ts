@@ -34,16 +34,39 @@ export default defineScript({
   },
 });
 `;
-const answerFor = (phone: string, total: number) => ({ url: `${CRM}/crm.contact.list.json?filter[PHONE]=${encodeURIComponent(phone)}`, status: 200, json: { result: [], total } });
+const answerFor = (phone: string, total: number) => ({
+  url: `${CRM}/crm.contact.list.json?filter[PHONE]=${encodeURIComponent(phone)}`,
+  status: 200,
+  json: { result: [], total },
+});
 
 describe("cases with canned fetch answers and kv", () => {
   it("answer the script's fetches from the case, start its kv from the case and check it after; nothing reaches the network", () => {
     const dir = folder({
       "lookup.ts": LOOKUP,
       "lookup.cases.json": [
-        { name: "known client", hook: NR, inputFile: MISSED, fetch: [answerFor("+79124567890", 1)], kv: { lookups: 41 }, expect: { data: { result: true }, kv: { lookups: 42, last: { phone: "+79124567890", total: 1 } } } },
-        { name: "unknown client", hook: NR, inputFile: ANSWERED, fetch: [answerFor("+79001234567", 0)], expect: { data: { result: false }, kv: { lookups: 1, last: { phone: "+79001234567", total: 0 } } } },
-        { name: "kv not as expected", hook: NR, inputFile: ANSWERED, fetch: [answerFor("+79001234567", 0)], expect: { data: { result: false }, kv: { lookups: 7 } } },
+        {
+          name: "known client",
+          hook: NR,
+          inputFile: MISSED,
+          fetch: [answerFor("+79124567890", 1)],
+          kv: { lookups: 41 },
+          expect: { data: { result: true }, kv: { lookups: 42, last: { phone: "+79124567890", total: 1 } } },
+        },
+        {
+          name: "unknown client",
+          hook: NR,
+          inputFile: ANSWERED,
+          fetch: [answerFor("+79001234567", 0)],
+          expect: { data: { result: false }, kv: { lookups: 1, last: { phone: "+79001234567", total: 0 } } },
+        },
+        {
+          name: "kv not as expected",
+          hook: NR,
+          inputFile: ANSWERED,
+          fetch: [answerFor("+79001234567", 0)],
+          expect: { data: { result: false }, kv: { lookups: 7 } },
+        },
       ],
       ...PAYLOADS,
     });
@@ -122,14 +145,22 @@ export default defineScript({ hooks: { async need_registration(_input, { kv }) {
       "a-count.ts": counter("n"),
       "b-count.ts": counter("n"),
       "pipeline.cases.json": [
-        { name: "each script its own kv", hook: NR, inputFile: MISSED, kv: { "a-count": { n: 10 } }, expect: { data: { result: true }, kv: { "a-count": { n: 11 }, "b-count": { n: 1 } } } },
+        {
+          name: "each script its own kv",
+          hook: NR,
+          inputFile: MISSED,
+          kv: { "a-count": { n: 10 } },
+          expect: { data: { result: true }, kv: { "a-count": { n: 11 }, "b-count": { n: 1 } } },
+        },
         { name: "a name that is not there", hook: NR, inputFile: MISSED, kv: { "c-count": { n: 1 } }, expect: { data: { result: true } } },
       ],
       ...PAYLOADS,
     });
     const run = callscript(["test", dir]);
     expect(run.stdout).toMatch(/✓ each script its own kv/);
-    expect(run.stdout).toContain("cases[1].kv.c-count: no script c-count in this pipeline (its scripts: a-count, b-count): a pipeline case's kv is keyed by script name");
+    expect(run.stdout).toContain(
+      "cases[1].kv.c-count: no script c-count in this pipeline (its scripts: a-count, b-count): a pipeline case's kv is keyed by script name",
+    );
     expect(lastLine(run.stdout)).toBe("1 passed, 1 failed");
   });
 
@@ -138,7 +169,16 @@ export default defineScript({ hooks: { async need_registration(_input, { kv }) {
     const dir = folder({
       "lookup.ts": LOOKUP,
       "lookup.shadow.ts": shadow,
-      "lookup.cases.json": [{ name: "known client", hook: NR, inputFile: MISSED, fetch: [answerFor("+79124567890", 1)], kv: { lookups: 1 }, expect: { data: { result: true }, kv: { lookups: 2, last: { phone: "+79124567890", total: 1 } } } }],
+      "lookup.cases.json": [
+        {
+          name: "known client",
+          hook: NR,
+          inputFile: MISSED,
+          fetch: [answerFor("+79124567890", 1)],
+          kv: { lookups: 1 },
+          expect: { data: { result: true }, kv: { lookups: 2, last: { phone: "+79124567890", total: 1 } } },
+        },
+      ],
       ...PAYLOADS,
     });
     const config = path.join(folder({}), "callscript.json");
@@ -156,7 +196,10 @@ export default defineScript({ hooks: { async need_registration(_input, { kv }) {
 describe("run, simulate and replay", () => {
   it("run answers fetches with nothing (and says --live would), kv in memory; --live fetches for real under the config's grants", async () => {
     const { startCrmServer } = await import("../helpers/crm-server.js");
-    const crm = await startCrmServer({ webhookCode: "k3y5ecr3tc0de", contacts: [{ ID: "7", NAME: "Анна", ASSIGNED_BY_ID: "5", PHONE: [{ VALUE: "+79124567890" }] }] });
+    const crm = await startCrmServer({
+      webhookCode: "k3y5ecr3tc0de",
+      contacts: [{ ID: "7", NAME: "Анна", ASSIGNED_BY_ID: "5", PHONE: [{ VALUE: "+79124567890" }] }],
+    });
     try {
       const script = LOOKUP.replace(CRM, `${crm.origin}/rest/1/__callscript_secret_CRM_WEBHOOK__`);
       const dir = folder({ "lookup.ts": script, ...PAYLOADS });
@@ -164,17 +207,24 @@ describe("run, simulate and replay", () => {
       const canned = callscript(["run", path.join(dir, "lookup.ts"), "--hook", NR, "--input", input]);
       expect(canned.status).toBe(0);
       expect(canned.stdout).toContain("CS_CAP_FETCH_NOT_FORESEEN");
-      expect(canned.stdout).toContain(`fetch (canned)\n  GET ${crm.origin}/rest/1/__callscript_secret_CRM_WEBHOOK__/crm.contact.list.json?filter[PHONE]=%2B79124567890: not answered (run reaches no network; --live does)`);
+      expect(canned.stdout).toContain(
+        `fetch (canned)\n  GET ${crm.origin}/rest/1/__callscript_secret_CRM_WEBHOOK__/crm.contact.list.json?filter[PHONE]=%2B79124567890: not answered (run reaches no network; --live does)`,
+      );
       expect(crm.requests).toHaveLength(0);
 
       const config = path.join(folder({}), "callscript.yaml");
-      writeFileSync(config, `scriptsDir: ${dir}\nkv: { url: 'sqlite:run.sqlite' }\nscripts:\n  lookup:\n    fetch: { allow: ['${crm.origin}'] }\n    secrets: [CRM_WEBHOOK]\n`);
+      writeFileSync(
+        config,
+        `scriptsDir: ${dir}\nkv: { url: 'sqlite:run.sqlite' }\nscripts:\n  lookup:\n    fetch: { allow: ['${crm.origin}'] }\n    secrets: [CRM_WEBHOOK]\n`,
+      );
       // A granted secret without a value: the config is wrong, as for serve.
       const unset = await spawnWithEnv(["run", path.join(dir, "lookup.ts"), "--hook", NR, "--input", input, "--config", config, "--live"], {});
       expect(unset.status).toBe(2);
       expect(unset.stderr).toContain("scripts.lookup.secrets.0: secret CRM_WEBHOOK has no value");
 
-      const live = await spawnWithEnv(["run", path.join(dir, "lookup.ts"), "--hook", NR, "--input", input, "--config", config, "--live"], { CALLSCRIPT_SECRET_CRM_WEBHOOK: "k3y5ecr3tc0de" });
+      const live = await spawnWithEnv(["run", path.join(dir, "lookup.ts"), "--hook", NR, "--input", input, "--config", config, "--live"], {
+        CALLSCRIPT_SECRET_CRM_WEBHOOK: "k3y5ecr3tc0de",
+      });
       expect(live.status, live.stdout + live.stderr).toBe(0);
       expect(live.stdout).toContain('"result": true');
       expect(live.stdout).toMatch(new RegExp(`fetch\\n  GET ${crm.origin.replace(/[.]/g, "\\.")}: 200 \\d+ ms`));
@@ -182,7 +232,9 @@ describe("run, simulate and replay", () => {
       expect(live.stdout).not.toContain("k3y5ecr3tc0de");
       expect(crm.requests.map((request) => [request.method, request.authorized])).toEqual([["crm.contact.list", true]]);
       // The config's kv store, beside the config file (a second run uses it again).
-      const again = await spawnWithEnv(["run", path.join(dir, "lookup.ts"), "--hook", NR, "--input", input, "--config", config, "--live"], { CALLSCRIPT_SECRET_CRM_WEBHOOK: "k3y5ecr3tc0de" });
+      const again = await spawnWithEnv(["run", path.join(dir, "lookup.ts"), "--hook", NR, "--input", input, "--config", config, "--live"], {
+        CALLSCRIPT_SECRET_CRM_WEBHOOK: "k3y5ecr3tc0de",
+      });
       expect(again.status).toBe(0);
       const sqlite = path.join(path.dirname(config), "run.sqlite");
       expect(existsSync(sqlite)).toBe(true);
@@ -194,7 +246,13 @@ describe("run, simulate and replay", () => {
   it("simulate plays a call with no network and one kv for the whole call, and shows the fetches it did not answer", () => {
     const dir = folder({
       "lookup.ts": LOOKUP,
-      "call.json": { name: "two rings", steps: [{ hook: NR, input: JSON.parse(PAYLOADS[MISSED]) }, { hook: NR, input: JSON.parse(PAYLOADS[MISSED]) }] },
+      "call.json": {
+        name: "two rings",
+        steps: [
+          { hook: NR, input: JSON.parse(PAYLOADS[MISSED]) },
+          { hook: NR, input: JSON.parse(PAYLOADS[MISSED]) },
+        ],
+      },
     });
     const run = callscript(["simulate", path.join(dir, "call.json"), "--scripts", dir]);
     expect(run.status).toBe(0);

@@ -58,10 +58,7 @@ describe("the cases file format", () => {
       ["case #3", false],
     ]);
     const problems = read.entries.flatMap((entry) => (entry.ok ? [] : entry.problems.map((problem) => `${problem.path}: ${problem.message}`)));
-    expect(problems).toEqual([
-      "cases[1].name: required: the case's name",
-      "cases[2]: Invalid input: expected object, received string",
-    ]);
+    expect(problems).toEqual(["cases[1].name: required: the case's name", "cases[2]: Invalid input: expected object, received string"]);
   });
 
   it("a misspelt hook gets a suggestion; a name that is nothing like one gets the list", () => {

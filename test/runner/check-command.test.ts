@@ -77,7 +77,11 @@ describe("callscript check", () => {
   });
 
   it("a helper's type error is reported in the helper; a forbidden import as the server's compiler says it", () => {
-    const dir = folder({ "blocker.ts": CLEAN, "lib/lists.ts": LISTS.replace("list.includes(ext)", "list.includes(ext) ? 1 : 0"), "reads-files.ts": NODE_IMPORT });
+    const dir = folder({
+      "blocker.ts": CLEAN,
+      "lib/lists.ts": LISTS.replace("list.includes(ext)", "list.includes(ext) ? 1 : 0"),
+      "reads-files.ts": NODE_IMPORT,
+    });
     const run = callscript(["check", dir]);
     expect(run.status).toBe(1);
     expect(run.stdout).toContain(`${path.join(dir, "lib", "lists.ts")}:2:31 error TS2322: Type 'number' is not assignable to type 'boolean'.`);
@@ -87,7 +91,9 @@ describe("callscript check", () => {
   });
 
   it("a script whose defineScript names an unknown hook fails when it loads", () => {
-    const dir = folder({ "typo.ts": `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { need_registraton() { return undefined; } } } as never);\n` });
+    const dir = folder({
+      "typo.ts": `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { need_registraton() { return undefined; } } } as never);\n`,
+    });
     const run = callscript(["check", dir]);
     expect(run.status).toBe(1);
     expect(run.stdout).toContain(`${path.join(dir, "typo.ts")} error load: Unknown hook 'need_registraton' (did you mean 'need_registration'?)`);
@@ -115,6 +121,8 @@ describe("callscript check", () => {
     const dir = folder({ "blocker.ts": CLEAN, "lib/lists.ts": LISTS, "wrong-type.ts": WRONG_TYPE });
     const report = await checkFolder(dir, loadConfig({ env: {} }));
     expect(report.scripts.map((file) => path.basename(file))).toEqual(["blocker.ts", "wrong-type.ts"]);
-    expect(report.problems.map((problem) => [path.basename(problem.file), problem.line, problem.column, problem.code])).toEqual([["wrong-type.ts", 6, 7, "TS2322"]]);
+    expect(report.problems.map((problem) => [path.basename(problem.file), problem.line, problem.column, problem.code])).toEqual([
+      ["wrong-type.ts", 6, 7, "TS2322"],
+    ]);
   });
 });

@@ -60,7 +60,11 @@ describe("callscript init", () => {
     expect(path.resolve(dir, tsconfig.compilerOptions.paths.callscript[0]!)).toBe(path.join(repoRoot, "dist", "sdk", "index"));
 
     // What an editor's TypeScript does with the folder: no errors, and `callscript` resolves.
-    const parsed = ts.getParsedCommandLineOfConfigFile(path.join(dir, "tsconfig.json"), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined });
+    const parsed = ts.getParsedCommandLineOfConfigFile(
+      path.join(dir, "tsconfig.json"),
+      {},
+      { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
+    );
     const program = ts.createProgram({ rootNames: parsed!.fileNames, options: parsed!.options });
     expect(ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"))).toEqual([]);
     const resolved = ts.resolveModuleName("callscript", path.join(dir, "blacklist-extensions.ts"), parsed!.options, ts.sys);

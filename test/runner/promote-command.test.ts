@@ -8,16 +8,24 @@ import { payload } from "../server/helpers.js";
 import { folder, lastLine } from "./fixtures.js";
 import { waitFor } from "../helpers/wait.js";
 
-
 /** The live version writes +7XXXXXXXXXX; the next one, in the shadow, 8XXXXXXXXXX. */
 const LIVE = script("process_client_phone", `return input.phone === "101" ? undefined : { phone: "+7" + input.phone.slice(-10) };`);
 const NEXT = script("process_client_phone", `return input.phone === "101" ? undefined : { phone: "8" + input.phone.slice(-10) };`);
 const BROKEN = brokenScript("process_client_phone").broken;
 
-type ScriptsResponse = { scripts: Array<{ name: string; version: string | null; previousVersion: string | null; shadow?: { version: string | null; calls: number; different: number } }> };
+type ScriptsResponse = {
+  scripts: Array<{
+    name: string;
+    version: string | null;
+    previousVersion: string | null;
+    shadow?: { version: string | null; calls: number; different: number };
+  }>;
+};
 
 const casesOf = (phone: string) => ({
-  cases: [{ name: "an 8-format client number", hook: "process_client_phone", input: payload("process_client_phone.incoming-8-format"), expect: { data: { phone } } }],
+  cases: [
+    { name: "an 8-format client number", hook: "process_client_phone", input: payload("process_client_phone.incoming-8-format"), expect: { data: { phone } } },
+  ],
 });
 
 describe("shadows on a real `serve`, and callscript promote", () => {
@@ -27,7 +35,13 @@ describe("shadows on a real `serve`, and callscript promote", () => {
     const address = await listening(served);
     const scripts = async () => ((await (await fetch(`${address}/scripts`)).json()) as ScriptsResponse).scripts;
     const post = async () =>
-      (await fetch(`${address}/hooks/process_client_phone`, { method: "POST", body: JSON.stringify(payload("process_client_phone.incoming-8-format")), headers: { "content-type": "application/json" } })).json();
+      (
+        await fetch(`${address}/hooks/process_client_phone`, {
+          method: "POST",
+          body: JSON.stringify(payload("process_client_phone.incoming-8-format")),
+          headers: { "content-type": "application/json" },
+        })
+      ).json();
     const liveVersion = (await scripts())[0]!.version;
 
     writeFileSync(path.join(dir, "phone.shadow.ts"), NEXT);
@@ -36,7 +50,11 @@ describe("shadows on a real `serve`, and callscript promote", () => {
     expect(await post()).toEqual({ state: "success", data: { phone: "+79001234567" } });
     await waitFor(async () => (await scripts())[0]!.shadow?.different === 1, "the shadow's comparison");
     const logged = await served.line((line) => line.msg === "shadow answered differently", "the difference");
-    expect(logged).toMatchObject({ script: "phone", hook: "process_client_phone", differences: [{ path: "data.phone", active: "+79001234567", shadow: "89001234567" }] });
+    expect(logged).toMatchObject({
+      script: "phone",
+      hook: "process_client_phone",
+      differences: [{ path: "data.phone", active: "+79001234567", shadow: "89001234567" }],
+    });
 
     const promoted = callscript(["promote", "phone", "--scripts", dir]);
     expect(promoted.status, promoted.stderr).toBe(0);

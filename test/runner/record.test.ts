@@ -156,7 +156,16 @@ describe("callscript record anonymize", () => {
       "process_client_phone.8.json": payload("process_client_phone.incoming-8-format.json"),
     });
     const out = path.join(dir, "clean");
-    const run = callscript(["record", "anonymize", path.join(dir, "need_registration.missed.json"), path.join(dir, "process_client_phone.8.json"), "--out", out, "--key", KEY]);
+    const run = callscript([
+      "record",
+      "anonymize",
+      path.join(dir, "need_registration.missed.json"),
+      path.join(dir, "process_client_phone.8.json"),
+      "--out",
+      out,
+      "--key",
+      KEY,
+    ]);
     expect(run.status).toBe(0);
     expect(run.stdout).toContain("need_registration.missed.json: 2 numbers, 8 names, 2 e-mail addresses replaced, still a valid need_registration input");
     expect(run.stdout).toContain("process_client_phone.8.json: 2 numbers, 3 names, 1 e-mail address replaced, still a valid process_client_phone input");

@@ -6,7 +6,6 @@ import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures
 import { listening, serve } from "../server/serve-process.js";
 import { waitFor } from "../helpers/wait.js";
 
-
 const callsDir = path.join(examplesDir, "calls");
 const examplesConfig = examplesConfigOffline();
 type Step = { hook: string; input: Record<string, unknown> };
@@ -29,7 +28,10 @@ function examplesCopy(): string {
  */
 function configFile(scriptsDir: string, record: { dir: string; anonymize: boolean }): string {
   const file = path.join(folder({}), "callscript.json");
-  const limits = { ...(examplesConfig.limits as Record<string, unknown>), defaults: { ...((examplesConfig.limits as { defaults: object }).defaults), timeoutMs: 5000 } };
+  const limits = {
+    ...(examplesConfig.limits as Record<string, unknown>),
+    defaults: { ...(examplesConfig.limits as { defaults: object }).defaults, timeoutMs: 5000 },
+  };
   writeFileSync(file, JSON.stringify({ ...examplesConfig, limits, scriptsDir, record, port: 0, watch: false }));
   return file;
 }
@@ -45,7 +47,11 @@ async function recordCalls(scriptsDir: string, anonymize: boolean): Promise<{ di
   let count = 0;
   for (const name of CALLS) {
     for (const step of stepsOf(name)) {
-      const response = await fetch(`${address}/hooks/${step.hook}`, { method: "POST", body: JSON.stringify(step.input), headers: { "content-type": "application/json" } });
+      const response = await fetch(`${address}/hooks/${step.hook}`, {
+        method: "POST",
+        body: JSON.stringify(step.input),
+        headers: { "content-type": "application/json" },
+      });
       expect(response.status).toBe(200);
       count++;
     }
@@ -62,8 +68,21 @@ describe("callscript replay", () => {
     const { dir, config, count } = await recordCalls(scripts, false);
     const inputs = readdirSync(dir).filter((name) => name.endsWith(".json") && !name.endsWith(".answer.json"));
     expect(inputs).toHaveLength(count);
-    const pair = JSON.parse(readFileSync(path.join(dir, answerFiles(dir).find((name) => name.startsWith("process_client_phone"))!), "utf8"));
-    expect(pair).toMatchObject({ hook: "process_client_phone", status: 200, answer: { state: "success" }, scripts: { "client-phone-format": expect.stringMatching(/^[0-9a-f]{12}$/) } });
+    const pair = JSON.parse(
+      readFileSync(
+        path.join(
+          dir,
+          answerFiles(dir).find((name) => name.startsWith("process_client_phone"))!,
+        ),
+        "utf8",
+      ),
+    );
+    expect(pair).toMatchObject({
+      hook: "process_client_phone",
+      status: 200,
+      answer: { state: "success" },
+      scripts: { "client-phone-format": expect.stringMatching(/^[0-9a-f]{12}$/) },
+    });
 
     const same = callscript(["replay", dir, "--config", config]);
     expect(same.status, same.stdout + same.stderr).toBe(0);
@@ -72,7 +91,10 @@ describe("callscript replay", () => {
 
     // The next version of a script: numbers in 8XXXXXXXXXX instead of +7XXXXXXXXXX.
     const file = path.join(scripts, "client-phone-format.ts");
-    writeFileSync(file, readFileSync(file, "utf8").replace("return formatted === phone ? undefined : { phone: formatted };", 'return { phone: "8" + formatted.slice(2) };'));
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8").replace("return formatted === phone ? undefined : { phone: formatted };", 'return { phone: "8" + formatted.slice(2) };'),
+    );
     const changed = callscript(["replay", dir, "--config", config]);
     expect(changed.status).toBe(1);
     const phones = CALLS.flatMap((name) => stepsOf(name).filter((step) => step.hook === "process_client_phone"));
@@ -83,10 +105,16 @@ describe("callscript replay", () => {
 
     const json = callscript(["replay", dir, "--config", config, "--json"]);
     expect(json.status).toBe(1);
-    const report = JSON.parse(json.stdout) as { summary: unknown; results: Array<{ status: string; hook: string; differences?: unknown[]; versions: unknown[] }> };
+    const report = JSON.parse(json.stdout) as {
+      summary: unknown;
+      results: Array<{ status: string; hook: string; differences?: unknown[]; versions: unknown[] }>;
+    };
     expect(report.summary).toEqual({ same: count - phones.length, different: phones.length, failed: 0 });
     const different = report.results.find((result) => result.status === "different")!;
-    expect(different).toMatchObject({ hook: "process_client_phone", differences: [{ path: "data.phone", expected: "+79001234567", actual: "89001234567", kind: "changed" }] });
+    expect(different).toMatchObject({
+      hook: "process_client_phone",
+      differences: [{ path: "data.phone", expected: "+79001234567", actual: "89001234567", kind: "changed" }],
+    });
     expect(different.versions).toEqual([{ script: "client-phone-format", recorded: expect.any(String), now: expect.any(String) }]);
   });
 
@@ -119,7 +147,10 @@ describe("callscript replay", () => {
     const scripts = examplesCopy();
     const { dir, config, count } = await recordCalls(scripts, false);
     const live = readFileSync(path.join(scripts, "client-phone-format.ts"), "utf8");
-    writeFileSync(path.join(scripts, "client-phone-format.shadow.ts"), live.replace("return formatted === phone ? undefined : { phone: formatted };", 'return { phone: "8" + formatted.slice(2) };'));
+    writeFileSync(
+      path.join(scripts, "client-phone-format.shadow.ts"),
+      live.replace("return formatted === phone ? undefined : { phone: formatted };", 'return { phone: "8" + formatted.slice(2) };'),
+    );
     const unchanged = callscript(["replay", dir, "--config", config]);
     expect(lastLine(unchanged.stdout)).toBe(`${count} same, 0 different, 0 failed`);
 
@@ -128,7 +159,9 @@ describe("callscript replay", () => {
     expect(shadowed.stdout.split("\n")[0]).toBe("shadows in place of: client-phone-format");
     const phones = CALLS.flatMap((name) => stepsOf(name).filter((step) => step.hook === "process_client_phone"));
     expect(lastLine(shadowed.stdout)).toBe(`${count - phones.length} same, ${phones.length} different, 0 failed`);
-    expect(shadowed.stdout).toMatch(/ {4}changed since the recording: client-phone-format [0-9a-f]{12} → [0-9a-f]{12}\n {4}client-phone-format\.shadow returned \{"phone":"89001234567"\}/);
+    expect(shadowed.stdout).toMatch(
+      / {4}changed since the recording: client-phone-format [0-9a-f]{12} → [0-9a-f]{12}\n {4}client-phone-format\.shadow returned \{"phone":"89001234567"\}/,
+    );
 
     const simulated = callscript(["simulate", path.join(callsDir, "incoming-answered.call.json"), "--config", config, "--shadow"]);
     expect(simulated.status).toBe(0);
@@ -139,7 +172,14 @@ describe("callscript replay", () => {
 
   it("reports what it cannot replay as failed and goes on: no answer beside an input, a broken answer file, an input that does not fit", async () => {
     const step = stepsOf("internal.call.json")[0]!;
-    const recorded = { hook: "need_registration", requestId: "r1", at: "2026-11-20T12:00:00.000Z", status: 200, answer: { state: "success", data: { result: true } }, scripts: {} };
+    const recorded = {
+      hook: "need_registration",
+      requestId: "r1",
+      at: "2026-11-20T12:00:00.000Z",
+      status: 200,
+      answer: { state: "success", data: { result: true } },
+      scripts: {},
+    };
     const dir = folder({
       "need_registration.2026-11-20T12-00-00.000Z-a.json": step.input,
       "need_registration.2026-11-20T12-00-00.000Z-a.answer.json": recorded,
@@ -149,7 +189,9 @@ describe("callscript replay", () => {
       "need_registration.2026-11-20T12-00-03.000Z-d.json": { call_full: 1 },
       "need_registration.2026-11-20T12-00-03.000Z-d.answer.json": recorded,
     });
-    const scripts = folder({ "none.ts": `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { need_registration() { return undefined; } } });\n` });
+    const scripts = folder({
+      "none.ts": `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { need_registration() { return undefined; } } });\n`,
+    });
     const result = callscript(["replay", dir, "--scripts", scripts]);
     expect(result.status).toBe(1);
     const lines = result.stdout.split("\n");

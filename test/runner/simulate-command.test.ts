@@ -10,7 +10,6 @@ import { callscript } from "../helpers/build.js";
 import { examplesConfigOffline, examplesDir, folder, lastLine } from "./fixtures.js";
 import { listening, serve } from "../server/serve-process.js";
 
-
 const callsDir = path.join(examplesDir, "calls");
 /**
  * The examples' config with the time limit at its maximum: these tests compare answers, and a first
@@ -22,7 +21,9 @@ const CONFIG = path.join(folder({}), "callscript.json");
   config.limits.defaults.timeoutMs = 5000;
   writeFileSync(CONFIG, JSON.stringify({ ...config, scriptsDir: examplesDir }));
 }
-const callFiles = readdirSync(callsDir).filter((name) => name.endsWith(".call.json")).sort();
+const callFiles = readdirSync(callsDir)
+  .filter((name) => name.endsWith(".call.json"))
+  .sort();
 
 type CallFile = { name: string; steps: Array<{ hook: string; input: Record<string, unknown> }> };
 const readCallFile = (name: string) => JSON.parse(readFileSync(path.join(callsDir, name), "utf8")) as CallFile;
@@ -31,7 +32,11 @@ function simulate(args: string[]) {
   return callscript(["simulate", ...args]);
 }
 
-type JsonStep = { hook: string; answer: { state: string; data?: Record<string, unknown>; error?: { reason: string; script: string | null } } | null; problem?: string };
+type JsonStep = {
+  hook: string;
+  answer: { state: string; data?: Record<string, unknown>; error?: { reason: string; script: string | null } } | null;
+  problem?: string;
+};
 
 function simulateJson(args: string[]): { status: number | null; steps: JsonStep[]; stderr: string } {
   const result = simulate([...args, "--json"]);
@@ -73,8 +78,7 @@ describe("the example calls (examples/calls)", () => {
       let lastStage = -1;
       for (const [index, step] of call.steps.entries()) {
         const callFull = step.input.call_full as
-          | { channel: { id: string; start_time: string }; conversations: Record<string, { channel: Record<string, string> }> }
-          | undefined;
+          { channel: { id: string; start_time: string }; conversations: Record<string, { channel: Record<string, string> }> } | undefined;
         if (!callFull) continue;
         ids.add(callFull.channel.id);
         start ??= callFull.channel.start_time;
@@ -144,7 +148,11 @@ describe("callscript simulate", () => {
       const call = readCallFile(name);
       expect(steps.map((step) => step.hook)).toEqual(call.steps.map((step) => step.hook));
       for (const [index, step] of call.steps.entries()) {
-        const response = await fetch(`${address}/hooks/${step.hook}`, { method: "POST", body: JSON.stringify(step.input), headers: { "content-type": "application/json" } });
+        const response = await fetch(`${address}/hooks/${step.hook}`, {
+          method: "POST",
+          body: JSON.stringify(step.input),
+          headers: { "content-type": "application/json" },
+        });
         expect(steps[index]!.answer, `${name} steps[${index}]`).toEqual(await response.json());
         expect(Object.keys(steps[index]!)).toEqual(["hook", "answer"]);
       }
@@ -197,7 +205,9 @@ describe("callscript simulate", () => {
     expect(result.stdout).toContain("not called: not a valid need_registration input:\n");
     expect(result.stdout).toContain("\n           call_full.channel: Invalid input: expected object, received string\n");
     expect(result.stdout).toContain("3 steps: 1 answered, 2 failed");
-    expect(result.stdout).toMatch(/\nbroken does not compile: \/.*broken\.ts:2:\d+: Expected "\)" but found end of file — the server would run every hook without it\n/);
+    expect(result.stdout).toMatch(
+      /\nbroken does not compile: \/.*broken\.ts:2:\d+: Expected "\)" but found end of file — the server would run every hook without it\n/,
+    );
     expect(result.stdout.split("\n")[0]).toContain("(1 script, 1 not loading)");
 
     const bad = simulate([path.join(dir, "fine.ts"), "--scripts", dir]);

@@ -197,7 +197,16 @@ export default defineScript({
     const run = callscript(["test", dir, "--json"]);
     expect(run.status).toBe(1);
     const report = JSON.parse(run.stdout) as {
-      files: Array<{ file: string; script: string; cases: Array<{ name: string; status: string; differences?: unknown[]; steps?: Array<{ script: string; outcome: string; logs: { lines: Array<{ message: string }> } }> }> }>;
+      files: Array<{
+        file: string;
+        script: string;
+        cases: Array<{
+          name: string;
+          status: string;
+          differences?: unknown[];
+          steps?: Array<{ script: string; outcome: string; logs: { lines: Array<{ message: string }> } }>;
+        }>;
+      }>;
       usage: Array<{ script: string; limits: { timeoutMs: number }; invocations: number; worst: { outputBytes: number } }>;
       untested: string[];
       summary: { passed: number; failed: number; skipped: number };
@@ -326,7 +335,13 @@ export default defineScript({ order: -1, hooks: { need_registration(_input, { lo
       ],
       "pipeline.cases.json": [
         { name: "missed on the Ekaterinburg line: vetoed", hook: NR, inputFile: MISSED, expect: { data: { result: false } } },
-        { name: "both lists emptied: registered", hook: NR, inputFile: MISSED, settings: { "a-ext": { extensions: [] }, "b-trunk": { trunks: [] } }, expect: { data: { result: true } } },
+        {
+          name: "both lists emptied: registered",
+          hook: NR,
+          inputFile: MISSED,
+          settings: { "a-ext": { extensions: [] }, "b-trunk": { trunks: [] } },
+          expect: { data: { result: true } },
+        },
         { name: "settings for a script that is not there", hook: NR, inputFile: MISSED, settings: { "c-nope": {} }, expect: { data: { result: false } } },
       ],
       ...PAYLOADS,
@@ -367,7 +382,11 @@ export default defineScript({ order: -1, hooks: { need_registration(_input, { lo
 describe("the examples", () => {
   it("pass, with a script and its cases for every typical customization of domain/hooks.md", () => {
     const run = callscript(["test", "examples", "--json"]);
-    const report = JSON.parse(run.stdout) as { files: Array<{ script: string | null; cases: Array<{ hook: string }> }>; summary: { failed: number; passed: number }; untested: string[] };
+    const report = JSON.parse(run.stdout) as {
+      files: Array<{ script: string | null; cases: Array<{ hook: string }> }>;
+      summary: { failed: number; passed: number };
+      untested: string[];
+    };
     expect(run.status).toBe(0);
     expect(report.summary.failed).toBe(0);
     expect(report.untested).toEqual([]);

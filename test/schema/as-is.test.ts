@@ -99,17 +99,24 @@ const anyValue: fc.Arbitrary<unknown> = fc.oneof(
 
 describe("generated variations of the recorded payloads", () => {
   it("one value replaced anywhere: accepted as is only when zod accepts it unchanged", () => {
-    const variation = fc.constantFrom(...recorded).chain(({ hook, body }) =>
-      fc.tuple(fc.constant(hook), fc.constantFrom(...paths(body)), anyValue).map(([h, path, value]) => ({ hook: h, body: replaced(body, path, value) })),
+    const variation = fc
+      .constantFrom(...recorded)
+      .chain(({ hook, body }) =>
+        fc.tuple(fc.constant(hook), fc.constantFrom(...paths(body)), anyValue).map(([h, path, value]) => ({ hook: h, body: replaced(body, path, value) })),
+      );
+    fc.assert(
+      fc.property(variation, ({ hook, body }) => expectAgrees(hook, body)),
+      { numRuns: 3000 },
     );
-    fc.assert(fc.property(variation, ({ hook, body }) => expectAgrees(hook, body)), { numRuns: 3000 });
   });
 
   it("and the other way: what zod accepts unchanged passes as is (else the shortcut is lost, not the answer)", () => {
     let unchanged = 0;
-    const variation = fc.constantFrom(...recorded).chain(({ hook, body }) =>
-      fc.tuple(fc.constant(hook), fc.constantFrom(...paths(body)), anyValue).map(([h, path, value]) => ({ hook: h, body: replaced(body, path, value) })),
-    );
+    const variation = fc
+      .constantFrom(...recorded)
+      .chain(({ hook, body }) =>
+        fc.tuple(fc.constant(hook), fc.constantFrom(...paths(body)), anyValue).map(([h, path, value]) => ({ hook: h, body: replaced(body, path, value) })),
+      );
     fc.assert(
       fc.property(variation, ({ hook, body }) => {
         const output = zodOutput(hook, body);

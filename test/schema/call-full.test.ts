@@ -128,9 +128,7 @@ describe("number data", () => {
   });
 
   it("accepts an empty number (no trunk on an internal call)", () => {
-    expect(numberData.safeParse({ base: "", custom: "", is_local: false, original: "", variants: [] }).success).toBe(
-      true,
-    );
+    expect(numberData.safeParse({ base: "", custom: "", is_local: false, original: "", variants: [] }).success).toBe(true);
   });
 });
 
@@ -255,27 +253,12 @@ describe("malformed payloads fail at the right path", () => {
       ["call_full", "conversations", CONVERSATION_ID, "channel", "answer_time"],
       "invalid_format",
     ],
-    [
-      'channel.type "sideways"',
-      (input) => (input.call_full.channel.type = "sideways"),
-      ["call_full", "channel", "type"],
-      "invalid_value",
-    ],
-    [
-      'channel.state "hold"',
-      (input) => (input.call_full.channel.state = "hold"),
-      ["call_full", "channel", "state"],
-      "invalid_value",
-    ],
+    ['channel.type "sideways"', (input) => (input.call_full.channel.type = "sideways"), ["call_full", "channel", "type"], "invalid_value"],
+    ['channel.state "hold"', (input) => (input.call_full.channel.state = "hold"), ["call_full", "channel", "state"], "invalid_value"],
     ["result 200.5", (input) => (input.call_full.result = 200.5), ["call_full", "result"], "invalid_type"],
     ['result "200"', (input) => set(input.call_full, "result", "200"), ["call_full", "result"], "invalid_type"],
     ['is_ivr "false"', (input) => set(input.call_full, "is_ivr", "false"), ["call_full", "is_ivr"], "invalid_type"],
-    [
-      "an entity phone as a string",
-      (input) => set(input.call_full.entity.phones, "0", "+79001234567"),
-      ["call_full", "entity", "phones", 0],
-      "invalid_type",
-    ],
+    ["an entity phone as a string", (input) => set(input.call_full.entity.phones, "0", "+79001234567"), ["call_full", "entity", "phones", 0], "invalid_type"],
     [
       "a user phone as a number",
       (input) => set(input.call_full.conversations[CONVERSATION_ID]!.user.phones, "0", 101),
@@ -289,12 +272,7 @@ describe("malformed payloads fail at the right path", () => {
       "invalid_type",
     ],
     ['call_stage "ringing"', (input) => set(input, "call_stage", "ringing"), ["call_stage"], "invalid_value"],
-    [
-      "no call_full",
-      (input) => delete (input as Partial<Input>).call_full,
-      ["call_full"],
-      "invalid_type",
-    ],
+    ["no call_full", (input) => delete (input as Partial<Input>).call_full, ["call_full"], "invalid_type"],
   ];
 
   it.each(cases)("%s", (_label, change, path, code) => {

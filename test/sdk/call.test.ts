@@ -1,16 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { callFull } from "../../runtime/schema/call-full.js";
-import {
-  activeConversation,
-  channelOf,
-  conversationsOf,
-  direction,
-  externalParty,
-  internalParty,
-  isAnswered,
-  isMissed,
-  participants,
-} from "../../sdk/call.js";
+import { activeConversation, channelOf, conversationsOf, direction, externalParty, internalParty, isAnswered, isMissed, participants } from "../../sdk/call.js";
 import { answeredIncoming, call, channel, client, conversation, ext, none } from "./fixtures.js";
 
 describe("fixtures", () => {
@@ -94,30 +84,18 @@ describe("conversationsOf", () => {
     const nine = conversation({ id: "1700000000.9", start_time: "2024-03-15 10:00:00" });
     const early = conversation({ id: "1700000001.1", start_time: "2024-03-14 23:59:59" });
     const c = call({ conversations: [late, ten, nine, early] });
-    expect(conversationsOf(c).map((x) => x.channel.id)).toEqual([
-      "1700000001.1",
-      "1700000000.9",
-      "1700000000.10",
-      "1700000000.1",
-    ]);
+    expect(conversationsOf(c).map((x) => x.channel.id)).toEqual(["1700000001.1", "1700000000.9", "1700000000.10", "1700000000.1"]);
   });
   it("orders ids by their integer part before their sequence", () => {
     const a = conversation({ id: "999999999.5" });
     const b = conversation({ id: "1000000000.1" });
-    expect(conversationsOf(call({ conversations: [b, a] })).map((x) => x.channel.id)).toEqual([
-      "999999999.5",
-      "1000000000.1",
-    ]);
+    expect(conversationsOf(call({ conversations: [b, a] })).map((x) => x.channel.id)).toEqual(["999999999.5", "1000000000.1"]);
   });
   it("falls back to plain string order for ids that are not uniqueids", () => {
     const a = conversation({ id: "b-leg" });
     const b = conversation({ id: "a-leg" });
     const c = conversation({ id: "1700000000.1" });
-    expect(conversationsOf(call({ conversations: [a, b, c] })).map((x) => x.channel.id)).toEqual([
-      "1700000000.1",
-      "a-leg",
-      "b-leg",
-    ]);
+    expect(conversationsOf(call({ conversations: [a, b, c] })).map((x) => x.channel.id)).toEqual(["1700000000.1", "a-leg", "b-leg"]);
   });
   it("puts a zero start time first", () => {
     const a = conversation({ id: "1.1", start_time: "2024-03-15 10:00:00" });

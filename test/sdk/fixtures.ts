@@ -2,12 +2,7 @@
  * Builders of `call_full` objects for the SDK tests. Every builder returns an object that the
  * `callFull` zod schema accepts (checked in call.test.ts).
  */
-import type {
-  CallFull,
-  Channel,
-  Conversation,
-  NumberData,
-} from "../../runtime/schema/call-full.js";
+import type { CallFull, Channel, Conversation, NumberData } from "../../runtime/schema/call-full.js";
 
 export const NEVER_TIME = "0001-01-01 00:00:00";
 
@@ -65,9 +60,7 @@ export function conversation(overrides: Partial<Channel> = {}, extra: Partial<Co
 }
 
 /** A call: `conversations` may be given as a list, keyed by each channel's id. */
-export function call(
-  overrides: Omit<Partial<CallFull>, "conversations"> & { conversations?: Conversation[] } = {},
-): CallFull {
+export function call(overrides: Omit<Partial<CallFull>, "conversations"> & { conversations?: Conversation[] } = {}): CallFull {
   const { conversations = [], ...rest } = overrides;
   const map: Record<string, Conversation> = {};
   for (const c of conversations) map[c.channel.id] = c;

@@ -1,12 +1,5 @@
 import { describe, it, expect } from "vitest";
-import {
-  digits,
-  formatE164,
-  isInternalNumber,
-  lastDigits,
-  matchesAny,
-  numberOf,
-} from "../../sdk/phone.js";
+import { digits, formatE164, isInternalNumber, lastDigits, matchesAny, numberOf } from "../../sdk/phone.js";
 import { client, ext, none } from "./fixtures.js";
 
 describe("digits", () => {

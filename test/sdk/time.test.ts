@@ -1,13 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { ZERO_TIME } from "../../runtime/schema/call-full.js";
-import {
-  NEVER,
-  isWithinHours,
-  parsePbxTime,
-  secondsBetween,
-  talkSeconds,
-  totalSeconds,
-} from "../../sdk/time.js";
+import { NEVER, isWithinHours, parsePbxTime, secondsBetween, talkSeconds, totalSeconds } from "../../sdk/time.js";
 import { call, channel } from "./fixtures.js";
 
 describe("NEVER", () => {

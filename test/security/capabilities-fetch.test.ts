@@ -68,12 +68,24 @@ describe("origins written another way", () => {
   it("an allowed IP is the same host however it is written, and only on its scheme and port", async () => {
     const caps = host({ scripts: { s: { fetch: { allow: [`http://127.0.0.1:${internal.port}`] } } } });
     const port = internal.port;
-    for (const url of [`http://2130706433:${port}/a`, `http://0x7f.1:${port}/b`, `http://0177.0.0.1:${port}/c`, `http://[::ffff:127.0.0.1]:${port}/d`, `HTTP://127.0.0.1.:${port}/e`]) {
+    for (const url of [
+      `http://2130706433:${port}/a`,
+      `http://0x7f.1:${port}/b`,
+      `http://0177.0.0.1:${port}/c`,
+      `http://[::ffff:127.0.0.1]:${port}/d`,
+      `HTTP://127.0.0.1.:${port}/e`,
+    ]) {
       expect(await caps.call("fetch", { url }), url).toMatchObject({ status: 200 });
     }
     expect(internal.received.map((request) => request.url)).toEqual(["/a", "/b", "/c", "/d", "/e"]);
     // localhost resolves to the allowed address, but a name is not the address: only the literal was allowed.
-    for (const url of [`https://127.0.0.1:${port}/`, `http://127.0.0.1:${port + 1}/`, `http://127.0.0.2:${port}/`, `http://[::1]:${port}/`, `http://localhost:${port}/`]) {
+    for (const url of [
+      `https://127.0.0.1:${port}/`,
+      `http://127.0.0.1:${port + 1}/`,
+      `http://127.0.0.2:${port}/`,
+      `http://[::1]:${port}/`,
+      `http://localhost:${port}/`,
+    ]) {
       expect((await caps.refused("fetch", { url })).code, url).toBe("CS_CAP_FETCH_NOT_ALLOWED");
     }
     expect(internal.received).toHaveLength(5);
@@ -82,7 +94,12 @@ describe("origins written another way", () => {
   it("refuses user:password@ in any form, before anything is resolved", async () => {
     const resolve = tableResolver({});
     const caps = host({ scripts: { s: { fetch: { allow: ["https://crm.example", `http://127.0.0.1:${internal.port}`] } } }, fetch: { resolve } });
-    for (const url of [`http://crm.example@127.0.0.1:${internal.port}/`, `http://user:pass@127.0.0.1:${internal.port}/`, "https://127.0.0.1@crm.example/", `https://crm.example%2F@127.0.0.1:${internal.port}/`]) {
+    for (const url of [
+      `http://crm.example@127.0.0.1:${internal.port}/`,
+      `http://user:pass@127.0.0.1:${internal.port}/`,
+      "https://127.0.0.1@crm.example/",
+      `https://crm.example%2F@127.0.0.1:${internal.port}/`,
+    ]) {
       expect(await caps.refused("fetch", { url }), url).toMatchObject({
         code: "CS_CAP_FETCH_NOT_ALLOWED",
         message: "fetch: a URL with user:password@ is refused (put credentials in a header, with ctx.secret())",
@@ -96,8 +113,16 @@ describe("origins written another way", () => {
     const site = await startHttpServer((request, response) => json(response, 200, { host: request.headers.host }), STAND_IN_PUBLIC);
     try {
       const resolve = tableResolver({ "crm.example": STAND_IN_PUBLIC, "xn--b1amv.xn--p1ai": STAND_IN_PUBLIC });
-      const caps = host({ scripts: { s: { fetch: { allow: [`http://crm.example:${site.port}`, `http://вип.рф:${site.port}`] } } }, fetch: { resolve, isAllowedAddress: standInPublic } });
-      for (const url of [`http://crm.example.:${site.port}/`, `http://CRM.Example:${site.port}/`, `http://xn--b1amv.xn--p1ai:${site.port}/`, `http://ВИП.РФ:${site.port}/`]) {
+      const caps = host({
+        scripts: { s: { fetch: { allow: [`http://crm.example:${site.port}`, `http://вип.рф:${site.port}`] } } },
+        fetch: { resolve, isAllowedAddress: standInPublic },
+      });
+      for (const url of [
+        `http://crm.example.:${site.port}/`,
+        `http://CRM.Example:${site.port}/`,
+        `http://xn--b1amv.xn--p1ai:${site.port}/`,
+        `http://ВИП.РФ:${site.port}/`,
+      ]) {
         expect(await caps.call("fetch", { url }), url).toMatchObject({ status: 200 });
       }
       expect(resolve.asked.every((name) => name === "crm.example" || name === "xn--b1amv.xn--p1ai")).toBe(true);
@@ -140,7 +165,10 @@ describe("names that resolve where they must not", () => {
   });
 
   it("refuses a name whose answers mix a public and an internal address", async () => {
-    const caps = host({ scripts: { s: { fetch: { allow: [`http://crm.example:${internal.port}`] } } }, fetch: { resolve: tableResolver({ "crm.example": [STAND_IN_PUBLIC, "127.0.0.1"] }), isAllowedAddress: standInPublic } });
+    const caps = host({
+      scripts: { s: { fetch: { allow: [`http://crm.example:${internal.port}`] } } },
+      fetch: { resolve: tableResolver({ "crm.example": [STAND_IN_PUBLIC, "127.0.0.1"] }), isAllowedAddress: standInPublic },
+    });
     expect((await caps.refused("fetch", { url: `http://crm.example:${internal.port}/` })).code).toBe("CS_CAP_FETCH_ADDRESS_BLOCKED");
     expect(internal.received).toEqual([]);
   });
@@ -224,7 +252,10 @@ describe("redirects", () => {
   });
 
   it("refuses a redirect to an allowed name that resolves inside", async () => {
-    const caps = host({ scripts: { s: { fetch: { allow: [redirector.origin, "http://crm.example"] } } }, fetch: { resolve: tableResolver({ "crm.example": "10.0.0.8" }) } });
+    const caps = host({
+      scripts: { s: { fetch: { allow: [redirector.origin, "http://crm.example"] } } },
+      fetch: { resolve: tableResolver({ "crm.example": "10.0.0.8" }) },
+    });
     const error = await caps.refused("fetch", { url: `${redirector.origin}/?to=${encodeURIComponent("http://crm.example/")}` });
     expect(error.code).toBe("CS_CAP_FETCH_ADDRESS_BLOCKED");
   });

@@ -19,7 +19,12 @@ describe.each(backends)("kv attacks on $name", (under) => {
     const backend = await under.open();
     const limits = kvOptions({ maxKeysPerScript: 1_000 });
     const fetcher = new LiveFetcher();
-    const caps = new GrantedCapabilities({ grantsOf: () => ({ fetch: undefined, secrets: new Map() }), fetcher, kv: async () => storeOn(backend, limits), kvLimits: limits });
+    const caps = new GrantedCapabilities({
+      grantsOf: () => ({ fetch: undefined, secrets: new Map() }),
+      fetcher,
+      kv: async () => storeOn(backend, limits),
+      kvLimits: limits,
+    });
     const attacker = freshScript("attacker");
     const neighbour = freshScript("neighbour");
     await caps.handle("kv.set", JSON.stringify({ key: "mine", value: "safe" }), invocation(neighbour));
@@ -47,7 +52,12 @@ describe.each(backends)("kv attacks on $name", (under) => {
   it("an invocation that loops on kv stops at kv.maxOpsPerInvocation; the next one starts again", async () => {
     const backend = await under.open();
     const limits = kvOptions({ maxOpsPerInvocation: 20 });
-    const caps = new GrantedCapabilities({ grantsOf: () => ({ fetch: undefined, secrets: new Map() }), fetcher: new LiveFetcher(), kv: async () => storeOn(backend, limits), kvLimits: limits });
+    const caps = new GrantedCapabilities({
+      grantsOf: () => ({ fetch: undefined, secrets: new Map() }),
+      fetcher: new LiveFetcher(),
+      kv: async () => storeOn(backend, limits),
+      kvLimits: limits,
+    });
     const call = invocation(freshScript());
     const results = await Promise.allSettled(Array.from({ length: 1_000 }, () => caps.handle("kv.incr", JSON.stringify({ key: "n" }), call)));
     const refused = results.filter((result): result is PromiseRejectedResult => result.status === "rejected").map((result) => (result.reason as Error).message);

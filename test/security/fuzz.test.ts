@@ -31,7 +31,10 @@ beforeAll(async () => {
       "registration.ts": script("need_registration", `return { result: input.call_full.channel.type !== "internal" };`),
       "phone.ts": script("process_client_phone", `return { phone: String(input.phone).replace(/\\D/g, "") || input.phone };`),
       "task.ts": script("process_task_creation_params", `return { TITLE: "Missed call", KEYS: Object.keys(input).length };`),
-      "entity.ts": script("customize_entity", `if (Object.keys(input.entity).length > 5) throw new Error("too many fields"); return { ...input.entity, SEEN: true };`),
+      "entity.ts": script(
+        "customize_entity",
+        `if (Object.keys(input.entity).length > 5) throw new Error("too many fields"); return { ...input.entity, SEEN: true };`,
+      ),
       "record.ts": script("process_record_file_path", `return { path: input.path.toUpperCase() };`),
     },
     { bodyLimitBytes: BODY_LIMIT },
@@ -176,27 +179,60 @@ const rawText = fc.constantFrom(...hooks).chain((hook) => {
     hook: fc.constant(hook),
     body: fc.oneof(
       // Duplicate keys: the last one wins.
-      fc.tuple(fc.constantFrom("phone", "path", "call_full", "entity", "params", "x"), fc.jsonValue({ maxDepth: 2 })).map(([key, value]) => around(`"${key}": ${JSON.stringify(value)}, "${key}": 1`)),
+      fc
+        .tuple(fc.constantFrom("phone", "path", "call_full", "entity", "params", "x"), fc.jsonValue({ maxDepth: 2 }))
+        .map(([key, value]) => around(`"${key}": ${JSON.stringify(value)}, "${key}": 1`)),
       // Number literals past a double, or exact integers past 2^53.
-      fc.constantFrom("1e400", "-1e400", "123456789012345678901234567890", "1E+308", "0.00000000000000000000000000000000000001", "-0").map((n) => around(`"n": ${n}`)),
+      fc
+        .constantFrom("1e400", "-1e400", "123456789012345678901234567890", "1E+308", "0.00000000000000000000000000000000000001", "-0")
+        .map((n) => around(`"n": ${n}`)),
       fc.constantFrom("1e400", "-1e999").map((n) => `{${inner.replace(/"result":\s*\d+/, `"result": ${n}`)}}`),
       // Keys that would pollute a prototype, at any depth.
-      fc.constantFrom(`"__proto__": {"polluted": 1}`, `"a": {"b": [{"__proto__": {"polluted": 1}}]}`, `"constructor": {"prototype": {"polluted": 1}}`).map(around),
+      fc
+        .constantFrom(`"__proto__": {"polluted": 1}`, `"a": {"b": [{"__proto__": {"polluted": 1}}]}`, `"constructor": {"prototype": {"polluted": 1}}`)
+        .map(around),
       // Deep nesting, up to 100 000 levels (200 KB: past the body limit too).
-      fc.tuple(fc.integer({ min: 1, max: 100_000 }), fc.boolean()).map(([depth, arrays]) =>
-        around(`"deep": ${arrays ? "[".repeat(depth) + "]".repeat(depth) : '{"a":'.repeat(depth) + "1" + "}".repeat(depth)}`),
-      ),
+      fc
+        .tuple(fc.integer({ min: 1, max: 100_000 }), fc.boolean())
+        .map(([depth, arrays]) => around(`"deep": ${arrays ? "[".repeat(depth) + "]".repeat(depth) : '{"a":'.repeat(depth) + "1" + "}".repeat(depth)}`)),
       // Escapes JSON allows and UTF-16 does not pair.
       fc.constantFrom("\\ud800", "\\udfff\\ud800", "\\u0000", "\\u2028", "\\\\", '\\"').map((escape) => around(`"s": "${escape}"`)),
       // Not JSON, or not an object.
-      fc.constantFrom("", " ", "{", "}", "[", "null", "true", "1", '"x"', "[]", "{}", "{,}", `{${inner}`, `${around("")}`, "\ufeff{}", "{'a': 1}", "NaN", "{\"a\": undefined}"),
+      fc.constantFrom(
+        "",
+        " ",
+        "{",
+        "}",
+        "[",
+        "null",
+        "true",
+        "1",
+        '"x"',
+        "[]",
+        "{}",
+        "{,}",
+        `{${inner}`,
+        `${around("")}`,
+        "\ufeff{}",
+        "{'a': 1}",
+        "NaN",
+        '{"a": undefined}',
+      ),
       // Arbitrary text.
       fc.string({ unit: "binary", maxLength: 200 }),
     ),
   });
 });
 
-const contentTypes = fc.constantFrom(undefined, "application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-8", "application/octet-stream", "");
+const contentTypes = fc.constantFrom(
+  undefined,
+  "application/json",
+  "text/plain",
+  "application/x-www-form-urlencoded",
+  "application/json; charset=utf-8",
+  "application/octet-stream",
+  "",
+);
 
 // ---- properties ------------------------------------------------------------------------------
 
@@ -211,14 +247,20 @@ describe("the HTTP API under generated bodies", () => {
 
   it("valid inputs with one field replaced by a hostile value (wrong types, unicode, huge numbers, deep nesting, long strings)", async () => {
     statuses.clear();
-    await fc.assert(fc.asyncProperty(mutated, async (sent) => expectContract(sent)), { numRuns: RUNS * 2 });
+    await fc.assert(
+      fc.asyncProperty(mutated, async (sent) => expectContract(sent)),
+      { numRuns: RUNS * 2 },
+    );
     expect([...statuses.keys()].sort()).toEqual(["200", "400", "413"]);
     await expectServing();
   });
 
   it("raw texts: duplicate keys, 1e400, __proto__ keys, 100 000 levels of nesting, lone surrogates, not JSON", async () => {
     statuses.clear();
-    await fc.assert(fc.asyncProperty(rawText, contentTypes, async (sent, contentType) => expectContract({ ...sent, contentType })), { numRuns: RUNS * 2 });
+    await fc.assert(
+      fc.asyncProperty(rawText, contentTypes, async (sent, contentType) => expectContract({ ...sent, contentType })),
+      { numRuns: RUNS * 2 },
+    );
     expect([...statuses.keys()].sort()).toEqual(["200", "400", "413"]);
     await expectServing();
   });
@@ -261,7 +303,10 @@ describe("the HTTP API under generated bodies", () => {
     expect((await send(`"BIG": 1e400`)).json()).toMatchObject({ statusCode: 400, issues: [{ path: "BIG" }] });
     // 64 levels of nesting are accepted; 65 are not.
     expect((await send(`"deep": ${"[".repeat(64)}${"]".repeat(64)}`)).statusCode).toBe(200);
-    expect((await send(`"deep": ${"[".repeat(65)}${"]".repeat(65)}`)).json()).toMatchObject({ statusCode: 400, issues: [{ message: "nested deeper than 64 levels" }] });
+    expect((await send(`"deep": ${"[".repeat(65)}${"]".repeat(65)}`)).json()).toMatchObject({
+      statusCode: 400,
+      issues: [{ message: "nested deeper than 64 levels" }],
+    });
     // A lone surrogate goes through, escaped.
     const lone = await send(`"S": "\\ud800"`);
     expect(lone.statusCode).toBe(200);

@@ -65,7 +65,10 @@ describe("no isolated-vm object is reachable from script code", () => {
     ];
     for (const [what, setup, found] of leaks) {
       const report = await scanIsolate(bare, setup);
-      expect(report.suspicious.some((line) => found.test(line)), what).toBe(true);
+      expect(
+        report.suspicious.some((line) => found.test(line)),
+        what,
+      ).toBe(true);
       expect(report.unknownNatives.length, what).toBeGreaterThan(0);
     }
     // A Callback is a bare native function in the isolate: found because no standard global leads to it.
@@ -159,7 +162,12 @@ describe("globals between invocations (documented in docs/security.md)", () => {
 
   it("persist between invocations of one script: module variables, globalThis, changed built-ins", async () => {
     const sandbox = await sandboxes.load(stateful, OPTIONS);
-    expect(dataOf(await sandbox.invoke(request("need_registration", { input: { write: "s1" } })))).toEqual({ count: 1, secret: "s1", leak: "s1", marker: "s1" });
+    expect(dataOf(await sandbox.invoke(request("need_registration", { input: { write: "s1" } })))).toEqual({
+      count: 1,
+      secret: "s1",
+      leak: "s1",
+      marker: "s1",
+    });
     expect(dataOf(await sandbox.invoke(request("need_registration", { input: {} })))).toEqual({ count: 2, secret: "s1", leak: "s1", marker: "s1" });
   });
 
@@ -254,16 +262,15 @@ describe("one request's data is not visible to another", () => {
 
   it("concurrent requests to one script each get an answer from their own input", async () => {
     const server = await startServer({
-      "format.ts": script("process_client_phone", `const until = Date.now() + 2; while (Date.now() < until) {} return { phone: "+" + input.phone.replace(/\\D/g, "") };`),
+      "format.ts": script(
+        "process_client_phone",
+        `const until = Date.now() + 2; while (Date.now() < until) {} return { phone: "+" + input.phone.replace(/\\D/g, "") };`,
+      ),
     });
     try {
       const base = payload("process_client_phone.incoming-8-format");
       const phones = Array.from({ length: 20 }, (_, i) => `8 (900) 000-00-${String(i).padStart(2, "0")}`);
-      const answers = await Promise.all(
-        phones.map((phone) =>
-          server.post("process_client_phone", { ...base, phone }),
-        ),
-      );
+      const answers = await Promise.all(phones.map((phone) => server.post("process_client_phone", { ...base, phone })));
       expect(answers.map((answer) => answer.json())).toEqual(phones.map((phone) => ({ state: "success", data: { phone: "+" + phone.replace(/\D/g, "") } })));
     } finally {
       await server.close();

@@ -72,7 +72,10 @@ describe("serve with capabilities in the config", () => {
     await served.line((line) => line.msg === `configuration: ${warning}` && line.level === LEVEL.warn, "the warning");
 
     // A secret granted without a value: refused, the config in force stays.
-    writeFileSync(file, `scriptsDir: ${dir}\nsecrets: { BITRIX_WEBHOOK: '\${BITRIX_WEBHOOK}' }\n${GRANTS}    # and one more\n  other:\n    fetch: { allow: ['https://crm.example'] }\n    secrets: [KOMMO_TOKEN]\n`);
+    writeFileSync(
+      file,
+      `scriptsDir: ${dir}\nsecrets: { BITRIX_WEBHOOK: '\${BITRIX_WEBHOOK}' }\n${GRANTS}    # and one more\n  other:\n    fetch: { allow: ['https://crm.example'] }\n    secrets: [KOMMO_TOKEN]\n`,
+    );
     await waitFor(async () => (await scripts()).config.lastReload?.ok === false, "the refusal");
     body = await scripts();
     expect(body.config.lastReload.problems).toEqual([
@@ -101,13 +104,18 @@ describe("serve with capabilities in the config", () => {
     try {
       const read = (file: string) => readFileSync(path.join(packageRoot, "examples", file), "utf8");
       const dir = scriptsFolder({ "vip-client.ts": read("vip-client.ts"), "lib/numbers.ts": read("lib/numbers.ts") });
-      const grants = (allow: string) => `scripts:\n  vip-client:\n    fetch: { allow: ['${allow}'] }\n    secrets: [BITRIX_WEBHOOK]\n    settings: { portal: '${crm.origin}' }\n`;
+      const grants = (allow: string) =>
+        `scripts:\n  vip-client:\n    fetch: { allow: ['${allow}'] }\n    secrets: [BITRIX_WEBHOOK]\n    settings: { portal: '${crm.origin}' }\n`;
       const file = yamlConfig(dir, grants(crm.origin));
       const served = serve(["--config", file, "--port", "0"], { CALLSCRIPT_SECRET_BITRIX_WEBHOOK: SECRET });
       const address = await listening(served);
       const input = readFileSync(path.join(packageRoot, "examples", "payloads", "process_registration_params.incoming.json"), "utf8");
       const post = async () =>
-        ((await (await fetch(`${address}/hooks/process_registration_params`, { method: "POST", body: input, headers: { "content-type": "application/json" } })).json()) as { data: { USER_ID: string } }).data.USER_ID;
+        (
+          (await (
+            await fetch(`${address}/hooks/process_registration_params`, { method: "POST", body: input, headers: { "content-type": "application/json" } })
+          ).json()) as { data: { USER_ID: string } }
+        ).data.USER_ID;
       expect(await post()).toBe("7");
       expect(crm.requests.at(-1)).toMatchObject({ method: "crm.contact.list", authorized: true });
       const metrics = await (await fetch(`${address}/metrics`)).text();

@@ -148,7 +148,14 @@ describe("the server's CapabilityHost", () => {
         [LEVEL.debug, "fetch (refused): CS_CAP_FETCH_NOT_ALLOWED"],
         [LEVEL.debug, "fetch GET http://127.0.0.1:9: CS_CAP_FETCH_NETWORK"],
       ]);
-      expect(fetchLines[0]).toMatchObject({ script: "vip-client", hook: "process_registration_params", reqId: "req-42", origin: crm.origin, method: "POST", status: 200 });
+      expect(fetchLines[0]).toMatchObject({
+        script: "vip-client",
+        hook: "process_registration_params",
+        reqId: "req-42",
+        origin: crm.origin,
+        method: "POST",
+        status: 200,
+      });
       const fault = served.logs.find((line) => line.level === LEVEL.error);
       expect(fault).toMatchObject({ script: "vip-client", op: "fetch", code: "CS_CAP_FETCH_NETWORK", reqId: "req-42" });
       expect(String(fault!.msg)).toMatch(/^vip-client's fetch failed underneath \(CS_CAP_FETCH_NETWORK\): /);
@@ -177,7 +184,9 @@ describe("the server's CapabilityHost", () => {
       const opened = served.logs.find((line) => String(line.msg).startsWith("kv store opened"));
       expect(opened).toMatchObject({ level: LEVEL.info });
       // The driver and what it says of itself: "(better-sqlite3 12.x)", "(node:sqlite (Node 24.21.0))".
-      expect(String(opened!.msg)).toMatch(new RegExp(`^kv store opened: sqlite \\((better-sqlite3|node:sqlite)\\b.*\\) ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`));
+      expect(String(opened!.msg)).toMatch(
+        new RegExp(`^kv store opened: sqlite \\((better-sqlite3|node:sqlite)\\b.*\\) ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`),
+      );
       expect(served.logs.filter((line) => line.msg === "kv.incr: ok")).toHaveLength(2);
     } finally {
       await served.close();
@@ -279,18 +288,20 @@ async function post(app: CallscriptServer, hook: string, body: unknown) {
 
 describe("scripts that reach the CRM, through the hook route", () => {
   it("vip-client: the VIP caller's manager in the portal becomes the responsible user; a CRM over its limit changes nothing", async () => {
-    const served = await serverWith(
-      { "vip-client": { fetch: { allow: [crm.origin] }, secrets: ["BITRIX_WEBHOOK"] } },
-      undefined,
-      example("vip-client"),
-      { "vip-client": { portal: crm.origin } },
-    );
+    const served = await serverWith({ "vip-client": { fetch: { allow: [crm.origin] }, secrets: ["BITRIX_WEBHOOK"] } }, undefined, example("vip-client"), {
+      "vip-client": { portal: crm.origin },
+    });
     try {
       const input = payload("process_registration_params.incoming");
       const before = crm.requests.length;
       expect((await post(served.app, "process_registration_params", input)).data).toMatchObject({ USER_ID: "7", PHONE_NUMBER: "+79001234567" });
       const request = crm.requests.at(-1)!;
-      expect(request).toMatchObject({ httpMethod: "POST", method: "crm.contact.list", authorized: true, params: { filter: { PHONE: "+79001234567" }, select: ["ID", "TYPE_ID", "ASSIGNED_BY_ID"] } });
+      expect(request).toMatchObject({
+        httpMethod: "POST",
+        method: "crm.contact.list",
+        authorized: true,
+        params: { filter: { PHONE: "+79001234567" }, select: ["ID", "TYPE_ID", "ASSIGNED_BY_ID"] },
+      });
 
       crm.failNext({ status: 503, error: "QUERY_LIMIT_EXCEEDED", description: "Too many requests" });
       expect((await post(served.app, "process_registration_params", input)).data).toMatchObject({ USER_ID: "1" });
@@ -322,21 +333,28 @@ describe("scripts that reach the CRM, through the hook route", () => {
     expect(users).toEqual(["3", "4", "7", "3"]);
   });
 
-  it.runIf(redisAvailable("round robin on Redis"))("missed-round-robin on Redis: two instances share one turn, and concurrent calls never get the same one", async () => {
-    const redis = await startRedisServer();
-    const a = await serverWith({ "missed-round-robin": {} }, redis.url, example("missed-round-robin"), { "missed-round-robin": { users: ["1", "2", "3", "4", "5", "6"] } });
-    const b = await serverWith({ "missed-round-robin": {} }, redis.url, example("missed-round-robin"), { "missed-round-robin": { users: ["1", "2", "3", "4", "5", "6"] } });
-    try {
-      const missed = payload("process_final_params.missed-moscow");
-      const answers = await Promise.all([a, b, a, b, a, b].map((served) => post(served.app, "process_final_params", missed)));
-      expect(answers.map((answer) => answer.data.USER_ID).sort()).toEqual(["1", "2", "3", "4", "5", "6"]);
-      expect(await handle(a.host, "kv.get", { key: "turn" }, call("missed-round-robin"))).toEqual({ found: true, value: 6 });
-    } finally {
-      await a.close();
-      await b.close();
-      await redis.stop();
-    }
-  });
+  it.runIf(redisAvailable("round robin on Redis"))(
+    "missed-round-robin on Redis: two instances share one turn, and concurrent calls never get the same one",
+    async () => {
+      const redis = await startRedisServer();
+      const a = await serverWith({ "missed-round-robin": {} }, redis.url, example("missed-round-robin"), {
+        "missed-round-robin": { users: ["1", "2", "3", "4", "5", "6"] },
+      });
+      const b = await serverWith({ "missed-round-robin": {} }, redis.url, example("missed-round-robin"), {
+        "missed-round-robin": { users: ["1", "2", "3", "4", "5", "6"] },
+      });
+      try {
+        const missed = payload("process_final_params.missed-moscow");
+        const answers = await Promise.all([a, b, a, b, a, b].map((served) => post(served.app, "process_final_params", missed)));
+        expect(answers.map((answer) => answer.data.USER_ID).sort()).toEqual(["1", "2", "3", "4", "5", "6"]);
+        expect(await handle(a.host, "kv.get", { key: "turn" }, call("missed-round-robin"))).toEqual({ found: true, value: 6 });
+      } finally {
+        await a.close();
+        await b.close();
+        await redis.stop();
+      }
+    },
+  );
 
   it("a shadow's writes fail as read-only and change nothing; its reads see the live script's kv", async () => {
     const live = `import { defineScript } from "callscript";
@@ -352,7 +370,10 @@ export default defineScript({ hooks: { async process_final_params(_input, ctx) {
   return { USER_ID: seen + " " + codes.join(",") };
 } } });
 `;
-    const served = await serverWith({ "round-robin": { fetch: { allow: [crm.origin] } } }, undefined, { "round-robin.ts": live, "round-robin.shadow.ts": shadow });
+    const served = await serverWith({ "round-robin": { fetch: { allow: [crm.origin] } } }, undefined, {
+      "round-robin.ts": live,
+      "round-robin.shadow.ts": shadow,
+    });
     try {
       const before = crm.requests.length;
       expect((await post(served.app, "process_final_params", payload("process_final_params.missed-moscow"))).data.USER_ID).toBe("1");

@@ -61,7 +61,14 @@ describe("a catastrophic error in a serving server", () => {
       error: (fields: object, message: string) => void logs.push({ level: "error", fields, message }),
       fatal: (fields: object, message: string) => void logs.push({ level: "fatal", fields, message }),
     };
-    const app = buildServer({ config: server.config, registry: server.registry, logger: pino({ level: "silent" }), docs: false, processMetrics: false, catastrophe });
+    const app = buildServer({
+      config: server.config,
+      registry: server.registry,
+      logger: pino({ level: "silent" }),
+      docs: false,
+      processMetrics: false,
+      catastrophe,
+    });
     server.app = app as typeof server.app;
     const address = await app.listen({ host: "127.0.0.1", port: 0 });
     const exit = vi.fn();

@@ -59,7 +59,9 @@ describe("callscript serve", () => {
   });
 
   it("SIGTERM with a request in flight: the request gets its answer, then the process exits 0", async () => {
-    const dir = scriptsFolder({ "slow.ts": script("process_record_file_path", `${busy(1500)} return { path: "/done" + input.path };`, "limits: { timeoutMs: 5000 },") });
+    const dir = scriptsFolder({
+      "slow.ts": script("process_record_file_path", `${busy(1500)} return { path: "/done" + input.path };`, "limits: { timeoutMs: 5000 },"),
+    });
     const served = serve(["--scripts", dir, "--port", "0", "--no-watch"]);
     const address = await listening(served);
     const inFlight = fetch(`${address}/hooks/process_record_file_path`, { method: "POST", body: JSON.stringify(recordInput("/x.wav")) }).then(async (res) => ({
@@ -85,8 +87,11 @@ describe("callscript serve", () => {
     const served = serve(["--scripts", dir, "--port", "0", "--no-watch"]);
     const address = await listening(served);
     const call = async () =>
-      ((await (await fetch(`${address}/hooks/process_record_file_path`, { method: "POST", body: JSON.stringify(recordInput("/h.wav")) })).json()) as { data: { path: string } })
-        .data.path;
+      (
+        (await (await fetch(`${address}/hooks/process_record_file_path`, { method: "POST", body: JSON.stringify(recordInput("/h.wav")) })).json()) as {
+          data: { path: string };
+        }
+      ).data.path;
     expect(await call()).toBe("/v1/h.wav");
     expect(served.lines.find((line) => line.msg === "watching scripts for changes")).toBeUndefined();
     writeFileSync(path.join(dir, "recordings.ts"), recordings.replace("/v1", "/v2"));

@@ -73,7 +73,9 @@ describe("the config checked as strictly as the hooks (exit 2)", () => {
     expect(unset.stderr()).toContain("scripts.block-clients.settings.webhook: ${CRM_WEBHOOK} is not set in the environment");
     const bad = serve(["--config", file, "--port", "0"], { LEVEL: "loud", CRM_WEBHOOK: "x" });
     expect((await bad.exit).code).toBe(2);
-    expect(bad.stderr()).toContain(`logLevel: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (from \${LEVEL} in ${file})`);
+    expect(bad.stderr()).toContain(
+      `logLevel: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent" (from \${LEVEL} in ${file})`,
+    );
   });
 });
 
@@ -123,7 +125,10 @@ describe("config reload without a restart", () => {
     writeFileSync(file, "scripts: [\n");
     await waitFor(async () => /is not valid YAML/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""), "the YAML refusal");
     writeFileSync(file, valid.replace("prefix: '00'", "prefix: 0"));
-    await waitFor(async () => /scripts\.phone\.settings\.prefix: expected a string/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""), "the settings refusal");
+    await waitFor(
+      async () => /scripts\.phone\.settings\.prefix: expected a string/.test((await scripts(address)).config.lastReload?.problems?.[0] ?? ""),
+      "the settings refusal",
+    );
     expect(await post(address, "process_client_phone", clientPhone)).toEqual({ state: "success", data: { phone: "0089001234567" } });
 
     // Disabled in the config: its hook answers without it. A key read at start (the body limit) says it
@@ -133,7 +138,9 @@ describe("config reload without a restart", () => {
     body = await scripts(address);
     expect(body.scripts.find((s: { name: string }) => s.name === "phone")).toMatchObject({ state: "disabled", version: null });
     expect(body.config.lastReload).toMatchObject({ ok: true, restartRequired: ["bodyLimitBytes"] });
-    expect(served.lines.find((line) => line.level === LEVEL.warn && String(line.msg).includes("bodyLimitBytes changed, which takes effect only after a restart"))).toBeDefined();
+    expect(
+      served.lines.find((line) => line.level === LEVEL.warn && String(line.msg).includes("bodyLimitBytes changed, which takes effect only after a restart")),
+    ).toBeDefined();
     served.child.kill("SIGTERM");
     expect((await served.exit).code).toBe(0);
   });

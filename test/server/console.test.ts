@@ -56,7 +56,14 @@ async function session(): Promise<{ cookie: string; csrf: string }> {
 
 describe("console login and session", () => {
   it("nothing of the console answers without the token or a session; the login form does", async () => {
-    for (const url of ["/console", "/console/api/session", "/console/api/scripts", "/console/api/calls", "/console/api/calls/1", "/console/assets/console.js"]) {
+    for (const url of [
+      "/console",
+      "/console/api/session",
+      "/console/api/scripts",
+      "/console/api/calls",
+      "/console/api/calls/1",
+      "/console/assets/console.js",
+    ]) {
       const res = await inject({ url });
       expect([url, res.statusCode, res.json()]).toEqual([url, 401, UNAUTHORIZED]);
     }
@@ -209,51 +216,86 @@ describe("console data", () => {
     const headers = { cookie, [CSRF_HEADER]: csrf };
     const input = payload("need_registration.incoming-missed");
     const invocationsBefore = server.registry.states()[0]!.invocations;
-    const live = (await inject({ method: "POST", url: "/console/api/try", headers, payload: { hook: "need_registration", mode: "live", input } })).json() as TryResult;
+    const live = (
+      await inject({ method: "POST", url: "/console/api/try", headers, payload: { hook: "need_registration", mode: "live", input } })
+    ).json() as TryResult;
     expect(live.answer).toEqual({ state: "success", data: { result: false } });
     expect(live.invocations[0]!.stats.heapUsedBytes).toBeGreaterThan(0);
 
-    const draft = blacklist.replace('return { result: false };', 'log.warn("draft ran"); return { result: false, };');
-    const ran = (await inject({ method: "POST", url: "/console/api/try", headers, payload: { hook: "need_registration", mode: "draft", script: "blacklist", source: draft, input } })).json() as TryResult;
+    const draft = blacklist.replace("return { result: false };", 'log.warn("draft ran"); return { result: false, };');
+    const ran = (
+      await inject({
+        method: "POST",
+        url: "/console/api/try",
+        headers,
+        payload: { hook: "need_registration", mode: "draft", script: "blacklist", source: draft, input },
+      })
+    ).json() as TryResult;
     expect(ran.answer).toEqual({ state: "success", data: { result: false } });
     expect(ran.invocations[0]!.logs.lines.map((line) => line.message)).toContain("draft ran");
     expect(ran.scripts[0]!.version).not.toBe(server.registry.states()[0]!.version);
 
-    const broken = (await inject({
-      method: "POST",
-      url: "/console/api/try",
-      headers,
-      payload: { hook: "need_registration", mode: "draft", script: "blacklist", source: blacklist.replace("if (blocked.length === 0)", "if (blocked.lenght.x === 0)"), input },
-    })).json() as TryResult;
+    const broken = (
+      await inject({
+        method: "POST",
+        url: "/console/api/try",
+        headers,
+        payload: {
+          hook: "need_registration",
+          mode: "draft",
+          script: "blacklist",
+          source: blacklist.replace("if (blocked.length === 0)", "if (blocked.lenght.x === 0)"),
+          input,
+        },
+      })
+    ).json() as TryResult;
     expect(broken.answer).toMatchObject({ state: "error", error: { reason: "exception", script: "blacklist", location: { file: "blacklist.ts", line: 8 } } });
 
-    const syntax = (await inject({
-      method: "POST",
-      url: "/console/api/try",
-      headers,
-      payload: { hook: "need_registration", mode: "draft", script: "blacklist", source: blacklist.replace("return { result: false };", "return { result: false ;") , input },
-    })).json() as TryResult;
+    const syntax = (
+      await inject({
+        method: "POST",
+        url: "/console/api/try",
+        headers,
+        payload: {
+          hook: "need_registration",
+          mode: "draft",
+          script: "blacklist",
+          source: blacklist.replace("return { result: false };", "return { result: false ;"),
+          input,
+        },
+      })
+    ).json() as TryResult;
     expect(syntax.stage).toBe("compile");
     expect(syntax.diagnostics?.[0]?.location).toMatchObject({ file: "blacklist.ts", line: 9 });
 
-    const unhandled = (await inject({
-      method: "POST",
-      url: "/console/api/try",
-      headers,
-      payload: { hook: "process_client_phone", mode: "draft", script: "blacklist", source: blacklist, input: payload("process_client_phone.incoming-8-format") },
-    })).json() as TryResult;
+    const unhandled = (
+      await inject({
+        method: "POST",
+        url: "/console/api/try",
+        headers,
+        payload: {
+          hook: "process_client_phone",
+          mode: "draft",
+          script: "blacklist",
+          source: blacklist,
+          input: payload("process_client_phone.incoming-8-format"),
+        },
+      })
+    ).json() as TryResult;
     expect(unhandled.unhandled).toMatch(/blacklist has no handler for process_client_phone; it handles: need_registration/);
 
     // A draft of a new script, with the hook's live scripts: both run, in order, and no file is made.
     const newcomer = `import { defineScript } from "callscript";
 export default defineScript({ order: 10, hooks: { need_registration(_input, { data, log }) { log.info("after: " + JSON.stringify(data)); return undefined; } } });
 `;
-    const both = (await inject({
-      method: "POST",
-      url: "/console/api/try",
-      headers,
-      payload: { hook: "need_registration", mode: "draft", script: "newcomer", source: newcomer, pipeline: true, input },
-    })).json() as TryResult;
+    const both = (
+      await inject({
+        method: "POST",
+        url: "/console/api/try",
+        headers,
+        payload: { hook: "need_registration", mode: "draft", script: "newcomer", source: newcomer, pipeline: true, input },
+      })
+    ).json() as TryResult;
     expect(both.scripts.map((entry) => entry.name)).toEqual(["blacklist", "newcomer"]);
     expect(both.answer).toEqual({ state: "success", data: { result: false } });
     expect(both.invocations[1]!.logs.lines[0]!.message).toBe('after: {"result":false}');
@@ -269,7 +311,12 @@ export default defineScript({ order: 10, hooks: { need_registration(_input, { da
     const headers = { cookie, [CSRF_HEADER]: csrf };
     const input = payload("need_registration.incoming-missed");
     const save = (name: string) =>
-      inject({ method: "POST", url: "/console/api/cases", headers, payload: { script: "blacklist", name, hook: "need_registration", input, expect: { data: { result: false } } } });
+      inject({
+        method: "POST",
+        url: "/console/api/cases",
+        headers,
+        payload: { script: "blacklist", name, hook: "need_registration", input, expect: { data: { result: false } } },
+      });
     const first = await save("missed call to 102");
     expect(first.json()).toEqual({ file: "blacklist.cases.json", cases: 1 });
     expect((await save("missed call to 102")).statusCode).toBe(409);
@@ -317,12 +364,30 @@ describe("console config", () => {
   });
 
   it("the config's console section has its defaults", () => {
-    expect(configSchema.parse({}).console).toEqual({ enabled: true, calls: 200, callsMaxBytes: 16 * 1024 * 1024, redact: true, sessionMinutes: 60, saveCases: false });
+    expect(configSchema.parse({}).console).toEqual({
+      enabled: true,
+      calls: 200,
+      callsMaxBytes: 16 * 1024 * 1024,
+      redact: true,
+      sessionMinutes: 60,
+      saveCases: false,
+    });
   });
 });
 
 describe("calls buffer", () => {
-  const call = (id: string) => ({ id, hook: "need_registration", at: 0, ms: 1, status: 200, outcome: "success", scripts: [], input: {}, answer: null, invocations: [] });
+  const call = (id: string) => ({
+    id,
+    hook: "need_registration",
+    at: 0,
+    ms: 1,
+    status: 200,
+    outcome: "success",
+    scripts: [],
+    input: {},
+    answer: null,
+    invocations: [],
+  });
 
   it("keeps the last N calls within the byte bound, oldest out first", () => {
     const buffer = new CallsBuffer(3, 1000);

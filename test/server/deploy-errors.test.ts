@@ -62,16 +62,28 @@ describe("startup equals reload", () => {
     const answer = await post(address, "need_registration", missedCall);
     expect(answer.status).toBe(200);
     expect(answer.body.state).toBe("error");
-    expect(answer.body.error).toMatchObject({ reason: "compile", script: "broken", location: { file: "broken.ts", line: expect.any(Number), column: expect.any(Number) } });
+    expect(answer.body.error).toMatchObject({
+      reason: "compile",
+      script: "broken",
+      location: { file: "broken.ts", line: expect.any(Number), column: expect.any(Number) },
+    });
     expect(answer.body.error.message).toContain("broken has no version to serve: it failed to compile: broken.ts:");
     // The other hooks are not affected.
     expect((await post(address, "process_client_phone", clientPhone)).body).toEqual({ state: "success", data: { phone: "+89001234567" } });
 
-    expect(await scriptState(address, "broken")).toMatchObject({ state: "failed", version: null, hooks: ["need_registration"], lastError: { stage: "compile" } });
+    expect(await scriptState(address, "broken")).toMatchObject({
+      state: "failed",
+      version: null,
+      hooks: ["need_registration"],
+      lastError: { stage: "compile" },
+    });
 
     // The probes above are answers, not errors: no error line for them in the log.
     expect(served.lines.filter((line) => line.level >= LEVEL.error && String(line.url ?? "").startsWith("/readyz"))).toEqual([]);
-    expect(served.lines.find((line) => line.msg.startsWith("script failed to compile; need_registration answers this error"))).toMatchObject({ level: LEVEL.error, script: "broken" });
+    expect(served.lines.find((line) => line.msg.startsWith("script failed to compile; need_registration answers this error"))).toMatchObject({
+      level: LEVEL.error,
+      script: "broken",
+    });
 
     writeFileSync(path.join(dir, "broken.ts"), fixed);
     await waitFor(async () => (await json(address, "/readyz")).status === 200, "/readyz 200 once broken.ts is fixed");
@@ -89,7 +101,14 @@ describe("startup equals reload", () => {
     expect(answer.body).toEqual({
       state: "success",
       data: { result: false },
-      skipped: [{ reason: "compile", script: "broken", message: expect.stringContaining("broken has no version to serve"), location: { file: "broken.ts", line: expect.any(Number), column: expect.any(Number) } }],
+      skipped: [
+        {
+          reason: "compile",
+          script: "broken",
+          message: expect.stringContaining("broken has no version to serve"),
+          location: { file: "broken.ts", line: expect.any(Number), column: expect.any(Number) },
+        },
+      ],
     });
     const line = await served.line((entry) => entry.msg === "hook answered" && entry.hook === "need_registration", "the hook's log line");
     expect(line).toMatchObject({ outcome: "success", skipped: [{ script: "broken", reason: "compile" }] });
@@ -100,7 +119,10 @@ describe("startup equals reload", () => {
 
 describe("type errors gate a deploy (typecheck: block, the default)", () => {
   it("at start a script with a type error is failed; a save with one stays stale, the working version answers, and it shows in the log, /scripts and the metrics", async () => {
-    const dir = scriptsFolder({ "reg.ts": registration(1), "typo.ts": registration(9, "chanel").replace(/process_registration_params/g, "process_final_params") });
+    const dir = scriptsFolder({
+      "reg.ts": registration(1),
+      "typo.ts": registration(9, "chanel").replace(/process_registration_params/g, "process_final_params"),
+    });
     const served = serve(["--scripts", dir, "--port", "0"]);
     const address = await listening(served);
 
@@ -111,7 +133,9 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
       lastError: {
         stage: "typecheck",
         location: { file: "typo.ts", line: 5, column: 44 },
-        errors: [{ file: "typo.ts", line: 5, column: 44, code: "TS2551", message: "Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?" }],
+        errors: [
+          { file: "typo.ts", line: 5, column: 44, code: "TS2551", message: "Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?" },
+        ],
       },
     });
     const final = await post(address, "process_final_params", JSON.stringify({ ...JSON.parse(missedCall), CALL_ID: "c" }));
@@ -138,7 +162,10 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
 
     // Fixed: the new version answers, and the gauge says 0.
     writeFileSync(path.join(dir, "reg.ts"), registration(3));
-    await waitFor(async () => (await post(address, "process_registration_params", registrationInput())).body.data?.USER_ID === 3, "the fixed version to answer");
+    await waitFor(
+      async () => (await post(address, "process_registration_params", registrationInput())).body.data?.USER_ID === 3,
+      "the fixed version to answer",
+    );
     expect(await scriptState(address, "reg")).toMatchObject({ state: "active", lastError: null });
     expect(sample(await (await fetch(`${address}/metrics`)).text(), "callscript_script_type_errors", { script: "reg" })).toBe(0);
     served.child.kill("SIGTERM");
@@ -152,7 +179,9 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
     const state = await scriptState(address, "reg");
     expect(state).toMatchObject({ state: "active", lastError: null });
     expect(state.warnings).toEqual(["type error: reg.ts:5:44 TS2551 Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?"]);
-    expect(warn.lines.find((line) => line.level === LEVEL.warn && line.script === "reg")?.msg).toContain("type error (typecheck: warn, so this version serves)");
+    expect(warn.lines.find((line) => line.level === LEVEL.warn && line.script === "reg")?.msg).toContain(
+      "type error (typecheck: warn, so this version serves)",
+    );
     // It runs as written: the typo is a TypeError at run time, an error answer, not a quiet change.
     expect((await post(address, "process_registration_params", registrationInput())).body.error).toMatchObject({ reason: "exception", script: "reg" });
     warn.child.kill("SIGTERM");
@@ -176,7 +205,8 @@ export default defineScript({ hooks: { process_client_phone({ phone }) { void fe
     const state = await scriptState(address, "lookup");
     expect(state.lastError.errors[0]).toMatchObject({
       code: "TS2304",
-      message: "Cannot find name 'fetch': the sandbox has no network of its own; what a script may reach is granted to it by the host, per script, in the server's config.",
+      message:
+        "Cannot find name 'fetch': the sandbox has no network of its own; what a script may reach is granted to it by the host, per script, in the server's config.",
     });
     blocked.child.kill("SIGTERM");
     await blocked.exit;

@@ -35,10 +35,20 @@ export interface TestServer {
  * what is not JSON), with Content-Type application/json unless `headers` give another one or
  * `undefined` for none.
  */
-export function postHook(app: CallscriptServer, hook: string, body: unknown, headers: Record<string, string | undefined> = {}): Promise<LightMyRequestResponse> {
+export function postHook(
+  app: CallscriptServer,
+  hook: string,
+  body: unknown,
+  headers: Record<string, string | undefined> = {},
+): Promise<LightMyRequestResponse> {
   const sent: Record<string, string> = {};
   for (const [name, value] of Object.entries({ "content-type": "application/json", ...headers })) if (value !== undefined) sent[name] = value;
-  return app.inject({ method: "POST", url: `/hooks/${encodeURIComponent(hook)}`, payload: typeof body === "string" ? body : JSON.stringify(body), headers: sent });
+  return app.inject({
+    method: "POST",
+    url: `/hooks/${encodeURIComponent(hook)}`,
+    payload: typeof body === "string" ? body : JSON.stringify(body),
+    headers: sent,
+  });
 }
 
 export interface TestServerOptions {
@@ -53,17 +63,20 @@ export interface TestServerOptions {
  * A server over a fresh scripts folder with `files`, real isolates and a logger whose lines are
  * kept. The config is the schema's defaults with `config` over them.
  */
-export async function startServer(
-  files: Record<string, string>,
-  config: Partial<ConfigInput> = {},
-  options: TestServerOptions = {},
-): Promise<TestServer> {
+export async function startServer(files: Record<string, string>, config: Partial<ConfigInput> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const dir = scriptsFolder(files);
   const parsed = configSchema.parse({ watch: false, ...config, scriptsDir: dir });
   const logs: LogLine[] = [];
   const logger = pino({ level: parsed.logLevel }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   const registry = new ScriptRegistry(parsed, logger);
-  const app = buildServer({ config: parsed, registry, logger, docs: options.docs ?? false, processMetrics: false, ...(options.consoleClock ? { consoleClock: options.consoleClock } : {}) });
+  const app = buildServer({
+    config: parsed,
+    registry,
+    logger,
+    docs: options.docs ?? false,
+    processMetrics: false,
+    ...(options.consoleClock ? { consoleClock: options.consoleClock } : {}),
+  });
   if (options.load ?? true) await registry.loadAll();
   await app.ready();
   return {

@@ -104,7 +104,12 @@ describe("200 error answers (the connector falls back to its default)", () => {
     const body = res.json();
     expect(body.state).toBe("error");
     expect(body).not.toHaveProperty("data");
-    expect(body.error).toMatchObject({ reason: "exception", script: "thrower", message: "no format for 89001234567", location: { file: "thrower.ts", line: 6 } });
+    expect(body.error).toMatchObject({
+      reason: "exception",
+      script: "thrower",
+      message: "no format for 89001234567",
+      location: { file: "thrower.ts", line: 6 },
+    });
     expect(body.error.stack).toContain("thrower.ts:6");
   });
 
@@ -219,7 +224,8 @@ describe("configured hooks", () => {
   });
 
   it("the deadline over a hook's scripts answers `deadline`, naming the script that was running", async () => {
-    const slow = (order: number) => script("process_record_file_path", `${busy(300)} return { path: "/late" };`, `order: ${order}, limits: { timeoutMs: 2000 },`);
+    const slow = (order: number) =>
+      script("process_record_file_path", `${busy(300)} return { path: "/late" };`, `order: ${order}, limits: { timeoutMs: 2000 },`);
     const late = await startServer({ "slow-a.ts": slow(1), "slow-b.ts": slow(2) }, { hooks: { process_record_file_path: { deadlineMs: 450 } } });
     try {
       const res = await late.post("process_record_file_path", recordInput());
@@ -249,7 +255,9 @@ describe("configured hooks", () => {
     process_originate_params() { return { context: "b" }; },`,
       ),
     };
-    const policies = await startServer(files, { hooks: { process_record_file_path: { failurePolicy: "skip" }, process_originate_params: { failurePolicy: "error" } } });
+    const policies = await startServer(files, {
+      hooks: { process_record_file_path: { failurePolicy: "skip" }, process_originate_params: { failurePolicy: "error" } },
+    });
     try {
       const skipped = await policies.post("process_record_file_path", recordInput("/1.wav"));
       // The answer names the script the policy stepped over (issue 13), with where it failed.
@@ -278,9 +286,7 @@ describe("503 overloaded", () => {
       { maxQueue: 0, deadlineMs: 5000 },
     );
     try {
-      const responses = await Promise.all(
-        [1, 2, 3].map(() => busyServer.post("process_record_file_path", recordInput())),
-      );
+      const responses = await Promise.all([1, 2, 3].map(() => busyServer.post("process_record_file_path", recordInput())));
       const statuses = responses.map((res) => res.statusCode).sort();
       expect(statuses).toEqual([200, 503, 503]);
       for (const res of responses) {

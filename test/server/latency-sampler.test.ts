@@ -5,7 +5,13 @@ import { LatencySampler } from "../../runtime/server/latency-sampler.js";
 describe("latency sampler", () => {
   it("gives each script its calls and mean time per interval, from the histogram /metrics keeps", async () => {
     const registry = new Registry();
-    const histogram = new Histogram({ name: "callscript_script_duration_seconds", help: "h", labelNames: ["hook", "script"], buckets: [0.001, 0.01], registers: [registry] });
+    const histogram = new Histogram({
+      name: "callscript_script_duration_seconds",
+      help: "h",
+      labelNames: ["hook", "script"],
+      buckets: [0.001, 0.01],
+      registers: [registry],
+    });
     const sampler = new LatencySampler(registry, 5_000, 3);
     histogram.observe({ hook: "need_registration", script: "a" }, 0.002);
     histogram.observe({ hook: "need_registration", script: "a" }, 0.004);

@@ -69,7 +69,11 @@ describe("logs", () => {
 
   it("lines over the script's log limit are dropped with a visible marker", async () => {
     const server = await serve({
-      "chatty.ts": script("process_record_file_path", `for (let i = 0; i < 40; i++) console.log("line " + i + " " + "x".repeat(20)); return undefined;`, "limits: { logBytes: 300 },"),
+      "chatty.ts": script(
+        "process_record_file_path",
+        `for (let i = 0; i < 40; i++) console.log("line " + i + " " + "x".repeat(20)); return undefined;`,
+        "limits: { logBytes: 300 },",
+      ),
     });
     const res = await server.post("process_record_file_path", recordInput());
     expect(res.json()).toEqual({ state: "success", data: { path: recordInput().path } });
@@ -94,7 +98,12 @@ describe("logs", () => {
       error: { reason: "exception", script: "thrower", message: "RangeError: out of range", location: { file: "thrower.ts", line: 6 } },
     });
     expect(failed?.error).not.toHaveProperty("stack");
-    expect(server.logs.find((line) => line.reqId === "r-2")).toMatchObject({ level: LEVEL.warn, msg: "hook request refused", status: 400, outcome: "CS_ERR_INVALID_INPUT" });
+    expect(server.logs.find((line) => line.reqId === "r-2")).toMatchObject({
+      level: LEVEL.warn,
+      msg: "hook request refused",
+      status: 400,
+      outcome: "CS_ERR_INVALID_INPUT",
+    });
   });
 });
 
@@ -104,7 +113,10 @@ describe("recording (config `record`)", () => {
     const { tmpdir } = await import("node:os");
     const path = await import("node:path");
     const dir = mkdtempSync(path.join(tmpdir(), "callscript-recorded-"));
-    const server = await serve({ "recordings.ts": script("process_record_file_path", `return { path: "/r" + input.path };`) }, { record: { dir, anonymize: false } });
+    const server = await serve(
+      { "recordings.ts": script("process_record_file_path", `return { path: "/r" + input.path };`) },
+      { record: { dir, anonymize: false } },
+    );
     const body = { ...recordInput("/rec.wav"), extra_field_from_a_newer_connector: [null] };
     await server.post("process_record_file_path", body, { "x-request-id": "rec-1" });
     await server.post("process_record_file_path", { nope: 1 }, { "x-request-id": "rec-2" });
@@ -115,7 +127,12 @@ describe("recording (config `record`)", () => {
     expect(files[0]).toMatch(/^process_record_file_path\..+-rec-1\.json$/);
     expect(JSON.parse(readFileSync(path.join(dir, files[0]!), "utf8"))).toEqual(body);
     const answer = JSON.parse(readFileSync(path.join(dir, files[0]!.replace(/\.json$/, ".answer.json")), "utf8"));
-    expect(answer).toMatchObject({ hook: "process_record_file_path", requestId: "rec-1", status: 200, answer: { state: "success", data: { path: "/r/rec.wav" } } });
+    expect(answer).toMatchObject({
+      hook: "process_record_file_path",
+      requestId: "rec-1",
+      status: 200,
+      answer: { state: "success", data: { path: "/r/rec.wav" } },
+    });
     expect(Object.keys(answer.scripts)).toEqual(["recordings"]);
   });
 });

@@ -143,7 +143,16 @@ describe("operations", () => {
     expect(paths.some((url) => url.includes("{hook}"))).toBe(false);
     expect(doc.components.schemas.need_registration_data).toMatchObject({ properties: { result: { type: "boolean" } }, required: ["result"] });
     expect(doc.components.schemas.need_registration_input.properties.call_full).toEqual({ $ref: "#/components/schemas/CallFull" });
-    expect(doc.components.schemas.HookFailure.properties.reason.enum).toEqual(["timeout", "memory", "exception", "invalid_output", "overloaded", "compile", "deadline", "no_data"]);
+    expect(doc.components.schemas.HookFailure.properties.reason.enum).toEqual([
+      "timeout",
+      "memory",
+      "exception",
+      "invalid_output",
+      "overloaded",
+      "compile",
+      "deadline",
+      "no_data",
+    ]);
     expect(doc.paths["/healthz"].get.security).toEqual([]);
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
 

@@ -41,7 +41,10 @@ describe("retired versions", () => {
     lease.release();
     await save(version(2));
     await vi.waitFor(() => expect(v1.heapUsedBytes()).toBeUndefined(), { timeout: 2_000 });
-    expect((await v1.invoke(request("process_final_params"))).outcome).toMatchObject({ kind: "failure", failure: { message: "This script version was unloaded" } });
+    expect((await v1.invoke(request("process_final_params"))).outcome).toMatchObject({
+      kind: "failure",
+      failure: { message: "This script version was unloaded" },
+    });
   });
 
   it("a version a request holds answers that request, then is disposed when the request lets it go", async () => {

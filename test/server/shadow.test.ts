@@ -91,7 +91,10 @@ describe("shadow runs", () => {
   it("count same, different and failed; metrics and a sampled log line per difference; the live answer is untouched", async () => {
     const server = await serve({
       "phone.ts": PHONE,
-      "phone.shadow.ts": script("process_client_phone", `if (input.phone === "boom") throw new Error("shadow broke"); return input.phone === "101" ? undefined : { phone: "8" + input.phone.slice(1) };`),
+      "phone.shadow.ts": script(
+        "process_client_phone",
+        `if (input.phone === "boom") throw new Error("shadow broke"); return input.phone === "101" ? undefined : { phone: "8" + input.phone.slice(1) };`,
+      ),
     });
     const client = payload("process_client_phone.incoming-8-format");
     const internal = payload("process_client_phone.internal");
@@ -105,11 +108,18 @@ describe("shadow runs", () => {
     const state = await settled(server, "phone", 4);
     expect(state).toMatchObject({ calls: 4, same: 1, different: 2, failed: 1, shed: 0 });
     expect(state.lastDifference).toMatchObject({ active: { data: { phone: "+79001234567" } }, shadow: { data: { phone: "89001234567" } } });
-    expect(state.lastFailure).toMatchObject({ hook: "process_client_phone", error: { reason: "exception", script: "phone.shadow", message: "shadow broke", location: { file: "phone.shadow.ts" } } });
+    expect(state.lastFailure).toMatchObject({
+      hook: "process_client_phone",
+      error: { reason: "exception", script: "phone.shadow", message: "shadow broke", location: { file: "phone.shadow.ts" } },
+    });
     expect(state.lastFailure!.error).not.toHaveProperty("stack");
 
     const text = await metrics(server);
-    for (const [result, count] of [["same", 1], ["different", 2], ["failed", 1]] as const) {
+    for (const [result, count] of [
+      ["same", 1],
+      ["different", 2],
+      ["failed", 1],
+    ] as const) {
       expect(sample(text, "callscript_shadow_runs_total", { script: "phone", hook: "process_client_phone", result })).toBe(count);
     }
     // The live script's own counters know nothing of the shadow.
@@ -118,7 +128,12 @@ describe("shadow runs", () => {
     // Two differences and a failure in a row: one line (the first difference); the rest wait for the next line.
     const lines = server.logs.filter((line) => line.msg === "shadow answered differently" || line.msg === "shadow failed");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: LEVEL.info, script: "phone", hook: "process_client_phone", differences: [{ path: "data.phone", active: "+79001234567", shadow: "89001234567" }] });
+    expect(lines[0]).toMatchObject({
+      level: LEVEL.info,
+      script: "phone",
+      hook: "process_client_phone",
+      differences: [{ path: "data.phone", active: "+79001234567", shadow: "89001234567" }],
+    });
   });
 
   it("never delay the answer: the answer is out while the shadow still runs, and a shadow over its own limits fails alone", async () => {
@@ -149,7 +164,10 @@ describe("shadow runs", () => {
       "b.shadow.ts": loop,
       "c.ts": veto(2),
       "c.shadow.ts": loop,
-      "phone.ts": script("process_client_phone", `if (input.phone === "slow") { const until = Date.now() + 600; while (Date.now() < until) {} } return undefined;`),
+      "phone.ts": script(
+        "process_client_phone",
+        `if (input.phone === "slow") { const until = Date.now() + 600; while (Date.now() < until) {} } return undefined;`,
+      ),
       "phone.shadow.ts": script("process_client_phone", `return undefined;`),
     });
     expect(MAX_SHADOW_RUNS_IN_FLIGHT).toBe(2);
@@ -179,7 +197,10 @@ describe("shadow runs", () => {
     expect(SHADOW_RUNS_PER_SECOND).toBe(50);
     // The route's runner allows 50 a second; one allowing a run every 1000 s shows the rule alone.
     const results: string[] = [];
-    const runner = new ShadowRunner(() => server.config, server.registry.shadows, { runsPerSecond: 0.001, onResult: (_script, _hook, result) => results.push(result) });
+    const runner = new ShadowRunner(() => server.config, server.registry.shadows, {
+      runsPerSecond: 0.001,
+      onResult: (_script, _hook, result) => results.push(result),
+    });
     const parsed = parseHookInput("process_client_phone", payload("process_client_phone.incoming-8-format"));
     if (!parsed.ok) throw parsed.error;
     const log = pino({ level: "silent" });
@@ -187,7 +208,9 @@ describe("shadow runs", () => {
       const { scripts, release } = server.registry.lease("process_client_phone");
       try {
         const result = await callHook(server.config, "process_client_phone", parsed.input, scripts, { inputJson: parsed.inputJson, requestId });
-        await Promise.all(runner.afterAnswer({ hook: "process_client_phone", input: parsed.input, inputJson: parsed.inputJson, requestId, result, scripts }, log));
+        await Promise.all(
+          runner.afterAnswer({ hook: "process_client_phone", input: parsed.input, inputJson: parsed.inputJson, requestId, result, scripts }, log),
+        );
       } finally {
         release();
       }
@@ -217,7 +240,13 @@ export default defineScript({ hooks: {
     expect(state.lastDifference).toMatchObject({ active: { data: { phone: "+79001234567" } }, shadow: { data: { phone: "89001234567" } } });
     // other ran after both: it saw +79001234567 and answered the same; its shadow never loaded.
     const other = await shadowOf(server, "other");
-    expect(other).toMatchObject({ file: "other.shadow.ts", state: "failed", version: null, calls: 0, lastError: { stage: "compile", location: { file: "other.shadow.ts", line: 2 } } });
+    expect(other).toMatchObject({
+      file: "other.shadow.ts",
+      state: "failed",
+      version: null,
+      calls: 0,
+      lastError: { stage: "compile", location: { file: "other.shadow.ts", line: 2 } },
+    });
     expect(server.registry.states().find((s) => s.name === "other")).toMatchObject({ state: "active", outcomes: { data: 1 } });
   });
 
@@ -230,7 +259,10 @@ export default defineScript({ hooks: {
     expect((await call(server, "need_registration", input)).body).toEqual({ state: "success", data: {} });
     let state = await settled(server, "gate", 1);
     expect(state.lastDifference).toMatchObject({ active: { cancel: true }, shadow: { data: { result: false } } });
-    expect((await call(server, "need_registration", { ...input, call_stage: "call_ended" })).body).toMatchObject({ state: "error", error: { reason: "exception" } });
+    expect((await call(server, "need_registration", { ...input, call_stage: "call_ended" })).body).toMatchObject({
+      state: "error",
+      error: { reason: "exception" },
+    });
     state = await settled(server, "gate", 2);
     expect(state.lastDifference).toMatchObject({ active: { error: "exception" }, shadow: { data: { result: false } } });
   });

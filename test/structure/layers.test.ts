@@ -12,7 +12,16 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["runtime/schema", "runtime/capabilities"],
   ["runtime/compile"],
   ["runtime/sandbox"],
-  ["runtime/config.ts", "runtime/config-capabilities.ts", "runtime/config-scripts.ts", "runtime/config-sources.ts", "runtime/mask-secrets.ts", "runtime/dispatch", "runtime/record", "runtime/load"],
+  [
+    "runtime/config.ts",
+    "runtime/config-capabilities.ts",
+    "runtime/config-scripts.ts",
+    "runtime/config-sources.ts",
+    "runtime/mask-secrets.ts",
+    "runtime/dispatch",
+    "runtime/record",
+    "runtime/load",
+  ],
   ["runtime/registry"],
   ["runtime/runner"],
   ["runtime/server"],
@@ -43,7 +52,9 @@ function layerOf(file: string): number | undefined {
 /** Relative imports of a file (static, dynamic and type-only), resolved to repository paths. */
 function importsOf(file: string): string[] {
   const text = readFileSync(path.join(root, file), "utf8");
-  const specifiers = [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^"'`;]*?from\s+["'](\.[^"']+)["']|import\(\s*["'](\.[^"']+)["']\s*\)/g)].map((m) => m[1] ?? m[2]!);
+  const specifiers = [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^"'`;]*?from\s+["'](\.[^"']+)["']|import\(\s*["'](\.[^"']+)["']\s*\)/g)].map(
+    (m) => m[1] ?? m[2]!,
+  );
   return specifiers.map((specifier) => path.relative(root, path.resolve(path.dirname(path.join(root, file)), specifier.replace(/\.js$/, ".ts"))));
 }
 
@@ -69,12 +80,20 @@ describe("layers", () => {
   it("the guest code (bundled into every isolate) imports nothing of the host", () => {
     const reaching = runtimeFiles
       .filter((file) => file.startsWith(`${GUEST}/`))
-      .flatMap((file) => importsOf(file).filter((target) => !GUEST_MAY_IMPORT.some((place) => within(target, place))).map((target) => `${file} → ${target}`));
+      .flatMap((file) =>
+        importsOf(file)
+          .filter((target) => !GUEST_MAY_IMPORT.some((place) => within(target, place)))
+          .map((target) => `${file} → ${target}`),
+      );
     expect(reaching).toEqual([]);
   });
 
   it("the SDK (bundled into every script) imports nothing of the runtime", () => {
-    const reaching = filesUnder("sdk").flatMap((file) => importsOf(file).filter((target) => !target.startsWith("sdk/")).map((target) => `${file} → ${target}`));
+    const reaching = filesUnder("sdk").flatMap((file) =>
+      importsOf(file)
+        .filter((target) => !target.startsWith("sdk/"))
+        .map((target) => `${file} → ${target}`),
+    );
     expect(reaching).toEqual([]);
   });
 

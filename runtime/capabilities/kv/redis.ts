@@ -157,7 +157,12 @@ export class RedisKvBackend implements KvBackend {
 
   async incr(namespace: string, key: string, by: number, ttlMs: number | undefined, maxKeys: number, signal: AbortSignal): Promise<number | KvRefusal> {
     const answer = String(
-      await this.run("incr", this.keys(namespace, key), [String(by), ttlMs === undefined ? "" : String(ttlMs), String(maxKeys), key, String(MAX_COUNTER)], signal),
+      await this.run(
+        "incr",
+        this.keys(namespace, key),
+        [String(by), ttlMs === undefined ? "" : String(ttlMs), String(maxKeys), key, String(MAX_COUNTER)],
+        signal,
+      ),
     );
     if (answer === "not-a-number" || answer === "too-many-keys" || answer === "out-of-range") return answer;
     return Number(answer);

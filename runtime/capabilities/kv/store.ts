@@ -69,9 +69,7 @@ export class KvStore {
         if (bytes > this.options.maxValueBytes) {
           throw new CapabilityError("CS_CAP_KV_VALUE", `kv.set: the value is ${bytes} bytes as JSON, over kv.maxValueBytes (${this.options.maxValueBytes})`);
         }
-        const refusal = await this.call(op, signal, (bounded) =>
-          this.backend.set(script, key, json, toMs(ttlSeconds), this.options.maxKeysPerScript, bounded),
-        );
+        const refusal = await this.call(op, signal, (bounded) => this.backend.set(script, key, json, toMs(ttlSeconds), this.options.maxKeysPerScript, bounded));
         if (refusal) throw this.refused(op, refusal, script, key);
         return "{}";
       }
@@ -95,7 +93,8 @@ export class KvStore {
     if (bytes === 0 || bytes > this.options.maxKeyBytes) {
       throw new CapabilityError("CS_CAP_KV_KEY", `${op}: a key is a string of 1 to ${this.options.maxKeyBytes} bytes (kv.maxKeyBytes); this one has ${bytes}`);
     }
-    if (Buffer.from(key, "utf8").toString("utf8") !== key) throw new CapabilityError("CS_CAP_KV_KEY", `${op}: the key '${shownKey(key)}' is not valid Unicode (a lone surrogate)`);
+    if (Buffer.from(key, "utf8").toString("utf8") !== key)
+      throw new CapabilityError("CS_CAP_KV_KEY", `${op}: the key '${shownKey(key)}' is not valid Unicode (a lone surrogate)`);
   }
 
   private refused(op: KvOp, refusal: KvRefusal, script: string, key: string): CapabilityError {
@@ -129,7 +128,11 @@ export class KvStore {
       if (isCapabilityError(error)) throw error;
       if (signal.aborted) throw new CapabilityError("CS_CAP_ABORTED", `${op}: the invocation ended before the store answered`);
       if (timeout.aborted) {
-        throw new CapabilityError("CS_CAP_KV_UNAVAILABLE", `${op}: the store did not answer within ${this.options.timeoutMs} ms (kv.timeoutMs)`, `${this.backend.description}: timeout`);
+        throw new CapabilityError(
+          "CS_CAP_KV_UNAVAILABLE",
+          `${op}: the store did not answer within ${this.options.timeoutMs} ms (kv.timeoutMs)`,
+          `${this.backend.description}: timeout`,
+        );
       }
       const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       throw new CapabilityError("CS_CAP_KV_UNAVAILABLE", `${op}: the store is unavailable (the server log says why)`, `${this.backend.description}: ${reason}`);

@@ -120,7 +120,9 @@ export function capabilitiesFor(call: GuestCall, send: SendRequest) {
 
   function secret(name: unknown): string {
     if (typeof name !== "string" || !isSecretName(name)) {
-      throw new TypeErrorClass(`ctx.secret(name): '${StringOf(name)}' is not a secret name (A–Z, 0–9 and _, starting with a letter, as in the config's secrets)`);
+      throw new TypeErrorClass(
+        `ctx.secret(name): '${StringOf(name)}' is not a secret name (A–Z, 0–9 and _, starting with a letter, as in the config's secrets)`,
+      );
     }
     return SECRET_PLACEHOLDER_PREFIX + name + SECRET_PLACEHOLDER_SUFFIX;
   }

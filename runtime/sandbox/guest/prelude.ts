@@ -48,8 +48,6 @@ import {
 const SCRIPT_MARK = Symbol.for("callscript.script");
 const CANCEL_MARK = Symbol.for("callscript.cancel");
 
-
-
 // Built-ins whose memory lives outside the V8 heap, so the isolate's heap limit does not bound
 // them: WebAssembly memories (a 16 MB isolate grew one to 100 MB and wrote every page) and Intl's
 // ICU objects (20 000 Intl.DateTimeFormat took 420 MB of the host's memory in one second, and
@@ -143,7 +141,10 @@ function clip(text: string, max: number): string {
 function clipStack(stack: string): string {
   const frames = reflectApply(stringIndexOf, stack, ["\n    at "]) as number;
   if (frames < 0) return clip(stack, MAX_STACK_CHARS);
-  return clip(reflectApply(stringSlice, stack, [0, frames]) as string, MAX_MESSAGE_CHARS) + clip(reflectApply(stringSlice, stack, [frames]) as string, MAX_STACK_CHARS);
+  return (
+    clip(reflectApply(stringSlice, stack, [0, frames]) as string, MAX_MESSAGE_CHARS) +
+    clip(reflectApply(stringSlice, stack, [frames]) as string, MAX_STACK_CHARS)
+  );
 }
 
 /** UTF-8 length of a string, counted without TextEncoder (not in a bare isolate). */
@@ -189,9 +190,7 @@ function describe(value: unknown, depth: number, seen: unknown[]): string {
   seen.push(value);
   try {
     if (isArray(value)) return `[${value.map((item) => describe(item, depth + 1, seen)).join(", ")}]`;
-    const parts = objectKeys(value).map(
-      (key) => `${key}: ${describe((value as Record<string, unknown>)[key], depth + 1, seen)}`,
-    );
+    const parts = objectKeys(value).map((key) => `${key}: ${describe((value as Record<string, unknown>)[key], depth + 1, seen)}`);
     return `{ ${parts.join(", ")} }`;
   } catch {
     return "[Uninspectable]";
@@ -288,7 +287,8 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
       // object copies below: JSON.stringify writes it as an array all the same.
       const copy: unknown[] = [];
       setPrototype(copy, null);
-      for (let i = 0; i < value.length; i++) defineProperty(copy, i, { value: toWire(value[i], pathOf(path, i), depth + 1, ancestors), writable: true, enumerable: true, configurable: true });
+      for (let i = 0; i < value.length; i++)
+        defineProperty(copy, i, { value: toWire(value[i], pathOf(path, i), depth + 1, ancestors), writable: true, enumerable: true, configurable: true });
       return copy;
     }
     const prototype = getPrototype(value);
@@ -319,7 +319,11 @@ function toWire(value: unknown, path: string, depth: number, ancestors: unknown[
 function describeError(error: unknown): { name: string; message: string; stack?: string } {
   try {
     if (error instanceof ErrorClass) {
-      return { name: clip(StringOf(error.name), 256), message: clip(StringOf(error.message), MAX_MESSAGE_CHARS), stack: clipStack(StringOf(error.stack ?? "")) };
+      return {
+        name: clip(StringOf(error.name), 256),
+        message: clip(StringOf(error.message), MAX_MESSAGE_CHARS),
+        stack: clipStack(StringOf(error.stack ?? "")),
+      };
     }
     return { name: "Thrown value", message: clip(`a non-Error value was thrown: ${describe(error, 1, [])}`, MAX_MESSAGE_CHARS) };
   } catch {
@@ -363,14 +367,10 @@ interface ScriptShape {
 function definitionOf(module: Record<string, unknown>): ScriptShape {
   const definition = module.default as ScriptShape | undefined;
   if (definition === undefined) {
-    throw new ErrorClass(
-      "The script has no default export. End it with: export default defineScript({ hooks: { ... } })",
-    );
+    throw new ErrorClass("The script has no default export. End it with: export default defineScript({ hooks: { ... } })");
   }
   if (definition === null || typeof definition !== "object" || !(definition as unknown as Record<symbol, unknown>)[SCRIPT_MARK]) {
-    throw new ErrorClass(
-      "The default export is not a script. Wrap it in defineScript({ hooks: { ... } }) imported from 'callscript'",
-    );
+    throw new ErrorClass("The default export is not a script. Wrap it in defineScript({ hooks: { ... } }) imported from 'callscript'");
   }
   const hooks = definition.hooks as Record<string, Handler> | null | undefined;
   if (hooks === null || hooks === undefined || typeof hooks !== "object") {
@@ -537,7 +537,13 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
       } catch {
         // The host sends JSON; anything else is reported as what it is.
       }
-      request.reject(withStackOf(request.error, typeof failure.code === "string" ? failure.code : "CS_CAP_ABORTED", typeof failure.message === "string" ? failure.message : StringOf(text)));
+      request.reject(
+        withStackOf(
+          request.error,
+          typeof failure.code === "string" ? failure.code : "CS_CAP_ABORTED",
+          typeof failure.message === "string" ? failure.message : StringOf(text),
+        ),
+      );
     }
     // A request of an invocation that has ended (sent without being awaited): its continuation runs
     // and is heard by nobody.
@@ -667,4 +673,3 @@ function encodeResult(result: unknown, outputLimit: number): GuestResult {
   }
   return { kind: "data", data: data as Record<string, unknown>, outputBytes };
 }
-
