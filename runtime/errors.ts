@@ -19,6 +19,27 @@ export const UnauthorizedError = createError("CS_ERR_UNAUTHORIZED", "Missing or 
 
 export const IsolatedVmMissingError = createError("CS_ERR_ISOLATED_VM", "No usable isolated-vm for Node %s: %s", 500);
 
+// ---- scripts ---------------------------------------------------------------------------------
+
+/**
+ * A script that compiled but does not load: its top level throws, or its definition is wrong. The
+ * registry shows it on /scripts and keeps the last good version running; `run`/`check`/`test` print it.
+ */
+export class ScriptLoadFailure extends Error {
+  readonly code = "CS_ERR_SCRIPT_LOAD";
+
+  constructor(
+    readonly script: string,
+    message: string,
+    /** Where in the script's .ts source, when known (the shape of a hook failure's location). */
+    readonly location?: { file: string; line: number; column: number },
+    readonly mappedStack?: string,
+  ) {
+    super(message);
+    this.name = "ScriptLoadFailure";
+  }
+}
+
 // ---- HTTP server ---------------------------------------------------------------------------
 
 export const InvalidJsonError = createError("CS_ERR_INVALID_JSON", "The body is not JSON: %s", 400);

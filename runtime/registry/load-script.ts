@@ -4,7 +4,8 @@ import { settingsProblems } from "../config-scripts.js";
 import type { PipelineScript } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { withSandboxHint } from "../compile/hints.js";
-import { ScriptLoadFailure, ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
+import { ScriptLoadFailure } from "../errors.js";
+import { ScriptSandbox, type SandboxOptions } from "../sandbox/sandbox.js";
 import type { LoadStage } from "./states.js";
 import { configNameOf } from "./variants.js";
 

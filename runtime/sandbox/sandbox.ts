@@ -29,6 +29,7 @@ import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutM
 import { closest } from "../util/closest.js";
 import type { Capabilities } from "../capabilities/types.js";
 import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
+import { ScriptLoadFailure } from "../errors.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -105,19 +106,6 @@ const guestMetaSchema = z.object({
   }),
 });
 export type ScriptMeta = Omit<z.output<typeof guestMetaSchema>, "hooks"> & { hooks: HookName[] };
-
-/** A script that compiled but does not load: its top level throws, or its definition is wrong. */
-export class ScriptLoadFailure extends Error {
-  constructor(
-    readonly script: string,
-    message: string,
-    readonly location?: HookFailure["location"],
-    readonly mappedStack?: string,
-  ) {
-    super(message);
-    this.name = "ScriptLoadFailure";
-  }
-}
 
 interface Booted {
   isolate: Isolate;

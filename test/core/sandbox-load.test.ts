@@ -2,7 +2,8 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hookNames } from "../../runtime/schema/hooks.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, resolveLimits } from "../../runtime/sandbox/limits.js";
-import { ScriptLoadFailure, ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
+import { ScriptLoadFailure } from "../../runtime/errors.js";
+import { ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
 import { compiled, dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes, scriptsFolder } from "../helpers/scripts.js";
 
 const sandboxes = new Sandboxes();
@@ -15,6 +16,7 @@ describe("definition errors", () => {
     const failure = await loadFailure(`${HEADER}export const hooks = { ${handler} };\n`);
     expect(failure).toBeInstanceOf(ScriptLoadFailure);
     expect(failure.script).toBe("script");
+    expect(failure.code).toBe("CS_ERR_SCRIPT_LOAD");
     expect(failure.message).toBe("The script has no default export. End it with: export default defineScript({ hooks: { ... } })");
     // The failure is in the generated entry module, which is not the admin's file.
     expect(failure.location).toBeUndefined();

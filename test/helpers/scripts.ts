@@ -6,7 +6,8 @@ import { compileScript, type CompiledScript } from "../../runtime/compile/compil
 import type { PipelineScript } from "../../runtime/dispatch/dispatch.js";
 import type { HookName } from "../../runtime/schema/hooks.js";
 import { BUILTIN_DEFAULT_LIMITS, BUILTIN_MAX_LIMITS, type Limits } from "../../runtime/sandbox/limits.js";
-import { ScriptLoadFailure, ScriptSandbox, type Invocation, type InvocationRequest, type SandboxOptions } from "../../runtime/sandbox/sandbox.js";
+import { ScriptLoadFailure } from "../../runtime/errors.js";
+import { ScriptSandbox, type Invocation, type InvocationRequest, type SandboxOptions } from "../../runtime/sandbox/sandbox.js";
 
 const made: string[] = [];
 // Registered when a test file first imports this module, so it runs after that file's own
