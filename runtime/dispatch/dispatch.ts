@@ -39,10 +39,24 @@ export interface DispatchResult {
   dataSeen?: Map<string, string>;
 }
 
-/** Scripts of one hook run by ascending order, then by name: documented and deterministic. */
-export function pipelineOrder(a: PipelineScript, b: PipelineScript): number {
-  return a.order - b.order || (a.sandbox.name < b.sandbox.name ? -1 : a.sandbox.name > b.sandbox.name ? 1 : 0);
+/**
+ * Scripts of one hook run by ascending order, then by name: documented and deterministic. The one
+ * comparison every pipeline is sorted with; the runner's shadows sort under their live script's name.
+ */
+export function pipelineOrderBy<T>(orderOf: (item: T) => number, nameOf: (item: T) => string): (a: T, b: T) => number {
+  return (a, b) => {
+    const byOrder = orderOf(a) - orderOf(b);
+    if (byOrder !== 0) return byOrder;
+    const nameA = nameOf(a);
+    const nameB = nameOf(b);
+    return nameA < nameB ? -1 : nameA > nameB ? 1 : 0;
+  };
 }
+
+export const pipelineOrder = pipelineOrderBy<PipelineScript>(
+  (script) => script.order,
+  (script) => script.sandbox.name,
+);
 
 /**
  * A hook's pipeline from the loaded scripts: those that implement the hook, in pipeline order. The

@@ -3,7 +3,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { scriptNameOf } from "../compile/compile.js";
 import type { Config } from "../config.js";
-import { pipelineFor, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
+import { pipelineFor, pipelineOrderBy, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { UsageError } from "../errors.js";
 import { settingsProblems } from "../config-scripts.js";
@@ -398,7 +398,7 @@ async function runEntry(
       const ownName = shadow ? liveNameOf(scriptFile) : own.script.sandbox.name;
       const others = (await pool.pipeline(dir, hook)).filter((script) => !shadow || script.sandbox.name !== ownName);
       const nameOf = (script: PipelineScript) => (script === own.script ? ownName : script.sandbox.name);
-      const placed = shadow ? [...others, own.script].sort((a, b) => a.order - b.order || (nameOf(a) < nameOf(b) ? -1 : 1)) : others;
+      const placed = shadow ? [...others, own.script].sort(pipelineOrderBy((script) => script.order, nameOf)) : others;
       scripts = placed.map((script) => (script.sandbox.name === ownName || script === own.script ? withSettings(script, config, testCase.settings) : script));
     }
   } else {

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import type { CannedCall } from "../capabilities/canned.js";
 import type { Config } from "../config.js";
-import { pipelineFor, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
+import { pipelineFor, pipelineOrderBy, type DispatchResult, type PipelineScript } from "../dispatch/dispatch.js";
 import { callHook } from "../dispatch/hook-call.js";
 import { ScriptRegistry } from "../registry/registry.js";
 import type { ScriptProblem } from "../registry/states.js";
@@ -126,7 +126,12 @@ export class ServedFolder {
       if (this.config.scripts[entry.live]?.enabled === false) continue;
       named.push({ name: entry.live, script: shadow });
     }
-    return named.sort((a, b) => a.script.order - b.script.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return named.sort(
+      pipelineOrderBy(
+        (entry) => entry.script.order,
+        (entry) => entry.name,
+      ),
+    );
   }
 
   close(): Promise<void> {
