@@ -238,7 +238,7 @@ class ScriptPool {
   }
 }
 
-function outcomeOf(result: DispatchResult): Outcome {
+function caseOutcomeOf(result: DispatchResult): Outcome {
   if (result.answer.state === "error") return { error: result.answer.error.reason };
   if (result.cancelledBy !== undefined) return { cancel: true };
   return { data: result.answer.data };
@@ -455,7 +455,7 @@ async function runEntry(
     });
     result.ms = performance.now() - started;
     for (const invocation of called.invocations) pool.count(invocation, scripts);
-    result.actual = outcomeOf(called);
+    result.actual = caseOutcomeOf(called);
     if (called.answer.state === "error") result.failure = called.answer.error;
     result.steps = called.invocations.map(stepOf);
   }
