@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { parseHookInput } from "../dispatch/hook-call.js";
+import { parseHookInput } from "../schema/hook-input.js";
 import { anonymizeRecording } from "../record/anonymize.js";
 import { answerFileOf, inputFileOf, readAnswerFile, type AnswerFile } from "../record/recording.js";
 import { isHookName } from "../schema/hooks.js";

@@ -6,7 +6,7 @@ import type { Capabilities } from "../capabilities/types.js";
 import { loadConfig, type Config } from "../config.js";
 import { checkedGrants } from "../config-capabilities.js";
 import { cannedFor, underConfigNames } from "../runner/case-capabilities.js";
-import { parseHookInput, resolveHook } from "../dispatch/hook-call.js";
+import { parseHookInput, resolveHook } from "../schema/hook-input.js";
 import { ConfigError, UsageError } from "../errors.js";
 import { runOnce } from "../runner/run-once.js";
 import type { HookAnswer } from "../schema/envelope.js";

@@ -3,7 +3,7 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { cannedFetchSchema, cannedKvSchema } from "../capabilities/canned.js";
-import { parseHookInput, unknownHook } from "../dispatch/hook-call.js";
+import { parseHookInput, unknownHook } from "../schema/hook-input.js";
 import { closest } from "../util/closest.js";
 import { failureReason } from "../schema/envelope.js";
 import { hookNames, type HookName } from "../schema/hooks.js";

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { parseHookInput } from "../dispatch/hook-call.js";
+import { parseHookInput } from "../schema/hook-input.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import { isHookName } from "../schema/hooks.js";
 import { diffValues, type Difference } from "../util/diff.js";

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { parsePbxTime } from "../../sdk/time.js";
-import { parseHookInput, unknownHook } from "../dispatch/hook-call.js";
+import { parseHookInput, unknownHook } from "../schema/hook-input.js";
 import { UsageError } from "../errors.js";
 import type { HookAnswer } from "../schema/envelope.js";
 import { closest } from "../util/closest.js";

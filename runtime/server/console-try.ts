@@ -1,7 +1,7 @@
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Config } from "../config.js";
-import { parseHookInput } from "../dispatch/hook-call.js";
+import { parseHookInput } from "../schema/hook-input.js";
 import { UsageError } from "../errors.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import { runOnce, type RunTarget } from "../runner/run-once.js";

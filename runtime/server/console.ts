@@ -30,7 +30,7 @@ import type { ServerMetrics } from "./metrics.js";
 import { packageVersion } from "./openapi.js";
 import { scriptsReport } from "./ops-routes.js";
 import { CSRF_HEADER, SESSION_COOKIE, SessionStore, sessionIdOf } from "./session.js";
-import { issuesOf } from "../dispatch/hook-call.js";
+import { issuesOf } from "../schema/hook-input.js";
 import type { z } from "zod";
 
 /** The bundle `npm run build` makes from runtime/console-ui (runtime/console-ui/build.mjs). */

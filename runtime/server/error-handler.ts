@@ -1,7 +1,7 @@
 import { STATUS_CODES } from "node:http";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { BodyTooLargeError, InternalServerError, InvalidJsonError, RouteNotFoundError } from "../errors.js";
-import type { InputIssue } from "../dispatch/hook-call.js";
+import type { InputIssue } from "../schema/hook-input.js";
 import { shared } from "./plugin.js";
 import type { HttpErrorBody } from "./schemas.js";
 

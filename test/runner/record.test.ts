@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseHookInput } from "../../runtime/dispatch/hook-call.js";
+import { parseHookInput } from "../../runtime/schema/hook-input.js";
 import { anonymizeInput, recordInput } from "../../runtime/record/anonymize.js";
 import type { CallFull, Channel, NumberData } from "../../runtime/schema/call-full.js";
 import { isHookName } from "../../runtime/schema/hooks.js";

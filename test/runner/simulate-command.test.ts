@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseHookInput } from "../../runtime/dispatch/hook-call.js";
+import { parseHookInput } from "../../runtime/schema/hook-input.js";
 import { callFileSchema, callJsonSchema } from "../../runtime/runner/simulate.js";
 import { recordPair } from "../../runtime/record/recording.js";
 import { parsePbxTime } from "../../sdk/time.js";

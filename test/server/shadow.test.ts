@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import { callHook, parseHookInput } from "../../runtime/dispatch/hook-call.js";
+import { callHook } from "../../runtime/dispatch/hook-call.js";
+import { parseHookInput } from "../../runtime/schema/hook-input.js";
 import { MAX_SHADOW_RUNS_IN_FLIGHT, SHADOW_RUNS_PER_SECOND, ShadowRunner } from "../../runtime/registry/shadow-runner.js";
 import type { ShadowState } from "../../runtime/registry/states.js";
 import { pipelineNow } from "../helpers/lease.js";
