@@ -4,7 +4,7 @@ import { scriptNameOf } from "../compile/compile.js";
 import { loadConfig, type Config } from "../config.js";
 import { unknownScriptNames } from "../config-scripts.js";
 import { ConfigError, UsageError } from "../errors.js";
-import { isScriptFile } from "../registry/registry.js";
+import { isScriptFile } from "../registry/variants.js";
 
 /** A JSON file given on the command line, with a message that says which file and what is wrong. */
 export function readJsonFile(file: string, what: string): unknown {

@@ -14,7 +14,7 @@ import type { HookFailure, SourceLocation } from "../schema/envelope.js";
 import type { HookName } from "../schema/hooks.js";
 import type { Invocation, SandboxOptions, ScriptSandbox } from "../sandbox/sandbox.js";
 import { ShadowScripts } from "./shadows.js";
-import { variantOf } from "./variants.js";
+import { isScriptFile } from "./variants.js";
 import { applyConfig, type ConfigChange } from "./apply-config.js";
 import { failedScriptFailure, hooksNamedIn, stageVerb } from "./failed-script.js";
 import { loadScriptFile, pipelineEntry, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
@@ -60,16 +60,6 @@ export interface RegistryOptions {
   typeChecking?: TypeChecking;
   /** Whether the event loop is busy now (serve's watchLoopLoad): short scripts' calls then stay off it (inline-policy.ts). */
   loopLoad?: { readonly busy: boolean };
-}
-
-/**
- * Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers;
- * `NAME.shadow.ts` and `NAME.previous.ts` are versions of NAME, never live (see variants.ts).
- */
-export function isScriptFile(file: string, scriptsDir: string): boolean {
-  const relative = path.relative(scriptsDir, file);
-  if (relative.includes(path.sep) || relative.startsWith("..")) return false;
-  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".") && variantOf(relative) === undefined;
 }
 
 /** The scripts folder at its real path: a git checkout flipped by a link is read from one commit. */

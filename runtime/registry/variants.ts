@@ -4,7 +4,7 @@ import path from "node:path";
  * Files beside a script that are versions of it, never live scripts themselves:
  *
  * - `NAME.shadow.ts`: NAME's shadow. The server runs it on NAME's live calls after the answer is
- *   sent and compares its answer with NAME's (runtime/dispatch/shadow.ts); `callscript promote
+ *   sent and compares its answer with NAME's (runtime/registry/shadow-runner.ts); `callscript promote
  *   NAME` makes it the live version.
  * - `NAME.previous.ts`: what the last promote replaced, kept to roll back by renaming it back.
  *
@@ -52,4 +52,14 @@ export function shadowFileOf(scriptFile: string): string {
 /** `NAME.ts` → `NAME.previous.ts`. */
 export function previousFileOf(scriptFile: string): string {
   return scriptFile.replace(/(\.m?ts)$/, ".previous$1");
+}
+
+/**
+ * Files of the scripts folder that are scripts: `*.ts` at its top level. Subfolders hold helpers;
+ * `NAME.shadow.ts` and `NAME.previous.ts` are versions of NAME, never live (see variants.ts).
+ */
+export function isScriptFile(file: string, scriptsDir: string): boolean {
+  const relative = path.relative(scriptsDir, file);
+  if (relative.includes(path.sep) || relative.startsWith("..")) return false;
+  return /\.m?ts$/.test(relative) && !/\.d\.m?ts$/.test(relative) && !relative.startsWith(".") && variantOf(relative) === undefined;
 }

@@ -4,8 +4,8 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { watch, type FSWatcher } from "chokidar";
 import type { Logger } from "pino";
-import { isScriptFile, type ReloadResult, type ScriptRegistry } from "./registry.js";
-import { isShadowFile, variantOf } from "./variants.js";
+import { type ReloadResult, type ScriptRegistry } from "./registry.js";
+import { isScriptFile, isShadowFile, variantOf } from "./variants.js";
 
 /** Quiet time after the last event before a burst of saves is acted on. */
 const SETTLE_MS = 15;

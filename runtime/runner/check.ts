@@ -2,8 +2,7 @@ import path from "node:path";
 import { InProcessTypeChecking, tsFilesOf } from "../compile/typecheck.js";
 import type { Config } from "../config.js";
 import { loadScriptFile } from "../registry/load-script.js";
-import { isScriptFile } from "../registry/registry.js";
-import { isShadowFile, variantOf } from "../registry/variants.js";
+import { isScriptFile, isShadowFile, variantOf } from "../registry/variants.js";
 
 /**
  * `callscript check`: the scripts folder type-checked against the SDK's types with the TypeScript

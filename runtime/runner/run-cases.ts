@@ -9,7 +9,7 @@ import { UsageError } from "../errors.js";
 import { settingsProblems } from "../config-scripts.js";
 import { hooksNamedIn } from "../registry/failed-script.js";
 import { loadScriptFile, settingsJsonFor, type LoadedScript } from "../registry/load-script.js";
-import { isScriptFile } from "../registry/registry.js";
+import { isScriptFile } from "../registry/variants.js";
 import { liveNameOf, shadowFileOf, variantOf } from "../registry/variants.js";
 import type { Limits } from "../sandbox/limits.js";
 import type { GuestLogs } from "../sandbox/protocol.js";

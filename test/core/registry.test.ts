@@ -2,7 +2,8 @@ import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema, type ConfigInput } from "../../runtime/config.js";
-import { isScriptFile, ScriptRegistry } from "../../runtime/registry/registry.js";
+import { ScriptRegistry } from "../../runtime/registry/registry.js";
+import { isScriptFile } from "../../runtime/registry/variants.js";
 import { callLeased, pipelineNow } from "../helpers/lease.js";
 import { HEADER, request, scriptsFolder } from "../helpers/scripts.js";
 

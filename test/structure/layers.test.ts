@@ -20,7 +20,6 @@ export const LAYERS: readonly (readonly string[])[] = [
     "runtime/mask-secrets.ts",
     "runtime/dispatch",
     "runtime/record",
-    "runtime/load",
   ],
   ["runtime/registry"],
   ["runtime/runner"],
