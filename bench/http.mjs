@@ -1,3 +1,4 @@
+// @ts-check
 // HTTP throughput and latency: `callscript serve` with the examples loaded against a bare fastify
 // route that parses the same body and answers a JSON of the same size (bench/http-bare.mjs), each
 // in its own child process, driven by autocannon in this process at 1, 16 and 64 connections.
@@ -32,43 +33,57 @@ const WARMUP_S = quick ? 1 : 2;
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,16,64").split(",").map(Number);
 const TARGET_RATIO = 0.85;
 
-const payload = (file) => readFileSync(path.join(repoRoot, "examples", "payloads", file), "utf8");
+const payload = (/** @type {string} */ file) => readFileSync(path.join(repoRoot, "examples", "payloads", file), "utf8");
 // One line, as the connector sends it.
 const hooks = {
   need_registration: { scripts: 3, body: JSON.stringify(JSON.parse(payload("need_registration.incoming-answered.json"))) },
   process_client_phone: { scripts: 1, body: JSON.stringify(JSON.parse(payload("process_client_phone.incoming-8-format.json"))) },
   process_call_params: { scripts: 0, body: JSON.stringify(JSON.parse(payload("process_call_params.kommo-incoming.json"))) },
 };
+/** @typedef {keyof typeof hooks} HookName */
 /** The info-level server is measured where the target is, to keep the run short. */
 const INFO_AT = 16;
 
+/** @param {string} logLevel */
 async function startCallscript(logLevel) {
   const { child, match, readyMs } = await spawnUntil(
     process.execPath,
     ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", "0", "--no-watch"],
     { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: logLevel }, stdout: "ignore" },
   );
-  return { name: `callscript (log ${logLevel})`, child, url: match[1], readyMs };
+  return { name: `callscript (log ${logLevel})`, child, url: /** @type {string} */ (match[1]), readyMs };
 }
 
+/** @param {Record<string, unknown>} answers */
 async function startBare(answers) {
   const { child, match } = await spawnUntil(process.execPath, [path.join(repoRoot, "bench", "http-bare.mjs")], {
     ready: /listening (http:\/\/\S+)/,
     env: { BARE_ANSWERS: JSON.stringify(answers) },
   });
-  return { name: "bare fastify", child, url: match[1] };
+  return { name: "bare fastify", child, url: /** @type {string} */ (match[1]) };
 }
 
+/**
+ * @param {string} url
+ * @param {string} body
+ */
 async function post(url, body) {
   const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
   return { status: response.status, text: await response.text() };
 }
 
-/** One autocannon run; latency from every 200 response (autocannon's histogram rounds to 1 ms). */
+/**
+ * One autocannon run; latency from every 200 response (autocannon's histogram rounds to 1 ms).
+ * @param {{ name: string; child: import("node:child_process").ChildProcess; url: string }} server
+ * @param {HookName} hook
+ * @param {number} connections
+ * @param {number} durationS
+ */
 async function load(server, hook, connections, durationS) {
+  /** @type {number[]} */
   const latencies = [];
   let shed = 0;
-  const before = procStats(server.child.pid);
+  const before = procStats(/** @type {number} */ (server.child.pid)); // started, so it has a pid
   const instance = autocannon({
     url: `${server.url}/hooks/${hook}`,
     method: "POST",
@@ -82,10 +97,11 @@ async function load(server, hook, connections, durationS) {
     else if (status === 503) shed++;
   });
   const result = await instance;
-  const after = procStats(server.child.pid);
-  const seconds = (result.finish - result.start) / 1000 || durationS;
+  const after = procStats(/** @type {number} */ (server.child.pid));
+  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   latencies.sort((a, b) => a - b);
-  const at = (p) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))];
+  const at = (/** @type {number} */ p) =>
+    /** @type {number} */ (latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))]);
   const bad = result.non2xx - shed + result.errors + result.timeouts;
   if (bad > 0)
     throw new Error(
@@ -107,6 +123,7 @@ async function load(server, hook, connections, durationS) {
 const warn = await startCallscript("warn");
 const info = await startCallscript("info");
 // The bare route answers what callscript answers, byte for byte in size.
+/** @type {Record<string, unknown>} */
 const answers = {};
 for (const [hook, { body }] of Object.entries(hooks)) {
   const { status, text } = await post(`${warn.url}/hooks/${hook}`, body);
@@ -124,12 +141,14 @@ const servers = { bare, warn, info };
 
 try {
   // Warm-up: every server, every hook, untimed (JIT, isolates' ICs, connection pools).
-  for (const server of Object.values(servers)) for (const hook of Object.keys(hooks)) await load(server, hook, 16, WARMUP_S);
+  for (const server of Object.values(servers)) for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) await load(server, hook, 16, WARMUP_S);
 
+  /** @type {Record<string, Awaited<ReturnType<typeof load>>[]>} */
   const samples = {}; // `${hook}|${connections}|${server}` → run[]
   for (let r = 0; r < ROUNDS; r++) {
     for (const connections of CONNECTIONS) {
-      for (const hook of Object.keys(hooks)) {
+      for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) {
+        /** @type {(keyof typeof servers)[]} */
         const keys = connections === INFO_AT ? ["bare", "warn", "info"] : ["bare", "warn"];
         const order = r % 2 === 0 ? keys : [...keys].reverse();
         for (const key of order) {
@@ -144,11 +163,19 @@ try {
     }
   }
 
+  /**
+   * @typedef {{ rps: number; p50Ms: number; p99Ms: number; serverCpu: number; cpuUsPerRequest: number; shedShare: number }} Stats
+   * @typedef {{ ratio: number; p99AddedMs: number }} Versus
+   * @typedef {{ hook: HookName; scripts: number; connections: number; bare: Stats; warn: Stats & Versus; info?: Stats & Versus }} Entry
+   */
+  /** @type {Entry[]} */
   const results = [];
   const rows = [];
-  for (const hook of Object.keys(hooks)) {
+  for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) {
     for (const connections of CONNECTIONS) {
-      const runs = (key) => samples[`${hook}|${connections}|${key}`];
+      // Undefined for a server not measured at these connections (info): checked before it is read.
+      const runs = (/** @type {string} */ key) => /** @type {Awaited<ReturnType<typeof load>>[]} */ (samples[`${hook}|${connections}|${key}`]);
+      /** @type {(key: string) => Stats} */
       const stats = (key) => ({
         rps: Math.round(median(runs(key).map((run) => run.rps))),
         p50Ms: round(median(runs(key).map((run) => run.p50Ms)), 3),
@@ -157,15 +184,17 @@ try {
         cpuUsPerRequest: Math.round(median(runs(key).map((run) => run.cpuUsPerRequest))),
         shedShare: round(median(runs(key).map((run) => run.shedShare)), 3),
       });
+      /** @type {(key: string) => Versus} */
       const versus = (key) => ({
-        ratio: round(median(runs(key).map((run, i) => run.rps / runs("bare")[i].rps)), 3),
-        p99AddedMs: round(median(runs(key).map((run, i) => run.p99Ms - runs("bare")[i].p99Ms)), 3),
+        ratio: round(median(runs(key).map((run, i) => run.rps / /** @type {typeof run} */ (runs("bare")[i]).rps)), 3),
+        p99AddedMs: round(median(runs(key).map((run, i) => run.p99Ms - /** @type {typeof run} */ (runs("bare")[i]).p99Ms)), 3),
       });
+      /** @type {Entry} */
       const entry = { hook, scripts: hooks[hook].scripts, connections, bare: stats("bare"), warn: { ...stats("warn"), ...versus("warn") } };
       if (runs("info")) entry.info = { ...stats("info"), ...versus("info") };
       results.push(entry);
-      for (const key of ["bare", "warn", "info"].filter((k) => entry[k])) {
-        const s = entry[key];
+      for (const key of /** @type {const} */ (["bare", "warn", "info"]).filter((k) => entry[k])) {
+        const s = /** @type {Stats & Versus} */ (entry[key]); // bare's has no ratio: not read for it
         rows.push({
           hook: `${hook} (${hooks[hook].scripts} script${hooks[hook].scripts === 1 ? "" : "s"})`,
           conns: connections,

@@ -1,3 +1,4 @@
+// @ts-check
 // The peer benchmark (issue 16): `callscript serve` side by side with workerd, Cloudflare's
 // open-source Workers runtime, serving the same customization as a Worker (bench/peer/worker.js,
 // which runs the examples' own code), and with a bare fastify route that parses the body and
@@ -51,19 +52,23 @@ const BASELINE = process.env.BENCH_PEER_BASELINE ? path.resolve(process.env.BENC
 /** BENCH_PEER_SERVERS: which servers to load (default all): bare, workerd, callscript, callscript-info, baseline. */
 const ONLY_SERVERS = process.env.BENCH_PEER_SERVERS?.split(",").map((name) => name.trim());
 
-const payload = (file) => readFileSync(path.join(EXAMPLES, "payloads", file), "utf8");
-// One line, as the connector sends it.
-const hooks = {
+const payload = (/** @type {string} */ file) => readFileSync(path.join(EXAMPLES, "payloads", file), "utf8");
+/** @typedef {"process_client_phone" | "need_registration"} HookName */
+// One line, as the connector sends it (`body`, set from `file` right below).
+const hooks = /** @type {Record<HookName, { scripts: number; file: string; body: string }>} */ ({
   process_client_phone: { scripts: 1, file: "process_client_phone.incoming-8-format.json" },
   need_registration: { scripts: 3, file: "need_registration.incoming-answered.json" },
-};
+});
 for (const hook of Object.values(hooks)) hook.body = JSON.stringify(JSON.parse(payload(hook.file)));
 
 // ---- CPU of a process tree -------------------------------------------------------------------
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-/** The process and every process under it (workerd or node may start helpers). */
+/**
+ * The process and every process under it (workerd or node may start helpers).
+ * @param {number} pid
+ */
 function processTree(pid) {
   const pids = [pid];
   for (let i = 0; i < pids.length; i++) {
@@ -84,8 +89,12 @@ function processTree(pid) {
   return pids;
 }
 
-/** utime + stime in seconds of every thread of every process of the tree, by pid (for deltas). */
+/**
+ * utime + stime in seconds of every thread of every process of the tree, by pid (for deltas).
+ * @param {number} pid
+ */
 function treeCpu(pid) {
+  /** @type {Map<number, number>} */
   const byPid = new Map();
   for (const each of processTree(pid)) {
     try {
@@ -99,7 +108,11 @@ function treeCpu(pid) {
   return byPid;
 }
 
-/** CPU seconds used between two readings, counting processes that appeared in between from zero. */
+/**
+ * CPU seconds used between two readings, counting processes that appeared in between from zero.
+ * @param {Map<number, number>} before
+ * @param {Map<number, number>} after
+ */
 function cpuDelta(before, after) {
   let seconds = 0;
   for (const [pid, value] of after) seconds += value - (before.get(pid) ?? 0);
@@ -108,23 +121,32 @@ function cpuDelta(before, after) {
 
 // ---- the servers -----------------------------------------------------------------------------
 
+/** @returns {Promise<number>} */
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
+      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });
 }
 
+/**
+ * @param {string} url
+ * @param {string} body
+ */
 async function post(url, body) {
   const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
   return { status: response.status, text: await response.text() };
 }
 
-/** The examples' top-level scripts and the config, bundled for the Worker as ES module `rules.js`. */
+/**
+ * The examples' top-level scripts and the config, bundled for the Worker as ES module `rules.js`
+ * (its shape, for the type check: bench/peer/rules.d.ts).
+ * @param {string} outFile
+ */
 async function bundleRules(outFile) {
   const config = JSON.parse(readFileSync(CONFIG_FILE, "utf8"));
   const names = readdirSync(EXAMPLES)
@@ -198,31 +220,42 @@ const peerWorker :Workerd.Worker = (
   return { name: `workerd ${workerd.version}`, child, url, readyMs: performance.now() - startedAt, dir, scripts };
 }
 
-/** `callscript serve` with the examples, from this checkout or from another one (`root`, built). */
+/**
+ * `callscript serve` with the examples, from this checkout or from another one (`root`, built).
+ * @param {string} logLevel
+ */
 async function startCallscript(logLevel, root = repoRoot, label = "") {
   const { child, match, readyMs } = await spawnUntil(
     process.execPath,
     ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", "0", "--no-watch"],
     { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: logLevel }, stdout: "ignore", cwd: root },
   );
-  return { name: `callscript${label} (log ${logLevel})`, child, url: match[1], readyMs };
+  return { name: `callscript${label} (log ${logLevel})`, child, url: /** @type {string} */ (match[1]), readyMs };
 }
 
+/** @param {Record<string, unknown>} answers */
 async function startBare(answers) {
   const { child, match, readyMs } = await spawnUntil(process.execPath, [path.join(benchDir, "http-bare.mjs")], {
     ready: /listening (http:\/\/\S+)/,
     env: { BARE_ANSWERS: JSON.stringify(answers) },
   });
-  return { name: "bare fastify", child, url: match[1], readyMs };
+  return { name: "bare fastify", child, url: /** @type {string} */ (match[1]), readyMs };
 }
 
 // ---- load ------------------------------------------------------------------------------------
 
-/** One autocannon run; latency from every 200 response. */
+/**
+ * One autocannon run; latency from every 200 response.
+ * @param {{ name: string; child: import("node:child_process").ChildProcess; url: string }} server
+ * @param {HookName} hook
+ * @param {number} connections
+ * @param {number} durationS
+ */
 async function load(server, hook, connections, durationS) {
+  /** @type {number[]} */
   const latencies = [];
   let shed = 0;
-  const before = treeCpu(server.child.pid);
+  const before = treeCpu(/** @type {number} */ (server.child.pid)); // started, so it has a pid
   const instance = autocannon({
     url: `${server.url}/hooks/${hook}`,
     method: "POST",
@@ -236,10 +269,11 @@ async function load(server, hook, connections, durationS) {
     else if (status === 503) shed++;
   });
   const result = await instance;
-  const after = treeCpu(server.child.pid);
-  const seconds = (result.finish - result.start) / 1000 || durationS;
+  const after = treeCpu(/** @type {number} */ (server.child.pid));
+  const seconds = (result.finish.getTime() - result.start.getTime()) / 1000 || durationS;
   latencies.sort((a, b) => a - b);
-  const at = (p) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))];
+  const at = (/** @type {number} */ p) =>
+    /** @type {number} */ (latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil((p / 100) * latencies.length) - 1))]);
   const bad = result.non2xx - shed + result.errors + result.timeouts;
   if (bad > 0)
     throw new Error(
@@ -261,6 +295,7 @@ async function load(server, hook, connections, durationS) {
 // ---- run -------------------------------------------------------------------------------------
 
 const servers = {};
+/** @typedef {keyof typeof servers} ServerKey */
 try {
   servers.callscript = await startCallscript("warn");
   servers["callscript-info"] = await startCallscript("info");
@@ -279,6 +314,7 @@ try {
       checked.push({ hook, file, answer: ours.text, sameText: ours.text === theirs.text });
     }
   }
+  /** @type {Record<string, unknown>} */
   const answers = {};
   for (const [hook, { body }] of Object.entries(hooks)) {
     const ours = await post(`${servers.callscript.url}/hooks/${hook}`, body);
@@ -302,19 +338,33 @@ try {
   if (servers.workerd) rmSync(servers.workerd.dir, { recursive: true, force: true });
 }
 
+/** @typedef {Awaited<ReturnType<typeof load>>} Run */
+/**
+ * One server's medians at one hook and connection count; a ratio is null without the server it
+ * compares with.
+ * @typedef {{ name: string; rps: number; p50Ms: number; p99Ms: number; cpuUsPerRequest: number; serverCores: number; shedShare: number; vsBare: number | null; vsWorkerd: number | null; p99OverWorkerdMs: number | null }} Figures
+ */
+
+/**
+ * @param {Record<string, unknown>} answers
+ * @param {{ hook: string; file: string; answer: string; sameText: boolean }[]} checked
+ */
 async function measure(answers, checked) {
-  const loaded = (key) => servers[key] !== undefined && (ONLY_SERVERS === undefined || ONLY_SERVERS.includes(key));
+  const loaded = (/** @type {string} */ key) =>
+    servers[/** @type {ServerKey} */ (key)] !== undefined && (ONLY_SERVERS === undefined || ONLY_SERVERS.includes(key));
   // Warm-up: every server measured, every hook, untimed (JIT, isolates' ICs, connection pools).
-  for (const key of Object.keys(servers).filter(loaded)) for (const hook of Object.keys(hooks)) await load(servers[key], hook, AT, WARMUP_S);
+  for (const key of Object.keys(servers).filter(loaded))
+    for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) await load(servers[/** @type {ServerKey} */ (key)], hook, AT, WARMUP_S);
 
   const KEYS = ["bare", "workerd", "callscript", "baseline"].filter(loaded);
+  /** @type {Record<string, Run[]>} */
   const samples = {}; // `${hook}|${connections}|${key}` → run[]
   for (let r = 0; r < ROUNDS; r++) {
     for (const connections of CONNECTIONS) {
-      for (const hook of Object.keys(hooks)) {
+      for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) {
         const keys = connections === AT && loaded("callscript-info") ? [...KEYS, "callscript-info"] : KEYS;
         // Rotate the order every round, so that no server always follows the same one.
-        const order = keys.map((_, i) => keys[(i + r) % keys.length]);
+        const order = keys.map((_, i) => /** @type {ServerKey} */ (keys[(i + r) % keys.length]));
         for (const key of order) {
           const run = await load(servers[key], hook, connections, DURATION_S);
           (samples[`${hook}|${connections}|${key}`] ??= []).push(run);
@@ -327,17 +377,21 @@ async function measure(answers, checked) {
     }
   }
 
+  /** @type {{ hook: HookName; scripts: number; connections: number; servers: Record<string, Figures> }[]} */
   const results = [];
   const rows = [];
-  for (const hook of Object.keys(hooks)) {
+  for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) {
     for (const connections of CONNECTIONS) {
-      const runs = (key) => samples[`${hook}|${connections}|${key}`];
-      const ratio = (key, of) => (runs(of) ? round(median(runs(key).map((run, i) => run.rps / runs(of)[i].rps)), 3) : null);
+      // Undefined for a server not loaded: callers check before they read.
+      const runs = (/** @type {string} */ key) => /** @type {Run[]} */ (samples[`${hook}|${connections}|${key}`]);
+      /** @type {(key: string, of: string) => number | null} */
+      const ratio = (key, of) => (runs(of) ? round(median(runs(key).map((run, i) => run.rps / /** @type {Run} */ (runs(of)[i]).rps)), 3) : null);
+      /** @type {(typeof results)[number]} */
       const entry = { hook, scripts: hooks[hook].scripts, connections, servers: {} };
       for (const key of [...KEYS, "callscript-info"].filter((k) => runs(k))) {
-        const overWorkerd = runs("workerd") ? round(median(runs(key).map((run, i) => run.p99Ms - runs("workerd")[i].p99Ms)), 3) : null;
+        const overWorkerd = runs("workerd") ? round(median(runs(key).map((run, i) => run.p99Ms - /** @type {Run} */ (runs("workerd")[i]).p99Ms)), 3) : null;
         entry.servers[key] = {
-          name: servers[key].name,
+          name: servers[/** @type {ServerKey} */ (key)].name,
           rps: Math.round(median(runs(key).map((run) => run.rps))),
           p50Ms: round(median(runs(key).map((run) => run.p50Ms)), 3),
           p99Ms: round(median(runs(key).map((run) => run.p99Ms)), 3),
@@ -370,7 +424,11 @@ async function measure(answers, checked) {
   }
 
   // The issue's targets, at 16 connections, callscript at log warn.
-  const at = (hook) => results.find((r) => r.hook === hook && r.connections === AT)?.servers;
+  // Read only where bare and workerd ran as well (checked below), so callscript's ratios are numbers there.
+  const at = (/** @type {string} */ hook) =>
+    /** @type {Record<string, Figures & { vsBare: number; vsWorkerd: number; p99OverWorkerdMs: number }> | undefined} */ (
+      results.find((r) => r.hook === hook && r.connections === AT)?.servers
+    );
   const targets = [];
   const one = at("process_client_phone");
   const three = at("need_registration");

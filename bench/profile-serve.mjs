@@ -1,3 +1,4 @@
+// @ts-check
 // Where `callscript serve` spends its CPU under load: the examples served in a child process,
 // autocannon on one hook from this process, and a profile of the load window only (not the start
 // nor the shutdown), summarized as self time by function and by module.
@@ -28,7 +29,7 @@ const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
 const LOG_LEVEL = process.env.PROFILE_LOG_LEVEL ?? "warn";
 const TOP = Number(process.env.PROFILE_TOP ?? 30);
 const FILES = { process_client_phone: "process_client_phone.incoming-8-format.json", need_registration: "need_registration.incoming-answered.json" };
-const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", FILES[HOOK]), "utf8")));
+const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", FILES[/** @type {keyof typeof FILES} */ (HOOK)]), "utf8")));
 const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-profile-"));
 
 const nodeFlags = MODE === "cpu" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=50"] : ["--perf-basic-prof-only-functions"];
@@ -51,12 +52,14 @@ const server = await spawnUntil(
 );
 const url = `${server.match[1]}/hooks/${HOOK}`;
 
+/** @param {number} seconds */
 async function load(seconds) {
   const result = await autocannon({ url, method: "POST", headers: { "content-type": "application/json" }, body, connections: CONNECTIONS, duration: seconds });
   return { rps: Math.round(result.requests.average), non2xx: result.non2xx, total: result.requests.total };
 }
 
 let window;
+/** @type {import("node:child_process").ChildProcess | undefined} */
 let perf;
 try {
   await load(3); // warm-up: JIT, isolates
@@ -72,53 +75,58 @@ try {
   window = { start, end, ...run };
   if (perf) {
     perf.kill("SIGINT");
-    await new Promise((resolve) => perf.once("exit", resolve));
+    await new Promise((resolve) => /** @type {import("node:child_process").ChildProcess} */ (perf).once("exit", resolve));
   }
 } finally {
   await stopChild(server.child);
 }
 console.log(`${HOOK} @${CONNECTIONS} connections, log ${LOG_LEVEL}: ${window.rps} req/s, ${window.total} requests in ${SECONDS} s (non-2xx ${window.non2xx})`);
 
-const pct = (part, whole) => `${round((part / whole) * 100, 1)}%`;
+const pct = (/** @type {number} */ part, /** @type {number} */ whole) => `${round((part / whole) * 100, 1)}%`;
 
 if (MODE === "cpu") {
   const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
   if (!file) throw new Error(`no profile written in ${dir}`);
+  /** @type {Required<import("node:inspector").Profiler.Profile>} */
   const profile = JSON.parse(readFileSync(path.join(dir, file), "utf8"));
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   // Self time of each node within the load window.
+  /** @type {Map<number, number>} */
   const self = new Map();
   let t = profile.startTime;
   let total = 0;
+  // A profile has as many time deltas as samples, so [i] is there.
   for (let i = 0; i < profile.samples.length; i++) {
-    t += profile.timeDeltas[i];
+    t += /** @type {number} */ (profile.timeDeltas[i]);
     if (t < window.start || t > window.end) continue;
     const delta = profile.timeDeltas[i + 1] ?? 0;
-    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + delta);
+    self.set(/** @type {number} */ (profile.samples[i]), (self.get(/** @type {number} */ (profile.samples[i])) ?? 0) + delta);
     total += delta;
   }
-  const moduleOf = (url) => {
+  const moduleOf = (/** @type {string} */ url) => {
     if (!url) return "(native / V8)";
     const relative = url.replace(/^file:\/\//, "");
     const nm = relative.lastIndexOf("node_modules/");
     if (nm >= 0) {
-      const parts = relative.slice(nm + "node_modules/".length).split("/");
+      const parts = /** @type {[string, ...string[]]} */ (relative.slice(nm + "node_modules/".length).split("/")); // split gives one at least
       return parts[0].startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0];
     }
     if (relative.startsWith("node:")) return relative;
     return path.relative(repoRoot, relative);
   };
+  /** @type {Map<string, number>} */
   const byFunction = new Map();
+  /** @type {Map<string, number>} */
   const byModule = new Map();
   for (const [id, us] of self) {
-    const { callFrame } = byId.get(id);
+    const { callFrame } = /** @type {import("node:inspector").Profiler.ProfileNode} */ (byId.get(id)); // a sample is a node's id
     const module = moduleOf(callFrame.url);
     const fn = `${callFrame.functionName || "(anonymous)"} ${module}:${callFrame.lineNumber + 1}`;
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
     byModule.set(module, (byModule.get(module) ?? 0) + us);
   }
   const requests = window.total;
-  const rows = (map) =>
+  const rows = (/** @type {Map<string, number>} */ map) =>
     [...map]
       .sort((a, b) => b[1] - a[1])
       .slice(0, TOP)
@@ -130,7 +138,7 @@ if (MODE === "cpu") {
   console.log(table(rows(byFunction), ["name", "self ms", "share", "µs/req"]));
 } else {
   const pid = server.child.pid;
-  const report = (sort) =>
+  const report = (/** @type {string} */ sort) =>
     spawnSync("perf", ["report", "-i", path.join(dir, "perf.data"), "--no-children", "--stdio", "--percent-limit", "0", "-g", "none", "--sort", sort], {
       encoding: "utf8",
       maxBuffer: 256 << 20,
@@ -142,7 +150,7 @@ if (MODE === "cpu") {
     .split("\n")
     .filter((line) => /^\s*[\d.]+%/.test(line))
     // Columns are padded with two spaces or more (a dso may hold one: "[JIT] tid 123").
-    .map((line) => line.trim().split(/\s{2,}/))
+    .map((line) => /** @type {[string, string, string, string?]} */ (line.trim().split(/\s{2,}/))) // share, thread, dso, then the symbol if any
     .map(([share, thread, dso, sym = ""]) => ({
       share: Number.parseFloat(share),
       tid: Number.parseInt(thread, 10),
@@ -150,12 +158,17 @@ if (MODE === "cpu") {
       sym: sym.replace(/^\[[.k]\]\s+/, ""),
     }))
     .map((row) => ({ ...row, main: row.tid === pid }));
-  const sum = (list) =>
+  const sum = (/** @type {typeof rows} */ list) =>
     round(
       list.reduce((total, row) => total + row.share, 0),
       2,
     );
+  /**
+   * @param {typeof rows} list
+   * @param {(row: (typeof rows)[number]) => unknown} key
+   */
   const top = (list, key) => {
+    /** @type {Map<unknown, number>} */
     const groups = new Map();
     for (const row of list) groups.set(key(row), (groups.get(key(row)) ?? 0) + row.share);
     return [...groups]
