@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
 import { cpuMsOf, freePort, nginxAvailable, startNginx } from "../test/deploy/nginx.mjs";
-import { machine, median, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+import { machine, median, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult, SERVING_LINE, serveExamplesArgs } from "./lib.mjs";
 
 if (!nginxAvailable) {
   console.error("bench/cluster.mjs needs Debian's nginx (/usr/sbin/nginx): apt-get install nginx-light");
@@ -40,22 +40,11 @@ const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "example
  */
 async function startInstance() {
   const port = await freePort();
-  const { child, match } = await spawnUntil(
-    process.execPath,
-    [
-      "--no-node-snapshot",
-      "bin/callscript.js",
-      "serve",
-      "--scripts",
-      "examples",
-      "--config",
-      "examples/callscript.config.json",
-      "--port",
-      String(port),
-      "--no-watch",
-    ],
-    { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: "warn", CALLSCRIPT_TYPECHECK: "off" }, stdout: "ignore" },
-  );
+  const { child, match } = await spawnUntil(process.execPath, serveExamplesArgs(port), {
+    ready: SERVING_LINE,
+    env: { CALLSCRIPT_LOG_LEVEL: "warn", CALLSCRIPT_TYPECHECK: "off" },
+    stdout: "ignore",
+  });
   return { child, port, url: /** @type {string} */ (match[1]), pid: /** @type {number} */ (child.pid) };
 }
 

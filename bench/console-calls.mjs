@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { machine, median, procStats, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+import { machine, median, procStats, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult, SERVING_LINE } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 5));
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (quick ? 1 : 3));
@@ -44,7 +44,7 @@ async function start(name, consoleConfig) {
     process.execPath,
     ["--no-node-snapshot", "bin/callscript.js", "serve", "--config", file, "--port", "0", "--no-watch"],
     {
-      ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
+      ready: SERVING_LINE,
       stdout: "ignore",
     },
   );

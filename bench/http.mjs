@@ -25,7 +25,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
-import { machine, median, procStats, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+import { machine, median, procStats, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult, SERVING_LINE, serveExamplesArgs } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 5));
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (quick ? 1 : 3));
@@ -46,11 +46,11 @@ const INFO_AT = 16;
 
 /** @param {string} logLevel */
 async function startCallscript(logLevel) {
-  const { child, match, readyMs } = await spawnUntil(
-    process.execPath,
-    ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", "0", "--no-watch"],
-    { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: logLevel }, stdout: "ignore" },
-  );
+  const { child, match, readyMs } = await spawnUntil(process.execPath, serveExamplesArgs(0), {
+    ready: SERVING_LINE,
+    env: { CALLSCRIPT_LOG_LEVEL: logLevel },
+    stdout: "ignore",
+  });
   return { name: `callscript (log ${logLevel})`, child, url: /** @type {string} */ (match[1]), readyMs };
 }
 

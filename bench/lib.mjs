@@ -182,3 +182,24 @@ export async function stopChild(child, signal = "SIGTERM") {
   await exited;
   clearTimeout(timer);
 }
+
+/** The log line `callscript serve` prints once it answers, with its address. */
+export const SERVING_LINE = /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/;
+
+/**
+ * Node's and callscript's arguments for `callscript serve` on the examples, without watching, as
+ * every benchmark of the HTTP path starts it (Node's own flags, such as a profiler's, go first).
+ * @param {number | string} port
+ */
+export const serveExamplesArgs = (port) => [
+  "--no-node-snapshot",
+  "bin/callscript.js",
+  "serve",
+  "--scripts",
+  "examples",
+  "--config",
+  "examples/callscript.config.json",
+  "--port",
+  String(port),
+  "--no-watch",
+];

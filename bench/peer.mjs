@@ -32,7 +32,21 @@ import path from "node:path";
 import autocannon from "autocannon";
 import * as esbuild from "esbuild";
 import workerd from "workerd";
-import { benchDir, machine, median, quick, repoRoot, round, sleep, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+import {
+  benchDir,
+  machine,
+  median,
+  quick,
+  repoRoot,
+  round,
+  sleep,
+  spawnUntil,
+  stopChild,
+  table,
+  writeResult,
+  SERVING_LINE,
+  serveExamplesArgs,
+} from "./lib.mjs";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (quick ? 1 : 3));
@@ -225,11 +239,12 @@ const peerWorker :Workerd.Worker = (
  * @param {string} logLevel
  */
 async function startCallscript(logLevel, root = repoRoot, label = "") {
-  const { child, match, readyMs } = await spawnUntil(
-    process.execPath,
-    ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", "examples", "--config", "examples/callscript.config.json", "--port", "0", "--no-watch"],
-    { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: logLevel }, stdout: "ignore", cwd: root },
-  );
+  const { child, match, readyMs } = await spawnUntil(process.execPath, serveExamplesArgs(0), {
+    ready: SERVING_LINE,
+    env: { CALLSCRIPT_LOG_LEVEL: logLevel },
+    stdout: "ignore",
+    cwd: root,
+  });
   return { name: `callscript${label} (log ${logLevel})`, child, url: /** @type {string} */ (match[1]), readyMs };
 }
 

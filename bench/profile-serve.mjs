@@ -20,7 +20,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { repoRoot, round, sleep, spawnUntil, stopChild, table } from "./lib.mjs";
+import { repoRoot, round, sleep, spawnUntil, stopChild, table, SERVING_LINE, serveExamplesArgs } from "./lib.mjs";
 
 const MODE = process.env.PROFILE ?? "cpu";
 const HOOK = process.env.PROFILE_HOOK ?? "process_client_phone";
@@ -33,23 +33,11 @@ const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "example
 const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-profile-"));
 
 const nodeFlags = MODE === "cpu" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=50"] : ["--perf-basic-prof-only-functions"];
-const server = await spawnUntil(
-  process.execPath,
-  [
-    ...nodeFlags,
-    "--no-node-snapshot",
-    "bin/callscript.js",
-    "serve",
-    "--scripts",
-    "examples",
-    "--config",
-    "examples/callscript.config.json",
-    "--port",
-    "0",
-    "--no-watch",
-  ],
-  { ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/, env: { CALLSCRIPT_LOG_LEVEL: LOG_LEVEL }, stdout: "ignore" },
-);
+const server = await spawnUntil(process.execPath, [...nodeFlags, ...serveExamplesArgs(0)], {
+  ready: SERVING_LINE,
+  env: { CALLSCRIPT_LOG_LEVEL: LOG_LEVEL },
+  stdout: "ignore",
+});
 const url = `${server.match[1]}/hooks/${HOOK}`;
 
 /** @param {number} seconds */

@@ -14,7 +14,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { machine, median, procStats, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+import { machine, median, procStats, quick, repoRoot, round, spawnUntil, stopChild, table, writeResult, SERVING_LINE } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (quick ? 1 : 3));
@@ -47,7 +47,7 @@ async function start(name, dir) {
     process.execPath,
     ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"],
     {
-      ready: /serving \d+ scripts? from .* at (http:\/\/[^\s,]+)/,
+      ready: SERVING_LINE,
       env: { CALLSCRIPT_LOG_LEVEL: "warn" },
       stdout: "ignore",
     },

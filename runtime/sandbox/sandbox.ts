@@ -230,8 +230,8 @@ function cpuSince(mark: CpuMark | undefined, isolateMs: number): number {
   if (!mark) return isolateMs;
   const used = process.cpuUsage(mark.usage);
   let bound = (used.user + used.system) / 1000;
-  const threads = mark.threads && threadCpuTimes();
-  if (mark.threads && threads) bound = Math.min(bound, busiestThreadMs(mark.threads, threads));
+  const threadsNow = mark.threads ? threadCpuTimes() : undefined;
+  if (mark.threads && threadsNow) bound = Math.min(bound, busiestThreadMs(mark.threads, threadsNow));
   return Math.min(isolateMs, mark.afterMs + bound);
 }
 /**
