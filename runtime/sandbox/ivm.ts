@@ -52,9 +52,15 @@ export interface Callback {
   readonly __callback?: never;
 }
 
+/** A value held outside any isolate; `copyInto` hands it to one as an argument (a SharedArrayBuffer's memory is shared, not copied). */
+export interface ExternalCopy {
+  copyInto(options?: { release?: boolean }): unknown;
+}
+
 export interface Ivm {
   Isolate: new (options?: IsolateOptions) => Isolate;
   Callback: new (fn: (...args: unknown[]) => void, options: { ignored: true }) => Callback;
+  ExternalCopy: new (value: unknown) => ExternalCopy;
 }
 
 export interface LoadedIvm {

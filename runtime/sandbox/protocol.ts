@@ -75,8 +75,20 @@ export type GuestInvocation = [
    * InlineAnswer box that the call's promise fills while V8 runs the isolate's microtasks,
    * before the call returns; the box is still empty when the invocation never settles.
    */
-  inline?: boolean,
+  inline: boolean,
+  /** This entry's number in its isolate, for the entry clock (ENTRY_CLOCK_SLOTS). */
+  entry: number,
 ];
+
+/**
+ * When each entry into an isolate (an invoke or a settle) began, by the guest's clock: the host
+ * makes a SharedArrayBuffer of ENTRY_CLOCK_SLOTS pairs of float64 and hands it to `connect`; the
+ * guest, first thing in each entry, writes [entry number, Date.now()] into slot entry %
+ * ENTRY_CLOCK_SLOTS (the number last, so that a slot being rewritten never reads as whole). The
+ * host hears that an entry has begun only when the one before it has answered, late when its
+ * event loop is busy; a failed entry's time counts from when it began (see entry-clock.ts).
+ */
+export const ENTRY_CLOCK_SLOTS = 256;
 
 /** What invoke() answers a call made inline: a box with no prototype (nothing a script set on Object.prototype reaches it). */
 export interface InlineAnswer {

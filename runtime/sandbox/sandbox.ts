@@ -31,6 +31,7 @@ import type { Capabilities } from "../capabilities/types.js";
 import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
 import { ScriptLoadFailure } from "../errors.js";
 import { busiestThreadMs, threadCpuTimes, type ThreadCpu } from "./thread-cpu.js";
+import { newEntryClock, startedBeforeHeadMs, type EntryClock } from "./entry-clock.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -124,8 +125,12 @@ interface Booted {
   rejected?: boolean;
   /** An entry was stopped at its time limit: what ran after it is not trusted (see attempt). */
   terminated?: boolean;
-  /** The guest's `settle(id, ok, text)`: answers to the requests of its invocations. */
+  /** The guest's `settle(id, ok, text, entry)`: answers to the requests of its invocations. */
   settle: Reference<(...args: unknown[]) => unknown>;
+  /** When the guest began each entry (see entry-clock.ts). */
+  clock: EntryClock;
+  /** Entries handed to the isolate so far: the last one's number. */
+  entries: number;
 }
 
 /** One entry into the isolate, as the host saw it (see runSlice). */
@@ -587,6 +592,7 @@ export class ScriptSandbox {
 
   /** Throw the broken isolate away and start building the next one before anyone asks. */
   private retire(booted: Booted): void {
+    if (booted.retired) return;
     booted.retired = true;
     disposeIsolate(booted.isolate);
     if (this.booted === booted) this.booted = undefined;
@@ -844,7 +850,17 @@ export class ScriptSandbox {
     call.inline = inline;
     const live = this.openCall(booted, request);
     call.live = live;
-    const args = [live.token, request.hook, request.inputJson, request.dataJson, request.settingsJson, request.requestId, limits.logBytes, limits.outputBytes];
+    const args: unknown[] = [
+      live.token,
+      request.hook,
+      request.inputJson,
+      request.dataJson,
+      request.settingsJson,
+      request.requestId,
+      limits.logBytes,
+      limits.outputBytes,
+      inline,
+    ];
     const slice = inline ? this.runInline(booted, args, wallTimeoutMs) : await this.runSlice(booted, booted.invoke, args, wallTimeoutMs);
     const { settled, turn, atHead, headAt, alive } = slice;
     let { wallMs, cpuMs } = slice;
@@ -912,11 +928,14 @@ export class ScriptSandbox {
     if (booted.terminated) return RUN_AGAIN;
     let value = this.unpackOutbox(settled.value);
     if (value === GUEST_BUSY) {
-      if (!atHead) return RUN_AGAIN;
+      // Every entry handed over before this one has been answered and heard by now: an earlier
+      // entry that its time limit stopped, or that never settled, retired the isolate already;
+      // one the script's own rejection failed (booted.rejected) left its invocation unsettled in
+      // the guest, which would refuse every later entry. Either way this one runs again on the
+      // rebuilt isolate.
+      const stuckByEarlier = !atHead || booted.rejected === true;
       this.retire(booted);
-      // The invocation whose unhandled rejection failed it is still unsettled in the guest: the
-      // isolate is rebuilt for this one, which runs again.
-      if (booted.rejected) return RUN_AGAIN;
+      if (stuckByEarlier) return RUN_AGAIN;
       // Nothing of the host's was in the isolate: the script itself left a call of the sandbox's
       // entry unsettled (from its top-level code, say), and the isolate would refuse every call.
       return this.failed(
@@ -1011,7 +1030,7 @@ export class ScriptSandbox {
     const cpuBefore = cpuTimeOf(booted.isolate);
     let settled: SliceRun["settled"];
     try {
-      args.push(true);
+      args.push(++booted.entries);
       const answer = booted.invoke.applySync(undefined, args, { timeout: timeoutMs, result: { copy: true } });
       if (typeof answer === "string") settled = { ok: true, value: answer };
       else {
@@ -1042,7 +1061,10 @@ export class ScriptSandbox {
     // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
     const turn = this.line.take();
     const atHead = turn.isHead;
+    const entry = ++booted.entries;
+    args.push(entry);
     let headAt = 0;
+    let headAtEpoch = 0;
     let cpuBefore = 0n;
     let cpuSeen = 0n;
     /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
@@ -1051,6 +1073,7 @@ export class ScriptSandbox {
     const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
       turn.whenHead(() => {
         headAt = performance.now();
+        headAtEpoch = Date.now();
         cpuBefore = cpuSeen = cpuTimeOf(booted.isolate);
         // isolated-vm's own timeout stops code that runs; this one ends a call that waits (a
         // promise that never settles). While the call lasts, its CPU time is read now and then: a
@@ -1092,10 +1115,17 @@ export class ScriptSandbox {
       clearTimeout(timer);
       this.line.settle(turn);
     }
-    const wallMs = performance.now() - headAt;
+    let wallMs = performance.now() - headAt;
     const alive = !booted.isolate.isDisposed;
     // A disposed isolate has no figures left: its CPU time as last read while the call ran.
-    const cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
+    let cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
+    if (settled !== TIMED_OUT && !settled.ok) {
+      // Why it failed depends on how long it ran (ranToItsTimeout): from when the guest began it,
+      // which the host heard of late when its loop was busy. That time counts whole, as CPU too.
+      const early = startedBeforeHeadMs(booted.clock, entry, headAtEpoch);
+      wallMs += early;
+      cpuMs += early;
+    }
     return { settled, turn, atHead, headAt, wallMs, cpuMs, alive };
   }
 
@@ -1304,12 +1334,17 @@ async function bootOnce(
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
     const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
     const settle = (await entry.get("settle", { reference: true })) as Booted["settle"];
-    const booted: Booted = { isolate, context, invoke, settle };
+    const clock = newEntryClock();
+    const booted: Booted = { isolate, context, invoke, settle, clock, entries: 0 };
     // The guest's way out for requests (fetch, kv): a plain function in the isolate, held only by
     // the prelude's closure; it copies primitives to the host and returns nothing.
     const connect = await entry.get("connect", { reference: true });
     const send: HostSend = (token, id, op, payloadJson) => link.request?.(booted, token, id, op, payloadJson);
-    const connected = await connect.apply(undefined, [new ivm.Callback(send as (...args: unknown[]) => void, { ignored: true })], { timeout: LOAD_TIMEOUT_MS });
+    const connected = await connect.apply(
+      undefined,
+      [new ivm.Callback(send as (...args: unknown[]) => void, { ignored: true }), new ivm.ExternalCopy(clock.buffer).copyInto({ release: true })],
+      { timeout: LOAD_TIMEOUT_MS },
+    );
     connect.release();
     if (connected !== true) {
       // Only the script's own top-level code can have connected first (through the entry global).

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Invocation } from "../../runtime/sandbox/sandbox.js";
+import type { Invocation, ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
 import { dataOf, failureOf, HEADER, misbehaving, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
 
 /**
@@ -89,6 +89,49 @@ describe("invocations handed over together", () => {
     expect(reasons).toEqual(Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? "timeout" : "data")));
     // After each loop the isolate was rebuilt: two healthy calls, counting 1 and 2, between loops.
     expect(results.filter((_, i) => i % 3 !== 0).map((r) => String(dataOf(r).phone).split("#")[1])).toEqual(["1", "2", "1", "2", "1", "2", "1", "2"]);
+  });
+});
+
+describe("what the host learns late, or from an entry that left its isolate stuck", () => {
+  const stuck =
+    `${HEADER}let calls = 0;\n` +
+    `export default defineScript({ limits: { timeoutMs: 100 }, hooks: {\n` +
+    `  async process_client_phone(input) {\n` +
+    `    if (input.phone === "slow") { const until = Date.now() + 5; while (Date.now() < until) {} }\n` +
+    `    if (input.phone === "loop") for (;;) {}\n` +
+    `    if (input.phone === "reject") { Promise.reject(new Error("left rejected")); await new Promise(() => {}); }\n` +
+    `    await null;\n` +
+    `    calls++;\n` +
+    `    return { phone: input.phone + "#" + calls };\n` +
+    `  },\n` +
+    `} });\n`;
+  const call = (sandbox: ScriptSandbox, phone: string) => sandbox.invoke(request("process_client_phone", { input: { phone }, data: { phone } }));
+  const answers = (results: Invocation[]) => results.map((r) => (r.outcome.kind === "data" ? String(r.outcome.data.phone) : failureOf(r).reason));
+
+  it("a loop that started while the host's event loop was blocked still times out, counted from when it started", async () => {
+    const sandbox = await sandboxes.load(stuck, sandboxOptions({}, 16));
+    const calls = ["slow", "loop", "x", "x"].map((phone) => call(sandbox, phone));
+    // Handed over; the host now hears nothing for 80 ms: the loop starts after "slow" (5 ms), so
+    // when the host hears "slow" has ended, 75 of the loop's 100 ms have already gone by.
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const until = performance.now() + 80;
+        while (performance.now() < until);
+        resolve();
+      }),
+    );
+    const results = await Promise.all(calls);
+    expect(answers(results)).toEqual(["slow#1", "timeout", "x#1", "x#2"]);
+    expect(failureOf(results[1]!).message).toContain("time limit of 100 ms");
+    expect(sandbox.queueDepth).toBe(0);
+  });
+
+  it("an entry failed by its own rejection that left its handler unsettled: the calls handed over behind it run on the rebuilt isolate", async () => {
+    const sandbox = await sandboxes.load(stuck, sandboxOptions({}, 16));
+    const results = await Promise.all(["x", "reject", "x", "x", "x"].map((phone) => call(sandbox, phone)));
+    expect(answers(results)).toEqual(["x#1", "exception", "x#1", "x#2", "x#3"]);
+    expect(failureOf(results[1]!).message).toBe("left rejected");
+    expect(sandbox.queueDepth).toBe(0);
   });
 });
 

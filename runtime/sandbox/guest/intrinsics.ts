@@ -17,6 +17,7 @@ export const TypeErrorClass = TypeError;
 export const StringOf = String;
 export const isFiniteNumber = Number.isFinite;
 export const now = Date.now;
+export const Float64ArrayClass = Float64Array;
 export const reflectApply = Reflect.apply;
 export const stringSlice = String.prototype.slice;
 export const stringIndexOf = String.prototype.indexOf;

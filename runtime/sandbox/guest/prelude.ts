@@ -9,6 +9,7 @@
 import {
   GUEST_BUSY,
   GUEST_PARKED,
+  ENTRY_CLOCK_SLOTS,
   MAX_DATA_DEPTH,
   MAX_MESSAGE_CHARS,
   MAX_META_CHARS,
@@ -27,6 +28,7 @@ import { CapabilityError, capabilitiesFor, type GuestCall } from "./capabilities
 import {
   createObject,
   ErrorClass,
+  Float64ArrayClass,
   freeze,
   getPrototype,
   isArray,
@@ -384,11 +386,11 @@ function definitionOf(module: Record<string, unknown>): ScriptShape {
 
 export interface GuestEntry {
   meta(): string;
-  /** Once, by the host, right after load: the function requests of every invocation leave through. */
-  connect(send: HostSend): boolean;
+  /** Once, by the host, right after load: the function requests of every invocation leave through, and the entry clock's memory (ENTRY_CLOCK_SLOTS). */
+  connect(send: HostSend, clock: SharedArrayBuffer): boolean;
   invoke(...request: GuestInvocation): Promise<string> | InlineAnswer | string;
   /** The host's answer to request `id`: JSON text, or (ok false) JSON `{ code, message }`. */
-  settle(id: number, ok: boolean, text: string): Promise<string> | string;
+  settle(id: number, ok: boolean, text: string, entry: number): Promise<string> | string;
 }
 
 /** An invocation, with what the binding needs of it between slices. */
@@ -470,6 +472,8 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
    */
   let unsettled = false;
   let send: HostSend | undefined;
+  /** Shared with the host, which alone reads it: when each entry began (see ENTRY_CLOCK_SLOTS). */
+  let entryClock: Float64Array | undefined;
   let nextRequest = 0;
   /** Requests sent and not yet settled, by id: a prototype-less record, which no script can reach or intercept. */
   const pending = createObject(null) as Record<number, PendingRequest | undefined>;
@@ -477,10 +481,21 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
   let outbox = newOutbox();
 
   /** True when `host` is now the way out: the host checks it, so that a script that connected first cannot load. */
-  function connect(host: HostSend): boolean {
+  function connect(host: HostSend, clock: SharedArrayBuffer): boolean {
     if (send !== undefined || typeof host !== "function") return false;
     send = host;
+    entryClock = new Float64ArrayClass(clock);
     return true;
+  }
+
+  /** First thing in every entry, before anything can stop it: when it began, for the host. */
+  function began(entry: number): void {
+    const clock = entryClock;
+    if (clock === undefined) return;
+    const slot = 2 * (entry % ENTRY_CLOCK_SLOTS);
+    clock[slot] = -1;
+    clock[slot + 1] = now();
+    clock[slot] = entry;
   }
 
   /** The entry's own answer, with the outbox if it holds any. */
@@ -522,7 +537,8 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     return answer;
   }
 
-  function settle(id: number, ok: boolean, text: string): Promise<string> | string {
+  function settle(id: number, ok: boolean, text: string, entry: number): Promise<string> | string {
+    began(entry);
     const request = pending[id];
     if (request === undefined) return withOutbox("");
     if (unsettled) return GUEST_BUSY;
@@ -571,7 +587,9 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
     logBytes: GuestInvocation[6],
     outputBytes: GuestInvocation[7],
     inline: GuestInvocation[8],
+    entry: GuestInvocation[9],
   ): Promise<string> | InlineAnswer | string {
+    began(entry);
     if (unsettled) return GUEST_BUSY;
     unsettled = true;
     const call: Call = { token, done: false, requests: 0, outstanding: 0, sink: newSink(logBytes), wake: undefined };
