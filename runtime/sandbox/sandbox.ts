@@ -32,6 +32,7 @@ import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
 import { ScriptLoadFailure } from "../errors.js";
 import { busiestThreadMs, threadCpuTimes, type ThreadCpu } from "./thread-cpu.js";
 import { newEntryClock, startedBeforeHeadMs, type EntryClock } from "./entry-clock.js";
+import { handOver } from "./handover.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -1093,10 +1094,11 @@ export class ScriptSandbox {
         };
         timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
       });
-      // Handed over from a microtask (in the same order), on a near-empty stack: isolated-vm
-      // records its caller's stack with every async call, and under a request's deep, optimized
-      // stack that walk was 4% of the server's CPU (perf: v8::StackTrace::CurrentStackTrace).
-      queueMicrotask(() => {
+      // Handed over with the others of this loop turn (handover.ts), in the same order, on a
+      // near-empty stack: isolated-vm records its caller's stack with every async call, and under a
+      // request's deep, optimized stack that walk was 4% of the server's CPU (perf:
+      // v8::StackTrace::CurrentStackTrace).
+      handOver(() => {
         try {
           (fn.apply(undefined, args, applyOptions) as Promise<string>).then(
             (value) => resolve({ ok: true, value }),
@@ -1105,7 +1107,7 @@ export class ScriptSandbox {
         } catch (error) {
           resolve({ ok: false, error });
         }
-      });
+      }, this.options.loopBusy?.() === true);
     });
     try {
       // Answers arrive in order, but the host may still be finishing an earlier one (a heap
