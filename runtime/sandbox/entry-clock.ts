@@ -8,8 +8,10 @@ import { ENTRY_CLOCK_SLOTS } from "./protocol.js";
  * each with its own time limit counted from when it begins. The host marks an entry's start when
  * the entry before it answers, which it hears late when its event loop is busy: a loop stopped at
  * its 100 ms limit read 25 ms when the loop was blocked for 80 ms, and was taken for the script's
- * own rejection (test/core/sandbox-pipeline.test.ts). Only a failed entry is counted from the
- * guest's mark, which has a clock of whole milliseconds: a call's usual figures keep the host's.
+ * own rejection (test/core/sandbox-pipeline.test.ts). The host's mark can also come before the
+ * entry began: entries gathered while the loop is busy wait for their group (handover.ts). Only a
+ * failed entry is counted from the guest's mark, which has a clock of whole milliseconds: a call's
+ * usual figures keep the host's.
  */
 export interface EntryClock {
   /** Handed to the guest's connect (as an isolated-vm copy, which shares the memory). */
@@ -30,8 +32,11 @@ export function entryStartedAt(clock: EntryClock, entry: number): number | undef
   return before === entry && clock.slots[slot] === entry ? at : undefined;
 }
 
-/** How long before `headAt` (Date.now() when the host saw it at the head of the line) the guest began entry `entry`; 0 when not before, or not known. */
-export function startedBeforeHeadMs(clock: EntryClock, entry: number, headAt: number): number {
+/**
+ * How long entry `entry` has run by now, by the guest's mark: at least its true time (the marks
+ * are whole milliseconds, so one is added), or undefined when the mark is not there.
+ */
+export function ranForMs(clock: EntryClock, entry: number, now = Date.now()): number | undefined {
   const startedAt = entryStartedAt(clock, entry);
-  return startedAt === undefined ? 0 : Math.max(0, headAt - startedAt);
+  return startedAt === undefined ? undefined : now - startedAt + 1;
 }

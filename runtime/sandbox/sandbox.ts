@@ -31,7 +31,7 @@ import type { Capabilities } from "../capabilities/types.js";
 import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
 import { ScriptLoadFailure } from "../errors.js";
 import { busiestThreadMs, threadCpuTimes, type ThreadCpu } from "./thread-cpu.js";
-import { newEntryClock, startedBeforeHeadMs, type EntryClock } from "./entry-clock.js";
+import { newEntryClock, ranForMs, type EntryClock } from "./entry-clock.js";
 import { handOver } from "./handover.js";
 
 export interface SandboxOptions {
@@ -1065,7 +1065,6 @@ export class ScriptSandbox {
     const entry = ++booted.entries;
     args.push(entry);
     let headAt = 0;
-    let headAtEpoch = 0;
     let cpuBefore = 0n;
     let cpuSeen = 0n;
     /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
@@ -1074,7 +1073,6 @@ export class ScriptSandbox {
     const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
       turn.whenHead(() => {
         headAt = performance.now();
-        headAtEpoch = Date.now();
         cpuBefore = cpuSeen = cpuTimeOf(booted.isolate);
         // isolated-vm's own timeout stops code that runs; this one ends a call that waits (a
         // promise that never settles). While the call lasts, its CPU time is read now and then: a
@@ -1123,10 +1121,12 @@ export class ScriptSandbox {
     let cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
     if (settled !== TIMED_OUT && !settled.ok) {
       // Why it failed depends on how long it ran (ranToItsTimeout): from when the guest began it,
-      // which the host heard of late when its loop was busy. That time counts whole, as CPU too.
-      const early = startedBeforeHeadMs(booted.clock, entry, headAtEpoch);
-      wallMs += early;
-      cpuMs += early;
+      // not from the host's mark (entry-clock.ts). Time it ran before that mark counts whole, as CPU too.
+      const ranMs = ranForMs(booted.clock, entry);
+      if (ranMs !== undefined) {
+        if (ranMs > wallMs) cpuMs += ranMs - wallMs;
+        wallMs = ranMs;
+      }
     }
     return { settled, turn, atHead, headAt, wallMs, cpuMs, alive };
   }

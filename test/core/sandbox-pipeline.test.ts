@@ -101,6 +101,7 @@ describe("what the host learns late, or from an entry that left its isolate stuc
     `    if (input.phone === "slow") { const until = Date.now() + 5; while (Date.now() < until) {} }\n` +
     `    if (input.phone === "loop") for (;;) {}\n` +
     `    if (input.phone === "reject") { Promise.reject(new Error("left rejected")); await new Promise(() => {}); }\n` +
+    `    if (input.phone === "reject-only") Promise.reject(new Error("left rejected"));\n` +
     `    await null;\n` +
     `    calls++;\n` +
     `    return { phone: input.phone + "#" + calls };\n` +
@@ -125,6 +126,18 @@ describe("what the host learns late, or from an entry that left its isolate stuc
     expect(answers(results)).toEqual(["slow#1", "timeout", "x#1", "x#2"]);
     expect(failureOf(results[1]!).message).toContain("time limit of 100 ms");
     expect(sandbox.queueDepth).toBe(0);
+  });
+
+  it("a rejection handed over late (gathered while the host's loop was blocked) is the script's own exception; its isolate is kept", async () => {
+    const sandbox = await sandboxes.load(stuck, { ...sandboxOptions({}, 16), loopBusy: () => true });
+    expect(answers([await call(sandbox, "x")])).toEqual(["x#1"]);
+    // At the head of its line at once, handed over at the loop's check phase: 150 ms later.
+    const rejected = call(sandbox, "reject-only");
+    const until = performance.now() + 150;
+    while (performance.now() < until);
+    expect(failureOf(await rejected)).toMatchObject({ reason: "exception", message: "left rejected" });
+    // Not taken for a call stopped at its 100 ms limit and run again on a rebuilt isolate: the counter goes on.
+    expect(answers([await call(sandbox, "x")])).toEqual(["x#3"]);
   });
 
   it("an entry failed by its own rejection that left its handler unsettled: the calls handed over behind it run on the rebuilt isolate", async () => {
