@@ -591,7 +591,7 @@ export class ScriptSandbox {
     return booted;
   }
 
-  /** Throw the broken isolate away and start building the next one before anyone asks. */
+  /** Throw the broken isolate away and start building the next one before anyone asks (once: later calls for it do nothing). */
   private retire(booted: Booted): void {
     if (booted.retired) return;
     booted.retired = true;
@@ -805,7 +805,7 @@ export class ScriptSandbox {
           0,
         ),
       });
-      if (!booted.retired) this.retire(booted);
+      this.retire(booted);
     }, waitBackstopMs(this.limits.timeoutMs));
     live.idleTimer.unref();
   }

@@ -33,8 +33,9 @@ export function threadCpuTimes(): ThreadCpu | undefined {
       // The thread ended between the listing and the read: it is not the call's.
     }
   }
-  if (times.size === 0) unavailable = true;
-  return times.size === 0 ? undefined : times;
+  if (times.size > 0) return times;
+  unavailable = true;
+  return undefined;
 }
 
 /** The most CPU time, in ms, any one thread used from `before` to `after` (a thread started since counts whole). */

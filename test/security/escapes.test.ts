@@ -1061,6 +1061,12 @@ describe("the bridge of fetch and kv (capabilities)", () => {
     expect(failure.message).toContain("called the sandbox's entry (connect)");
   });
 
+  it("80b. the same with a hostile clock (a length of 64 MB of float64, not the host's shared memory): the same refusal, nothing allocated", async () => {
+    const top = `void Promise.resolve().then(() => (globalThis as any).__callscript_entry.entry.connect(() => undefined, 2 ** 23));`;
+    const failure = await loadFailure(attemptScript(`return {};`, top), OPTIONS, "attempt.ts");
+    expect(failure.message).toContain("called the sandbox's entry (connect)");
+  });
+
   it("81. no isolated-vm object and no host function is reachable from ctx: fetch, secret and kv are the guest's own functions", async () => {
     const { invocation } = await attempt({
       body: `const c = ctx as any;

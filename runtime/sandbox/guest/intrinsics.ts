@@ -18,6 +18,8 @@ export const StringOf = String;
 export const isFiniteNumber = Number.isFinite;
 export const now = Date.now;
 export const Float64ArrayClass = Float64Array;
+/** SharedArrayBuffer's byteLength getter: throws for anything that is not one (captured before the prelude wraps the constructor). */
+export const sharedByteLength = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, "byteLength")!.get!;
 export const reflectApply = Reflect.apply;
 export const stringSlice = String.prototype.slice;
 export const stringIndexOf = String.prototype.indexOf;

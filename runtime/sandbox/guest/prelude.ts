@@ -40,6 +40,7 @@ import {
   PromiseClass,
   promiseThen,
   reflectApply,
+  sharedByteLength,
   setPrototype,
   StringOf,
   stringIndexOf,
@@ -484,14 +485,24 @@ export function bindScript(module: Record<string, unknown>, scriptName: string):
   function connect(host: HostSend, clock: SharedArrayBuffer): boolean {
     if (send !== undefined || typeof host !== "function") return false;
     send = host;
-    entryClock = new Float64ArrayClass(clock);
+    // Only the host's memory, of the host's size: a script calling connect first (it then fails
+    // to load) must not make the prelude allocate what it asks.
+    if (isEntryClock(clock)) entryClock = new Float64ArrayClass(clock);
     return true;
+  }
+
+  function isEntryClock(value: unknown): value is SharedArrayBuffer {
+    try {
+      return reflectApply(sharedByteLength, value, []) === 2 * ENTRY_CLOCK_SLOTS * Float64ArrayClass.BYTES_PER_ELEMENT;
+    } catch {
+      return false;
+    }
   }
 
   /** First thing in every entry, before anything can stop it: when it began, for the host. */
   function began(entry: number): void {
     const clock = entryClock;
-    if (clock === undefined) return;
+    if (clock === undefined || typeof entry !== "number") return;
     const slot = 2 * (entry % ENTRY_CLOCK_SLOTS);
     clock[slot] = -1;
     clock[slot + 1] = now();
