@@ -65,7 +65,9 @@ describe("calls on the host's thread", () => {
       "looping.ts",
     );
     await untilInline(sandbox, 1);
+    // Counted from here: the call that ran inline first may itself have been long on a busy host.
     const inlineBefore = sandbox.inline.inlineCalls;
+    const longBefore = sandbox.inline.longInlineCalls;
     const looped = await sandbox.invoke(request("need_registration", { input: { loop: true } }));
     expect(failureOf(looped)).toMatchObject({
       reason: "timeout",
@@ -73,7 +75,7 @@ describe("calls on the host's thread", () => {
       location: { file: "looping.ts", line: 6 },
     });
     expect(sandbox.inline.inlineCalls).toBe(inlineBefore + 1);
-    expect(sandbox.inline.longInlineCalls).toBe(1);
+    expect(sandbox.inline.longInlineCalls).toBe(longBefore + 1);
     // The isolate was rebuilt (the counter starts again); at least twice as many short calls run
     // on the isolate's own thread before the next one runs inline.
     const back = await untilInline(sandbox, 1);
@@ -85,6 +87,8 @@ describe("calls on the host's thread", () => {
   it("a promise that never settles fails with timeout at once, and the next call runs on a rebuilt isolate", async () => {
     const sandbox = await sandboxes.load(counting(`need_registration() { return new Promise(() => {}); }`), inlineAtOnce);
     expect(dataOf(await sandbox.invoke(phone(1)))).toEqual({ phone: "1#1" });
+    // Counted from here: that first call of a cold isolate, inline, may have been long on a busy host.
+    const longBefore = sandbox.inline.longInlineCalls;
     const waiting = await sandbox.invoke(request("need_registration"));
     expect(failureOf(waiting)).toMatchObject({
       reason: "timeout",
@@ -94,7 +98,7 @@ describe("calls on the host's thread", () => {
     });
     expect(dataOf(await sandbox.invoke(phone(2)))).toEqual({ phone: "2#1" });
     // After a call that failed inline, the next one ran on the isolate's own thread.
-    expect(sandbox.inline).toMatchObject({ inlineCalls: 2, longInlineCalls: 1 });
+    expect(sandbox.inline).toMatchObject({ inlineCalls: 2, longInlineCalls: longBefore + 1 });
   });
 
   it("a heap bomb fails with memory, and the next call runs on a rebuilt isolate", async () => {
