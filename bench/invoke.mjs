@@ -53,6 +53,16 @@ const config = configSchema.parse({ scriptsDir: examples });
 const loaded = await loadScriptFile(scriptFile, examples, config);
 if (!loaded.ok) throw new Error(loaded.failure.message);
 const { sandbox } = loaded.script;
+const { settingsJson } = loaded.script;
+/**
+ * The guest's entry as the sandbox calls it (runtime/sandbox/protocol.ts, GuestInvocation): token,
+ * hook, input, data, settings, request id, log and output limits, inline, entry number.
+ * @param {number} i
+ * @param {string} inputJson
+ * @param {string} dataJson
+ * @returns {Promise<string>}
+ */
+const vmInvoke = (i, inputJson, dataJson) => vmEntry.invoke(i, "need_registration", inputJson, dataJson, settingsJson, "b", 8192, 65536, false, i);
 
 // The floor of one call into an isolate: isolated-vm's async apply of a function that does nothing,
 // with the same seven arguments and options (limits.timeoutMs, a promise result), and the same
@@ -185,10 +195,14 @@ for (const [label, file] of Object.entries(payloads)) {
   const n = bytes > 10_000 ? Math.round(iterations / 4) : iterations;
   const options = { iterations: n, warmup: Math.min(warmup, n / 4) };
 
+  // The guest must answer the script's data, not a failure: a protocol change once left this row
+  // measuring the answer to a call with its arguments in the wrong places.
+  const probe = JSON.parse(await vmInvoke(0, inputJson, dataJson));
+  if (probe.kind !== "data") throw new Error(`node:vm: the guest answered ${JSON.stringify(probe).slice(0, 300)}`);
   const measured = await interleaved(
     {
       "direct call": () => directHandler(input, { hook: "need_registration", data, settings: directSettings, log: noopLog, requestId: "b", script: "b" }),
-      "node:vm (same protocol)": () => vmEntry.invoke("need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536),
+      "node:vm (same protocol)": (/** @type {number} */ i) => vmInvoke(i, inputJson, dataJson),
       "isolated-vm hop alone (async apply of a no-op)": () =>
         noop.apply(undefined, ["need_registration", inputJson, dataJson, loaded.script.settingsJson, "b", 8192, 65536], {
           timeout: 250,

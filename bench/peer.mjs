@@ -10,8 +10,12 @@
 // - need_registration: the three-script pipeline (blacklist-extensions, trunk-whitelist,
 //   skip-short-and-ivr; the Worker runs the three rules in a row), 3.4 KB body.
 //
-// Before measuring, every example payload of both hooks is sent to callscript and to the Worker,
-// and their answers must be equal (the bench stops otherwise).
+// Beside them, the floor of callscript's design: an isolate per script and nothing else
+// (bench/http-hop.mjs: fastify, isolated-vm's async apply with a time limit, JSON text in and out,
+// the examples' own code), so that callscript's own path around the hop shows apart from the hop.
+//
+// Before measuring, every example payload of both hooks is sent to callscript, to the Worker and
+// to the isolate-hop server, and their answers must be equal (the bench stops otherwise).
 //
 // Reported per server: req/s, p50/p99 latency of the 200 answers, and server CPU per request:
 // utime + stime from /proc/<pid>/stat of the server's process and of every process under it,
@@ -22,7 +26,9 @@
 // Env: BENCH_QUICK=1, BENCH_ROUNDS (3), BENCH_DURATION_S (3), BENCH_CONNECTIONS (1,16,64),
 //      BENCH_PEER_CHECK=1 (only start the servers and compare their answers; no load),
 //      BENCH_PEER_BASELINE=<dir> (another built checkout alternated as "baseline": before/after),
-//      BENCH_PEER_SERVERS=callscript,baseline (load only these; targets need bare and workerd)
+//      BENCH_PEER_SERVERS=callscript,baseline (load only these; targets need bare and workerd),
+//      BENCH_PEER_HOP_MODES=sync-notimeout,… (more isolate-hop floors, see bench/http-hop.mjs),
+//      BENCH_PEER_FLAGS="--flag …" (Node/V8 flags for this checkout's callscript only)
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -63,7 +69,21 @@ const CHECK_ONLY = process.env.BENCH_PEER_CHECK === "1";
  * joins the rounds as "baseline", for before/after figures of a change taken side by side.
  */
 const BASELINE = process.env.BENCH_PEER_BASELINE ? path.resolve(process.env.BENCH_PEER_BASELINE) : undefined;
-/** BENCH_PEER_SERVERS: which servers to load (default all): bare, workerd, callscript, callscript-info, baseline. */
+/**
+ * BENCH_PEER_HOP_MODES: more isolate-hop floors to run beside "hop" (bench/http-hop.mjs's HOP_MODE
+ * "async"), as "hop-<mode>": async-notimeout, sync, sync-notimeout.
+ */
+const HOP_MODES = [
+  "async",
+  ...(process.env.BENCH_PEER_HOP_MODES ?? "")
+    .split(",")
+    .map((mode) => mode.trim())
+    .filter(Boolean),
+];
+const hopKey = (/** @type {string} */ mode) => /** @type {"hop"} */ (mode === "async" ? "hop" : `hop-${mode}`); // one type for all of them
+/** BENCH_PEER_FLAGS: Node/V8 flags for this checkout's callscript (not the baseline's): a flag's before/after. */
+const PEER_FLAGS = (process.env.BENCH_PEER_FLAGS ?? "").split(" ").filter(Boolean);
+/** BENCH_PEER_SERVERS: which servers to load (default all): bare, workerd, hop, callscript, callscript-info, baseline. */
 const ONLY_SERVERS = process.env.BENCH_PEER_SERVERS?.split(",").map((name) => name.trim());
 
 const payload = (/** @type {string} */ file) => readFileSync(path.join(EXAMPLES, "payloads", file), "utf8");
@@ -161,7 +181,7 @@ async function post(url, body) {
  * (its shape, for the type check: bench/peer/rules.d.ts).
  * @param {string} outFile
  */
-async function bundleRules(outFile) {
+async function bundleRules(outFile, format = /** @type {"esm" | "iife"} */ ("esm")) {
   const config = JSON.parse(readFileSync(CONFIG_FILE, "utf8"));
   const names = readdirSync(EXAMPLES)
     .filter((file) => file.endsWith(".ts") && !file.endsWith(".d.ts"))
@@ -176,7 +196,8 @@ async function bundleRules(outFile) {
   await esbuild.build({
     stdin: { contents: entry, resolveDir: EXAMPLES, loader: "js", sourcefile: "rules-entry.js" },
     bundle: true,
-    format: "esm",
+    format,
+    ...(format === "iife" ? { globalName: "rules" } : {}),
     platform: "neutral",
     target: "es2022",
     outfile: outFile,
@@ -239,7 +260,8 @@ const peerWorker :Workerd.Worker = (
  * @param {string} logLevel
  */
 async function startCallscript(logLevel, root = repoRoot, label = "") {
-  const { child, match, readyMs } = await spawnUntil(process.execPath, serveExamplesArgs(0), {
+  const flags = root === repoRoot ? PEER_FLAGS : [];
+  const { child, match, readyMs } = await spawnUntil(process.execPath, [...flags, ...serveExamplesArgs(0)], {
     ready: SERVING_LINE,
     env: { CALLSCRIPT_LOG_LEVEL: logLevel },
     stdout: "ignore",
@@ -255,6 +277,21 @@ async function startBare(answers) {
     env: { BARE_ANSWERS: JSON.stringify(answers) },
   });
   return { name: "bare fastify", child, url: /** @type {string} */ (match[1]), readyMs };
+}
+
+/**
+ * The floor of an isolate per script (bench/http-hop.mjs): fastify and an isolated-vm isolate per
+ * script, the examples' code, JSON text in and out, nothing of callscript around the hop.
+ * @param {string} mode HOP_MODE
+ */
+async function startHop(mode) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-hop-"));
+  await bundleRules(path.join(dir, "rules.js"), "iife");
+  const { child, match, readyMs } = await spawnUntil(process.execPath, ["--no-node-snapshot", path.join(benchDir, "http-hop.mjs")], {
+    ready: /listening (http:\/\/\S+)/,
+    env: { HOP_RULES: path.join(dir, "rules.js"), HOP_CONFIG: CONFIG_FILE, HOP_MODE: mode },
+  });
+  return { name: mode === "async" ? "isolate hop" : `isolate hop (${mode})`, child, url: /** @type {string} */ (match[1]), readyMs, dir };
 }
 
 // ---- load ------------------------------------------------------------------------------------
@@ -316,6 +353,8 @@ try {
   servers["callscript-info"] = await startCallscript("info");
   if (BASELINE) servers.baseline = await startCallscript("warn", BASELINE, ` baseline ${path.basename(BASELINE)}`);
   servers.workerd = await startWorkerd();
+  servers.hop = await startHop("async");
+  for (const mode of HOP_MODES.slice(1)) servers[hopKey(mode)] = await startHop(mode);
 
   // Same logic, same answers: every example payload of both hooks, callscript against the Worker.
   const checked = [];
@@ -325,6 +364,11 @@ try {
       const [ours, theirs] = await Promise.all([post(`${servers.callscript.url}/hooks/${hook}`, body), post(`${servers.workerd.url}/hooks/${hook}`, body)]);
       if (ours.status !== 200 || theirs.status !== 200 || !isDeepStrictEqual(JSON.parse(ours.text), JSON.parse(theirs.text))) {
         throw new Error(`${hook} ${file}: callscript answered ${ours.status} ${ours.text}, the Worker ${theirs.status} ${theirs.text}`);
+      }
+      for (const mode of HOP_MODES) {
+        const hop = await post(`${servers[hopKey(mode)].url}/hooks/${hook}`, body);
+        if (hop.status !== 200 || !isDeepStrictEqual(JSON.parse(ours.text), JSON.parse(hop.text)))
+          throw new Error(`${hook} ${file}: callscript answered ${ours.status} ${ours.text}, ${servers[hopKey(mode)].name} ${hop.status} ${hop.text}`);
       }
       checked.push({ hook, file, answer: ours.text, sameText: ours.text === theirs.text });
     }
@@ -351,6 +395,7 @@ try {
 } finally {
   await Promise.all(Object.values(servers).map((server) => stopChild(server.child)));
   if (servers.workerd) rmSync(servers.workerd.dir, { recursive: true, force: true });
+  for (const mode of HOP_MODES) if (servers[hopKey(mode)]) rmSync(servers[hopKey(mode)].dir, { recursive: true, force: true });
 }
 
 /** @typedef {Awaited<ReturnType<typeof load>>} Run */
@@ -371,7 +416,7 @@ async function measure(answers, checked) {
   for (const key of Object.keys(servers).filter(loaded))
     for (const hook of /** @type {HookName[]} */ (Object.keys(hooks))) await load(servers[/** @type {ServerKey} */ (key)], hook, AT, WARMUP_S);
 
-  const KEYS = ["bare", "workerd", "callscript", "baseline"].filter(loaded);
+  const KEYS = ["bare", "workerd", ...HOP_MODES.map(hopKey), "callscript", "baseline"].filter(loaded);
   /** @type {Record<string, Run[]>} */
   const samples = {}; // `${hook}|${connections}|${key}` → run[]
   for (let r = 0; r < ROUNDS; r++) {

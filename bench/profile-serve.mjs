@@ -124,6 +124,28 @@ if (MODE === "cpu") {
   console.log(table(rows(byModule), ["name", "self ms", "share", "µs/req"]));
   console.log("\nby function (self time)");
   console.log(table(rows(byFunction), ["name", "self ms", "share", "µs/req"]));
+  // Inclusive time: a sample counts for every distinct function on its stack, so a caller's
+  // figure holds what its callees cost (a function that recurses counts once).
+  /** @type {Map<number, number>} */
+  const parentOf = new Map();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  /** @type {Map<string, number>} */
+  const inclusive = new Map();
+  for (const [id, us] of self) {
+    const names = new Set();
+    for (let at = /** @type {number | undefined} */ (id); at !== undefined; at = parentOf.get(at)) {
+      const { callFrame } = /** @type {import("node:inspector").Profiler.ProfileNode} */ (byId.get(at));
+      names.add(`${callFrame.functionName || "(anonymous)"} ${moduleOf(callFrame.url)}:${callFrame.lineNumber + 1}`);
+    }
+    for (const name of names) inclusive.set(name, (inclusive.get(name) ?? 0) + us);
+  }
+  console.log("\nby function (inclusive: with what it calls)");
+  console.log(
+    table(
+      rows(inclusive).map(({ "self ms": ms, ...row }) => ({ ...row, "total ms": ms })),
+      ["name", "total ms", "share", "µs/req"],
+    ),
+  );
 } else {
   const pid = server.child.pid;
   const report = (/** @type {string} */ sort) =>
