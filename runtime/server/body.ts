@@ -3,8 +3,12 @@ import { InvalidJsonError } from "../errors.js";
 import { withIssues } from "./error-handler.js";
 import { shared } from "./plugin.js";
 
-/** The text each request's body was parsed from, for parseHookInput. */
-export const bodyTexts = new WeakMap<FastifyRequest, string>();
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The text the body was parsed from, for parseHookInput (undefined until then, or when it is not JSON). */
+    bodyText: string | undefined;
+  }
+}
 
 /**
  * Bodies are JSON whatever their Content-Type says (`curl -d @call.json` sends
@@ -13,6 +17,8 @@ export const bodyTexts = new WeakMap<FastifyRequest, string>();
  * body limit. A body that is not JSON is a 400 that says where it breaks.
  */
 export const jsonBodies = shared("callscript-json-body", async (app) => {
+  // On the request, not in a WeakMap keyed by it: see hook-route.ts (per-request state).
+  app.decorateRequest("bodyText", undefined);
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (request: FastifyRequest, body: string | Buffer, done) => {
@@ -24,7 +30,7 @@ export const jsonBodies = shared("callscript-json-body", async (app) => {
     void parse(request, text, (error: Error | null, value?: unknown) => {
       if (!error) {
         // As the parser read it: without a byte order mark, which JSON.parse in a script refuses.
-        bodyTexts.set(request, text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+        request.bodyText = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
         done(null, value);
         return;
       }
