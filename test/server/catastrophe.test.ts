@@ -37,7 +37,32 @@ describe("Catastrophe.race", () => {
     const catastrophe = new Catastrophe();
     for (let i = 0; i < 100; i++) await catastrophe.race(async () => success({ i }));
     await expect(catastrophe.race(async () => Promise.reject(new Error("dispatch failed")))).rejects.toThrow("dispatch failed");
-    expect((catastrophe as unknown as { waiting: Set<unknown> }).waiting.size).toBe(0);
+    const { waiting } = catastrophe as unknown as { waiting: unknown[] };
+    // One at a time, every request used the same slot, emptied when it was answered.
+    expect(waiting).toEqual([undefined]);
+
+    // Sixteen at once take sixteen slots, and the next sixteen reuse them.
+    const batch = () => Promise.all(Array.from({ length: 16 }, (_, i) => catastrophe.race(async () => success({ i }))));
+    await batch();
+    await batch();
+    expect(waiting).toHaveLength(16);
+    expect(waiting.every((slot) => slot === undefined)).toBe(true);
+  });
+
+  it("answers every request waiting when it trips, each with the error, whatever its call does later", async () => {
+    const catastrophe = new Catastrophe();
+    let finish!: () => void;
+    const late = new Promise<void>((resolve) => (finish = resolve));
+    const waiting = Array.from({ length: 5 }, (_, i) => catastrophe.race(() => late.then(() => success({ i }))));
+    const done = await catastrophe.race(async () => success({ done: true }));
+    expect(done).toEqual(success({ done: true }));
+    const failure = catastrophe.trip("broken", "Catastrophic out-of-memory error");
+    const errorAnswer = { answer: { state: "error", error: failure }, invocations: [], skipped: [] };
+    expect(await Promise.all(waiting)).toEqual(Array.from({ length: 5 }, () => errorAnswer));
+    // Their calls ending afterwards changes nothing.
+    finish();
+    await late;
+    expect(await Promise.all(waiting)).toEqual(Array.from({ length: 5 }, () => errorAnswer));
   });
 });
 
