@@ -1,6 +1,9 @@
 import type { DispatchResult } from "../dispatch/dispatch.js";
 import type { HookFailure } from "../schema/envelope.js";
 
+/** The answer every hook request gets once the catastrophe has come. */
+const answerOf = (failure: HookFailure): DispatchResult => ({ answer: { state: "error", error: failure }, invocations: [], skipped: [] });
+
 /**
  * isolated-vm's `onCatastrophicError`: V8 lost control of an isolate ("Catastrophic out-of-memory
  * error", "Script failed to terminate"). The isolate's thread is parked for good, and isolated-vm
@@ -12,8 +15,6 @@ import type { HookFailure } from "../schema/envelope.js";
  * back to its default rather than waiting on a dead isolate. `handleSignals` then stops the server
  * and ends the process for the service manager to restart it.
  */
-const answerOf = (failure: HookFailure): DispatchResult => ({ answer: { state: "error", error: failure }, invocations: [], skipped: [] });
-
 export class Catastrophe {
   private failed: HookFailure | undefined;
   private resolveTripped!: (failure: HookFailure) => void;
@@ -22,8 +23,8 @@ export class Catastrophe {
    * their promises' own resolve functions, in slots reused through a free list, each slot emptied
    * as its call ends. Not a Set of a closure per request whose entry a `finally` removed: with that,
    * V8's young-generation collections of a server under load kept 36–45% of what it allocated alive
-   * (every waiting request's input, promises and fastify objects copied and promoted), 11% with
-   * this (bench/young-gc.mjs, docs/benchmarks.md).
+   * (every waiting request's input, promises and fastify objects copied and promoted), 10–34% with
+   * this for one script, most runs 17% or less (bench/young-gc.mjs, docs/benchmarks.md).
    */
   private readonly waiting: (((result: DispatchResult) => void) | undefined)[] = [];
   private readonly freeSlots: number[] = [];
