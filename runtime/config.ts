@@ -77,6 +77,12 @@ export const configSchema = z.strictObject({
     .describe(
       "Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread",
     ),
+  bootIsolates: z
+    .enum(["onFirstCall", "atLoad"])
+    .default("onFirstCall")
+    .describe(
+      "When each script's own isolate boots: onFirstCall loads the script (top level run, definition checked) in a shared probe isolate and boots its own at its first call (fast start, idle scripts hold no isolate); atLoad boots it as the script loads (no first-call boot, about 7 ms)",
+    ),
   typecheck: z
     .enum(["block", "warn", "off"])
     .default("block")

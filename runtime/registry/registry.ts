@@ -18,6 +18,7 @@ import { isScriptFile } from "./variants.js";
 import { applyConfig, type ConfigChange } from "./apply-config.js";
 import { failedScriptFailure, hooksNamedIn, stageVerb } from "./failed-script.js";
 import { loadScriptFile, pipelineEntry, sandboxOptionsFrom, type LoadedScript } from "./load-script.js";
+import { LoadProbes } from "../sandbox/load-probe.js";
 import type { ConfigReport, ProblemAt, ScriptProblem, ScriptState, ShadowState } from "./states.js";
 
 interface Entry {
@@ -93,6 +94,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly typeChecking: TypeChecking | undefined;
   private readonly onCatastrophicError: ((script: string, message: string) => void) | undefined;
   private readonly loopBusy: (() => boolean) | undefined;
+  /** Where scripts load when their isolates boot at their first call (config bootIsolates). */
+  private loadProbes: LoadProbes | undefined;
   /** The scripts folder as configured (it may be reached through a link that a deploy flips). */
   readonly scriptsDir: string;
   /**
@@ -137,6 +140,10 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const options = sandboxOptionsFrom(config);
     if (this.onCatastrophicError) options.onCatastrophicError = this.onCatastrophicError;
     if (this.loopBusy) options.loopBusy = this.loopBusy;
+    if (config.bootIsolates === "onFirstCall") {
+      this.loadProbes ??= new LoadProbes((message) => this.onCatastrophicError?.("(load probe)", message));
+      options.loadProbes = this.loadProbes;
+    }
     return options;
   }
 
@@ -536,6 +543,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   async close(): Promise<void> {
     this.closed = true;
     void this.typeChecking?.close();
+    this.loadProbes?.close();
     const sandboxes = [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
     for (const entry of this.entries.values()) entry.generation++;
     this.entries.clear();

@@ -33,6 +33,7 @@ import { ScriptLoadFailure } from "../errors.js";
 import { busiestThreadMs, threadCpuTimes, type ThreadCpu } from "./thread-cpu.js";
 import { newEntryClock, ranForMs, type EntryClock } from "./entry-clock.js";
 import { handOver } from "./handover.js";
+import type { LoadProbes } from "./load-probe.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -47,6 +48,11 @@ export interface SandboxOptions {
   inlineAfter?: number;
   /** True while the event loop is busy (loop-load.ts): calls then go to their isolates' threads, which work beside it. */
   loopBusy?: () => boolean;
+  /**
+   * Load in a probe isolate (load-probe.ts) and boot the script's own isolate at its first call
+   * (config `bootIsolates: "onFirstCall"`); without it, the isolate boots as the script loads.
+   */
+  loadProbes?: LoadProbes;
 }
 
 export interface InvocationRequest {
@@ -255,6 +261,8 @@ function countInline(): void {
   if (inlineThisTurn++ === 0) setImmediate(() => (inlineThisTurn = 0));
 }
 
+/** Isolates booted ahead of their calls at once (ScriptSandbox.warm). */
+const WARM_BOOTS = 2;
 /** How long a script's top-level code may run when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
 const LOG_LEVEL_SET = new Set<string>(LOG_LEVELS);
@@ -394,6 +402,8 @@ function isGuestOutcome(value: unknown): value is GuestOutcome {
 export class ScriptSandbox {
   private booted: Booted | undefined;
   private booting: Promise<Booted> | undefined;
+  /** Whether an isolate of this version has booted yet (see SandboxOptions.loadProbes). */
+  private bootedOnce: boolean;
   private readonly line = new InvocationLine();
   /** isolated-vm's options for an invocation: the same for every call of this version. */
   private readonly applyOptions: { timeout: number; result: { promise: true } };
@@ -416,10 +426,12 @@ export class ScriptSandbox {
     readonly limits: Limits,
     readonly warnings: string[],
     private readonly options: SandboxOptions,
-    booted: Booted,
+    /** Undefined when it boots at its first call (SandboxOptions.loadProbes). */
+    booted: Booted | undefined,
     private readonly link: RequestLink,
   ) {
     this.booted = booted;
+    this.bootedOnce = booted !== undefined;
     link.request = (from, token, id, op, payload) => this.hostRequest(from, token, id, op, payload);
     this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     this.applyOptions = { timeout: limits.timeoutMs, result: { promise: true } };
@@ -445,6 +457,10 @@ export class ScriptSandbox {
 
   /** Load a compiled script: boot an isolate, run its top level, read and check its definition. */
   static async load(compiled: CompiledScript, options: SandboxOptions): Promise<ScriptSandbox> {
+    if (options.loadProbes) {
+      const probed = await ScriptSandbox.probe(compiled, options, options.loadProbes);
+      if (probed) return probed;
+    }
     const sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     let bootedMb = options.defaults.memoryMb;
     let booted: Booted;
@@ -470,7 +486,7 @@ export class ScriptSandbox {
     }
     let meta: ScriptMeta;
     try {
-      meta = await readMeta(booted, compiled.name);
+      meta = await readMeta((booted as Booted & { entry: Reference<Record<string, unknown>> }).entry, compiled.name);
     } catch (error) {
       disposeIsolate(booted.isolate);
       throw error;
@@ -482,6 +498,20 @@ export class ScriptSandbox {
       booted = await boot(compiled, limits.memoryMb, sourceMap, options, link);
     }
     return new ScriptSandbox(compiled, meta, limits, warnings, options, booted, link);
+  }
+
+  /**
+   * Loaded in a probe isolate, its own to boot at its first call: undefined when the probe failed,
+   * or when the script asks for a smaller heap than the probe's (its top level is then checked in
+   * an isolate of its size), and load() goes the full way.
+   */
+  private static async probe(compiled: CompiledScript, options: SandboxOptions, probes: LoadProbes): Promise<ScriptSandbox | undefined> {
+    const probeMb = options.defaults.memoryMb;
+    const meta = await probes.run(compiled, probeMb, LOAD_TIMEOUT_MS, (entry) => readMeta(entry, compiled.name));
+    if (!meta) return undefined;
+    const { limits, warnings } = resolveLimits(meta.limits, options.defaults, options.max);
+    if (limits.memoryMb < probeMb) return undefined;
+    return new ScriptSandbox(compiled, meta, limits, warnings, options, undefined, {});
   }
 
   /** The `overloaded` answer when this script's queue is full now; undefined when it takes calls. */
@@ -571,6 +601,37 @@ export class ScriptSandbox {
     await this.booting?.catch(() => undefined);
   }
 
+  /**
+   * Boot its isolate ahead of its call when it has none and none is on its way (a version loaded
+   * in a probe, before its first call). Boots asked for this way start WARM_BOOTS at a time: `new
+   * Isolate` holds the event loop for about 3 ms, and a long pipeline's all at once held it for
+   * the whole pipeline.
+   */
+  warm(): void {
+    if (this.booted !== undefined || this.booting !== undefined || this.disposed) return;
+    ScriptSandbox.warmWaiting.push(this);
+    ScriptSandbox.pumpWarm();
+  }
+
+  private static readonly warmWaiting: ScriptSandbox[] = [];
+  private static warmBooting = 0;
+
+  private static pumpWarm(): void {
+    while (ScriptSandbox.warmBooting < WARM_BOOTS && ScriptSandbox.warmWaiting.length > 0) {
+      const sandbox = ScriptSandbox.warmWaiting.shift()!;
+      // Booted meanwhile, by its own call or an earlier warm().
+      if (sandbox.booted !== undefined || sandbox.booting !== undefined || sandbox.disposed) continue;
+      ScriptSandbox.warmBooting++;
+      sandbox
+        .ready()
+        .catch(() => undefined)
+        .finally(() => {
+          ScriptSandbox.warmBooting--;
+          ScriptSandbox.pumpWarm();
+        });
+    }
+  }
+
   /** Heap in use by this script's isolate now, if it is up. */
   heapUsedBytes(): number | undefined {
     const isolate = this.booted?.isolate;
@@ -588,6 +649,7 @@ export class ScriptSandbox {
       throw new Error("This script version was unloaded");
     }
     this.booted = booted;
+    this.bootedOnce = true;
     return booted;
   }
 
@@ -834,7 +896,9 @@ export class ScriptSandbox {
     try {
       booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
     } catch (error) {
-      return this.failed("exception", `The script's isolate could not be rebuilt: ${(error as Error).message}`, performance.now() - enqueuedAt);
+      // Its first boot, when it was loaded in a probe (its top level then ran the same way there).
+      const what = this.bootedOnce ? "rebuilt" : "booted at its first call";
+      return this.failed("exception", `The script's isolate could not be ${what}: ${(error as Error).message}`, performance.now() - enqueuedAt);
     }
     const { limits } = this;
     const wallTimeoutMs = call.wallTimeoutMs;
@@ -1391,8 +1455,7 @@ function errorMessage(error: Error): string {
   return clip(name && name !== "Error" ? `${name}: ${message}` : message);
 }
 
-async function readMeta(booted: Booted, name: string): Promise<ScriptMeta> {
-  const entry = (booted as Booted & { entry: Reference<Record<string, unknown>> }).entry;
+async function readMeta(entry: Reference<Record<string, unknown>>, name: string): Promise<ScriptMeta> {
   const metaFn = (await entry.get("meta", { reference: true })) as Reference<() => string>;
   let json: unknown;
   try {

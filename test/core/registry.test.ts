@@ -228,9 +228,47 @@ describe("state", () => {
     const { registry } = registryFor(dir);
     await registry.loadAll();
     const sandbox = registry.sandboxes()[0]!;
+    // Its isolate boots at its first call (bootIsolates).
+    await callLeased(registry, configSchema.parse({ scriptsDir: dir }), "need_registration", {});
     expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
     await registry.close();
     expect(sandbox.heapUsedBytes()).toBeUndefined();
     expect(registry.states()).toEqual([]);
+  });
+});
+
+describe("bootIsolates", () => {
+  const heaps = (registry: ScriptRegistry) => registry.sandboxes().map((sandbox) => [sandbox.name, sandbox.heapUsedBytes() !== undefined]);
+
+  it("onFirstCall (the default): loaded without isolates; a hook's first call boots all of its scripts, answering as they would", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b"), "c.ts": tracing("c"), "other.ts": answering(false) });
+    const { registry } = registryFor(dir);
+    await registry.loadAll();
+    expect(registry.ready).toBe(true);
+    expect(heaps(registry)).toEqual([
+      ["a", false],
+      ["b", false],
+      ["c", false],
+      ["other", false],
+    ]);
+    const result = await callLeased(registry, configSchema.parse({ scriptsDir: dir }), "process_final_params", {});
+    expect(result.answer).toEqual({ state: "success", data: { trace: ["a", "b", "c"] } });
+    // The scripts of the hook called, and no other.
+    expect(heaps(registry)).toEqual([
+      ["a", true],
+      ["b", true],
+      ["c", true],
+      ["other", false],
+    ]);
+  });
+
+  it("atLoad: every script's isolate boots as it loads", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a"), "other.ts": answering(false) });
+    const { registry } = registryFor(dir, { bootIsolates: "atLoad" });
+    await registry.loadAll();
+    expect(heaps(registry)).toEqual([
+      ["a", true],
+      ["other", true],
+    ]);
   });
 });

@@ -1,0 +1,116 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { BUILTIN_MAX_LIMITS } from "../../runtime/sandbox/limits.js";
+import { LoadProbes } from "../../runtime/sandbox/load-probe.js";
+import type { SandboxOptions } from "../../runtime/sandbox/sandbox.js";
+import { dataOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+
+// Scripts loaded in a probe isolate, their own isolate booted at their first call (config
+// bootIsolates: "onFirstCall", the server's default), against the same scripts booted at load.
+const probes = new LoadProbes();
+const sandboxes = new Sandboxes();
+afterAll(async () => {
+  await sandboxes.disposeAll();
+  probes.close();
+});
+
+const probed = (options: SandboxOptions = sandboxOptions()): SandboxOptions => ({ ...options, loadProbes: probes });
+const handler = `need_registration() { return { result: false }; }`;
+
+describe("a script loaded in a probe", () => {
+  it("has no isolate until its first call, which boots one and answers", async () => {
+    const sandbox = await sandboxes.load(
+      `${HEADER}console.log("loading");\nexport default defineScript({ order: 3, settings: { ext: ["101"] }, hooks: { ${handler} } });\n`,
+      probed(),
+    );
+    expect(sandbox.meta.hooks).toEqual(["need_registration"]);
+    expect(sandbox.meta.order).toBe(3);
+    expect(sandbox.meta.settings).toEqual({ ext: ["101"] });
+    expect(sandbox.meta.logs.lines.map(({ level, message }) => [level, message])).toEqual([["info", "loading"]]);
+    expect(sandbox.heapUsedBytes()).toBeUndefined();
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false });
+    expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
+  });
+
+  it("starts its first call from a fresh top level of its own: the probe's run is not the one its calls see", async () => {
+    const sandbox = await sandboxes.load(
+      `${HEADER}let loads = 0;\nloads++;\nlet calls = 0;\nexport default defineScript({ hooks: { need_registration() { calls++; return { result: false, loads, calls } as any; } } });\n`,
+      probed(),
+    );
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false, loads: 1, calls: 1 });
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false, loads: 1, calls: 2 });
+  });
+
+  it("with a larger heap of its own, that its top level needs: loaded the full way, and it answers", async () => {
+    // About 96 MB of doubles at load: over the probe's heap (the default 32 MB).
+    const sandbox = await sandboxes.load(
+      `${HEADER}const table: number[][] = [];\nfor (let i = 0; i < 12; i++) table.push(new Array(1e6).fill(i + 0.5));\n` +
+        `export default defineScript({ limits: { memoryMb: 160 }, hooks: { need_registration() { return { result: table.length === 12 }; } } });\n`,
+      probed(),
+    );
+    expect(sandbox.limits.memoryMb).toBe(160);
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: true });
+  });
+
+  it("asking for a smaller heap than the probe's: booted at load, so that its top level is checked in a heap of its size", async () => {
+    const sandbox = await sandboxes.load(`${HEADER}export default defineScript({ limits: { memoryMb: 16 }, hooks: { ${handler} } });\n`, probed());
+    expect(sandbox.limits.memoryMb).toBe(16);
+    expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
+  });
+
+  it("many at once, side by side: each answers with its own definition", async () => {
+    const all = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        sandboxes.load(`${HEADER}export default defineScript({ order: ${i}, hooks: { need_registration() { return { result: false, n: ${i} } as any; } } });\n`, probed()),
+      ),
+    );
+    expect(all.map((sandbox) => sandbox.meta.order)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    expect(all.every((sandbox) => sandbox.heapUsedBytes() === undefined)).toBe(true);
+    const answers = await Promise.all(all.map(async (sandbox) => dataOf(await sandbox.invoke(request()))));
+    expect(answers).toEqual(Array.from({ length: 24 }, (_, i) => ({ result: false, n: i })));
+  });
+});
+
+// Every failure of a probe sends the script the full way: the admin reads what the isolate of its
+// own says, word for word as when it boots at load.
+describe("a script that does not load: the same failure as booted at load", () => {
+  const failing: [string, string, SandboxOptions?][] = [
+    ["no default export", `${HEADER}export const hooks = { ${handler} };\n`],
+    ["a misspelt hook", `${HEADER}export default defineScript({ hooks: { need_registraton() {} } as any });\n`],
+    ["no hooks", `${HEADER}export default defineScript({ hooks: {} });\n`],
+    ["a top-level throw", `${HEADER}const ext = ["101"];\nif (ext.length < 2) {\n  throw new Error("need two extensions");\n}\nexport default defineScript({ hooks: { ${handler} } });\n`],
+    ["settings that are not JSON", `${HEADER}export default defineScript({ settings: { f: () => 1 } as any, hooks: { ${handler} } });\n`],
+    [
+      "its top level uses the sandbox's entry",
+      // A microtask runs once the bundle has finished, when the entry global exists.
+      `${HEADER}void Promise.resolve().then(() => (globalThis as any).__callscript_entry.entry.connect(() => undefined, new SharedArrayBuffer(8)));\nexport default defineScript({ hooks: { ${handler} } });\n`,
+    ],
+    [
+      "a top-level heap bomb",
+      `${HEADER}const hoard: string[] = [];\nfor (;;) hoard.push("x".repeat(1024) + hoard.length);\nexport default defineScript({ hooks: { ${handler} } });\n`,
+      { ...sandboxOptions({ memoryMb: 16 }), max: { ...BUILTIN_MAX_LIMITS, memoryMb: 32 } },
+    ],
+  ];
+  for (const [what, source, options = sandboxOptions()] of failing) {
+    it(what, async () => {
+      const atLoad = await loadFailure(source, options);
+      const inProbe = await loadFailure(source, probed(options));
+      // (A failure the host finds carries the host's stack, which names this file's line.)
+      const shown = (failure: typeof atLoad) => ({
+        message: failure.message,
+        location: failure.location,
+        stack: failure.mappedStack?.split("\n").filter((line) => !line.includes(".test.ts")),
+      });
+      expect(shown(inProbe)).toEqual(shown(atLoad));
+    });
+  }
+
+  it("a probe lost at its heap limit does not fail the scripts loaded after it", async () => {
+    const bomb = `${HEADER}const hoard: string[] = [];\nfor (;;) hoard.push("x".repeat(1024) + hoard.length);\nexport default defineScript({ hooks: { ${handler} } });\n`;
+    const [failure, sandbox] = await Promise.all([
+      loadFailure(bomb, probed({ ...sandboxOptions({ memoryMb: 16 }), max: { ...BUILTIN_MAX_LIMITS, memoryMb: 16 } })),
+      sandboxes.load(`${HEADER}export default defineScript({ hooks: { ${handler} } });\n`, probed(sandboxOptions({ memoryMb: 16 }))),
+    ]);
+    expect(failure.message).toBe("its top-level code ran out of its heap of 16 MB");
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false });
+  });
+});
