@@ -4,7 +4,9 @@
 // memory each idle script adds. Then, in a child process of its own, where a cold start goes: the
 // batch compile (esbuild runs of 100 scripts) against the isolate boots, and what one idle isolate
 // holds (V8 heap statistics, bundle size). Memory is read once the server is idle after loading
-// (the target: "per idle script"), and again after each script has been called once.
+// (the target: "per idle script"), and again after each script has been called once (with
+// config bootIsolates onFirstCall, the default, those first calls boot the scripts' isolates: their
+// time is reported; the variant "atLoad" boots every isolate as its script loads, as before).
 //
 // Run: npm run build && node --no-node-snapshot bench/scale.mjs
 // Env: BENCH_QUICK=1, BENCH_SCALE_COUNTS (1,100,500), BENCH_SCALE_RUNS (3), BENCH_SETTLE_MS (1500)
@@ -83,6 +85,16 @@ async function breakdown(count) {
     const b0 = performance.now();
     const sandboxes = await Promise.all(scripts.map((script) => ScriptSandbox.load(script, options)));
     const bootMs = performance.now() - b0;
+    // The same scripts loaded as the server loads them by default (bootIsolates onFirstCall): in
+    // probe isolates, with no isolate of their own yet.
+    const { LoadProbes } = await import("../dist/runtime/sandbox/load-probe.js");
+    const probes = new LoadProbes();
+    const p0 = performance.now();
+    const probed = await Promise.all(scripts.map((script) => ScriptSandbox.load(script, { ...options, loadProbes: probes })));
+    const probeLoadMs = performance.now() - p0;
+    if (probed.some((sandbox) => sandbox.heapUsedBytes() !== undefined)) throw new Error("a script loaded in a probe has an isolate of its own");
+    await Promise.all(probed.map((sandbox) => sandbox.drainAndDispose()));
+    probes.close();
     // One isolate alone, for the per-step cost (no parallelism).
     const ivm = (await import("../dist/runtime/sandbox/ivm.js")).isolatedVm();
     /** @type {Record<"isolateMs" | "contextMs" | "compileMs" | "runMs", number[]>} */
@@ -116,6 +128,7 @@ async function breakdown(count) {
       importMs: round(importMs, 1),
       compileMs: round(compileMs, 1),
       bootMs: round(bootMs, 1),
+      probeLoadMs: round(probeLoadMs, 1),
       perIsolateStepMs: Object.fromEntries(Object.entries(steps).map(([key, values]) => [key, round(median(values), 3)])),
       rssMB: { before: round(rssBefore / MB, 1), afterCompile: round(rssCompiled / MB, 1), loaded: round(rssLoaded / MB, 1) },
       rssPerScriptMB: round((rssLoaded - rssCompiled) / count / MB, 3),
@@ -149,6 +162,8 @@ if (process.argv[2] === "--breakdown") {
 const VARIANTS = [
   { key: "default", name: "default", env: {} },
   { key: "arenas2", name: "MALLOC_ARENA_MAX=2 (systemd unit)", env: { MALLOC_ARENA_MAX: "2" } },
+  // Every isolate booted as its script loads, as before config bootIsolates (issue 16): side by side.
+  { key: "atLoad", name: "bootIsolates atLoad, MALLOC_ARENA_MAX=2", env: { MALLOC_ARENA_MAX: "2", CALLSCRIPT_BOOT_ISOLATES: "atLoad" } },
 ];
 
 /**
@@ -174,8 +189,12 @@ async function coldStart(dir, count, env = {}) {
     await sleep(SETTLE_MS);
     const idle = procStats(pid);
     // Then every script called once (two requests: each hook's pipeline runs all its scripts), as
-    // a server that has been serving for a while holds them.
+    // a server that has been serving for a while holds them. With bootIsolates onFirstCall, these
+    // first calls boot the isolates of their hook's scripts: how long each took is reported.
+    /** @type {Record<string, number>} */
+    const firstCallMs = {};
     for (const [hook, file] of Object.entries(CALLS)) {
+      const calledAt = performance.now();
       const response = await fetch(`${server.match[2]}/hooks/${hook}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -183,6 +202,7 @@ async function coldStart(dir, count, env = {}) {
       });
       const answer = /** @type {{ state?: string }} */ (await response.json());
       if (answer.state !== "success") throw new Error(`${hook} with ${count} scripts: ${JSON.stringify(answer).slice(0, 300)}`);
+      firstCallMs[hook] = performance.now() - calledAt;
     }
     await sleep(SETTLE_MS);
     const called = procStats(pid);
@@ -192,6 +212,7 @@ async function coldStart(dir, count, env = {}) {
       rssIdle: idle.rssBytes,
       rssAnonIdle: idle.rssAnonBytes,
       rssCalled: called.rssBytes,
+      firstCallMs,
       threads: idle.threads,
       cpuSeconds: atReady.cpuSeconds,
     };
@@ -243,6 +264,8 @@ const startsOf = (variant) =>
       rssCalledBytes: median(list.map((run) => run.rssCalled)),
       rssCalledMB: round(median(list.map((run) => run.rssCalled)) / MB, 1),
       threads: median(list.map((run) => run.threads)),
+      /** The slowest hook's first call (ms), median of the runs. */
+      firstCallMs: Math.round(median(list.map((run) => Math.max(...Object.values(run.firstCallMs))))),
       cpuSecondsToReady: round(median(list.map((run) => run.cpuSeconds)), 2),
       /** @type {number | null} */
       perScriptMB: null,
@@ -261,7 +284,7 @@ const byVariant = VARIANTS.map((variant) => {
   }
   return list;
 });
-const [starts, startsArenas2] = byVariant;
+const [starts, startsArenas2, startsAtLoad] = byVariant;
 const largest = starts?.at(-1);
 const largestTuned = startsArenas2?.at(-1);
 if (!largest || !largestTuned) throw new Error("no cold starts measured");
@@ -281,6 +304,7 @@ const output = {
   targets: { readyMs: TARGET_READY_MS, mbPerScript: TARGET_MB_PER_SCRIPT },
   starts,
   startsArenas2,
+  startsAtLoad,
   breakdown: split,
   samples: Object.fromEntries([...runs].map(([key, list]) => [key, list])),
 };
@@ -297,6 +321,7 @@ console.log(
       "MB per idle script (vs 1)": s.perScriptMB ?? "",
       "RSS MB, each called once": s.rssCalledMB,
       "MB per script, called (vs 1)": s.perScriptCalledMB ?? "",
+      "first call ms": s.firstCallMs,
       threads: s.threads,
     })),
     [
@@ -308,12 +333,13 @@ console.log(
       "MB per idle script (vs 1)",
       "RSS MB, each called once",
       "MB per script, called (vs 1)",
+      "first call ms",
       "threads",
     ],
   ),
 );
 console.log(
-  `split for ${split.count} scripts (in process): imports ${split.importMs} ms, batch compile ${split.compileMs} ms, isolate boots (parallel) ${split.bootMs} ms; ` +
+  `split for ${split.count} scripts (in process): imports ${split.importMs} ms, batch compile ${split.compileMs} ms, isolate boots (parallel) ${split.bootMs} ms, or loads in probe isolates (bootIsolates onFirstCall) ${split.probeLoadMs} ms; ` +
     `one isolate alone: new ${split.perIsolateStepMs.isolateMs} ms, context ${split.perIsolateStepMs.contextMs} ms, compile ${split.perIsolateStepMs.compileMs} ms, run ${split.perIsolateStepMs.runMs} ms`,
 );
 console.log(
@@ -324,6 +350,9 @@ const perScript = largest.perScriptMB;
 console.log(
   `targets: ${largest.scripts} scripts ready in ${largest.readyMs} ms (< ${TARGET_READY_MS}: ${largest.readyMs < TARGET_READY_MS ? "PASS" : "MISS"}); ` +
     `${perScript} MB per idle script (< ${TARGET_MB_PER_SCRIPT}: ${(perScript ?? 0) < TARGET_MB_PER_SCRIPT ? "PASS" : "MISS"}); ` +
-    `as the systemd unit runs it: ${largestTuned.readyMs} ms, ${largestTuned.perScriptMB} MB per idle script`,
+    `as the systemd unit runs it: ${largestTuned.readyMs} ms, ${largestTuned.perScriptMB} MB per idle script` +
+    (startsAtLoad?.at(-1)
+      ? `; with bootIsolates atLoad (before): ${startsAtLoad.at(-1)?.readyMs} ms, ${startsAtLoad.at(-1)?.perScriptMB} MB per idle script`
+      : ""),
 );
 console.log(`results: ${path.relative(process.cwd(), file)}`);

@@ -154,6 +154,7 @@ const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: strin
   CALLSCRIPT_WATCH: { key: "watch", parse: parseFlag },
   CALLSCRIPT_TYPECHECK: { key: "typecheck", parse: (v) => v },
   CALLSCRIPT_INLINE_CALLS: { key: "inlineCalls", parse: parseFlag },
+  CALLSCRIPT_BOOT_ISOLATES: { key: "bootIsolates", parse: (v) => v },
 };
 
 /** The command-line flag of each key `serve` takes from its options. */

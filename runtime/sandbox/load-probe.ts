@@ -51,7 +51,12 @@ export class LoadProbes {
    * Run `compiled`'s top level in a fresh context of a probe isolate of `memoryMb`, within
    * `timeoutMs`, and `read` its entry object; undefined when anything failed.
    */
-  async run<T>(compiled: CompiledScript, memoryMb: number, timeoutMs: number, read: (entry: Reference<Record<string, unknown>>) => Promise<T>): Promise<T | undefined> {
+  async run<T>(
+    compiled: CompiledScript,
+    memoryMb: number,
+    timeoutMs: number,
+    read: (entry: Reference<Record<string, unknown>>) => Promise<T>,
+  ): Promise<T | undefined> {
     if (this.closed) return undefined;
     clearTimeout(this.idleTimer);
     const probe = this.pick(memoryMb);

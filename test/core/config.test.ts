@@ -114,6 +114,14 @@ describe("precedence", () => {
     expect(error).toContain("CALLSCRIPT_INLINE_CALLS");
   });
 
+  it("bootIsolates: onFirstCall unless set; CALLSCRIPT_BOOT_ISOLATES sets it, and anything else is named with the values it takes", () => {
+    expect(loadConfig({ env: {} }).bootIsolates).toBe("onFirstCall");
+    expect(loadConfig({ env: { CALLSCRIPT_BOOT_ISOLATES: "atLoad" } }).bootIsolates).toBe("atLoad");
+    const error = configError(() => loadConfig({ env: { CALLSCRIPT_BOOT_ISOLATES: "lazy" } })).message;
+    expect(error).toContain('bootIsolates: Invalid option: expected one of "onFirstCall"|"atLoad"');
+    expect(error).toContain("CALLSCRIPT_BOOT_ISOLATES");
+  });
+
   it("CALLSCRIPT_WATCH takes true/false/1/0", () => {
     expect(loadConfig({ env: { CALLSCRIPT_WATCH: "false" } }).watch).toBe(false);
     expect(loadConfig({ env: { CALLSCRIPT_WATCH: "1" } }).watch).toBe(true);

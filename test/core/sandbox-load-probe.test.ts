@@ -60,13 +60,36 @@ describe("a script loaded in a probe", () => {
   it("many at once, side by side: each answers with its own definition", async () => {
     const all = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
-        sandboxes.load(`${HEADER}export default defineScript({ order: ${i}, hooks: { need_registration() { return { result: false, n: ${i} } as any; } } });\n`, probed()),
+        sandboxes.load(
+          `${HEADER}export default defineScript({ order: ${i}, hooks: { need_registration() { return { result: false, n: ${i} } as any; } } });\n`,
+          probed(),
+        ),
       ),
     );
     expect(all.map((sandbox) => sandbox.meta.order)).toEqual(Array.from({ length: 24 }, (_, i) => i));
     expect(all.every((sandbox) => sandbox.heapUsedBytes() === undefined)).toBe(true);
     const answers = await Promise.all(all.map(async (sandbox) => dataOf(await sandbox.invoke(request()))));
     expect(answers).toEqual(Array.from({ length: 24 }, (_, i) => ({ result: false, n: i })));
+  });
+});
+
+describe("probes are shared: what one script's top level does stays in its own context", () => {
+  it("built-ins and globals changed by one top level are not those of the next script loaded in the same probe", async () => {
+    // Loaded one after the other, so that the second takes the probe isolate the first left idle.
+    const first = await sandboxes.load(
+      `${HEADER}(Object.prototype as any).toJSON = () => ({ hooks: ["customize_entity"] });\n(globalThis as any).shared = "first";\n` +
+        `JSON.stringify = () => "{}";\nexport default defineScript({ hooks: { ${handler} } });\n`,
+      probed(),
+    );
+    const second = await sandboxes.load(
+      `${HEADER}const seen = String((globalThis as any).shared);\n` +
+        `export default defineScript({ settings: { seen }, hooks: { need_registration() { return { result: false, seen, json: JSON.stringify({ a: 1 }) } as any; } } });\n`,
+      probed(),
+    );
+    expect(first.meta.hooks).toEqual(["need_registration"]);
+    expect(second.meta.hooks).toEqual(["need_registration"]);
+    expect(second.meta.settings).toEqual({ seen: "undefined" });
+    expect(dataOf(await second.invoke(request()))).toEqual({ result: false, seen: "undefined", json: '{"a":1}' });
   });
 });
 
@@ -77,7 +100,10 @@ describe("a script that does not load: the same failure as booted at load", () =
     ["no default export", `${HEADER}export const hooks = { ${handler} };\n`],
     ["a misspelt hook", `${HEADER}export default defineScript({ hooks: { need_registraton() {} } as any });\n`],
     ["no hooks", `${HEADER}export default defineScript({ hooks: {} });\n`],
-    ["a top-level throw", `${HEADER}const ext = ["101"];\nif (ext.length < 2) {\n  throw new Error("need two extensions");\n}\nexport default defineScript({ hooks: { ${handler} } });\n`],
+    [
+      "a top-level throw",
+      `${HEADER}const ext = ["101"];\nif (ext.length < 2) {\n  throw new Error("need two extensions");\n}\nexport default defineScript({ hooks: { ${handler} } });\n`,
+    ],
     ["settings that are not JSON", `${HEADER}export default defineScript({ settings: { f: () => 1 } as any, hooks: { ${handler} } });\n`],
     [
       "its top level uses the sandbox's entry",
