@@ -2,7 +2,7 @@ import { STATUS_CODES } from "node:http";
 import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import zlib from "node:zlib";
-import { Agent, buildConnector, request, type Dispatcher } from "undici";
+import type { Agent, buildConnector, Dispatcher } from "undici";
 import { addressRange, isPublicAddress, systemResolver, type Resolver } from "./address.js";
 import { CapabilityError, isCapabilityError } from "./errors.js";
 import { byteLength, type FetchAnswer, type PreparedFetch, type ResolvedFetchGrant } from "./fetch-request.js";
@@ -77,13 +77,24 @@ class NameNotFoundError extends Error {
 
 /** The network fetcher, one per server: its connection pools are shared by every script. */
 export class LiveFetcher implements Fetcher {
-  private readonly agent: Agent;
+  /** undici and its pool, made at the first fetch: importing undici is 90 ms of every start (bench/scale.mjs), and most servers' scripts fetch nothing. */
+  private undici: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
   private readonly userAgent: string;
 
-  constructor(options: LiveFetcherOptions = {}) {
+  constructor(private readonly options: LiveFetcherOptions = {}) {
+    this.userAgent = options.userAgent ?? "callscript";
+  }
+
+  private connection(): Promise<{ agent: Agent; request: typeof import("undici").request }> {
+    this.undici ??= import("undici").then(({ Agent, buildConnector, request }) => ({ agent: this.newAgent(Agent, buildConnector), request }));
+    return this.undici;
+  }
+
+  private newAgent(AgentClass: typeof Agent, connector: typeof buildConnector): Agent {
+    const { options } = this;
     const resolve = options.resolve ?? systemResolver;
     const allowed = options.isAllowedAddress ?? isPublicAddress;
-    const base = buildConnector({ timeout: 10_000, ...(options.ca ? { ca: options.ca } : {}) });
+    const base = connector({ timeout: 10_000, ...(options.ca ? { ca: options.ca } : {}) });
     const connect: buildConnector.connector = (connectOptions, callback) => {
       const hostname = connectOptions.hostname.replace(/^\[(.*)\]$/, "$1");
       // An IP literal is only ever requested when that literal itself is in the allow list.
@@ -98,8 +109,7 @@ export class LiveFetcher implements Fetcher {
         })
         .catch((error: Error) => callback(error, null));
     };
-    this.agent = new Agent({ connect, connections: options.connectionsPerOrigin ?? 16, keepAliveTimeout: 10_000 });
-    this.userAgent = options.userAgent ?? "callscript";
+    return new AgentClass({ connect, connections: options.connectionsPerOrigin ?? 16, keepAliveTimeout: 10_000 });
   }
 
   async fetch(prepared: PreparedFetch, context: FetchContext): Promise<FetchAnswer> {
@@ -135,8 +145,9 @@ export class LiveFetcher implements Fetcher {
             `fetch: the body with its secrets is ${byteLength(sentBody)} bytes, over scripts.${script}.fetch.maxRequestBytes (${grant.maxRequestBytes})`,
           );
         }
+        const { agent, request } = await this.connection();
         const response = await request(sentUrl, {
-          dispatcher: this.agent,
+          dispatcher: agent,
           method: method as Dispatcher.HttpMethod,
           headers: sentHeaders,
           body: sentBody,
@@ -205,7 +216,7 @@ export class LiveFetcher implements Fetcher {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    if (this.undici) await (await this.undici).agent.close();
   }
 }
 
