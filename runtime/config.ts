@@ -78,10 +78,10 @@ export const configSchema = z.strictObject({
       "Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread",
     ),
   bootIsolates: z
-    .enum(["onFirstCall", "atLoad"])
-    .default("onFirstCall")
+    .enum(["afterLoad", "onFirstCall", "atLoad"])
+    .default("afterLoad")
     .describe(
-      "When each script's own isolate boots: onFirstCall loads the script (top level run, definition checked) in a shared probe isolate and boots its own at its first call (fast start, idle scripts hold no isolate); atLoad boots it as the script loads (no first-call boot, about 7 ms)",
+      "When each script's own isolate boots. afterLoad and onFirstCall load the script (top level run, definition checked) in a shared probe isolate, so the server is ready sooner; afterLoad then boots every isolate in the background (a hook's call boots its own scripts first), onFirstCall only at a hook's first call (an idle script holds no isolate). atLoad boots each isolate as its script loads",
     ),
   typecheck: z
     .enum(["block", "warn", "off"])

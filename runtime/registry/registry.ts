@@ -140,7 +140,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const options = sandboxOptionsFrom(config);
     if (this.onCatastrophicError) options.onCatastrophicError = this.onCatastrophicError;
     if (this.loopBusy) options.loopBusy = this.loopBusy;
-    if (config.bootIsolates === "onFirstCall") {
+    if (config.bootIsolates !== "atLoad") {
       this.loadProbes ??= new LoadProbes((message) => this.onCatastrophicError?.("(load probe)", message));
       options.loadProbes = this.loadProbes;
     }
@@ -341,6 +341,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     for (const warning of entry.typeWarnings)
       this.log.warn({ script: name, version: sandbox.version }, `type error (typecheck: warn, so this version serves): ${warning}`);
     this.emit("loaded", name, sandbox.version, ms);
+    // Loaded in a probe: its isolate boots now, behind the calls' own boots (config bootIsolates).
+    if (this.config.bootIsolates === "afterLoad") sandbox.bootLater();
     return { ok: true, name, version: sandbox.version, ms, unchanged: false };
   }
 
@@ -490,6 +492,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
           ],
           lastError: entry.lastError,
           queueDepth: sandbox?.queueDepth ?? 0,
+          isolateUp: sandbox?.isolateUp ?? false,
           invocations: entry.invocations,
           outcomes: { ...entry.outcomes },
           ...shadowOf(this.shadows, entry.name),

@@ -603,9 +603,9 @@ export class ScriptSandbox {
 
   /**
    * Boot its isolate ahead of its call when it has none and none is on its way (a version loaded
-   * in a probe, before its first call). Boots asked for this way start WARM_BOOTS at a time: `new
-   * Isolate` holds the event loop for about 3 ms, and a long pipeline's all at once held it for
-   * the whole pipeline.
+   * in a probe, before its first call): ahead of the boots bootLater() queued. Boots asked for
+   * either way start WARM_BOOTS at a time: `new Isolate` holds the event loop for about 3 ms, and
+   * a long pipeline's all at once held it for the whole pipeline.
    */
   warm(): void {
     if (this.booted !== undefined || this.booting !== undefined || this.disposed) return;
@@ -613,12 +613,25 @@ export class ScriptSandbox {
     ScriptSandbox.pumpWarm();
   }
 
+  /** Boot its isolate in the background, behind the boots warm() asks for (config bootIsolates: afterLoad). */
+  bootLater(): void {
+    if (this.booted !== undefined || this.booting !== undefined || this.disposed) return;
+    ScriptSandbox.laterWaiting.push(this);
+    ScriptSandbox.pumpWarm();
+  }
+
+  /** Whether its isolate is up now (a version loaded in a probe has none until it boots). */
+  get isolateUp(): boolean {
+    return this.booted !== undefined && !this.booted.isolate.isDisposed;
+  }
+
   private static readonly warmWaiting: ScriptSandbox[] = [];
+  private static readonly laterWaiting: ScriptSandbox[] = [];
   private static warmBooting = 0;
 
   private static pumpWarm(): void {
-    while (ScriptSandbox.warmBooting < WARM_BOOTS && ScriptSandbox.warmWaiting.length > 0) {
-      const sandbox = ScriptSandbox.warmWaiting.shift()!;
+    while (ScriptSandbox.warmBooting < WARM_BOOTS && ScriptSandbox.warmWaiting.length + ScriptSandbox.laterWaiting.length > 0) {
+      const sandbox = (ScriptSandbox.warmWaiting.shift() ?? ScriptSandbox.laterWaiting.shift())!;
       // Booted meanwhile, by its own call or an earlier warm().
       if (sandbox.booted !== undefined || sandbox.booting !== undefined || sandbox.disposed) continue;
       ScriptSandbox.warmBooting++;

@@ -114,11 +114,12 @@ describe("precedence", () => {
     expect(error).toContain("CALLSCRIPT_INLINE_CALLS");
   });
 
-  it("bootIsolates: onFirstCall unless set; CALLSCRIPT_BOOT_ISOLATES sets it, and anything else is named with the values it takes", () => {
-    expect(loadConfig({ env: {} }).bootIsolates).toBe("onFirstCall");
+  it("bootIsolates: afterLoad unless set; CALLSCRIPT_BOOT_ISOLATES sets it, and anything else is named with the values it takes", () => {
+    expect(loadConfig({ env: {} }).bootIsolates).toBe("afterLoad");
+    expect(loadConfig({ env: { CALLSCRIPT_BOOT_ISOLATES: "onFirstCall" } }).bootIsolates).toBe("onFirstCall");
     expect(loadConfig({ env: { CALLSCRIPT_BOOT_ISOLATES: "atLoad" } }).bootIsolates).toBe("atLoad");
     const error = configError(() => loadConfig({ env: { CALLSCRIPT_BOOT_ISOLATES: "lazy" } })).message;
-    expect(error).toContain('bootIsolates: Invalid option: expected one of "onFirstCall"|"atLoad"');
+    expect(error).toContain('bootIsolates: Invalid option: expected one of "afterLoad"|"onFirstCall"|"atLoad"');
     expect(error).toContain("CALLSCRIPT_BOOT_ISOLATES");
   });
 

@@ -1,6 +1,6 @@
 import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { configSchema, type ConfigInput } from "../../runtime/config.js";
 import { ScriptRegistry } from "../../runtime/registry/registry.js";
 import { isScriptFile } from "../../runtime/registry/variants.js";
@@ -240,9 +240,26 @@ describe("state", () => {
 describe("bootIsolates", () => {
   const heaps = (registry: ScriptRegistry) => registry.sandboxes().map((sandbox) => [sandbox.name, sandbox.heapUsedBytes() !== undefined]);
 
-  it("onFirstCall (the default): loaded without isolates; a hook's first call boots all of its scripts, answering as they would", async () => {
-    const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b"), "c.ts": tracing("c"), "other.ts": answering(false) });
+  it("afterLoad (the default): ready with no isolate booted; they all boot then, in the background", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a"), "other.ts": answering(false) });
     const { registry } = registryFor(dir);
+    await registry.loadAll();
+    expect(registry.ready).toBe(true);
+    await vi.waitFor(() =>
+      expect(heaps(registry)).toEqual([
+        ["a", true],
+        ["other", true],
+      ]),
+    );
+    expect(registry.states().map((state) => [state.name, state.isolateUp])).toEqual([
+      ["a", true],
+      ["other", true],
+    ]);
+  });
+
+  it("onFirstCall: loaded without isolates; a hook's first call boots all of its scripts, answering as they would", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b"), "c.ts": tracing("c"), "other.ts": answering(false) });
+    const { registry } = registryFor(dir, { bootIsolates: "onFirstCall" });
     await registry.loadAll();
     expect(registry.ready).toBe(true);
     expect(heaps(registry)).toEqual([
