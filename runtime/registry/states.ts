@@ -100,7 +100,9 @@ export const scriptState = z.object({
   queueDepth: z.number().int().describe("Invocations running or waiting"),
   isolateUp: z
     .boolean()
-    .describe("Whether the serving version's isolate is up: with config bootIsolates afterLoad or onFirstCall it boots after the script loads, or at its hook's first call"),
+    .describe(
+      "Whether the serving version's isolate is up: with config bootIsolates afterLoad or onFirstCall it boots after the script loads, or at its hook's first call",
+    ),
   invocations: z.number().int(),
   outcomes: z.record(z.string(), z.number().int()).describe("Invocations by outcome: data, none, cancel, or a failure reason"),
   shadow: shadowState.optional(),
