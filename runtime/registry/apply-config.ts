@@ -73,6 +73,8 @@ export async function applyConfig(next: Config, context: ApplyContext): Promise<
   }
 
   context.commit(next, options, replaced);
+  // Loaded in probes with the new limits: their isolates boot now, as after any load (bootIsolates).
+  if (next.bootIsolates === "afterLoad") for (const sandbox of replaced.values()) sandbox.bootLater();
   const changed = Object.keys({ ...current, ...next }).filter(
     (key) => !isDeepStrictEqual((current as Record<string, unknown>)[key], (next as Record<string, unknown>)[key]),
   );

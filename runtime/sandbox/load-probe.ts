@@ -109,6 +109,7 @@ export class LoadProbes {
     const { isolate } = probe;
     let context: Context | undefined;
     let entry: Reference<Record<string, unknown>> | undefined;
+    let failed = true;
     try {
       context = await isolate.createContext();
       const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
@@ -127,10 +128,15 @@ export class LoadProbes {
       );
       connect.release();
       if (connected !== true) throw new Error("connected before the host");
-      return await read(entry);
+      const value = await read(entry);
+      failed = false;
+      return value;
     } finally {
       entry?.release();
       context?.release();
+      // After a failure (a time limit, an exception at any step) nothing of that script stays: the
+      // next probe gets a new isolate.
+      if (failed) disposeIsolate(isolate);
     }
   }
 
