@@ -94,7 +94,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private readonly typeChecking: TypeChecking | undefined;
   private readonly onCatastrophicError: ((script: string, message: string) => void) | undefined;
   private readonly loopBusy: (() => boolean) | undefined;
-  /** Where scripts load when their isolates boot at their first call (config bootIsolates). */
+  /** Where scripts load when their isolates boot after they load (config bootIsolates). */
   private loadProbes: LoadProbes | undefined;
   /** The scripts folder as configured (it may be reached through a link that a deploy flips). */
   readonly scriptsDir: string;

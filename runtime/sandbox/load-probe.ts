@@ -5,7 +5,7 @@ import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
 
 /**
- * Where scripts are loaded when their isolates boot at their first call (config `bootIsolates`):
+ * Where scripts are loaded when their isolates boot after they load (config `bootIsolates`):
  * each script's top level runs, and its definition is read, in a fresh context of a few shared
  * "probe" isolates instead of an isolate of its own.
  *

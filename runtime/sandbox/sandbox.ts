@@ -49,8 +49,9 @@ export interface SandboxOptions {
   /** True while the event loop is busy (loop-load.ts): calls then go to their isolates' threads, which work beside it. */
   loopBusy?: () => boolean;
   /**
-   * Load in a probe isolate (load-probe.ts) and boot the script's own isolate at its first call
-   * (config `bootIsolates: "onFirstCall"`); without it, the isolate boots as the script loads.
+   * Load in a probe isolate (load-probe.ts): the script's own isolate boots later, at its first
+   * call or when warm() or bootLater() asks (config `bootIsolates`); without it, the isolate boots
+   * as the script loads.
    */
   loadProbes?: LoadProbes;
 }
@@ -426,7 +427,7 @@ export class ScriptSandbox {
     readonly limits: Limits,
     readonly warnings: string[],
     private readonly options: SandboxOptions,
-    /** Undefined when it boots at its first call (SandboxOptions.loadProbes). */
+    /** Undefined when it boots later (SandboxOptions.loadProbes). */
     booted: Booted | undefined,
     private readonly link: RequestLink,
   ) {
@@ -501,7 +502,7 @@ export class ScriptSandbox {
   }
 
   /**
-   * Loaded in a probe isolate, its own to boot at its first call: undefined when the probe failed,
+   * Loaded in a probe isolate, its own to boot later: undefined when the probe failed,
    * or when the script asks for a smaller heap than the probe's (its top level is then checked in
    * an isolate of its size), and load() goes the full way.
    */
