@@ -10,7 +10,8 @@
 // Run: npm run build && node --no-node-snapshot bench/reload.mjs
 // Env: BENCH_QUICK=1 (10 saves, 3 warm-up), BENCH_SAVES (60), BENCH_WARMUP (10), BENCH_GAP_MS (200:
 // pause between saves, as a person saving would leave; longer than chokidar's 50 ms throttle and
-// the watcher's 75 ms re-check), BENCH_TYPECHECK (off,block: the modes to measure).
+// the watcher's 75 ms re-check), BENCH_TYPECHECK (off,block: the modes to measure),
+// BENCH_BOOT_ISOLATES (the config's bootIsolates; default afterLoad).
 import { mkdtempSync, renameSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -80,7 +81,12 @@ const summary = (/** @type {number[]} */ values) => {
  * @param {"off" | "block" | "warn"} mode
  */
 async function measure(mode) {
-  const config = configSchema.parse({ scriptsDir: dir, typecheck: mode });
+  // The config's bootIsolates from BENCH_BOOT_ISOLATES, to compare the ways side by side.
+  const config = configSchema.parse({
+    scriptsDir: dir,
+    typecheck: mode,
+    ...(process.env.BENCH_BOOT_ISOLATES ? { bootIsolates: process.env.BENCH_BOOT_ISOLATES } : {}),
+  });
   const typeChecking = mode === "off" ? undefined : new WorkerTypeChecking();
   const registry = new ScriptRegistry(config, silent, { typeChecking });
   /** @type {import("../dist/runtime/registry/watcher.js").BatchReport[]} */
