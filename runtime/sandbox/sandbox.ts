@@ -609,14 +609,16 @@ export class ScriptSandbox {
    * a long pipeline's all at once held it for the whole pipeline.
    */
   warm(): void {
-    if (this.booted !== undefined || this.booting !== undefined || this.disposed) return;
+    if (!this.awaitingBoot || this.bootQueued === "now") return;
+    this.bootQueued = "now";
     ScriptSandbox.warmWaiting.push(this);
     ScriptSandbox.pumpWarm();
   }
 
   /** Boot its isolate in the background, behind the boots warm() asks for (config bootIsolates: afterLoad). */
   bootLater(): void {
-    if (this.booted !== undefined || this.booting !== undefined || this.disposed) return;
+    if (!this.awaitingBoot || this.bootQueued !== undefined) return;
+    this.bootQueued = "later";
     ScriptSandbox.laterWaiting.push(this);
     ScriptSandbox.pumpWarm();
   }
@@ -626,6 +628,13 @@ export class ScriptSandbox {
     return this.booted !== undefined && !this.booted.isolate.isDisposed;
   }
 
+  /** No isolate, none on its way, and still serving: what warm() and bootLater() start a boot for. */
+  private get awaitingBoot(): boolean {
+    return this.booted === undefined && this.booting === undefined && !this.disposed;
+  }
+
+  /** The queue it waits in for a boot (so that each request's warm() does not queue it again). */
+  private bootQueued: "now" | "later" | undefined;
   private static readonly warmWaiting: ScriptSandbox[] = [];
   private static readonly laterWaiting: ScriptSandbox[] = [];
   private static warmBooting = 0;
@@ -633,8 +642,9 @@ export class ScriptSandbox {
   private static pumpWarm(): void {
     while (ScriptSandbox.warmBooting < WARM_BOOTS && ScriptSandbox.warmWaiting.length + ScriptSandbox.laterWaiting.length > 0) {
       const sandbox = (ScriptSandbox.warmWaiting.shift() ?? ScriptSandbox.laterWaiting.shift())!;
+      sandbox.bootQueued = undefined;
       // Booted meanwhile, by its own call or an earlier warm().
-      if (sandbox.booted !== undefined || sandbox.booting !== undefined || sandbox.disposed) continue;
+      if (!sandbox.awaitingBoot) continue;
       ScriptSandbox.warmBooting++;
       sandbox
         .ready()
