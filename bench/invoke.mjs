@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import vm from "node:vm";
 import * as esbuild from "esbuild";
-import { compileScript, isolateSource } from "../dist/runtime/compile/compile.js";
+import { compileScript } from "../dist/runtime/compile/compile.js";
 import { configSchema } from "../dist/runtime/config.js";
 import { callHook } from "../dist/runtime/dispatch/hook-call.js";
 import { parseHookInput } from "../dist/runtime/schema/hook-input.js";
@@ -47,7 +47,8 @@ const noopLog = { debug() {}, info() {}, warn() {}, error() {} };
 const compiled = await compileScript(scriptFile, examples);
 if (!compiled.ok) throw new Error("example does not compile");
 const context = vm.createContext({});
-const vmEntry = new vm.Script(isolateSource(compiled.script)).runInContext(context);
+// The prelude and the bundle as one text: node:vm has no line offset to keep them apart.
+const vmEntry = new vm.Script(compiled.script.runtime.code + compiled.script.code).runInContext(context);
 
 const config = configSchema.parse({ scriptsDir: examples });
 const loaded = await loadScriptFile(scriptFile, examples, config);

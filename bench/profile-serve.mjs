@@ -28,7 +28,11 @@ const CONNECTIONS = Number(process.env.PROFILE_CONNECTIONS ?? 16);
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
 const LOG_LEVEL = process.env.PROFILE_LOG_LEVEL ?? "warn";
 const TOP = Number(process.env.PROFILE_TOP ?? 30);
-const FILES = { process_client_phone: "process_client_phone.incoming-8-format.json", need_registration: "need_registration.incoming-answered.json" };
+const FILES = {
+  process_client_phone: "process_client_phone.incoming-8-format.json",
+  need_registration: "need_registration.incoming-answered.json",
+  process_call_params: "process_call_params.kommo-incoming.json",
+};
 const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", FILES[/** @type {keyof typeof FILES} */ (HOOK)]), "utf8")));
 const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-profile-"));
 

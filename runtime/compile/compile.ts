@@ -9,7 +9,7 @@ import { importRules } from "./import-rules.js";
 
 /**
  * One script, bundled with its helpers and the SDK, ready for an isolate, where it runs after the
- * guest prelude (`runtime`, shared by all scripts): see isolateSource.
+ * guest prelude (`runtime`, shared by all scripts): see runtime/sandbox/script-context.ts.
  */
 export interface CompiledScript {
   /** The script's name: its file name without `.ts`. */
@@ -26,11 +26,6 @@ export interface CompiledScript {
   version: string;
   /** The guest prelude this bundle runs after. */
   runtime: GuestRuntime;
-}
-
-/** The source text an isolate runs for a script: the prelude's lines, then the script's bundle. */
-export function isolateSource(compiled: CompiledScript): string {
-  return compiled.runtime.code + compiled.code;
 }
 
 export interface CompileDiagnostic {

@@ -7,9 +7,9 @@ import { build } from "./esbuild-service.js";
 export const RUNTIME_GLOBAL = "__callscript_runtime";
 
 /**
- * The guest prelude, bundled once per process and run in every isolate ahead of the script's own
- * bundle, in one source text (the prelude's lines first, so it captures the intrinsics before any
- * script code runs). Kept once on the host rather than inside every script's bundle: 9 KB of code
+ * The guest prelude, bundled once per process and run in every context ahead of the script's own
+ * bundle (first, so that it captures the intrinsics before any script code runs; see
+ * runtime/sandbox/script-context.ts). Kept once on the host rather than inside every script's bundle: 9 KB of code
  * and 7 KB of source map less per loaded script, and half the output for esbuild to write.
  */
 export interface GuestRuntime {

@@ -24,6 +24,7 @@ export interface Reference<T = unknown> {
 
 export interface Script {
   run(context: Context, options: { reference: true; timeout?: number }): Promise<Reference>;
+  run(context: Context, options?: { timeout?: number }): Promise<unknown>;
   release(): void;
 }
 
@@ -36,7 +37,8 @@ export interface Isolate {
   readonly wallTime: bigint;
   readonly isDisposed: boolean;
   createContext(): Promise<Context>;
-  compileScript(code: string, origin?: { filename?: string }): Promise<Script>;
+  /** `lineOffset`: lines ahead of `code` in what stack traces count (0-based, as V8's ScriptOrigin). */
+  compileScript(code: string, origin?: { filename?: string; lineOffset?: number }): Promise<Script>;
   getHeapStatisticsSync(): HeapStatistics;
   getHeapStatistics(): Promise<HeapStatistics>;
   dispose(): void;

@@ -1,8 +1,9 @@
 import os from "node:os";
-import { bundleFileName, isolateSource, type CompiledScript } from "../compile/compile.js";
+import type { CompiledScript } from "../compile/compile.js";
 import { newEntryClock } from "./entry-clock.js";
 import { disposeIsolate, tracked } from "./isolates.js";
 import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
+import { connectGuest, runScript } from "./script-context.js";
 
 /**
  * Where scripts are loaded when their isolates boot after they load (config `bootIsolates`):
@@ -112,22 +113,9 @@ export class LoadProbes {
     let failed = true;
     try {
       context = await isolate.createContext();
-      const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
-      try {
-        entry = (await script.run(context, { reference: true, timeout: timeoutMs })) as Reference<Record<string, unknown>>;
-      } finally {
-        script.release();
-      }
+      entry = await runScript(isolate, context, compiled, timeoutMs);
       // As the script's own isolate will: connected first, or its top level used the sandbox's entry.
-      const connect = await entry.get("connect", { reference: true });
-      const ivm = isolatedVm();
-      const connected = await connect.apply(
-        undefined,
-        [new ivm.Callback(() => undefined, { ignored: true }), new ivm.ExternalCopy(newEntryClock().buffer).copyInto({ release: true })],
-        { timeout: timeoutMs },
-      );
-      connect.release();
-      if (connected !== true) throw new Error("connected before the host");
+      if (!(await connectGuest(entry, () => undefined, newEntryClock().buffer, timeoutMs))) throw new Error("connected before the host");
       const value = await read(entry);
       failed = false;
       return value;

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
-import { bundleFileName, isolateSource, type CompiledScript } from "../compile/compile.js";
+import type { CompiledScript } from "../compile/compile.js";
 import { hookNames, isHookName, type HookName } from "../schema/hooks.js";
 import type { HookFailure } from "../schema/envelope.js";
 import { disposeIsolate, tracked } from "./isolates.js";
@@ -34,6 +34,7 @@ import { busiestThreadMs, threadCpuTimes, type ThreadCpu } from "./thread-cpu.js
 import { newEntryClock, ranForMs, type EntryClock } from "./entry-clock.js";
 import { handOver } from "./handover.js";
 import type { LoadProbes } from "./load-probe.js";
+import { connectGuest, runScript } from "./script-context.js";
 
 export interface SandboxOptions {
   defaults: Limits;
@@ -1416,11 +1417,10 @@ async function bootOnce(
   let loading: { startedAt: number; cpuBefore: bigint; process: CpuMark } | undefined;
   try {
     const context = await isolate.createContext();
-    const script = await isolate.compileScript(isolateSource(compiled), { filename: bundleFileName(compiled.name) });
-    loading = { startedAt: performance.now(), cpuBefore: cpuTimeOf(isolate), process: { usage: process.cpuUsage(), afterMs: 0 } };
-    const entry = (await script.run(context, { reference: true, timeout: wallTimeoutMs })) as Reference<Record<string, unknown>>;
+    const entry = await runScript(isolate, context, compiled, wallTimeoutMs, () => {
+      loading = { startedAt: performance.now(), cpuBefore: cpuTimeOf(isolate), process: { usage: process.cpuUsage(), afterMs: 0 } };
+    });
     loading = undefined;
-    script.release();
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
     const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
     const settle = (await entry.get("settle", { reference: true })) as Booted["settle"];
@@ -1428,15 +1428,8 @@ async function bootOnce(
     const booted: Booted = { isolate, context, invoke, settle, clock, entries: 0 };
     // The guest's way out for requests (fetch, kv): a plain function in the isolate, held only by
     // the prelude's closure; it copies primitives to the host and returns nothing.
-    const connect = await entry.get("connect", { reference: true });
     const send: HostSend = (token, id, op, payloadJson) => link.request?.(booted, token, id, op, payloadJson);
-    const connected = await connect.apply(
-      undefined,
-      [new ivm.Callback(send as (...args: unknown[]) => void, { ignored: true }), new ivm.ExternalCopy(clock.buffer).copyInto({ release: true })],
-      { timeout: LOAD_TIMEOUT_MS },
-    );
-    connect.release();
-    if (connected !== true) {
+    if (!(await connectGuest(entry, send, clock.buffer, LOAD_TIMEOUT_MS))) {
       // Only the script's own top-level code can have connected first (through the entry global).
       throw new ScriptLoadFailure(compiled.name, "its top-level code called the sandbox's entry (connect): scripts must not use __callscript_entry");
     }

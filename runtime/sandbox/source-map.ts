@@ -23,8 +23,8 @@ export class BundleSourceMap {
   private traceMap: TraceMap | undefined;
 
   /**
-   * `lineOffset`: lines of the prelude ahead of the bundle in the isolate's source text (see
-   * isolateSource); frames on them are the runtime's own.
+   * `lineOffset`: lines of the prelude, which the bundle's positions count after (see
+   * script-context.ts); frames on them are the runtime's own.
    */
   constructor(
     private readonly sourceMapJson: string,
