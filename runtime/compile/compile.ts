@@ -3,6 +3,7 @@ import { realpathSync } from "node:fs";
 import path from "node:path";
 import type * as esbuild from "esbuild";
 import type { SourceLocation } from "../schema/envelope.js";
+import { BundleCache } from "./compile-cache.js";
 import { build, releaseEsbuild } from "./esbuild-service.js";
 import { guestRuntime, RUNTIME_GLOBAL, type GuestRuntime } from "./guest-runtime.js";
 import { importRules } from "./import-rules.js";
@@ -35,7 +36,9 @@ export interface CompileDiagnostic {
   lineText?: string;
 }
 
-export type CompileResult = { ok: true; script: CompiledScript } | { ok: false; name: string; file: string; diagnostics: CompileDiagnostic[] };
+export type CompileResult =
+  /** `reused`: the bundle an earlier run made from the same files (compile-cache.ts), not bundled again. */
+  { ok: true; script: CompiledScript; reused?: true } | { ok: false; name: string; file: string; diagnostics: CompileDiagnostic[] };
 
 /** The name under which the bundle's entry object is reachable as the script's completion value. */
 const ENTRY_GLOBAL = "__callscript_entry";
@@ -225,22 +228,38 @@ const BATCH_SIZE = 100;
 /**
  * Bundle many scripts in few esbuild runs, so the SDK and shared helpers are parsed once per run
  * (cold start with hundreds of scripts). If any script of a run fails, each script of that run is
- * compiled on its own so every failure is reported against its own file.
+ * compiled on its own so every failure is reported against its own file. A script whose bundle an
+ * earlier run kept, made from files that have not changed since, is not bundled again
+ * (compile-cache.ts).
  */
 export async function compileScripts(files: readonly string[], scriptsDir: string): Promise<CompileResult[]> {
   const { root, files: absolute } = onDisk(scriptsDir, files);
   if (absolute.length <= 1) return Promise.all(absolute.map((file) => compileScript(file, root)));
   if (new Set(absolute.map(scriptNameOf)).size !== absolute.length) return Promise.all(absolute.map((file) => compileScript(file, root)));
-  const results: CompileResult[] = [];
-  for (let start = 0; start < absolute.length; start += BATCH_SIZE) {
-    results.push(...(await compileBatch(absolute.slice(start, start + BATCH_SIZE), root)));
+  const runtime = await guestRuntime();
+  const cache = new BundleCache(root, runtime.version);
+  const results = new Map<string, CompileResult>();
+  const toBundle: string[] = [];
+  for (const file of absolute) {
+    const kept = cache.lookup(file);
+    if (!kept) toBundle.push(file);
+    else {
+      const inputs = kept.inputs.map((input) => path.resolve(root, input));
+      results.set(file, { ok: true, script: compiledScript(scriptNameOf(file), file, root, kept.code, kept.sourceMap, inputs, runtime), reused: true });
+    }
   }
-  releaseEsbuild();
-  return results;
+  for (let start = 0; start < toBundle.length; start += BATCH_SIZE) {
+    const batch = toBundle.slice(start, start + BATCH_SIZE);
+    const compiled = await compileBatch(batch, root, cache);
+    batch.forEach((file, i) => results.set(file, compiled[i]!));
+  }
+  if (toBundle.length > 0) releaseEsbuild();
+  cache.save();
+  return absolute.map((file) => results.get(file)!);
 }
 
-/** One esbuild run for scripts of distinct names. */
-async function compileBatch(absolute: readonly string[], root: string): Promise<CompileResult[]> {
+/** One esbuild run for scripts of distinct names; what it bundles is kept in `cache`. */
+async function compileBatch(absolute: readonly string[], root: string, cache: BundleCache): Promise<CompileResult[]> {
   const byName = new Map(absolute.map((file) => [scriptNameOf(file), file]));
   const entries = entryModules(root, byName);
   const runtime = guestRuntime();
@@ -268,6 +287,12 @@ async function compileBatch(absolute: readonly string[], root: string): Promise<
     if (!meta || code === undefined || sourceMap === undefined) {
       throw new Error(`esbuild produced no bundle for ${name}`);
     }
-    return { ok: true, script: compiledScript(name, file, root, code, sourceMap, ownInputs(root, Object.keys(meta.inputs)), shared) };
+    const inputs = ownInputs(root, Object.keys(meta.inputs));
+    // Every file it was made from (the SDK's too); not the generated entry module.
+    const read = Object.keys(meta.inputs)
+      .filter((input) => !input.includes(":") && !input.startsWith("<"))
+      .map((input) => path.resolve(root, input));
+    cache.keep(file, { code, sourceMap, inputs: inputs.map((input) => path.relative(root, input)) }, read);
+    return { ok: true, script: compiledScript(name, file, root, code, sourceMap, inputs, shared) };
   });
 }

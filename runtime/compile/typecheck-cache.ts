@@ -18,7 +18,7 @@ import { tsFilesOf, type TypeProblem } from "./typecheck.js";
  * boundary (the sandbox is), so a cache that cannot be written or read is only slower.
  */
 
-/** Where results are kept: systemd's CacheDirectory, CALLSCRIPT_CACHE_DIR, else a folder of the user's in the temp dir. */
+/** Where the type check's results and the bundles (compile-cache.ts) are kept: systemd's CacheDirectory, CALLSCRIPT_CACHE_DIR, else a folder of the user's in the temp dir. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const systemd = env.CACHE_DIRECTORY?.split(":")[0];
   return env.CALLSCRIPT_CACHE_DIR || (systemd ? path.join(systemd, "typecheck") : path.join(os.tmpdir(), `callscript-${os.userInfo().uid}`, "typecheck"));

@@ -189,6 +189,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     } catch {
       compiled = [];
     }
+    const reused = compiled.filter((result) => result?.ok === true && result.reused === true).length;
+    if (reused > 0) this.log.info({ reused, bundled: files.length - reused }, "bundles of unchanged scripts reused (compile cache)");
     const staged = await Promise.all(files.map((file, i) => this.stage(claims[i]!.entry, claims[i]!.generation, file, compiled[i], folder)));
     // One swap: new versions, failures and unloads together, in this one synchronous step.
     if (!this.closed) this.folderInUse = folder;

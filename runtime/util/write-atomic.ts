@@ -23,7 +23,7 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
 }
 
 /** writeFileAtomic for code that cannot wait (the type check's cache, in its worker). */
-export function writeFileAtomicSync(file: string, text: string): void {
+export function writeFileAtomicSync(file: string, text: string | Uint8Array): void {
   const temporary = temporaryOf(file);
   try {
     writeFileSync(temporary, text);
