@@ -7,10 +7,12 @@
 // (the target: "per idle script"), and again after each script has been called once (with
 // config bootIsolates onFirstCall, the default, those first calls boot the scripts' isolates: their
 // time is reported; the variant "atLoad" boots every isolate as its script loads, as before).
+// Every start bundles its scripts, as the first start of a folder does, except the variant
+// "restart": it finds the bundles the start before it kept (runtime/compile/compile-cache.ts).
 //
 // Run: npm run build && node --no-node-snapshot bench/scale.mjs
 // Env: BENCH_QUICK=1, BENCH_SCALE_COUNTS (1,100,500), BENCH_SCALE_RUNS (3), BENCH_SETTLE_MS (1500)
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -170,7 +172,21 @@ const VARIANTS = [
   { key: "onFirstCall", name: "bootIsolates onFirstCall, MALLOC_ARENA_MAX=2", env: { MALLOC_ARENA_MAX: "2", CALLSCRIPT_BOOT_ISOLATES: "onFirstCall" } },
   // Every isolate booted as its script loads, as before config bootIsolates (issue 16): side by side.
   { key: "atLoad", name: "bootIsolates atLoad, MALLOC_ARENA_MAX=2", env: { MALLOC_ARENA_MAX: "2", CALLSCRIPT_BOOT_ISOLATES: "atLoad" } },
+  // A restart of the same scripts: the bundles the previous start kept (runtime/compile/compile-cache.ts)
+  // are used again. Every other variant starts without them, as a first start of a folder does.
+  { key: "restart", name: "restart, bundles kept, MALLOC_ARENA_MAX=2", env: { MALLOC_ARENA_MAX: "2" }, keepBundles: true },
 ];
+
+/**
+ * The type check's results and the bundles kept between starts, in a folder of this run's own. The
+ * type check's are kept for every start (as before bundles were: the warm-up below); the bundles
+ * only for the restart variant, so that every other start bundles its scripts.
+ */
+const cacheDir = mkdtempSync(path.join(os.tmpdir(), "callscript-scale-cache-"));
+process.on("exit", () => rmSync(cacheDir, { recursive: true, force: true }));
+function dropKeptBundles() {
+  for (const name of readdirSync(cacheDir)) if (name.startsWith("bundles-")) rmSync(path.join(cacheDir, name), { force: true });
+}
 
 /**
  * @param {string} dir
@@ -180,7 +196,7 @@ const VARIANTS = [
 async function coldStart(dir, count, env = {}) {
   const server = await spawnUntil(process.execPath, ["--no-node-snapshot", "bin/callscript.js", "serve", "--scripts", dir, "--port", "0", "--no-watch"], {
     ready: /serving (\d+) scripts? from .* at (http:\/\/[^\s,]+)/,
-    env: { CALLSCRIPT_LOG_LEVEL: "warn", ...env },
+    env: { CALLSCRIPT_LOG_LEVEL: "warn", CALLSCRIPT_CACHE_DIR: cacheDir, ...env },
     stdout: "ignore",
     timeoutMs: 120_000,
   });
@@ -202,16 +218,26 @@ async function coldStart(dir, count, env = {}) {
     // first calls boot the isolates of their hook's scripts: how long each took is reported.
     /** @type {Record<string, number>} */
     const firstCallMs = {};
+    /** Hooks whose first call missed the request deadline (2 s): booting their isolates took longer. */
+    const deadlineMissed = [];
     for (const [hook, file] of Object.entries(CALLS)) {
+      const call = async () => {
+        const response = await fetch(`${server.match[2]}/hooks/${hook}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: readFileSync(path.join(repoRoot, "examples", "payloads", file)),
+        });
+        return /** @type {{ state?: string; error?: { reason?: string } }} */ (await response.json());
+      };
       const calledAt = performance.now();
-      const response = await fetch(`${server.match[2]}/hooks/${hook}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: readFileSync(path.join(repoRoot, "examples", "payloads", file)),
-      });
-      const answer = /** @type {{ state?: string }} */ (await response.json());
-      if (answer.state !== "success") throw new Error(`${hook} with ${count} scripts: ${JSON.stringify(answer).slice(0, 300)}`);
+      let answer = await call();
       firstCallMs[hook] = performance.now() - calledAt;
+      if (answer.state !== "success" && answer.error?.reason === "deadline") {
+        // The connector got its fallback; the boots go on, and the next call finds them done.
+        deadlineMissed.push(hook);
+        answer = await call();
+      }
+      if (answer.state !== "success") throw new Error(`${hook} with ${count} scripts: ${JSON.stringify(answer).slice(0, 300)}`);
     }
     await sleep(SETTLE_MS);
     const called = procStats(pid);
@@ -222,6 +248,7 @@ async function coldStart(dir, count, env = {}) {
       rssAnonIdle: idle.rssAnonBytes,
       rssCalled: called.rssBytes,
       firstCallMs,
+      deadlineMissed,
       upMs,
       threads: idle.threads,
       cpuSeconds: atReady.cpuSeconds,
@@ -269,6 +296,7 @@ const runsOf = (key) => runs.get(key) ?? [];
 for (let r = 0; r < RUNS; r++) {
   for (const count of r % 2 === 0 ? COUNTS : [...COUNTS].reverse()) {
     for (const variant of r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
+      if (!("keepBundles" in variant)) dropKeptBundles();
       const run = await coldStart(folderOf(count), count, variant.env);
       runsOf(`${variant.key}|${count}`).push(run);
       process.stderr.write(
@@ -294,6 +322,8 @@ const startsOf = (variant) =>
       threads: median(list.map((run) => run.threads)),
       /** The slowest hook's first call (ms), median of the runs. */
       firstCallMs: Math.round(median(list.map((run) => Math.max(...Object.values(run.firstCallMs))))),
+      /** Starts (of the runs) whose first call of a hook missed the request deadline. */
+      deadlineMissed: list.filter((run) => run.deadlineMissed.length > 0).length,
       /** Ready → every isolate up (bootIsolates afterLoad), median. */
       upMs: Math.round(median(list.map((run) => run.upMs))),
       cpuSecondsToReady: round(median(list.map((run) => run.cpuSeconds)), 2),
@@ -314,7 +344,7 @@ const byVariant = VARIANTS.map((variant) => {
   }
   return list;
 });
-const [starts, startsArenas2, startsOnFirstCall, startsAtLoad] = byVariant;
+const [starts, startsArenas2, startsOnFirstCall, startsAtLoad, startsRestart] = byVariant;
 const largest = starts?.at(-1);
 const largestTuned = startsArenas2?.at(-1);
 if (!largest || !largestTuned) throw new Error("no cold starts measured");
@@ -336,6 +366,7 @@ const output = {
   startsArenas2,
   startsOnFirstCall,
   startsAtLoad,
+  startsRestart,
   breakdown: split,
   samples: Object.fromEntries([...runs].map(([key, list]) => [key, list])),
 };
@@ -353,7 +384,7 @@ console.log(
       "RSS MB, each called once": s.rssCalledMB,
       "MB per script, called (vs 1)": s.perScriptCalledMB ?? "",
       "all isolates up, ms after ready": s.upMs,
-      "first call ms": s.firstCallMs,
+      "first call ms": s.deadlineMissed > 0 ? `${s.firstCallMs} (deadline missed in ${s.deadlineMissed} of ${RUNS})` : s.firstCallMs,
       threads: s.threads,
     })),
     [
@@ -385,6 +416,7 @@ console.log(
     `${perScript} MB per idle script (< ${TARGET_MB_PER_SCRIPT}: ${(perScript ?? 0) < TARGET_MB_PER_SCRIPT ? "PASS" : "MISS"}); ` +
     `as the systemd unit runs it: ${largestTuned.readyMs} ms, ${largestTuned.perScriptMB} MB per idle script` +
     `; bootIsolates onFirstCall: ${startsOnFirstCall?.at(-1)?.readyMs} ms, ${startsOnFirstCall?.at(-1)?.perScriptMB} MB per idle script` +
-    `; bootIsolates atLoad (before): ${startsAtLoad?.at(-1)?.readyMs} ms, ${startsAtLoad?.at(-1)?.perScriptMB} MB per idle script`,
+    `; bootIsolates atLoad (before): ${startsAtLoad?.at(-1)?.readyMs} ms, ${startsAtLoad?.at(-1)?.perScriptMB} MB per idle script` +
+    `; a restart with the bundles kept: ${startsRestart?.at(-1)?.readyMs} ms (< ${TARGET_READY_MS}: ${(startsRestart?.at(-1)?.readyMs ?? Infinity) < TARGET_READY_MS ? "PASS" : "MISS"})`,
 );
 console.log(`results: ${path.relative(process.cwd(), file)}`);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -111,6 +111,13 @@ function contentHash(file: string): string | undefined {
   }
 }
 
+/** A file owned by this process's user and writable by no one else (always true where there are no uids). */
+function ownedAlone(file: string): boolean {
+  const stats = statSync(file);
+  const uid = process.getuid?.();
+  return uid === undefined || (stats.uid === uid && (stats.mode & 0o022) === 0);
+}
+
 const storeOf = (root: string) => path.join(cacheDir(), `bundles-${createHash("sha256").update(root).digest("hex").slice(0, 16)}.json`);
 
 /**
@@ -140,7 +147,10 @@ export class BundleCache {
   private read(): void {
     let bytes: Buffer;
     try {
-      bytes = readFileSync(storeOf(this.root));
+      const store = storeOf(this.root);
+      // Its code runs in the sandbox as the scripts' own: only a store this user alone could have written.
+      if (!ownedAlone(store)) throw new Error("not this user's alone");
+      bytes = readFileSync(store);
     } catch {
       this.unchanged = false;
       return;
@@ -206,7 +216,7 @@ export class BundleCache {
     try {
       const target = storeOf(this.root);
       mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
-      writeFileAtomicSync(target, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, "utf8"), ...parts]));
+      writeFileAtomicSync(target, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, "utf8"), ...parts]), 0o600);
     } catch {
       // Not written: the next start bundles again.
     }

@@ -22,11 +22,11 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
   }
 }
 
-/** writeFileAtomic for code that cannot wait (the type check's cache, in its worker). */
-export function writeFileAtomicSync(file: string, text: string | Uint8Array): void {
+/** writeFileAtomic for code that cannot wait (the caches: the type check's, in its worker; the bundles). `mode` of a new file, before the umask. */
+export function writeFileAtomicSync(file: string, text: string | Uint8Array, mode?: number): void {
   const temporary = temporaryOf(file);
   try {
-    writeFileSync(temporary, text);
+    writeFileSync(temporary, text, mode === undefined ? undefined : { mode });
     renameSync(temporary, file);
   } catch (error) {
     rmSync(temporary, { force: true });

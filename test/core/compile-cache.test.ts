@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BundleCache } from "../../runtime/compile/compile-cache.js";
@@ -108,6 +108,16 @@ describe("bundles kept between runs", () => {
     expect(bundles(unwritable)).toEqual(bundles(first));
     rmSync(cache, { force: true });
     mkdirSync(cache);
+  });
+
+  it("a store that someone else could have written is not used: its code would run as the scripts' own", async () => {
+    const dir = scriptsFolder({ "a.ts": plain, "b.ts": plain.replace("true", "false") });
+    const names = files(dir, ["a.ts", "b.ts"]);
+    await compileScripts(names, dir);
+    const [store] = readdirSync(cache).filter((name) => name.startsWith("bundles-"));
+    expect(reused(await compileScripts(names, dir))).toEqual([true, true]);
+    chmodSync(path.join(cache, store!), 0o666);
+    expect(reused(await compileScripts(names, dir))).toEqual([false, false]);
   });
 
   it("a script that does not compile is never kept: its failure is found again, with its message", async () => {
