@@ -16,6 +16,7 @@ const SHOWN = new Set([
   "limits",
   "warnings",
   "lastError",
+  "bootError",
   "queueDepth",
   "invocations",
   "outcomes",
@@ -129,6 +130,11 @@ function ScriptCard({ script, intervalSeconds }: { script: ConsoleScript; interv
         <p class="warning">{warning}</p>
       ))}
       {s.lastError && <CodeFrame script={s} problem={s.lastError as ScriptProblem} />}
+      {typeof s.bootError === "string" && (
+        <p class="problem" role="alert">
+          <Badge value="isolate not up" /> its calls fail until it boots: {s.bootError}
+        </p>
+      )}
     </article>
   );
 }

@@ -139,6 +139,11 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   private sandboxOptionsFor(config: Config): SandboxOptions {
     const options = sandboxOptionsFrom(config);
     if (this.onCatastrophicError) options.onCatastrophicError = this.onCatastrophicError;
+    options.onBootFailure = (script, message, rebuild) =>
+      this.log.warn(
+        { script, error: message },
+        rebuild ? "script's isolate could not be rebuilt: its calls fail until it can" : "script's isolate could not be booted: its calls fail until it can",
+      );
     if (this.loopBusy) options.loopBusy = this.loopBusy;
     if (config.bootIsolates !== "atLoad") {
       this.loadProbes ??= new LoadProbes((message) => this.onCatastrophicError?.("(load probe)", message));
@@ -495,6 +500,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
           lastError: entry.lastError,
           queueDepth: sandbox?.queueDepth ?? 0,
           isolateUp: sandbox?.isolateUp ?? false,
+          bootError: sandbox?.lastBootError ?? null,
           invocations: entry.invocations,
           outcomes: { ...entry.outcomes },
           ...shadowOf(this.shadows, entry.name),

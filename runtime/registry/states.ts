@@ -103,6 +103,10 @@ export const scriptState = z.object({
     .describe(
       "Whether the serving version's isolate is up: with config bootIsolates afterLoad or onFirstCall it boots after the script loads, or at its hook's first call",
     ),
+  bootError: z
+    .string()
+    .nullable()
+    .describe("Why the serving version's isolate could not be booted or rebuilt the last time it was tried (its calls fail with it); null once one is up"),
   invocations: z.number().int(),
   outcomes: z.record(z.string(), z.number().int()).describe("Invocations by outcome: data, none, cancel, or a failure reason"),
   shadow: shadowState.optional(),

@@ -43,6 +43,12 @@ export interface SandboxOptions {
   maxQueue: number;
   /** Called when isolated-vm reports that V8 lost control of an isolate. */
   onCatastrophicError?: (script: string, message: string) => void;
+  /**
+   * Called when a script's isolate could not be booted (a version loaded in a probe) or rebuilt
+   * (after a call that took it down): once per failure, not again while the next tries fail the
+   * same way. The calls that wait for it fail with the same message.
+   */
+  onBootFailure?: (script: string, message: string, rebuild: boolean) => void;
   /** Short calls of short scripts run on the host's thread (inline-policy.ts); default true. */
   inline?: boolean;
   /** Short calls in a row before that (default INLINE_AFTER_SHORT_CALLS; 0 in tests: every call, from the first). */
@@ -663,11 +669,35 @@ export class ScriptSandbox {
     return isolate && !isolate.isDisposed ? heapUsedOf(isolate) : undefined;
   }
 
+  /** Why its isolate could not be booted or rebuilt the last time it was tried; undefined once one is up. */
+  get lastBootError(): string | undefined {
+    return this.bootError;
+  }
+
+  private bootError: string | undefined;
+
   private async ready(): Promise<Booted> {
     if (this.booted && !this.booted.isolate.isDisposed) return this.booted;
-    this.booting ??= boot(this.compiled, this.limits.memoryMb, this.sourceMap, this.options, this.link).finally(() => {
-      this.booting = undefined;
-    });
+    if (!this.booting) {
+      const rebuild = this.bootedOnce;
+      this.booting = boot(this.compiled, this.limits.memoryMb, this.sourceMap, this.options, this.link)
+        .then(
+          (booted) => {
+            this.bootError = undefined;
+            return booted;
+          },
+          (error: unknown) => {
+            // Boots in the background (bootLater, a rebuild after a timeout) have no caller to tell.
+            const message = error instanceof Error ? error.message : String(error);
+            if (message !== this.bootError && !this.closed) this.options.onBootFailure?.(this.name, message, rebuild);
+            this.bootError = message;
+            throw error;
+          },
+        )
+        .finally(() => {
+          this.booting = undefined;
+        });
+    }
     const booted = await this.booting;
     if (this.closed) {
       disposeIsolate(booted.isolate);

@@ -279,6 +279,19 @@ describe("bootIsolates", () => {
     ]);
   });
 
+  it("a script whose own isolate cannot boot in the background: a warning, and /scripts says why", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a") });
+    const { registry, lines } = registryFor(dir, { bootIsolates: "onFirstCall" });
+    await registry.loadAll();
+    const [sandbox] = registry.sandboxes();
+    // Its top level as if it now threw in its own isolate (the probe's run was fine).
+    sandbox!.compiled.code = `"use strict";\nthrow new Error("not at this hour");\n`;
+    sandbox!.bootLater();
+    await vi.waitFor(() => expect(registry.states()[0]).toMatchObject({ name: "a", isolateUp: false, bootError: "not at this hour" }));
+    expect(lines).toContainEqual({ level: "warn", message: "script's isolate could not be booted: its calls fail until it can" });
+    expect(registry.states()[0]!.state).toBe("active");
+  });
+
   it("atLoad: every script's isolate boots as it loads", async () => {
     const dir = scriptsFolder({ "a.ts": tracing("a"), "other.ts": answering(false) });
     const { registry } = registryFor(dir, { bootIsolates: "atLoad" });

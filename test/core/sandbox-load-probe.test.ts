@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { BUILTIN_MAX_LIMITS } from "../../runtime/sandbox/limits.js";
 import { LoadProbes } from "../../runtime/sandbox/load-probe.js";
 import type { SandboxOptions } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import { dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
 
 // Scripts loaded in a probe isolate, their own isolate booted at their first call (config
 // bootIsolates: "onFirstCall", the server's default), against the same scripts booted at load.
@@ -138,5 +138,32 @@ describe("a script that does not load: the same failure as booted at load", () =
     ]);
     expect(failure.message).toBe("its top-level code ran out of its heap of 16 MB");
     expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false });
+  });
+});
+
+// The top level ran in the probe; the script's own isolate runs it again, and a boot that fails
+// there (a top level that depends on the time, say) has no caller when it runs in the background.
+describe("a script whose own isolate cannot be booted", () => {
+  it("says why in lastBootError and once to onBootFailure; its calls fail with it; a later boot clears it", async () => {
+    const reported: [string, string, boolean][] = [];
+    const sandbox = await sandboxes.load(`${HEADER}export default defineScript({ hooks: { ${handler} } });\n`, {
+      ...probed(),
+      onBootFailure: (script, message, rebuild) => reported.push([script, message, rebuild]),
+    });
+    // Its bundle as if its top level now threw in its own isolate (what the probe saw was fine).
+    const good = sandbox.compiled.code;
+    sandbox.compiled.code = `"use strict";\nthrow new Error("not at this hour");\n`;
+    sandbox.bootLater();
+    await expect.poll(() => sandbox.lastBootError, { timeout: 10_000 }).toBe("not at this hour");
+    expect(sandbox.isolateUp).toBe(false);
+    const failure = failureOf(await sandbox.invoke(request()));
+    expect(failure).toMatchObject({ reason: "exception", message: "The script's isolate could not be booted at its first call: not at this hour" });
+    // The same failure again is not reported again.
+    expect(reported).toEqual([["script", "not at this hour", false]]);
+
+    sandbox.compiled.code = good;
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false });
+    expect(sandbox.lastBootError).toBeUndefined();
+    expect(sandbox.isolateUp).toBe(true);
   });
 });
