@@ -218,7 +218,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       const entry = this.entryFor(scriptNameOf(file), file);
       return { entry, generation: ++entry.generation, file };
     });
-    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file)));
+    const alone = claims.length === 1;
+    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file, undefined, undefined, alone)));
     const unloaded = change.unload.filter((file) => this.unloadNow(file)).map((file) => scriptNameOf(file));
     const reloaded = staged.map((commit) => commit());
     return { reloaded, unloaded };
@@ -229,7 +230,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const file = this.inFolder(given);
     if (this.closed) return { ok: false, name: scriptNameOf(file), superseded: true, ms: 0 };
     const entry = this.entryFor(scriptNameOf(file), file);
-    return (await this.stage(entry, ++entry.generation, file, compiled))();
+    return (await this.stage(entry, ++entry.generation, file, compiled, undefined, true))();
   }
 
   /** A file named under scriptsDir (through its link), as the same file of the folder in use. */
@@ -251,6 +252,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     file: string,
     compiled?: CompileResult,
     folder: string = this.folderInUse,
+    /** The only script loading (a save): see loadFile. */
+    alone = false,
   ): Promise<() => ReloadResult> {
     const started = performance.now();
     const name = entry.name;
@@ -276,9 +279,9 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
         // Type-checked beside the isolate's load, once esbuild has said which files the bundle holds.
         compiled ??= await compileScript(file, folder);
         const checking = compiled.ok ? this.typeChecking!.check(folder, compiled.script.inputs).catch((error: unknown) => toError(error)) : undefined;
-        [loaded, typeResult] = await Promise.all([this.loadFile(file, folder, compiled), checking]);
+        [loaded, typeResult] = await Promise.all([this.loadFile(file, folder, compiled, alone), checking]);
       } else {
-        loaded = await this.loadFile(file, folder, compiled);
+        loaded = await this.loadFile(file, folder, compiled, alone);
       }
     } catch (error) {
       // Not the script's fault (the compiler's service stopped, an isolate could not be made), but
@@ -672,8 +675,15 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     return undefined;
   }
 
-  private loadFile(file: string, folder: string, compiled: CompileResult | undefined): Promise<LoadedScript> {
-    return loadScriptFile(file, folder, this.config, compiled ? { sandbox: this.sandboxOptions, compiled } : { sandbox: this.sandboxOptions });
+  /**
+   * With bootIsolates afterLoad, a script that loads alone (a save) boots its own isolate as it
+   * loads: a probe would cost a probe isolate of its own (they are gone 2 s after the last load),
+   * then the boot all the same, right after.
+   */
+  private loadFile(file: string, folder: string, compiled: CompileResult | undefined, alone = false): Promise<LoadedScript> {
+    const { loadProbes: _, ...atLoad } = this.sandboxOptions;
+    const sandbox = alone && this.config.bootIsolates === "afterLoad" ? atLoad : this.sandboxOptions;
+    return loadScriptFile(file, folder, this.config, compiled ? { sandbox, compiled } : { sandbox });
   }
 }
 

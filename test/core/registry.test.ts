@@ -279,6 +279,23 @@ describe("bootIsolates", () => {
     ]);
   });
 
+  it("afterLoad: a script saved alone boots its isolate as it loads (no probe, then a boot); several at once load in probes", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b") });
+    const { registry } = registryFor(dir);
+    await registry.loadAll();
+    writeFileSync(path.join(dir, "a.ts"), tracing("a2"));
+    const saved = await registry.reload(path.join(dir, "a.ts"));
+    expect(saved.ok).toBe(true);
+    expect(registry.states().find((state) => state.name === "a")?.isolateUp).toBe(true);
+    writeFileSync(path.join(dir, "a.ts"), tracing("a3"));
+    writeFileSync(path.join(dir, "b.ts"), tracing("b3"));
+    await registry.applyBatch({ reload: [path.join(dir, "a.ts"), path.join(dir, "b.ts")], unload: [] });
+    expect(registry.states().map((state) => [state.name, state.isolateUp])).toEqual([
+      ["a", false],
+      ["b", false],
+    ]);
+  });
+
   it("a script whose own isolate cannot boot in the background: a warning, and /scripts says why", async () => {
     const dir = scriptsFolder({ "a.ts": tracing("a") });
     const { registry, lines } = registryFor(dir, { bootIsolates: "onFirstCall" });
