@@ -111,11 +111,17 @@ function contentHash(file: string): string | undefined {
   }
 }
 
-/** A file owned by this process's user and writable by no one else (always true where there are no uids). */
+/**
+ * A file owned by this process's user and writable by no one else, in a folder no one else can
+ * write to either (or replace it in); always true where there are no uids.
+ */
 function ownedAlone(file: string): boolean {
-  const stats = statSync(file);
   const uid = process.getuid?.();
-  return uid === undefined || (stats.uid === uid && (stats.mode & 0o022) === 0);
+  if (uid === undefined) return true;
+  return [file, path.dirname(file)].every((each) => {
+    const stats = statSync(each);
+    return stats.uid === uid && (stats.mode & 0o022) === 0;
+  });
 }
 
 const storeOf = (root: string) => path.join(cacheDir(), `bundles-${createHash("sha256").update(root).digest("hex").slice(0, 16)}.json`);

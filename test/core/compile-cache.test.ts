@@ -118,6 +118,11 @@ describe("bundles kept between runs", () => {
     expect(reused(await compileScripts(names, dir))).toEqual([true, true]);
     chmodSync(path.join(cache, store!), 0o666);
     expect(reused(await compileScripts(names, dir))).toEqual([false, false]);
+    // Written again, 0600: used again; not in a folder others may write to.
+    expect(reused(await compileScripts(names, dir))).toEqual([true, true]);
+    chmodSync(cache, 0o777);
+    expect(reused(await compileScripts(names, dir))).toEqual([false, false]);
+    chmodSync(cache, 0o700);
   });
 
   it("a script that does not compile is never kept: its failure is found again, with its message", async () => {
