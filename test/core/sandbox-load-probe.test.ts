@@ -110,6 +110,8 @@ describe("a script that does not load: the same failure as booted at load", () =
       // A microtask runs once the bundle has finished, when the entry global exists.
       `${HEADER}void Promise.resolve().then(() => (globalThis as any).__callscript_entry.entry.connect(() => undefined, new SharedArrayBuffer(8)));\nexport default defineScript({ hooks: { ${handler} } });\n`,
     ],
+    // Stopped at the probe's time limit, then at its own isolate's: the same message, 2 s later.
+    ["a top-level infinite loop", `${HEADER}for (;;) {}\nexport default defineScript({ hooks: { ${handler} } });\n`],
     [
       "a top-level heap bomb",
       `${HEADER}const hoard: string[] = [];\nfor (;;) hoard.push("x".repeat(1024) + hoard.length);\nexport default defineScript({ hooks: { ${handler} } });\n`,
