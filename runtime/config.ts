@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "./util/yaml.js";
 import { z } from "zod";
 import { ConfigSources, describeSource, interpolateEnv, type ValueSource } from "./config-sources.js";
 import { ConfigError } from "./errors.js";

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "../util/yaml.js";
 import { z } from "zod";
 import { cannedFetchSchema, cannedKvSchema } from "../capabilities/canned.js";
 import { parseHookInput, unknownHook } from "../schema/hook-input.js";
