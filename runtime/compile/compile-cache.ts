@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import { sdkDir } from "../paths.js";
 import { writeFileAtomicSync } from "../util/write-atomic.js";
-import { cacheDir } from "./typecheck-cache.js";
+import { cacheDir } from "./cache-dir.js";
 
 /**
  * Bundles kept on disk between runs of the server, so that a restart with the same scripts (a

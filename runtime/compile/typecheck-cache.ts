@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { codeRoot } from "../paths.js";
+import { cacheDir } from "./cache-dir.js";
 import { writeFileAtomicSync } from "../util/write-atomic.js";
 import { tsFilesOf, type TypeProblem } from "./typecheck.js";
 
@@ -17,12 +18,6 @@ import { tsFilesOf, type TypeProblem } from "./typecheck.js";
  * change, and every result is found again by the compiler. Type checking is not a security
  * boundary (the sandbox is), so a cache that cannot be written or read is only slower.
  */
-
-/** Where the type check's results and the bundles (compile-cache.ts) are kept: systemd's CacheDirectory, CALLSCRIPT_CACHE_DIR, else a folder of the user's in the temp dir. */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const systemd = env.CACHE_DIRECTORY?.split(":")[0];
-  return env.CALLSCRIPT_CACHE_DIR || (systemd ? path.join(systemd, "typecheck") : path.join(os.tmpdir(), `callscript-${os.userInfo().uid}`, "typecheck"));
-}
 
 let toolchain: string | undefined;
 /** The SDK's types and the compiler's version: a new callscript or TypeScript invalidates every result. */
