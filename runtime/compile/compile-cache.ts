@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
+import { z } from "zod";
 import { sdkDir } from "../paths.js";
 import { writeFileAtomicSync } from "../util/write-atomic.js";
 import { cacheDir } from "./cache-dir.js";
@@ -32,20 +33,24 @@ export interface KeptBundle {
   read: string[];
 }
 
+/** A byte range [start, end) in the bytes after the store's first line. */
+const range = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).refine(([start, end]) => start <= end, "start after end");
+
 /**
  * The store's first line: what the bundles were made with and from, and where each bundle's code
  * and source map lie in the bytes after that line. Code and maps are kept as they are, not as JSON
  * strings: 500 bundles read in a few milliseconds instead of 47 (JSON.parse of 2.2 MB of escaped text).
  */
-interface Header {
-  format: 2;
-  toolchain: string;
-  listing: string;
+const headerSchema = z.object({
+  format: z.literal(2),
+  toolchain: z.string(),
+  listing: z.string(),
   /** SHA-256 of the content of every file any bundle was made from, by absolute path. */
-  hashes: Record<string, string>;
-  /** By the script's path relative to the folder: byte ranges [start, end) of its code and map. */
-  bundles: Record<string, { inputs: string[]; read: string[]; code: [number, number]; sourceMap: [number, number] }>;
-}
+  hashes: z.record(z.string(), z.string()),
+  /** By the script's path relative to the folder. */
+  bundles: z.record(z.string(), z.object({ inputs: z.array(z.string()), read: z.array(z.string()), code: range, sourceMap: range })),
+});
+type Header = z.output<typeof headerSchema>;
 
 /** File names an import in the folder could resolve to (esbuild's resolveExtensions, and package.json). */
 const RESOLVABLE = /\.(m?ts|m?js|json)$/;
@@ -124,7 +129,7 @@ function ownedAlone(file: string): boolean {
   });
 }
 
-const storeOf = (root: string) => path.join(cacheDir(), `bundles-${createHash("sha256").update(root).digest("hex").slice(0, 16)}.json`);
+const storeOf = (root: string): string => path.join(cacheDir(), `bundles-${createHash("sha256").update(root).digest("hex").slice(0, 16)}.json`);
 
 /**
  * The bundles of one folder kept by an earlier run, as they can be used now. Made once per batch
@@ -141,9 +146,11 @@ export class BundleCache {
   /** Whether the store on disk already says what save() would write. */
   private unchanged = true;
 
+  /** `report`: what keeps the store from being used or written (the registry logs it). */
   constructor(
     private readonly root: string,
     preludeVersion: string,
+    private readonly report?: (problem: string) => void,
   ) {
     this.toolchain = toolchainKey(preludeVersion);
     ({ listing: this.listing, hashes: this.hashes } = folderSnapshot(root));
@@ -151,11 +158,14 @@ export class BundleCache {
   }
 
   private read(): void {
+    const store = storeOf(this.root);
     let bytes: Buffer;
     try {
-      const store = storeOf(this.root);
       // Its code runs in the sandbox as the scripts' own: only a store this user alone could have written.
-      if (!ownedAlone(store)) throw new Error("not this user's alone");
+      if (!ownedAlone(store)) {
+        this.report?.(`the bundles kept in ${store} are not used: that file or its folder can be written by another user`);
+        throw new Error("not this user's alone");
+      }
       bytes = readFileSync(store);
     } catch {
       this.unchanged = false;
@@ -163,14 +173,20 @@ export class BundleCache {
     }
     try {
       const newline = bytes.indexOf(10);
-      const header = JSON.parse(bytes.toString("utf8", 0, newline)) as Header;
-      if (header.format !== 2 || header.toolchain !== this.toolchain || header.listing !== this.listing) throw new Error("another toolchain or folder");
-      const text = ([start, end]: [number, number]) => bytes.toString("utf8", newline + 1 + start, newline + 1 + end);
+      const header = headerSchema.parse(JSON.parse(bytes.toString("utf8", 0, newline)));
+      if (header.toolchain !== this.toolchain || header.listing !== this.listing) throw new Error("another toolchain or folder");
+      const size = bytes.length - newline - 1;
+      const text = ([start, end]: [number, number]) => {
+        if (end > size) throw new Error("a bundle past the store's end");
+        return bytes.toString("utf8", newline + 1 + start, newline + 1 + end);
+      };
       for (const [script, bundle] of Object.entries(header.bundles)) {
         const hashes = Object.fromEntries(bundle.read.map((file) => [file, header.hashes[file] ?? ""]));
         this.kept.set(script, { code: text(bundle.code), sourceMap: text(bundle.sourceMap), inputs: bundle.inputs, read: bundle.read, hashes });
       }
     } catch {
+      // Kept by another callscript or for another folder listing (every bundle is made again), or
+      // not a store of ours at all; the next save replaces it.
       this.kept.clear();
       this.unchanged = false;
     }
@@ -223,8 +239,8 @@ export class BundleCache {
       const target = storeOf(this.root);
       mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
       writeFileAtomicSync(target, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, "utf8"), ...parts]), 0o600);
-    } catch {
-      // Not written: the next start bundles again.
+    } catch (error) {
+      this.report?.(`the bundles could not be kept in ${cacheDir()} (${(error as Error).message}): the next start bundles every script again`);
     }
   }
 }

@@ -232,12 +232,16 @@ const BATCH_SIZE = 100;
  * earlier run kept, made from files that have not changed since, is not bundled again
  * (compile-cache.ts).
  */
-export async function compileScripts(files: readonly string[], scriptsDir: string): Promise<CompileResult[]> {
+export async function compileScripts(
+  files: readonly string[],
+  scriptsDir: string,
+  options: { onCacheProblem?: (problem: string) => void } = {},
+): Promise<CompileResult[]> {
   const { root, files: absolute } = onDisk(scriptsDir, files);
   if (absolute.length <= 1) return Promise.all(absolute.map((file) => compileScript(file, root)));
   if (new Set(absolute.map(scriptNameOf)).size !== absolute.length) return Promise.all(absolute.map((file) => compileScript(file, root)));
   const runtime = await guestRuntime();
-  const cache = new BundleCache(root, runtime.version);
+  const cache = new BundleCache(root, runtime.version, options.onCacheProblem);
   const results = new Map<string, CompileResult>();
   const toBundle: string[] = [];
   for (const file of absolute) {
@@ -253,7 +257,8 @@ export async function compileScripts(files: readonly string[], scriptsDir: strin
     const compiled = await compileBatch(batch, root, cache);
     batch.forEach((file, i) => results.set(file, compiled[i]!));
   }
-  if (toBundle.length > 0) releaseEsbuild();
+  // Also when every bundle was kept: bundling the prelude started esbuild's service.
+  releaseEsbuild();
   cache.save();
   return absolute.map((file) => results.get(file)!);
 }

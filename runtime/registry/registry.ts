@@ -190,7 +190,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const shadows = this.shadows.loadAll(folder);
     let compiled: (CompileResult | undefined)[];
     try {
-      compiled = await compileScripts(files, folder);
+      compiled = await compileScripts(files, folder, { onCacheProblem: (problem) => this.log.warn({ scriptsDir: folder }, problem) });
     } catch {
       compiled = [];
     }

@@ -125,6 +125,57 @@ describe("bundles kept between runs", () => {
     chmodSync(cache, 0o700);
   });
 
+  it("what keeps the store from being used or written is reported (the registry logs it); a first run, with no store yet, reports nothing", async () => {
+    const dir = scriptsFolder({ "a.ts": plain, "b.ts": plain.replace("true", "false") });
+    const names = files(dir, ["a.ts", "b.ts"]);
+    const problems: string[] = [];
+    const onCacheProblem = (problem: string) => problems.push(problem);
+    await compileScripts(names, dir, { onCacheProblem });
+    await compileScripts(names, dir, { onCacheProblem });
+    expect(problems).toEqual([]);
+    const [store] = readdirSync(cache).filter((name) => name.startsWith("bundles-"));
+    chmodSync(path.join(cache, store!), 0o666);
+    await compileScripts(names, dir, { onCacheProblem });
+    expect(problems).toEqual([`the bundles kept in ${path.join(cache, store!)} are not used: that file or its folder can be written by another user`]);
+    problems.length = 0;
+    rmSync(cache, { recursive: true, force: true });
+    writeFileSync(cache, "");
+    await compileScripts(names, dir, { onCacheProblem });
+    expect(problems).toEqual([
+      expect.stringMatching(new RegExp(`^the bundles could not be kept in ${cache} \\(.+\\): the next start bundles every script again$`)),
+    ]);
+    rmSync(cache, { force: true });
+    mkdirSync(cache);
+  });
+
+  it("a store whose ranges or shapes are not a store's is not used: every bundle is made again", async () => {
+    const dir = scriptsFolder({ "a.ts": plain, "b.ts": plain.replace("true", "false") });
+    const names = files(dir, ["a.ts", "b.ts"]);
+    const first = await compileScripts(names, dir);
+    const [store] = readdirSync(cache).filter((name) => name.startsWith("bundles-"));
+    const file = path.join(cache, store!);
+    const bytes = readFileSync(file);
+    const newline = bytes.indexOf(10);
+    type Stored = { bundles: Record<string, { code: [number, number]; inputs: unknown }> };
+    const header = JSON.parse(bytes.toString("utf8", 0, newline)) as Stored;
+    const tampered = (change: (header: Stored) => void) => {
+      const copy = structuredClone(header);
+      change(copy);
+      writeFileSync(file, Buffer.concat([Buffer.from(JSON.stringify(copy) + "\n"), bytes.subarray(newline + 1)]), { mode: 0o600 });
+    };
+    const cases: [string, (header: Stored) => void][] = [
+      ["a range past the end", (h) => (h.bundles["a.ts"]!.code = [0, bytes.length * 2])],
+      ["a range backwards", (h) => (h.bundles["a.ts"]!.code = [10, 2])],
+      ["inputs that are not a list", (h) => (h.bundles["a.ts"]!.inputs = "a.ts")],
+    ];
+    for (const [what, change] of cases) {
+      tampered(change);
+      const again = await compileScripts(names, dir);
+      expect(reused(again), what).toEqual([false, false]);
+      expect(bundles(again), what).toEqual(bundles(first));
+    }
+  });
+
   it("a script that does not compile is never kept: its failure is found again, with its message", async () => {
     const dir = scriptsFolder({ "a.ts": plain, "b.ts": `import { nope } from "./missing";\nconsole.log(nope);\n${plain}` });
     const names = files(dir, ["a.ts", "b.ts"]);
