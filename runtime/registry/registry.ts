@@ -196,7 +196,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     }
     const reused = compiled.filter((result) => result?.ok === true && result.reused === true).length;
     if (reused > 0) this.log.info({ reused, bundled: files.length - reused }, "bundles of unchanged scripts reused (compile cache)");
-    const staged = await Promise.all(files.map((file, i) => this.stage(claims[i]!.entry, claims[i]!.generation, file, compiled[i], folder)));
+    const staged = await Promise.all(files.map((file, i) => this.stage(claims[i]!.entry, claims[i]!.generation, file, { compiled: compiled[i], folder })));
     // One swap: new versions, failures and unloads together, in this one synchronous step.
     if (!this.closed) this.folderInUse = folder;
     for (const entry of gone) if (this.entries.get(entry.name) === entry) this.unloadEntry(entry);
@@ -219,7 +219,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       return { entry, generation: ++entry.generation, file };
     });
     const alone = claims.length === 1;
-    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file, undefined, undefined, alone)));
+    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file, { alone })));
     const unloaded = change.unload.filter((file) => this.unloadNow(file)).map((file) => scriptNameOf(file));
     const reloaded = staged.map((commit) => commit());
     return { reloaded, unloaded };
@@ -230,7 +230,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const file = this.inFolder(given);
     if (this.closed) return { ok: false, name: scriptNameOf(file), superseded: true, ms: 0 };
     const entry = this.entryFor(scriptNameOf(file), file);
-    return (await this.stage(entry, ++entry.generation, file, compiled, undefined, true))();
+    return (await this.stage(entry, ++entry.generation, file, { compiled, alone: true }))();
   }
 
   /** A file named under scriptsDir (through its link), as the same file of the folder in use. */
@@ -250,10 +250,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     entry: Entry,
     generation: number,
     file: string,
-    compiled?: CompileResult,
-    folder: string = this.folderInUse,
-    /** The only script loading (a save): see loadFile. */
-    alone = false,
+    /** `compiled`: its bundle when a batch made it; `alone`: the only script loading (a save), see loadFile. */
+    { compiled, folder = this.folderInUse, alone = false }: { compiled?: CompileResult | undefined; folder?: string; alone?: boolean } = {},
   ): Promise<() => ReloadResult> {
     const started = performance.now();
     const name = entry.name;
