@@ -235,32 +235,49 @@ const BATCH_SIZE = 100;
 export async function compileScripts(
   files: readonly string[],
   scriptsDir: string,
-  options: { onCacheProblem?: (problem: string) => void } = {},
+  options: {
+    onCacheProblem?: (problem: string) => void;
+    /**
+     * Each script's result as soon as it is known (`index` into `files`): a kept bundle at once, the
+     * others as their esbuild run ends, so that the caller can load the first scripts while the
+     * next run bundles the rest (see ScriptRegistry.loadAll).
+     */
+    onCompiled?: (index: number, result: CompileResult) => void;
+  } = {},
 ): Promise<CompileResult[]> {
   const { root, files: absolute } = onDisk(scriptsDir, files);
-  if (absolute.length <= 1) return Promise.all(absolute.map((file) => compileScript(file, root)));
-  if (new Set(absolute.map(scriptNameOf)).size !== absolute.length) return Promise.all(absolute.map((file) => compileScript(file, root)));
+  const known = (index: number, result: CompileResult): CompileResult => {
+    options.onCompiled?.(index, result);
+    return result;
+  };
+  const alone = () => Promise.all(absolute.map((file, i) => compileScript(file, root).then((result) => known(i, result))));
+  if (absolute.length <= 1) return alone();
+  if (new Set(absolute.map(scriptNameOf)).size !== absolute.length) return alone();
   const runtime = await guestRuntime();
   const cache = new BundleCache(root, runtime.version, options.onCacheProblem);
-  const results = new Map<string, CompileResult>();
-  const toBundle: string[] = [];
-  for (const file of absolute) {
+  const results: CompileResult[] = new Array(absolute.length);
+  const toBundle: number[] = [];
+  absolute.forEach((file, i) => {
     const kept = cache.lookup(file);
-    if (!kept) toBundle.push(file);
+    if (!kept) toBundle.push(i);
     else {
       const inputs = kept.inputs.map((input) => path.resolve(root, input));
-      results.set(file, { ok: true, script: compiledScript(scriptNameOf(file), file, root, kept.code, kept.sourceMap, inputs, runtime), reused: true });
+      results[i] = known(i, { ok: true, script: compiledScript(scriptNameOf(file), file, root, kept.code, kept.sourceMap, inputs, runtime), reused: true });
     }
-  }
+  });
   for (let start = 0; start < toBundle.length; start += BATCH_SIZE) {
     const batch = toBundle.slice(start, start + BATCH_SIZE);
-    const compiled = await compileBatch(batch, root, cache);
-    batch.forEach((file, i) => results.set(file, compiled[i]!));
+    const compiled = await compileBatch(
+      batch.map((i) => absolute[i]!),
+      root,
+      cache,
+    );
+    batch.forEach((index, i) => (results[index] = known(index, compiled[i]!)));
   }
   // Also when every bundle was kept: bundling the prelude started esbuild's service.
   releaseEsbuild();
   cache.save();
-  return absolute.map((file) => results.get(file)!);
+  return results;
 }
 
 /** One esbuild run for scripts of distinct names; what it bundles is kept in `cache`. */

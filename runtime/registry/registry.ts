@@ -188,15 +188,26 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       return { entry, generation: ++entry.generation };
     });
     const shadows = this.shadows.loadAll(folder);
+    // Each script loads as soon as its bundle is ready, while esbuild bundles the next run of
+    // scripts: at a first start the two use both cores (docs/benchmarks.md, cold start).
+    const staging: Promise<() => ReloadResult>[] = new Array(files.length);
+    const stageOne = (i: number, compiled: CompileResult | undefined) => {
+      if (staging[i]) return staging[i];
+      const staged = this.stage(claims[i]!.entry, claims[i]!.generation, files[i]!, { compiled, folder });
+      // Awaited below, once every script has its bundle: not an unhandled rejection meanwhile.
+      staged.catch(() => undefined);
+      return (staging[i] = staged);
+    };
     let compiled: (CompileResult | undefined)[];
     try {
-      compiled = await compileScripts(files, folder, { onCacheProblem: (problem) => this.log.warn({ scriptsDir: folder }, problem) });
+      compiled = await compileScripts(files, folder, { onCacheProblem: (problem) => this.log.warn({ scriptsDir: folder }, problem), onCompiled: stageOne });
     } catch {
       compiled = [];
     }
     const reused = compiled.filter((result) => result?.ok === true && result.reused === true).length;
     if (reused > 0) this.log.info({ reused, bundled: files.length - reused }, "bundles of unchanged scripts reused (compile cache)");
-    const staged = await Promise.all(files.map((file, i) => this.stage(claims[i]!.entry, claims[i]!.generation, file, { compiled: compiled[i], folder })));
+    // Those the batch did not give (esbuild failed as a whole): each compiled on its own in stage().
+    const staged = await Promise.all(files.map((_, i) => stageOne(i, compiled[i])));
     // One swap: new versions, failures and unloads together, in this one synchronous step.
     if (!this.closed) this.folderInUse = folder;
     for (const entry of gone) if (this.entries.get(entry.name) === entry) this.unloadEntry(entry);

@@ -57,6 +57,22 @@ describe("bundles kept between runs", () => {
     }
   });
 
+  it("tells each script's result as soon as it is known: kept bundles before esbuild runs, each once, the same as returned", async () => {
+    const dir = scriptsFolder({ "a.ts": plain, "b.ts": plain, "c.ts": script("./lib/limit"), "lib/limit.ts": "export const LIMIT = 3;\n" });
+    const names = files(dir, ["a.ts", "b.ts", "c.ts"]);
+    await compileScripts(names, dir);
+    writeFileSync(path.join(dir, "lib/limit.ts"), "export const LIMIT = 4;\n");
+    const told: { index: number; reused: boolean | "failed" }[] = [];
+    const results = await compileScripts(names, dir, { onCompiled: (index, result) => told.push({ index, reused: reused([result])[0]! }) });
+    // a and b come from the cache at once; c, whose helper changed, once its esbuild run is over.
+    expect(told).toEqual([
+      { index: 0, reused: true },
+      { index: 1, reused: true },
+      { index: 2, reused: false },
+    ]);
+    expect(reused(results)).toEqual([true, true, false]);
+  });
+
   it("a changed helper bundles again the scripts that import it, and only them", async () => {
     const dir = scriptsFolder({ "a.ts": script("./lib/limit"), "b.ts": plain, "lib/limit.ts": "export const LIMIT = 3;\n" });
     const names = files(dir, ["a.ts", "b.ts"]);

@@ -223,6 +223,19 @@ describe("state", () => {
     expect(pipelineNow(registry, "need_registration").map((s) => s.sandbox.name)).toEqual(["b"]);
   });
 
+  it("a folder bundled in more than one esbuild run (scripts load while the next run bundles) loads whole, each script its own", async () => {
+    // 101 scripts: two runs of compile.ts's BATCH_SIZE (100); each keeps its place in the order.
+    const count = 101;
+    const files: Record<string, string> = {};
+    for (let i = 0; i < count; i++) files[`s${String(i).padStart(3, "0")}.ts`] = tracing(`s${i}`, i);
+    const dir = scriptsFolder(files);
+    const { registry } = registryFor(dir);
+    const results = await registry.loadAll();
+    expect(results.filter((result) => result.ok)).toHaveLength(count);
+    const answer = await callLeased(registry, configSchema.parse({ scriptsDir: dir }), "process_final_params", {});
+    expect(answer.answer).toEqual({ state: "success", data: { trace: Array.from({ length: count }, (_, i) => `s${i}`) } });
+  });
+
   it("close disposes every version", async () => {
     const dir = scriptsFolder({ "a.ts": answering(false) });
     const { registry } = registryFor(dir);
