@@ -60,6 +60,13 @@ describe("import rules", () => {
       reason: "Package 'callscript:prelude' cannot be imported",
     },
     {
+      what: "a path inside the SDK's package (only `callscript` itself is the SDK)",
+      importLine: `import { x } from "callscript/internal";`,
+      specifier: `"callscript/internal"`,
+      use: `x()`,
+      reason: "Package 'callscript/internal' cannot be imported",
+    },
+    {
       what: "an absolute path",
       importLine: `import { x } from "/etc/callscript/helper.ts";`,
       specifier: `"/etc/callscript/helper.ts"`,
@@ -95,6 +102,30 @@ describe("import rules", () => {
     expect(rest).toEqual([]);
     expect(diagnostic!.message).toBe(`Import '../outside.ts' leaves the scripts folder (${dir}); only files inside it are bundled.`);
     expect(diagnostic!.location).toEqual({ file: "script.ts", line: 2, column: columnOf(importLine, `"../outside.ts"`) });
+  });
+
+  it("rejects a path that starts with ./ and leaves the folder through .. segments (esbuild sends such paths to the rules)", async () => {
+    const root = scriptsFolder({ "outside.ts": `export const secret = 42;\n` });
+    const dir = path.join(root, "scripts");
+    const importLine = `import { secret } from "./lib/../../outside.ts";`;
+    writeFiles(dir, {
+      "lib/x.ts": "export const x = 1;\n",
+      "script.ts": `${HEADER}${importLine}\nexport default defineScript({ hooks: { need_registration() { return { result: secret > 1 }; } } });\n`,
+    });
+    const [diagnostic, ...rest] = failed(await compileScript(path.join(dir, "script.ts"), dir)).diagnostics;
+    expect(rest).toEqual([]);
+    expect(diagnostic!.message).toBe(`Import './lib/../../outside.ts' leaves the scripts folder (${dir}); only files inside it are bundled.`);
+  });
+
+  it("a helper in a subfolder imports callscript and its own neighbours", async () => {
+    const dir = scriptsFolder({
+      "lib/phones.ts": `import { formatE164 } from "callscript";\nimport { PREFIX } from "./prefix";\nexport const phone = (raw: string) => PREFIX + formatE164(raw);\n`,
+      "lib/prefix.ts": `export const PREFIX = "tel:";\n`,
+      "script.ts": `${HEADER}import { phone } from "./lib/phones";\nexport default defineScript({ hooks: { process_client_phone() { return { phone: phone("+1 212 555 0100") }; } } });\n`,
+    });
+    const result = await compileScript(path.join(dir, "script.ts"), dir);
+    if (!result.ok) throw new Error(JSON.stringify(result));
+    expect([...result.script.inputs].map((input) => path.relative(dir, input)).sort()).toEqual(["lib/phones.ts", "lib/prefix.ts", "script.ts"]);
   });
 
   it("rejects require() and dynamic import() of built-ins too", async () => {
