@@ -26,3 +26,13 @@ export function ownModule(withoutExtension: string): string {
 export const sdkEntry = () => ownModule("sdk/index");
 export const sdkDir = path.join(codeRoot, "sdk");
 export const preludeEntry = () => ownModule("runtime/sandbox/guest/prelude");
+
+/**
+ * A worker thread's compiled file (`runtime/...` without extension): under dist/, also when the
+ * runtime runs from its sources (tests), since a worker runs JavaScript only.
+ */
+export function workerFile(withoutExtension: string): string {
+  const candidate = path.join(packageRoot, "dist", withoutExtension + ".js");
+  if (existsSync(candidate)) return candidate;
+  throw new Error(`callscript is not built: ${candidate} is missing; run npm run build`);
+}

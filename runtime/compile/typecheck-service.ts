@@ -1,22 +1,11 @@
-import { existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { packageRoot } from "../paths.js";
+import { workerFile } from "../paths.js";
 import type { TypeChecking, TypeProblem } from "./typecheck.js";
 import { folderKey, folderStamp, TypeCheckCache } from "./typecheck-cache.js";
 
 /** A check that has not answered in this long is taken as lost: the worker is restarted. */
 const CHECK_TIMEOUT_MS = 120_000;
-
-/** The worker's compiled file: beside this one when compiled, else in dist/ (tests run the sources). */
-function workerFile(): string {
-  const here = fileURLToPath(new URL("./typecheck-worker.js", import.meta.url));
-  if (existsSync(here)) return here;
-  const built = path.join(packageRoot, "dist", "runtime", "compile", "typecheck-worker.js");
-  if (existsSync(built)) return built;
-  throw new Error(`the type checker's worker is not built (${built}); run npm run build`);
-}
 
 interface Pending {
   resolve: (problems: TypeProblem[]) => void;
@@ -103,7 +92,7 @@ export class WorkerTypeChecking implements TypeChecking {
 
   private started(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(workerFile());
+    const worker = new Worker(workerFile("runtime/compile/typecheck-worker"));
     worker.unref();
     worker.on("message", (message: { id: number; problems?: TypeProblem[]; error?: string }) => {
       const pending = this.pending.get(message.id);

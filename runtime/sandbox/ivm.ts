@@ -13,6 +13,7 @@ export interface HeapStatistics {
 
 export interface Reference<T = unknown> {
   get(property: string, options: { reference: true }): Promise<Reference>;
+  getSync(property: string, options: { reference: true }): Reference;
   apply(receiver: undefined, args: unknown[], options?: { timeout?: number; result?: { promise?: boolean; copy?: boolean } }): Promise<unknown>;
   /** On the calling thread (the event loop's): no hop to the isolate's thread, and nothing else runs meanwhile. */
   applySync(receiver: undefined, args: unknown[], options?: { timeout?: number; result?: { copy?: boolean } }): unknown;
@@ -25,6 +26,8 @@ export interface Reference<T = unknown> {
 export interface Script {
   run(context: Context, options: { reference: true; timeout?: number }): Promise<Reference>;
   run(context: Context, options?: { timeout?: number }): Promise<unknown>;
+  runSync(context: Context, options: { reference: true; timeout?: number }): Reference;
+  runSync(context: Context, options?: { timeout?: number }): unknown;
   release(): void;
 }
 
@@ -37,8 +40,10 @@ export interface Isolate {
   readonly wallTime: bigint;
   readonly isDisposed: boolean;
   createContext(): Promise<Context>;
+  createContextSync(): Context;
   /** `lineOffset`: lines ahead of `code` in what stack traces count (0-based, as V8's ScriptOrigin). */
   compileScript(code: string, origin?: { filename?: string; lineOffset?: number }): Promise<Script>;
+  compileScriptSync(code: string, origin?: { filename?: string; lineOffset?: number }): Script;
   getHeapStatisticsSync(): HeapStatistics;
   getHeapStatistics(): Promise<HeapStatistics>;
   dispose(): void;

@@ -1,139 +1,160 @@
 import os from "node:os";
+import { Worker } from "node:worker_threads";
 import type { CompiledScript } from "../compile/compile.js";
-import { newEntryClock } from "./entry-clock.js";
-import { disposeIsolate, tracked } from "./isolates.js";
-import { isolatedVm, type Context, type Isolate, type Reference } from "./ivm.js";
-import { connectGuest, runScript } from "./script-context.js";
+import { bundleFileName } from "../compile/compile.js";
+import { workerFile } from "../paths.js";
+import { PRELUDE_FILE } from "./script-context.js";
 
 /**
  * Where scripts are loaded when their isolates boot after they load (config `bootIsolates`):
- * each script's top level runs, and its definition is read, in a fresh context of a few shared
- * "probe" isolates instead of an isolate of its own.
+ * each script's top level runs, and its definition is read, in a fresh context of a probe isolate
+ * instead of an isolate of its own.
  *
  * Why: `new Isolate` runs on the event loop's thread and costs about 3 ms there (V8 deserializes
  * its startup snapshot, and isolated-vm makes a default context), so 500 scripts held the loop for
  * 1.6 s before the first was ready, and the boots could not use the second core (docs/benchmarks.md,
- * cold start). A context in a probe isolate costs that isolate's own thread, and the probes run side
- * by side.
+ * cold start).
+ *
+ * The probe isolates live in worker threads (probe-worker.ts), one per core, which run each probe
+ * with isolated-vm's synchronous calls: a probe from the event loop was seven round trips to an
+ * isolate's thread, each a thread wake-up, and its CPU (isolate threads and event loop together)
+ * was 2.3 ms against 1.5 ms for the same steps synchronously. The workers answer strings only (the
+ * definition's JSON); nothing of isolated-vm crosses threads.
  *
  * A probe answers only for a script that loads: anything that goes wrong in it (an exception, a
- * definition the sandbox refuses, a time limit, a heap limit, a probe isolate lost) answers
- * undefined, and the caller loads that script the full way, in an isolate of its own, which says
- * exactly why (the same messages as with `bootIsolates: "atLoad"`). The probe's heap is the default
- * limit, and its isolate holds what earlier probes left, so a top level that fits there fits in a
- * fresh isolate of that size or more.
+ * definition the sandbox refuses, a time limit, a heap limit, a worker lost) answers undefined,
+ * and the caller loads that script the full way, in an isolate of its own, which says exactly why
+ * (the same messages as with `bootIsolates: "atLoad"`). The probe's heap is the default limit, and
+ * its isolate holds what earlier probes left, so a top level that fits there fits in a fresh
+ * isolate of that size or more. A probe's time limit (each step's) bounds how long a worker can be
+ * held, also at shutdown.
  */
 
-/**
- * Probe isolates side by side: two per core (a probe is seven round trips between the loop and its
- * isolate's thread, which idles meanwhile), at most eight. 500 scripts on 2 cores: 2 probes
- * 1.3 s, 4 probes 1.06 s, 8 probes 1.28 s.
- */
-const PROBES = Math.min(8, 2 * os.availableParallelism());
-/** Probe isolates are disposed this long after their last probe (a burst of loads, a save). */
+/** Probe workers side by side: one per core (each is busy for the whole of its probes), at most four. */
+const WORKERS = Math.max(1, Math.min(4, os.availableParallelism()));
+/** Probe workers (and their isolates) end this long after their last probe (a burst of loads, a save). */
 const IDLE_MS = 2_000;
 
-interface ProbeIsolate {
-  isolate: Isolate;
-  memoryMb: number;
-  /** The probes given to it and not finished: one runs at a time, so that its heap holds one script's top level. */
-  waiting: number;
-  tail: Promise<unknown>;
+/** To a probe worker: a script to probe (with the prelude when it is new to that worker), or close. */
+export type ProbeMessage =
+  | {
+      id: number;
+      memoryMb: number;
+      timeoutMs: number;
+      code: string;
+      filename: string;
+      lineOffset: number;
+      runtime?: { code: string; file: string };
+    }
+  | { close: true };
+
+/** From a probe worker: a probe's definition (undefined: it failed), or an isolate's catastrophic error. */
+export type ProbeAnswer = { id: number; meta: string | undefined } | { catastrophic: string };
+
+interface ProbeWorker {
+  worker: Worker;
+  pending: Map<number, (meta: string | undefined) => void>;
+  runtime?: CompiledScript["runtime"];
 }
 
 export class LoadProbes {
-  private readonly probes: ProbeIsolate[] = [];
+  private readonly workers: ProbeWorker[] = [];
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private ids = 0;
 
   constructor(private readonly onCatastrophicError?: (message: string) => void) {}
 
   /**
-   * Run `compiled`'s top level in a fresh context of a probe isolate of `memoryMb`, within
-   * `timeoutMs`, and `read` its entry object; undefined when anything failed.
+   * Run `compiled`'s top level in a fresh context of a probe isolate of `memoryMb`, each step within
+   * `timeoutMs`: the JSON of its definition (the entry's meta()), undefined when anything failed.
    */
-  async run<T>(
-    compiled: CompiledScript,
-    memoryMb: number,
-    timeoutMs: number,
-    read: (entry: Reference<Record<string, unknown>>) => Promise<T>,
-  ): Promise<T | undefined> {
-    if (this.closed) return undefined;
+  run(compiled: CompiledScript, memoryMb: number, timeoutMs: number): Promise<string | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
     clearTimeout(this.idleTimer);
-    const probe = this.pick(memoryMb);
-    probe.waiting++;
-    const result = probe.tail.then(() => this.probe(probe, compiled, timeoutMs, read));
-    probe.tail = result.catch(() => undefined);
+    let probe: ProbeWorker;
     try {
-      return await result;
+      probe = this.pick();
     } catch {
-      return undefined;
-    } finally {
-      probe.waiting--;
-      this.disposeWhenIdle();
+      return Promise.resolve(undefined);
     }
+    const id = ++this.ids;
+    const message: ProbeMessage = {
+      id,
+      memoryMb,
+      timeoutMs,
+      code: compiled.code,
+      filename: bundleFileName(compiled.name),
+      lineOffset: compiled.runtime.lines,
+      ...(probe.runtime !== compiled.runtime ? { runtime: { code: compiled.runtime.code, file: PRELUDE_FILE } } : {}),
+    };
+    probe.runtime = compiled.runtime;
+    return new Promise<string | undefined>((resolve) => {
+      probe.pending.set(id, (meta) => {
+        if (probe.pending.size === 0) probe.worker.unref();
+        resolve(meta);
+        this.closeWhenIdle();
+      });
+      // Kept alive while it owes answers (a command awaiting its loads has nothing else alive), not after.
+      probe.worker.ref();
+      probe.worker.postMessage(message);
+    });
   }
 
-  /** Dispose the probe isolates now (the registry closes). */
+  /** End the probe workers now (the registry closes); probes in flight answer undefined. */
   close(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);
-    for (const probe of this.probes.splice(0)) disposeIsolate(probe.isolate);
+    this.endAll();
   }
 
-  /** The probe isolate of this heap size with the fewest probes waiting, a new one while there are fewer than PROBES. */
-  private pick(memoryMb: number): ProbeIsolate {
-    const sized = this.probes.filter((probe) => probe.memoryMb === memoryMb);
-    const idle = sized.find((probe) => probe.waiting === 0);
+  /** The worker with the fewest probes waiting, a new one while there are fewer than WORKERS. */
+  private pick(): ProbeWorker {
+    const idle = this.workers.find((probe) => probe.pending.size === 0);
     if (idle) return idle;
-    if (sized.length < PROBES) {
-      const probe: ProbeIsolate = { isolate: this.newIsolate(memoryMb), memoryMb, waiting: 0, tail: Promise.resolve() };
-      this.probes.push(probe);
-      return probe;
-    }
-    return sized.reduce((least, probe) => (probe.waiting < least.waiting ? probe : least));
+    if (this.workers.length < WORKERS) return this.start();
+    return this.workers.reduce((least, probe) => (probe.pending.size < least.pending.size ? probe : least));
   }
 
-  private newIsolate(memoryMb: number): Isolate {
-    const ivm = isolatedVm();
-    return tracked(new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (message) => this.onCatastrophicError?.(message) }));
+  private start(): ProbeWorker {
+    const worker = new Worker(workerFile("runtime/sandbox/probe-worker"));
+    const probe: ProbeWorker = { worker, pending: new Map() };
+    worker.on("message", (answer: ProbeAnswer) => {
+      if ("catastrophic" in answer) {
+        this.onCatastrophicError?.(answer.catastrophic);
+        return;
+      }
+      const settle = probe.pending.get(answer.id);
+      probe.pending.delete(answer.id);
+      settle?.(answer.meta);
+    });
+    // A worker lost (it failed to start, or crashed): its probes go the full way.
+    const lost = () => this.forget(probe);
+    worker.on("error", lost);
+    worker.on("exit", lost);
+    this.workers.push(probe);
+    return probe;
   }
 
-  private async probe<T>(
-    probe: ProbeIsolate,
-    compiled: CompiledScript,
-    timeoutMs: number,
-    read: (entry: Reference<Record<string, unknown>>) => Promise<T>,
-  ): Promise<T> {
-    // isolated-vm disposes an isolate at its heap limit: the next probe gets a new one.
-    if (probe.isolate.isDisposed) probe.isolate = this.newIsolate(probe.memoryMb);
-    const { isolate } = probe;
-    let context: Context | undefined;
-    let entry: Reference<Record<string, unknown>> | undefined;
-    let failed = true;
-    try {
-      context = await isolate.createContext();
-      entry = await runScript(isolate, context, compiled, timeoutMs);
-      // As the script's own isolate will: connected first, or its top level used the sandbox's entry.
-      if (!(await connectGuest(entry, () => undefined, newEntryClock().buffer, timeoutMs))) throw new Error("connected before the host");
-      const value = await read(entry);
-      failed = false;
-      return value;
-    } finally {
-      entry?.release();
-      context?.release();
-      // After a failure (a time limit, an exception at any step) nothing of that script stays: the
-      // next probe gets a new isolate.
-      if (failed) disposeIsolate(isolate);
+  private forget(probe: ProbeWorker): void {
+    const index = this.workers.indexOf(probe);
+    if (index >= 0) this.workers.splice(index, 1);
+    const settles = [...probe.pending.values()];
+    probe.pending.clear();
+    for (const settle of settles) settle(undefined);
+  }
+
+  private endAll(): void {
+    for (const probe of [...this.workers]) {
+      this.forget(probe);
+      probe.worker.postMessage({ close: true } satisfies ProbeMessage);
     }
   }
 
-  private disposeWhenIdle(): void {
-    if (this.probes.some((probe) => probe.waiting > 0)) return;
+  private closeWhenIdle(): void {
+    if (this.workers.some((probe) => probe.pending.size > 0)) return;
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      for (const probe of this.probes.splice(0)) disposeIsolate(probe.isolate);
-    }, IDLE_MS);
+    this.idleTimer = setTimeout(() => this.endAll(), IDLE_MS);
     this.idleTimer.unref();
   }
 }

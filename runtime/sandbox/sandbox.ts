@@ -515,8 +515,14 @@ export class ScriptSandbox {
    */
   private static async probe(compiled: CompiledScript, options: SandboxOptions, probes: LoadProbes): Promise<ScriptSandbox | undefined> {
     const probeMb = options.defaults.memoryMb;
-    const meta = await probes.run(compiled, probeMb, LOAD_TIMEOUT_MS, (entry) => readMeta(entry, compiled.name));
-    if (!meta) return undefined;
+    const json = await probes.run(compiled, probeMb, LOAD_TIMEOUT_MS);
+    if (json === undefined) return undefined;
+    let meta: ScriptMeta;
+    try {
+      meta = parseMeta(json, compiled.name);
+    } catch {
+      return undefined;
+    }
     const { limits, warnings } = resolveLimits(meta.limits, options.defaults, options.max);
     if (limits.memoryMb < probeMb) return undefined;
     return new ScriptSandbox(compiled, meta, limits, warnings, options, undefined, {});
@@ -1510,6 +1516,11 @@ async function readMeta(entry: Reference<Record<string, unknown>>, name: string)
   } catch (error) {
     throw new ScriptLoadFailure(name, clip((error as Error).message));
   }
+  return parseMeta(json, name);
+}
+
+/** A script's definition from the JSON of its entry's meta() (what a probe answers, too), checked. */
+function parseMeta(json: unknown, name: string): ScriptMeta {
   if (typeof json === "string" && json.length > MAX_META_CHARS) {
     throw new ScriptLoadFailure(
       name,

@@ -22,7 +22,7 @@ import type { HostSend } from "./protocol.js";
  * The file name the prelude's frames carry in stack traces, in the form of a bundle's (see
  * bundleFileName), so that the source map finds them and drops them as the runtime's own.
  */
-const PRELUDE_FILE = bundleFileName("<prelude>");
+export const PRELUDE_FILE = bundleFileName("<prelude>");
 
 /**
  * Run the prelude, then `compiled`'s bundle, in `context`, each within `timeoutMs`: the bundle's

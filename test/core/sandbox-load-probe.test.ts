@@ -143,6 +143,33 @@ describe("a script that does not load: the same failure as booted at load", () =
   });
 });
 
+describe("probe isolates in worker threads", () => {
+  it("a top level that runs to its time limit in a probe does not hold the event loop meanwhile", async () => {
+    const loop = `${HEADER}for (;;) {}\nexport default defineScript({ hooks: { ${handler} } });\n`;
+    const order: string[] = [];
+    const failing = loadFailure(loop, probed()).then((failure) => {
+      order.push("load failed");
+      return failure;
+    });
+    await new Promise<void>((resolve) => setTimeout(resolve, 50));
+    order.push("a timer of the loop");
+    expect((await failing).message).toBe("its top-level code ran past 2000 ms");
+    // (The load takes the probe's 2 s limit, then its own isolate's: the timer comes first.)
+    expect(order).toEqual(["a timer of the loop", "load failed"]);
+  });
+
+  it("closed while a probe is in flight: the script loads the full way, and answers", async () => {
+    const own = new LoadProbes();
+    const loading = sandboxes.load(`${HEADER}export default defineScript({ order: 7, hooks: { ${handler} } });\n`, { ...sandboxOptions(), loadProbes: own });
+    own.close();
+    const sandbox = await loading;
+    expect(sandbox.meta.order).toBe(7);
+    // Loaded the full way: its isolate booted at load.
+    expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
+    expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false });
+  });
+});
+
 // The top level ran in the probe; the script's own isolate runs it again, and a boot that fails
 // there (a top level that depends on the time, say) has no caller when it runs in the background.
 describe("a script whose own isolate cannot be booted", () => {
