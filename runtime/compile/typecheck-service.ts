@@ -53,16 +53,19 @@ export class WorkerTypeChecking implements TypeChecking {
   }
 
   /**
-   * After a start served from the cache, the compiler is loaded in the background a moment later
-   * (it runs in the worker's thread), so that the first save is checked by a warm program.
+   * After a start served from the cache, the compiler is loaded in the background a moment after
+   * the last result the cache served (it runs in the worker's thread), so that the first save is
+   * checked by a warm program. Counted from the last, not the first: scripts load in runs while
+   * esbuild bundles the next, and a worker started during the start would be asked for every
+   * script after it (500 scripts booted at load took 9.4 s instead of 5.0).
    */
-  private warming = false;
+  private warmTimer: NodeJS.Timeout | undefined;
   private warmLater(dir: string, files: readonly string[]): void {
-    if (this.warming) return;
-    this.warming = true;
-    setTimeout(() => {
+    clearTimeout(this.warmTimer);
+    this.warmTimer = setTimeout(() => {
       if (!this.worker && !this.closed) this.ask(dir, files).catch(() => undefined);
-    }, 1_000).unref();
+    }, 1_000);
+    this.warmTimer.unref();
   }
 
   private ask(dir: string, files: readonly string[]): Promise<TypeProblem[]> {
@@ -82,6 +85,7 @@ export class WorkerTypeChecking implements TypeChecking {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.warmTimer);
     const worker = this.worker;
     this.worker = undefined;
     if (worker) {

@@ -1,7 +1,8 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { folderKey, TypeCheckCache } from "../../runtime/compile/typecheck-cache.js";
+import { WorkerTypeChecking } from "../../runtime/compile/typecheck-service.js";
 import { InProcessTypeChecking } from "../../runtime/compile/typecheck.js";
 import { scriptsFolder } from "../helpers/scripts.js";
 
@@ -40,6 +41,35 @@ describe("type check results on disk", () => {
     // (A key is reused within one turn of the event loop, the burst of lookups of a start.)
     await new Promise((resolve) => setImmediate(resolve));
     expect(new TypeCheckCache().lookup(dir, [file])).toBeUndefined();
+  });
+
+  it("a start served from them loads the compiler only a moment after the last script checked, not while scripts still load", async () => {
+    const dir = scriptsFolder({ "a.ts": typo, "b.ts": typo });
+    const files = [path.join(dir, "a.ts"), path.join(dir, "b.ts")];
+    const inProcess = new InProcessTypeChecking();
+    const found = await Promise.all(files.map((file) => inProcess.check(dir, [file])));
+    await inProcess.close();
+    const cache = new TypeCheckCache();
+    files.forEach((file, i) => cache.store(dir, folderKey(dir, { exact: true }), [file], found[i]!));
+
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const checking = new WorkerTypeChecking();
+    const compilerLoaded = () => (checking as unknown as { worker?: unknown }).worker !== undefined;
+    try {
+      // Scripts load in runs (one per esbuild run): the second run's check comes 0.9 s after the first.
+      expect(await checking.check(dir, [files[0]!])).toEqual(found[0]);
+      vi.advanceTimersByTime(900);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(compilerLoaded()).toBe(false);
+      expect(await checking.check(dir, [files[1]!])).toEqual(found[1]);
+      vi.advanceTimersByTime(900);
+      expect(compilerLoaded()).toBe(false);
+      vi.advanceTimersByTime(200);
+      expect(compilerLoaded()).toBe(true);
+    } finally {
+      vi.useRealTimers();
+      await checking.close();
+    }
   });
 
   it("equal content gives an equal key; a different file gives another", () => {
