@@ -207,13 +207,16 @@ export class BundleCache {
   /**
    * Keep the bundle of `file` just made from `read` (every file esbuild read for it), when each of
    * them is now as it was before the build: one saved meanwhile may have been read either way.
+   * `afterBuild`: the hashes taken since this bundle's build ended, shared by the bundles of one
+   * esbuild run, so that the SDK's files are read again once a run, not once a script.
    */
-  keep(file: string, bundle: Omit<KeptBundle, "read">, read: readonly string[]): void {
+  keep(file: string, bundle: Omit<KeptBundle, "read">, read: readonly string[], afterBuild: Map<string, string | undefined>): void {
     this.unchanged = false;
     const hashes: Record<string, string> = {};
     for (const input of read) {
       const before = this.hashes.get(input);
-      if (before === undefined || contentHash(input) !== before) return;
+      if (!afterBuild.has(input)) afterBuild.set(input, contentHash(input));
+      if (before === undefined || afterBuild.get(input) !== before) return;
       hashes[input] = before;
     }
     this.fresh.set(path.relative(this.root, file), { ...bundle, read: [...read], hashes });

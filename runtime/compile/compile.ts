@@ -300,6 +300,7 @@ async function compileBatch(absolute: readonly string[], root: string, cache: Bu
   }
   const shared = await runtime;
   const outputs = new Map(result.outputFiles!.map((output) => [output.path, output.text]));
+  const hashedAfterBuild = new Map<string, string | undefined>();
   return absolute.map((file) => {
     const name = scriptNameOf(file);
     const outPath = path.join(root, `${name}.bundle.js`);
@@ -314,7 +315,7 @@ async function compileBatch(absolute: readonly string[], root: string, cache: Bu
     const read = Object.keys(meta.inputs)
       .filter((input) => !input.includes(":") && !input.startsWith("<"))
       .map((input) => path.resolve(root, input));
-    cache.keep(file, { code, sourceMap, inputs: inputs.map((input) => path.relative(root, input)) }, read);
+    cache.keep(file, { code, sourceMap, inputs: inputs.map((input) => path.relative(root, input)) }, read, hashedAfterBuild);
     return { ok: true, script: compiledScript(name, file, root, code, sourceMap, inputs, shared) };
   });
 }

@@ -208,12 +208,12 @@ describe("bundles kept between runs", () => {
     // The cache reads the folder before the build; the helper is saved during it.
     const during = new BundleCache(dir, "prelude");
     writeFileSync(helper!, "export const LIMIT = 4;\n");
-    during.keep(file!, made, [file!, helper!]);
+    during.keep(file!, made, [file!, helper!], new Map());
     during.save();
     expect(new BundleCache(dir, "prelude").lookup(file!)).toBeUndefined();
     // Unchanged through the build: kept, and found again while the files stay as they are.
     const quiet = new BundleCache(dir, "prelude");
-    quiet.keep(file!, made, [file!, helper!]);
+    quiet.keep(file!, made, [file!, helper!], new Map());
     quiet.save();
     expect(new BundleCache(dir, "prelude").lookup(file!)).toMatchObject({ code: "made", inputs: made.inputs });
     expect(new BundleCache(dir, "another prelude").lookup(file!)).toBeUndefined();
