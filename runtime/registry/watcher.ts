@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { watch, type FSWatcher } from "chokidar";
@@ -26,6 +26,11 @@ const VERIFY_AFTER_MS = 75;
 const FOLLOW_MS = 250;
 /** A batch is held while git updates the folder (its index.lock exists), but never longer than this. */
 const GIT_HOLD_MAX_MS = 10_000;
+/**
+ * Files written this long before a git batch's first event still count as written by that git
+ * command: its first writes come before the first event the watcher hears (more so on a busy host).
+ */
+const GIT_WRITES_BEFORE_MS = 2_000;
 
 /** Files whose changes matter: sources a script may import (scripts, helpers, JSON data). */
 const SOURCE = /\.(m?ts|m?js|json)$/;
@@ -73,6 +78,8 @@ export interface ScriptWatcher {
 interface Batch {
   files: Set<string>;
   firstEventAt: number;
+  /** Date.now() at the first event: what files' modification times are compared with. */
+  firstEventWallMs: number;
   lastEventAt: number;
   /** `busy` once git's index lock was seen while gathering; then when it was first seen gone. */
   git?: "busy" | number;
@@ -121,6 +128,15 @@ function fingerprint(file: string): string {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return code === "ENOENT" || code === "ENOTDIR" ? GONE : `unreadable:${code ?? "?"}`;
+  }
+}
+
+/** Whether git wrote its index (beside its lock) at or after `sinceMs`: a checkout or pull that ended before the watcher saw its lock. */
+function gitIndexWrittenSince(lock: string, sinceMs: number): boolean {
+  try {
+    return statSync(path.join(path.dirname(lock), "index")).mtimeMs >= sinceMs;
+  } catch {
+    return false;
   }
 }
 
@@ -205,6 +221,12 @@ export function watchScripts(registry: ScriptRegistry, log: Pick<Logger, "info" 
     }
     gathering = undefined;
     if (!batch || closed) return;
+    // git wrote the folder: every file it wrote belongs to this batch, also those whose events
+    // chokidar has not delivered yet (on a busy host, some came after the settle time that follows
+    // the lock, and a pull was applied as two swaps). A file written just before, by someone else,
+    // joins too: reloading an unchanged file keeps its version.
+    const since = batch.firstEventWallMs - GIT_WRITES_BEFORE_MS;
+    if (gitLock && (batch.git !== undefined || gitIndexWrittenSince(gitLock, since))) for (const file of writtenSince(root, since)) batch.files.add(file);
     if (queued) {
       for (const file of batch.files) queued.files.add(file);
       queued.lastEventAt = batch.lastEventAt;
@@ -238,10 +260,37 @@ export function watchScripts(registry: ScriptRegistry, log: Pick<Logger, "info" 
     return typeof batch.git === "number" && now - batch.git < settleMs;
   }
 
+  /** The folder's relevant files modified at or after `sinceMs` (wall clock). */
+  function writtenSince(folder: string, sinceMs: number): string[] {
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        const file = path.join(dir, entry.name);
+        if (ignoredPath(file)) continue;
+        if (entry.isDirectory()) walk(file);
+        else if (relevant(file)) {
+          try {
+            if (statSync(file).mtimeMs >= sinceMs) found.push(file);
+          } catch {
+            // Gone since the listing: apply() finds deleted scripts itself.
+          }
+        }
+      }
+    };
+    walk(folder);
+    return found;
+  }
+
   function schedule(file: string): void {
     if (closed || !relevant(file)) return;
     const now = performance.now();
-    gathering ??= { files: new Set(), firstEventAt: now, lastEventAt: now };
+    gathering ??= { files: new Set(), firstEventAt: now, firstEventWallMs: Date.now(), lastEventAt: now };
     gathering.files.add(path.resolve(file));
     gathering.lastEventAt = now;
     clearTimeout(settleTimer);
