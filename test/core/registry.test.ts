@@ -254,20 +254,15 @@ describe("bootIsolates", () => {
   const heaps = (registry: ScriptRegistry) => registry.sandboxes().map((sandbox) => [sandbox.name, sandbox.heapUsedBytes() !== undefined]);
 
   it("afterLoad (the default): ready with no isolate booted; they all boot then, in the background", async () => {
-    const dir = scriptsFolder({ "a.ts": tracing("a"), "other.ts": answering(false) });
+    // Eight scripts (registry.ts's FEW_SCRIPTS): loaded in probes.
+    const names = ["a", "b", "c", "d", "e", "f", "g", "other"];
+    const dir = scriptsFolder(Object.fromEntries(names.map((name) => [`${name}.ts`, name === "other" ? answering(false) : tracing(name)])));
     const { registry } = registryFor(dir);
     await registry.loadAll();
     expect(registry.ready).toBe(true);
-    await vi.waitFor(() =>
-      expect(heaps(registry)).toEqual([
-        ["a", true],
-        ["other", true],
-      ]),
-    );
-    expect(registry.states().map((state) => [state.name, state.isolateUp])).toEqual([
-      ["a", true],
-      ["other", true],
-    ]);
+    expect(registry.states().map((state) => state.isolateUp)).toEqual(names.map(() => false));
+    await vi.waitFor(() => expect(heaps(registry)).toEqual(names.map((name) => [name, true])));
+    expect(registry.states().map((state) => [state.name, state.isolateUp])).toEqual(names.map((name) => [name, true]));
   });
 
   it("onFirstCall: loaded without isolates; a hook's first call boots all of its scripts, answering as they would", async () => {
@@ -292,20 +287,39 @@ describe("bootIsolates", () => {
     ]);
   });
 
-  it("afterLoad: a script saved alone boots its isolate as it loads (no probe, then a boot); several at once load in probes", async () => {
-    const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": tracing("b") });
+  it("afterLoad: a script saved alone, or a few together, boot their isolates as they load (no probe, then a boot); many at once load in probes", async () => {
+    // Eight scripts: as many as registry.ts's FEW_SCRIPTS, so the folder loads in probes.
+    const names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    const dir = scriptsFolder(Object.fromEntries(names.map((name) => [`${name}.ts`, tracing(name)])));
     const { registry } = registryFor(dir);
+    const isolatesUp = () => registry.states().map((state) => [state.name, state.isolateUp]);
     await registry.loadAll();
+    expect(isolatesUp()).toEqual(names.map((name) => [name, false]));
     writeFileSync(path.join(dir, "a.ts"), tracing("a2"));
     const saved = await registry.reload(path.join(dir, "a.ts"));
     expect(saved.ok).toBe(true);
     expect(registry.states().find((state) => state.name === "a")?.isolateUp).toBe(true);
-    writeFileSync(path.join(dir, "a.ts"), tracing("a3"));
-    writeFileSync(path.join(dir, "b.ts"), tracing("b3"));
-    await registry.applyBatch({ reload: [path.join(dir, "a.ts"), path.join(dir, "b.ts")], unload: [] });
+    // A few saved together (a helper's importers): booted as they load too.
+    writeFileSync(path.join(dir, "b.ts"), tracing("b2"));
+    writeFileSync(path.join(dir, "c.ts"), tracing("c2"));
+    await registry.applyBatch({ reload: [path.join(dir, "b.ts"), path.join(dir, "c.ts")], unload: [] });
+    expect(isolatesUp().filter(([name]) => name === "b" || name === "c")).toEqual([
+      ["b", true],
+      ["c", true],
+    ]);
+    // Every one of them at once (a git pull): in probes, their isolates booted later.
+    for (const name of names) writeFileSync(path.join(dir, `${name}.ts`), tracing(`${name}3`));
+    await registry.applyBatch({ reload: names.map((name) => path.join(dir, `${name}.ts`)), unload: [] });
+    expect(isolatesUp()).toEqual(names.map((name) => [name, false]));
+  });
+
+  it("afterLoad: a folder of a few scripts boots each isolate as it loads (no probe worker for them)", async () => {
+    const dir = scriptsFolder({ "a.ts": tracing("a"), "b.ts": answering(false) });
+    const { registry } = registryFor(dir);
+    await registry.loadAll();
     expect(registry.states().map((state) => [state.name, state.isolateUp])).toEqual([
-      ["a", false],
-      ["b", false],
+      ["a", true],
+      ["b", true],
     ]);
   });
 
