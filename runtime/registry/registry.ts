@@ -146,7 +146,10 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       );
     if (this.loopBusy) options.loopBusy = this.loopBusy;
     if (config.bootIsolates !== "atLoad") {
-      this.loadProbes ??= new LoadProbes((message) => this.onCatastrophicError?.("(load probe)", message));
+      this.loadProbes ??= new LoadProbes(
+        (message) => this.onCatastrophicError?.("(load probe)", message),
+        (problem) => this.log.warn({ scriptsDir: this.scriptsDir }, problem),
+      );
       options.loadProbes = this.loadProbes;
     }
     return options;

@@ -48,8 +48,11 @@ export type ProbeMessage =
     }
   | { close: true };
 
-/** From a probe worker: a probe's definition (undefined: it failed), or an isolate's catastrophic error. */
-export type ProbeAnswer = { id: number; meta: string | undefined } | { catastrophic: string };
+/**
+ * From a probe worker: a probe's definition (undefined: it failed), an isolate's catastrophic
+ * error, or that it cannot run probes at all (isolated-vm does not load in its thread).
+ */
+export type ProbeAnswer = { id: number; meta: string | undefined } | { catastrophic: string } | { unavailable: string };
 
 interface ProbeWorker {
   worker: Worker;
@@ -62,20 +65,31 @@ export class LoadProbes {
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private ids = 0;
+  /** Why probes cannot run in this process (said once): every script then loads the full way. */
+  private unavailable: string | undefined;
 
-  constructor(private readonly onCatastrophicError?: (message: string) => void) {}
+  /**
+   * `onProblem`: a worker lost or unable to run probes. The scripts it had load the full way, and
+   * say why they fail if they do; the start is only slower, and this says why.
+   */
+  constructor(
+    private readonly onCatastrophicError?: (message: string) => void,
+    private readonly onProblem?: (message: string) => void,
+    private readonly file: () => string = () => workerFile("runtime/sandbox/probe-worker"),
+  ) {}
 
   /**
    * Run `compiled`'s top level in a fresh context of a probe isolate of `memoryMb`, each step within
    * `timeoutMs`: the JSON of its definition (the entry's meta()), undefined when anything failed.
    */
   run(compiled: CompiledScript, memoryMb: number, timeoutMs: number): Promise<string | undefined> {
-    if (this.closed) return Promise.resolve(undefined);
+    if (this.closed || this.unavailable !== undefined) return Promise.resolve(undefined);
     clearTimeout(this.idleTimer);
     let probe: ProbeWorker;
     try {
       probe = this.pick();
-    } catch {
+    } catch (error) {
+      this.cannotRun(`the probe worker could not start: ${(error as Error).message}`);
       return Promise.resolve(undefined);
     }
     const id = ++this.ids;
@@ -117,23 +131,38 @@ export class LoadProbes {
   }
 
   private start(): ProbeWorker {
-    const worker = new Worker(workerFile("runtime/sandbox/probe-worker"));
+    const worker = new Worker(this.file());
     const probe: ProbeWorker = { worker, pending: new Map() };
     worker.on("message", (answer: ProbeAnswer) => {
       if ("catastrophic" in answer) {
         this.onCatastrophicError?.(answer.catastrophic);
         return;
       }
+      if ("unavailable" in answer) {
+        this.cannotRun(`isolated-vm does not load in a worker thread: ${answer.unavailable}`);
+        this.forget(probe);
+        return;
+      }
       const settle = probe.pending.get(answer.id);
       probe.pending.delete(answer.id);
       settle?.(answer.meta);
     });
-    // A worker lost (it failed to start, or crashed): its probes go the full way.
-    const lost = () => this.forget(probe);
-    worker.on("error", lost);
-    worker.on("exit", lost);
+    // A worker lost (it failed to start, or crashed): its probes go the full way, and it is said.
+    worker.on("error", (error) => {
+      if (this.workers.includes(probe)) this.onProblem?.(`a load-probe worker failed (its scripts load the full way): ${error.message}`);
+      this.forget(probe);
+    });
+    worker.on("exit", () => this.forget(probe));
     this.workers.push(probe);
     return probe;
+  }
+
+  /** No probe can run in this process: said once, and every later script loads the full way. */
+  private cannotRun(reason: string): void {
+    if (this.unavailable !== undefined) return;
+    this.unavailable = reason;
+    this.onProblem?.(`load probes are unavailable, so every script loads the full way, booting its own isolate (a slower start): ${reason}`);
+    this.endAll();
   }
 
   private forget(probe: ProbeWorker): void {

@@ -102,12 +102,21 @@ function probe(message: Extract<ProbeMessage, { id: number }>): string | undefin
   }
 }
 
+let unavailable: string | undefined;
+try {
+  isolatedVm();
+} catch (error) {
+  unavailable = (error as Error).message.split("\n")[0] ?? String(error);
+  parentPort!.postMessage({ unavailable } satisfies ProbeAnswer);
+}
+
 parentPort!.on("message", (message: ProbeMessage) => {
   if ("close" in message) {
     for (const memoryMb of [...isolates.keys()]) drop(memoryMb);
     parentPort!.close();
     return;
   }
+  if (unavailable !== undefined) return;
   if (message.runtime !== undefined) runtime = message.runtime;
   parentPort!.postMessage({ id: message.id, meta: probe(message) } satisfies ProbeAnswer);
 });

@@ -1,8 +1,9 @@
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BUILTIN_MAX_LIMITS } from "../../runtime/sandbox/limits.js";
 import { LoadProbes } from "../../runtime/sandbox/load-probe.js";
 import type { SandboxOptions } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import { dataOf, failureOf, HEADER, loadFailure, request, sandboxOptions, Sandboxes, scriptsFolder } from "../helpers/scripts.js";
 
 // Scripts loaded in a probe isolate, their own isolate booted at their first call (config
 // bootIsolates: "onFirstCall", the server's default), against the same scripts booted at load.
@@ -156,6 +157,56 @@ describe("probe isolates in worker threads", () => {
     expect((await failing).message).toBe("its top-level code ran past 2000 ms");
     // (The load takes the probe's 2 s limit, then its own isolate's: the timer comes first.)
     expect(order).toEqual(["a timer of the loop", "load failed"]);
+  });
+
+  it("a worker that fails: said once, and its scripts load the full way", async () => {
+    const problems: string[] = [];
+    const missing = path.join(scriptsFolder({}), "no-such-worker.js");
+    const own = new LoadProbes(
+      undefined,
+      (problem) => problems.push(problem),
+      () => missing,
+    );
+    try {
+      const sandbox = await sandboxes.load(`${HEADER}export default defineScript({ order: 5, hooks: { ${handler} } });\n`, {
+        ...sandboxOptions(),
+        loadProbes: own,
+      });
+      expect(sandbox.meta.order).toBe(5);
+      expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^a load-probe worker failed \(its scripts load the full way\): /);
+    } finally {
+      own.close();
+    }
+  });
+
+  it("where isolated-vm does not load in a worker: said once, and every script loads the full way", async () => {
+    const problems: string[] = [];
+    const dir = scriptsFolder({
+      "worker.mjs": `import { parentPort } from "node:worker_threads";\nparentPort.postMessage({ unavailable: "no isolated-vm in this thread" });\nparentPort.on("message", () => undefined);\n`,
+    });
+    const own = new LoadProbes(
+      undefined,
+      (problem) => problems.push(problem),
+      () => path.join(dir, "worker.mjs"),
+    );
+    try {
+      for (const order of [1, 2]) {
+        const sandbox = await sandboxes.load(`${HEADER}export default defineScript({ order: ${order}, hooks: { ${handler} } });\n`, {
+          ...sandboxOptions(),
+          loadProbes: own,
+        });
+        expect(sandbox.meta.order).toBe(order);
+        expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
+      }
+      expect(problems).toEqual([
+        "load probes are unavailable, so every script loads the full way, booting its own isolate (a slower start): " +
+          "isolated-vm does not load in a worker thread: no isolated-vm in this thread",
+      ]);
+    } finally {
+      own.close();
+    }
   });
 
   it("closed while a probe is in flight: the script loads the full way, and answers", async () => {
