@@ -75,6 +75,19 @@ describe("what zod must see (it would change the body, or refuse it)", () => {
   });
 });
 
+describe("a key named __proto__ (JSON.parse makes it an own key; zod's copy drops it)", () => {
+  it("in a loose map or at the top: not as is, so zod's copy is what runs", () => {
+    for (const where of ["top", "raw"] as const) {
+      const body = callFull() as any;
+      const extra = JSON.parse('{"__proto__": []}') as Record<string, unknown>;
+      if (where === "top") Object.defineProperty(body, "__proto__", { value: [], enumerable: true, writable: true, configurable: true });
+      else body.call_full.entity = { ...(body.call_full.entity ?? {}), raw: extra };
+      expect(Object.keys(where === "top" ? body : body.call_full.entity.raw)).toContain("__proto__");
+      expect(passesAsIs(schemaOf("need_registration"), body)).toBe(false);
+    }
+  });
+});
+
 /** Every path to a value in a body. */
 function paths(value: unknown, prefix: string[] = []): string[][] {
   if (value === null || typeof value !== "object") return [prefix];
