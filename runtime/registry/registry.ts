@@ -196,7 +196,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const staging: Promise<() => ReloadResult>[] = new Array(files.length);
     const stageOne = (i: number, compiled: CompileResult | undefined) => {
       if (staging[i]) return staging[i];
-      const staged = this.stage(claims[i]!.entry, claims[i]!.generation, files[i]!, { compiled, folder, alone: files.length < FEW_SCRIPTS });
+      const staged = this.stage(claims[i]!.entry, claims[i]!.generation, files[i]!, { compiled, folder, few: files.length < FEW_SCRIPTS });
       // Awaited below, once every script has its bundle: not an unhandled rejection meanwhile.
       staged.catch(() => undefined);
       return (staging[i] = staged);
@@ -232,8 +232,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
       const entry = this.entryFor(scriptNameOf(file), file);
       return { entry, generation: ++entry.generation, file };
     });
-    const alone = claims.length < FEW_SCRIPTS;
-    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file, { alone })));
+    const few = claims.length < FEW_SCRIPTS;
+    const staged = await Promise.all(claims.map(({ entry, generation, file }) => this.stage(entry, generation, file, { few })));
     const unloaded = change.unload.filter((file) => this.unloadNow(file)).map((file) => scriptNameOf(file));
     const reloaded = staged.map((commit) => commit());
     return { reloaded, unloaded };
@@ -244,7 +244,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     const file = this.inFolder(given);
     if (this.closed) return { ok: false, name: scriptNameOf(file), superseded: true, ms: 0 };
     const entry = this.entryFor(scriptNameOf(file), file);
-    return (await this.stage(entry, ++entry.generation, file, { compiled, alone: true }))();
+    return (await this.stage(entry, ++entry.generation, file, { compiled, few: true }))();
   }
 
   /** A file named under scriptsDir (through its link), as the same file of the folder in use. */
@@ -264,8 +264,8 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     entry: Entry,
     generation: number,
     file: string,
-    /** `compiled`: its bundle when a batch made it; `alone`: one of fewer than FEW_SCRIPTS loading (a save, a small folder), see loadFile. */
-    { compiled, folder = this.folderInUse, alone = false }: { compiled?: CompileResult | undefined; folder?: string; alone?: boolean } = {},
+    /** `compiled`: its bundle when a batch made it; `few`: one of fewer than FEW_SCRIPTS loading (a save, a small folder), see loadFile. */
+    { compiled, folder = this.folderInUse, few = false }: { compiled?: CompileResult | undefined; folder?: string; few?: boolean } = {},
   ): Promise<() => ReloadResult> {
     const started = performance.now();
     const name = entry.name;
@@ -291,9 +291,9 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
         // Type-checked beside the isolate's load, once esbuild has said which files the bundle holds.
         compiled ??= await compileScript(file, folder);
         const checking = compiled.ok ? this.typeChecking!.check(folder, compiled.script.inputs).catch((error: unknown) => toError(error)) : undefined;
-        [loaded, typeResult] = await Promise.all([this.loadFile(file, folder, compiled, alone), checking]);
+        [loaded, typeResult] = await Promise.all([this.loadFile(file, folder, compiled, few), checking]);
       } else {
-        loaded = await this.loadFile(file, folder, compiled, alone);
+        loaded = await this.loadFile(file, folder, compiled, few);
       }
     } catch (error) {
       // Not the script's fault (the compiler's service stopped, an isolate could not be made), but
@@ -693,9 +693,9 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
    * are gone 2 s after the last load; one takes ≈ 75 ms to start and keeps ≈ 20 MB of the
    * process's memory after), then the boot all the same, right after.
    */
-  private loadFile(file: string, folder: string, compiled: CompileResult | undefined, alone = false): Promise<LoadedScript> {
+  private loadFile(file: string, folder: string, compiled: CompileResult | undefined, few = false): Promise<LoadedScript> {
     const { loadProbes: _, ...atLoad } = this.sandboxOptions;
-    const sandbox = alone && this.config.bootIsolates === "afterLoad" ? atLoad : this.sandboxOptions;
+    const sandbox = few && this.config.bootIsolates === "afterLoad" ? atLoad : this.sandboxOptions;
     return loadScriptFile(file, folder, this.config, compiled ? { sandbox, compiled } : { sandbox });
   }
 }
