@@ -29,6 +29,17 @@ export function disposeIsolate(isolate: Isolate): void {
   }
 }
 
+/**
+ * How many isolates this process holds now: every script's own, retired versions still finishing
+ * their requests, rebuilds. With the scripts unchanged it comes back to the same figure after any
+ * load; one that keeps growing is a leak (the metric callscript_isolates).
+ */
+export function liveIsolateCount(): number {
+  let count = 0;
+  for (const isolate of live) if (!isolate.isDisposed) count++;
+  return count;
+}
+
 /** Dispose every live isolate at once (running scripts are terminated); how many were live. */
 export function disposeEveryIsolate(): number {
   let disposed = 0;

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { FaultEvent, FetchEvent, KvEvent } from "../capabilities/capabilities.js";
 import type { ScriptRegistry } from "../registry/registry.js";
 import type { ScriptProblem } from "../registry/states.js";
+import { liveIsolateCount } from "../sandbox/isolates.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
 import { failureReason } from "../schema/envelope.js";
@@ -210,6 +211,15 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
         if (used !== undefined) this.set({ script: sandbox.name }, used);
       }
       for (const name of lastHeap.keys()) if (!live.has(name)) lastHeap.delete(name);
+    },
+  });
+
+  new Gauge({
+    name: "callscript_isolates",
+    help: "Isolates this process holds at scrape time: each script's own once booted, retired versions still finishing requests, rebuilds of failed ones; with the scripts unchanged it returns to the same figure after any load, so a figure that keeps growing is a leak",
+    registers,
+    collect() {
+      this.set(liveIsolateCount());
     },
   });
 

@@ -118,6 +118,8 @@ describe("operations", () => {
       expect(at("callscript_script_queue_depth", { script: name })).toBe(0);
       expect(at("callscript_script_heap_used_bytes", { script: name })).toBeGreaterThan(100_000);
     }
+    // This process's isolates: at least the three scripts' own (other tests of the file may hold more).
+    expect(at("callscript_isolates")).toBeGreaterThanOrEqual(3);
     const clickVersion = server.registry.states().find((state) => state.name === "click-to-call")?.version ?? "";
     expect(at("callscript_script_info", { script: "click-to-call", version: clickVersion, state: "active" })).toBe(1);
     expect(at("callscript_script_info", { script: "broken", version: "", state: "failed" })).toBe(1);

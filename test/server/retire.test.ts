@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { configSchema } from "../../runtime/config.js";
 import { callHook } from "../../runtime/dispatch/hook-call.js";
 import { ScriptRegistry } from "../../runtime/registry/registry.js";
+import { liveIsolateCount } from "../../runtime/sandbox/isolates.js";
 import { busy, request, script, scriptsFolder } from "../helpers/scripts.js";
 
 /**
@@ -77,5 +78,27 @@ describe("retired versions", () => {
     }
     await vi.waitFor(() => expect([...alive].filter((sandbox) => sandbox.heapUsedBytes() !== undefined)).toEqual([]), { timeout: 3_000 });
     expect(registry.sandboxes()).toHaveLength(1);
+  });
+
+  it("the process's isolate count (metric callscript_isolates) comes back to where it was after saves, and down when the registry closes", async () => {
+    const { registry, config, save } = await setup(version(0));
+    const first = registry.lease("process_final_params");
+    await callHook(config, "process_final_params", {}, first.scripts);
+    first.release();
+    const before = liveIsolateCount();
+    expect(before).toBeGreaterThanOrEqual(1);
+    for (let n = 1; n <= 10; n++) {
+      const lease = registry.lease("process_final_params");
+      const running = callHook(config, "process_final_params", {}, lease.scripts);
+      await save(version(n));
+      await running;
+      lease.release();
+    }
+    const last = registry.lease("process_final_params");
+    await callHook(config, "process_final_params", {}, last.scripts);
+    last.release();
+    await vi.waitFor(() => expect(liveIsolateCount()).toBe(before), { timeout: 3_000 });
+    await registry.close();
+    expect(liveIsolateCount()).toBe(before - 1);
   });
 });
