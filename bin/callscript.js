@@ -4,7 +4,23 @@
 // and passes signals on, so that SIGTERM still drains and SIGHUP still reloads.
 import { spawn } from "node:child_process";
 import os from "node:os";
+import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+
+/**
+ * The command line bundled into one module (runtime/cli/bundle.mjs, part of `npm run build`), which
+ * starts sooner than its modules one by one; those when the bundle is missing or older than them
+ * (tsc run alone after a change), so that what runs is always what was last compiled.
+ */
+function commandLine() {
+  const modules = new URL("../dist/runtime/cli/main.js", import.meta.url);
+  const bundle = new URL("../dist/runtime/callscript.js", import.meta.url);
+  try {
+    return statSync(bundle).mtimeMs >= statSync(modules).mtimeMs ? bundle.href : modules.href;
+  } catch {
+    return modules.href;
+  }
+}
 
 if (!process.execArgv.includes("--no-node-snapshot")) {
   const child = spawn(process.execPath, ["--no-node-snapshot", ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
@@ -22,7 +38,7 @@ if (!process.execArgv.includes("--no-node-snapshot")) {
   });
 } else {
   try {
-    await import("../dist/runtime/cli/main.js");
+    await import(commandLine());
   } catch (error) {
     if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("dist/runtime/cli/main.js")) {
       console.error("callscript: the runtime is not built; run `npm run build` in the callscript folder first.");

@@ -1,10 +1,9 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import { z } from "zod";
-import { sdkDir } from "../paths.js";
+import { ownModule, sdkDir } from "../paths.js";
 import { writeFileAtomicSync } from "../util/write-atomic.js";
 import { cacheDir } from "./cache-dir.js";
 
@@ -60,9 +59,11 @@ let toolchain: string | undefined;
 function toolchainKey(preludeVersion: string): string {
   toolchain ??= (() => {
     const hash = createHash("sha256").update(esbuild.version).update("\0");
-    for (const module of ["./compile.js", "./import-rules.js", "./compile-cache.js"]) {
+    // By their place in the package, not beside this module: the command line runs them bundled
+    // into one file (runtime/cli/bundle.mjs), made from these very files.
+    for (const module of ["runtime/compile/compile", "runtime/compile/import-rules", "runtime/compile/compile-cache"]) {
       try {
-        hash.update(readFileSync(fileURLToPath(new URL(module, import.meta.url))));
+        hash.update(readFileSync(ownModule(module)));
       } catch {
         hash.update(`${module}?`);
       }

@@ -274,7 +274,7 @@ export async function compileScripts(
     );
     batch.forEach((index, i) => (results[index] = known(index, compiled[i]!)));
   }
-  // Also when every bundle was kept: bundling the prelude started esbuild's service.
+  // Also when every bundle was kept: without the build's prelude (guest-runtime.ts) it was bundled now, which started esbuild's service.
   releaseEsbuild();
   cache.save();
   return results;
