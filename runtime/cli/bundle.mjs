@@ -10,7 +10,7 @@
 // Also the guest prelude, bundled as every isolate runs it, with the hash of each module it was
 // made from (compile/guest-runtime.ts uses it only while they are unchanged): a start then runs
 // esbuild for the scripts alone.
-import { writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -18,9 +18,16 @@ import * as esbuild from "esbuild";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const runtime = path.join(root, "dist", "runtime");
 
+// The chunks of an earlier build are named by their content: gone, so that none outlives its bundle.
+for (const file of readdirSync(runtime)) if (/^callscript(-[A-Z0-9]+)?\.js(\.map)?$/.test(file)) rmSync(path.join(runtime, file));
 const result = await esbuild.build({
-  entryPoints: [path.join(runtime, "cli", "main.js")],
-  outfile: path.join(runtime, "callscript.js"),
+  entryPoints: { callscript: path.join(runtime, "cli", "main.js") },
+  outdir: runtime,
+  // What is imported later (the server's modules, each command's, the Redis store) in chunks of
+  // their own, with the packages they import: in one file every package would load at start.
+  // Beside the bundle, so that paths.js, in whichever file it lands, finds the package the same way.
+  splitting: true,
+  chunkNames: "callscript-[hash]",
   bundle: true,
   platform: "node",
   format: "esm",
@@ -33,8 +40,11 @@ const result = await esbuild.build({
   logLevel: "warning",
 });
 const modules = Object.keys(result.metafile.inputs).length;
-const bytes = result.metafile.outputs[path.relative(process.cwd(), path.join(runtime, "callscript.js")).split(path.sep).join("/")]?.bytes ?? 0;
-console.log(`command line bundle: ${modules} modules, ${Math.round(bytes / 1024)} KB in ${path.relative(process.cwd(), runtime)}/callscript.js`);
+const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith(".js"));
+const bytes = outputs.reduce((sum, [, output]) => sum + output.bytes, 0);
+console.log(
+  `command line bundle: ${modules} modules, ${outputs.length} files, ${Math.round(bytes / 1024)} KB in ${path.relative(process.cwd(), runtime)}/callscript*.js`,
+);
 
 const { bundlePrelude, PREBUILT_PRELUDE } = await import(path.join(runtime, "compile", "guest-runtime.js"));
 const { releaseEsbuild } = await import(path.join(runtime, "compile", "esbuild-service.js"));
