@@ -1,11 +1,11 @@
 // The command line as one module, dist/runtime/callscript.js, which bin/callscript.js starts: Node
-// 20 loads each ES module on its own (resolve, read, compile, link), and `serve` reached some 130
-// of ours before it could start the scripts' first esbuild run. One file leaves that to one read
-// and one compile (docs/benchmarks.md, "Cold start: the command line in one module"). npm packages
-// stay outside it, as installed: several find their own files beside them (the API docs' page,
-// isolated-vm's addon, TypeScript's libs). Bundled from tsc's output, so it runs exactly the code
-// the tests import; part of `npm run build`. The bundle sits in dist/runtime/ beside paths.js, so
-// that the package's folders are found from it as from the modules it holds.
+// 20 loads each ES module on its own (resolve, read, compile, link) and every CommonJS package of
+// them twice (cjs-module-lexer reads it for its exports, then it runs), and `serve` reached some
+// 130 modules of ours and 600 of its packages. Bundled, a server with one script was ready in 655
+// against 848 ms (docs/benchmarks.md, "Cold start: the command line in one module"). Bundled from
+// tsc's output, so it runs exactly the code the tests import; part of `npm run build`. The bundle
+// sits in dist/runtime/ beside paths.js, so that the package's folders are found from it as from
+// the modules it holds.
 //
 // Also the guest prelude, bundled as every isolate runs it, with the hash of each module it was
 // made from (compile/guest-runtime.ts uses it only while they are unchanged): a start then runs
@@ -32,7 +32,16 @@ const result = await esbuild.build({
   platform: "node",
   format: "esm",
   target: "node20",
-  packages: "external",
+  // Packages left as installed, each for a reason: a native addon (isolated-vm's lines); a binary found
+  // beside its package (esbuild); files read beside their modules at run time (the API docs'
+  // page and its package.json: @fastify/swagger, @fastify/swagger-ui); loaded only by the type
+  // checker's worker (typescript, 9 MB) or by a script's first fetch or a Redis store (undici,
+  // @redis/client). yaml and the SQLite driver are loaded through createRequire, outside the bundle.
+  // pino's transports would look for their worker files beside pino: the log goes to a stream of
+  // ours (server/log-destination.ts), never through a transport.
+  external: ["isolated-vm-5", "isolated-vm-6", "isolated-vm-7", "esbuild", "typescript", "@fastify/swagger", "@fastify/swagger-ui", "undici", "@redis/client"],
+  // CommonJS packages in an ES module call require() for Node's own modules.
+  banner: { js: 'import { createRequire as __callscriptRequire } from "node:module"; const require = __callscriptRequire(import.meta.url);' },
   // The stack of a fault of ours names the module it came from (node --enable-source-maps).
   sourcemap: "linked",
   legalComments: "none",
