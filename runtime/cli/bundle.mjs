@@ -1,7 +1,7 @@
 // The command line as one module, dist/runtime/callscript.js, which bin/callscript.js starts: Node
 // 20 loads each ES module on its own (resolve, read, compile, link) and every CommonJS package of
-// them twice (cjs-module-lexer reads it for its exports, then it runs), and `serve` reached some
-// 130 modules of ours and 600 of its packages. Bundled, a server with one script was ready in 655
+// them twice (cjs-module-lexer reads it for its exports, then it runs): the bundle holds 125 modules
+// of ours and 530 of its packages. Bundled, a server with one script was ready in 655
 // against 848 ms (docs/benchmarks.md, "Cold start: the command line in one module"). Bundled from
 // tsc's output, so it runs exactly the code the tests import; part of `npm run build`. The bundle
 // sits in dist/runtime/ beside paths.js, so that the package's folders are found from it as from
