@@ -3,6 +3,7 @@
 // file is started some other way (`node bin/callscript.js`), it starts itself again with the flag
 // and passes signals on, so that SIGTERM still drains and SIGHUP still reloads.
 import { spawn } from "node:child_process";
+import module from "node:module";
 import os from "node:os";
 import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -38,9 +39,12 @@ if (!process.execArgv.includes("--no-node-snapshot")) {
   });
 } else {
   try {
+    // Before the command line loads, so that its compiled code is kept (Node 22.1+; see cache-dir.ts).
+    const { keepCompiledCode } = await import("../dist/runtime/compile/cache-dir.js");
+    keepCompiledCode(module.enableCompileCache);
     await import(commandLine());
   } catch (error) {
-    if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("dist/runtime/cli/main.js")) {
+    if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("dist/runtime/")) {
       console.error("callscript: the runtime is not built; run `npm run build` in the callscript folder first.");
       process.exit(1);
     }

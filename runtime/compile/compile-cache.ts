@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as esbuild from "esbuild";
 import { z } from "zod";
 import { ownModule, sdkDir } from "../paths.js";
 import { writeFileAtomicSync } from "../util/write-atomic.js";
-import { cacheDir } from "./cache-dir.js";
+import { cacheDir, ownedAlone } from "./cache-dir.js";
 
 /**
  * Bundles kept on disk between runs of the server, so that a restart with the same scripts (a
@@ -115,19 +115,6 @@ function contentHash(file: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * A file owned by this process's user and writable by no one else, in a folder no one else can
- * write to either (or replace it in); always true where there are no uids.
- */
-function ownedAlone(file: string): boolean {
-  const uid = process.getuid?.();
-  if (uid === undefined) return true;
-  return [file, path.dirname(file)].every((each) => {
-    const stats = statSync(each);
-    return stats.uid === uid && (stats.mode & 0o022) === 0;
-  });
 }
 
 const storeOf = (root: string): string => path.join(cacheDir(), `bundles-${createHash("sha256").update(root).digest("hex").slice(0, 16)}.json`);

@@ -13,11 +13,11 @@ export interface CliResult {
 }
 
 /** `node bin/callscript.js ...args`, as a user would run it (no colours: not a terminal). */
-export function callscript(args: string[], cwd = repoRoot): CliResult {
+export function callscript(args: string[], cwd = repoRoot, env: NodeJS.ProcessEnv = {}): CliResult {
   const child = spawnSync(process.execPath, [binPath, ...args], {
     cwd,
     encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1", ...env },
     timeout: 60_000,
   });
   if (child.error) throw child.error;
