@@ -44,7 +44,8 @@ if (!process.execArgv.includes("--no-node-snapshot")) {
     keepCompiledCode(module.enableCompileCache);
     await import(commandLine());
   } catch (error) {
-    if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("dist/runtime/")) {
+    // Only a module this file imports (dist/ not built), not a package missing under one of them.
+    if (error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes(`imported from ${fileURLToPath(import.meta.url)}`)) {
       console.error("callscript: the runtime is not built; run `npm run build` in the callscript folder first.");
       process.exit(1);
     }

@@ -1,5 +1,9 @@
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, symlinkSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { callscript } from "../helpers/build.js";
+import { callscript, repoRoot } from "../helpers/build.js";
 
 /**
  * `callscript` loads only the module of the command it is given (runtime/cli/main.ts): help, a
@@ -38,5 +42,15 @@ describe("the command line's commands", () => {
     const { status, stdout } = callscript(["--version"]);
     expect(status).toBe(0);
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it("says the runtime is not built when dist/ is missing, with exit code 1", () => {
+    const copy = mkdtempSync(path.join(os.tmpdir(), "callscript-unbuilt-"));
+    cpSync(path.join(repoRoot, "bin"), path.join(copy, "bin"), { recursive: true });
+    cpSync(path.join(repoRoot, "package.json"), path.join(copy, "package.json"));
+    symlinkSync(path.join(repoRoot, "node_modules"), path.join(copy, "node_modules"));
+    const child = spawnSync(process.execPath, ["--no-node-snapshot", path.join(copy, "bin", "callscript.js"), "--version"], { encoding: "utf8" });
+    expect(child.status).toBe(1);
+    expect(child.stderr).toContain("the runtime is not built; run `npm run build`");
   });
 });
