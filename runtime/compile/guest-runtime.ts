@@ -99,5 +99,5 @@ export async function bundlePrelude(): Promise<PrebuiltPrelude> {
 function fromCode(text: string): GuestRuntime {
   const code = text.endsWith("\n") ? text : `${text}\n`;
   const lines = code.split("\n").length - 1;
-  return { code, lines, version: createHash("sha256").update(code).digest("hex").slice(0, 12) };
+  return { code, lines, version: sha256(code).slice(0, 12) };
 }
