@@ -77,6 +77,12 @@ export const configSchema = z.strictObject({
     .describe(
       "Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread",
     ),
+  batchCalls: z
+    .boolean()
+    .default(true)
+    .describe(
+      "While the server is busy, hand the calls of such short scripts to their isolate several at a time (one task for up to 8 calls) instead of one task each",
+    ),
   bootIsolates: z
     .enum(["afterLoad", "onFirstCall", "atLoad"])
     .default("afterLoad")
@@ -154,6 +160,7 @@ const ENVIRONMENT: Record<string, { key: keyof ConfigInput; parse: (value: strin
   CALLSCRIPT_WATCH: { key: "watch", parse: parseFlag },
   CALLSCRIPT_TYPECHECK: { key: "typecheck", parse: (v) => v },
   CALLSCRIPT_INLINE_CALLS: { key: "inlineCalls", parse: parseFlag },
+  CALLSCRIPT_BATCH_CALLS: { key: "batchCalls", parse: parseFlag },
   CALLSCRIPT_BOOT_ISOLATES: { key: "bootIsolates", parse: (v) => v },
 };
 

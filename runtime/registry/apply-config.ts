@@ -33,7 +33,7 @@ export interface ApplyContext {
   reload(files: string[]): Promise<{ name: string; ok: boolean }[]>;
 }
 
-const limitsOf = (config: Config) => ({ ...effectiveLimits(config), maxQueue: config.maxQueue, inline: config.inlineCalls });
+const limitsOf = (config: Config) => ({ ...effectiveLimits(config), maxQueue: config.maxQueue, inline: config.inlineCalls, batch: config.batchCalls });
 
 /**
  * A new configuration, checked against the scripts as they are (every `scripts.<name>` names a

@@ -13,7 +13,7 @@ export type LoadedScript = { ok: true; script: PipelineScript } | { ok: false; s
 
 export function sandboxOptionsFrom(config: Config): SandboxOptions {
   const { defaults, max } = effectiveLimits(config);
-  return { defaults, max, maxQueue: config.maxQueue, inline: config.inlineCalls };
+  return { defaults, max, maxQueue: config.maxQueue, inline: config.inlineCalls, batch: config.batchCalls };
 }
 
 /**

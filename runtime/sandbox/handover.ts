@@ -36,6 +36,11 @@ export function handOver(task: () => void, gather: boolean): void {
   if (count === GROUP) queueMicrotask(handAll);
 }
 
+/** A task that waits holds a group's worth of entries already (a full batch, batch.ts): hand everything over now. */
+export function handOverSoon(): void {
+  if (waiting.length > 0) queueMicrotask(handAll);
+}
+
 function atCheckPhase(): void {
   checkPhaseSet = false;
   handAll();

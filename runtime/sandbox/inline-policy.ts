@@ -12,6 +12,10 @@
  * it used under LONG_CALL_MS (a collection, or the thread descheduled on a busy host: the figure is
  * isolated-vm's, which counts wall time while the isolate runs), and for twice as many as the last
  * time when it used more, or was stopped at a limit (the script itself is long now and then).
+ *
+ * While the event loop is busy, the same short scripts' calls go to their isolate's thread in
+ * batches instead (batch.ts). A batch that fails as a whole doubles the short calls needed, as a
+ * long inline call does: a script that fails so now and then is batched less and less often.
  */
 
 /** A call under this much CPU time counts as short (a collection or a busy core now and then does not make a script long). */
@@ -31,6 +35,10 @@ export class InlinePolicy {
   /** Calls run on the host's thread, and those of them that were not short (the script's figures). */
   inlineCalls = 0;
   longInlineCalls = 0;
+  /** Calls answered in a batch, the batches made, and those that failed as a whole (their calls ran again alone). */
+  batchedCalls = 0;
+  batches = 0;
+  failedBatches = 0;
 
   constructor(
     private readonly enabled: boolean,
@@ -41,7 +49,12 @@ export class InlinePolicy {
 
   /** Whether the next call may run on the host's thread (the caller also checks that its isolate is idle). */
   get ready(): boolean {
-    return this.enabled && !this.sendsRequests && this.streak >= this.needed;
+    return this.enabled && this.short;
+  }
+
+  /** Whether the script has shown itself short: its calls may also go to its isolate in batches (config batchCalls). */
+  get short(): boolean {
+    return !this.sendsRequests && this.streak >= this.needed;
   }
 
   /**
@@ -57,6 +70,13 @@ export class InlinePolicy {
       this.longInlineCalls++;
       if (!normal || cpuMs >= LONG_CALL_MS) this.needed = Math.min(Math.max(1, 2 * this.needed), MAX_SHORT_CALLS);
     }
+    this.streak = 0;
+  }
+
+  /** A batch of this script's calls failed as a whole (see batch.ts). */
+  batchFailed(): void {
+    this.failedBatches++;
+    this.needed = Math.min(Math.max(1, 2 * this.needed), MAX_SHORT_CALLS);
     this.streak = 0;
   }
 

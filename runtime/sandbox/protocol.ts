@@ -80,6 +80,15 @@ export type GuestInvocation = [
   entry: number,
 ];
 
+/** How many values one invocation's arguments are (GuestInvocation): invokeBatch takes them one after another. */
+export const INVOCATION_ARITY = 10;
+
+/**
+ * Between the answers of invokeBatch, joined into one string: JSON text never holds it
+ * (JSON.stringify escapes every control character), nor do GUEST_BUSY, GUEST_PARKED or OUTBOX_MARK.
+ */
+export const BATCH_SEPARATOR = "\u0000";
+
 /**
  * When each entry into an isolate (an invoke or a settle) began, by the guest's clock: the host
  * makes a SharedArrayBuffer of ENTRY_CLOCK_SLOTS pairs of float64 and hands it to `connect`; the

@@ -9,6 +9,7 @@ import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
 import { InlinePolicy } from "./inline-policy.js";
 import {
+  ENTRY_CLOCK_SLOTS,
   GUEST_BUSY,
   GUEST_PARKED,
   LOG_LEVELS,
@@ -32,7 +33,8 @@ import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
 import { ScriptLoadFailure } from "../errors.js";
 import { busiestThreadMs, threadCpuTimes, type ThreadCpu } from "./thread-cpu.js";
 import { newEntryClock, ranForMs, type EntryClock } from "./entry-clock.js";
-import { handOver } from "./handover.js";
+import { handOver, handOverSoon } from "./handover.js";
+import { BATCH_FAILED, EntryBatch, type BatchAnswer } from "./batch.js";
 import type { LoadProbes } from "./load-probe.js";
 import { connectGuest, runScript } from "./script-context.js";
 
@@ -55,6 +57,8 @@ export interface SandboxOptions {
   inlineAfter?: number;
   /** True while the event loop is busy (loop-load.ts): calls then go to their isolates' threads, which work beside it. */
   loopBusy?: () => boolean;
+  /** Calls of a short script gathered while the loop is busy go to its isolate in one task (batch.ts); default true. */
+  batch?: boolean;
   /**
    * Load in a probe isolate (load-probe.ts): the script's own isolate boots later, at its first
    * call or when warm() or bootLater() asks (config `bootIsolates`); without it, the isolate boots
@@ -128,12 +132,18 @@ interface Booted {
   isolate: Isolate;
   context: Context;
   invoke: Reference<(...args: unknown[]) => Promise<string> | InlineAnswer | string>;
+  /** The guest's invokeBatch: several invocations in one entry (batch.ts). */
+  invokeBatch: Reference<(...args: unknown[]) => Promise<string>>;
+  /** The batch that calls join until it is handed over or full (see runSlice). */
+  openBatch?: EntryBatch | undefined;
   /** Thrown away by the host (retire): invocations it still held are run again on the next one. */
   retired?: boolean;
   /** Found holding more than its heap limit allows (see HEAP_SLACK_FACTOR). */
   overHeap?: boolean;
   /** Heap readings after heavy calls, asked for and not yet answered (see heapAfter). */
   heavyReadings?: number;
+  /** Those of them for calls that used CPU enough to fill the heap (see couldFillHeap). */
+  fillSuspects?: number;
   /** A call has failed with `memory` for this isolate: the one that filled it (see attempt). */
   blamed?: boolean;
   /** A call failed with the script's unhandled rejection: its invocation may still hang in the guest. */
@@ -150,7 +160,9 @@ interface Booted {
 
 /** One entry into the isolate, as the host saw it (see runSlice). */
 interface SliceRun {
-  settled: Settled | typeof TIMED_OUT | typeof NEVER_SETTLES;
+  settled: Settled | typeof TIMED_OUT | typeof NEVER_SETTLES | typeof BATCH_FAILED;
+  /** Its number among the isolate's entries (entry-clock.ts). */
+  entry: number;
   turn: Turn;
   atHead: boolean;
   headAt: number;
@@ -196,6 +208,8 @@ interface CallState {
   lateRetried?: boolean;
   /** The last attempt ran on the host's thread (see runInline). */
   inline?: boolean;
+  /** Its batch failed as a whole: it runs again alone (see batch.ts). */
+  unbatched?: boolean;
   /** The current attempt, while its isolate may still run it. */
   live?: LiveCall;
   /** CPU and wall time of those attempts, counted in the invocation's figures. */
@@ -220,6 +234,15 @@ const RUN_AGAIN = Symbol("run again");
  * arrays), over twenty times this; and the CPU figure is isolated-vm's, which no script can forge.
  */
 const HEAVY_CALL_CPU_MS = 0.25;
+/**
+ * Three times the fastest V8 filled a heap here (2–2.6 MB/ms, above). A call that used less CPU
+ * than the heap limit takes at this rate did not fill it: when its isolate dies at its heap limit
+ * before its reading, during a later call, that later call is the one (a first call of 0.9 ms,
+ * lazy compilation and all, was taken for it, and its answer replaced by `memory`).
+ */
+const FASTEST_FILL_MB_PER_MS = 8;
+/** A call whose heap reading found its isolate gone, at its heap limit, because of a later call: it keeps its answer. */
+const FILLED_LATER = Symbol("filled later");
 /**
  * While a call lasts, the host reads its CPU time this often (from the first poll on: a call that
  * ends sooner costs one timer, set and cleared, as before): the figure reported for a call whose
@@ -858,6 +881,8 @@ export class ScriptSandbox {
     const running = live && !live.ended ? live : undefined;
     const timeoutMs = running ? Math.max(1, Math.ceil(this.limits.timeoutMs - running.firstCpuMs - running.laterCpuMs)) : this.limits.timeoutMs;
     const slice = await this.runSlice(booted, booted.settle, [id, ok, text], timeoutMs);
+    // (Only an invocation's first entry goes in a batch, never the answer to one of its requests.)
+    if (slice.settled === BATCH_FAILED) return;
     if (running) {
       running.laterCpuMs += slice.cpuMs;
       running.laterWallMs += slice.wallMs;
@@ -974,6 +999,18 @@ export class ScriptSandbox {
       !this.anyParked() &&
       (request.deadlineAt === undefined || performance.now() + wallTimeoutMs < request.deadlineAt);
     call.inline = inline;
+    // Several calls in one task to the isolate's thread (batch.ts): where inline calls would run,
+    // but the loop is busy, so they go to the isolate's thread, which works beside it.
+    const batched =
+      !inline &&
+      this.options.batch !== false &&
+      !call.unbatched &&
+      this.inline.short &&
+      this.options.loopBusy?.() === true &&
+      call.timeRetries === 0 &&
+      wallTimeoutMs === limits.timeoutMs &&
+      !booted.heavyReadings &&
+      !this.anyParked();
     const live = this.openCall(booted, request);
     call.live = live;
     const args: unknown[] = [
@@ -987,8 +1024,20 @@ export class ScriptSandbox {
       limits.outputBytes,
       inline,
     ];
-    const slice = inline ? this.runInline(booted, args, wallTimeoutMs) : await this.runSlice(booted, booted.invoke, args, wallTimeoutMs);
+    const slice = inline ? this.runInline(booted, args, wallTimeoutMs) : await this.runSlice(booted, booted.invoke, args, wallTimeoutMs, batched);
     const { settled, turn, atHead, headAt, alive } = slice;
+    if (settled === BATCH_FAILED) {
+      // Its batch did not answer as a whole: which call of it failed, and why, is found by running
+      // each again, alone, on a rebuilt isolate (the calls that fail so fail with their own
+      // figures). Batches wait until the script has shown itself short again.
+      if (!booted.retired) {
+        this.retire(booted);
+        this.inline.batchFailed();
+      }
+      call.unbatched = true;
+      return RUN_AGAIN;
+    }
+    if (batched) this.inline.batchedCalls++;
     let { wallMs, cpuMs } = slice;
     const queuedMs = headAt - enqueuedAt;
     let base = { wallMs: call.spentWallMs + wallMs, cpuMs: call.spentCpuMs + cpuMs, queuedMs, outputBytes: 0, logBytes: 0 };
@@ -1009,10 +1058,10 @@ export class ScriptSandbox {
       if (booted.retired) return RUN_AGAIN;
       if (!alive) {
         // Only isolated-vm disposes an isolate the host has not retired: at its heap limit.
-        // Killed for memory while an earlier, heavy call's heap reading is on its way, or after
-        // that reading found the isolate gone: that call filled the heap and fails for it; this
-        // one runs again on the rebuilt isolate.
-        const victim = (booted.heavyReadings ?? 0) > 0 || booted.overHeap === true;
+        // Killed for memory while the heap reading of an earlier call that could have filled it
+        // is on its way, or after that reading found the isolate gone: that call filled the heap
+        // and fails for it; this one runs again on the rebuilt isolate.
+        const victim = (booted.fillSuspects ?? 0) > 0 || booted.overHeap === true;
         booted.overHeap = true;
         this.retire(booted);
         if (victim) return RUN_AGAIN;
@@ -1085,8 +1134,9 @@ export class ScriptSandbox {
       lastTurn = undefined;
     }
     // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
-    const heapUsed = await this.heapAfter(booted, lastTurn, cpuMs, measure.heap === true);
-    if (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB)) {
+    const reading = await this.heapAfter(booted, lastTurn, cpuMs, measure.heap === true, slice.entry);
+    const heapUsed = reading === FILLED_LATER ? undefined : reading;
+    if (reading !== FILLED_LATER && (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB))) {
       booted.overHeap = true;
       this.retire(booted);
       // One call fails for an isolate over its heap: the first heavy one whose reading finds it so
@@ -1172,7 +1222,7 @@ export class ScriptSandbox {
     const alive = !booted.isolate.isDisposed;
     // On this thread, the call's wall time bounds its CPU time (a disposed isolate has no figures left).
     const cpuMs = alive ? Math.min(wallMs, cpuOf(booted.isolate, cpuBefore)) : wallMs;
-    return { settled, turn, atHead: true, headAt, wallMs, cpuMs, alive };
+    return { settled, entry: booted.entries, turn, atHead: true, headAt, wallMs, cpuMs, alive };
   }
 
   /**
@@ -1182,7 +1232,13 @@ export class ScriptSandbox {
    * isolated-vm runs them one after the other, in order, each with its own time limit. Its wall
    * time, CPU and promise deadline count from when it is the head of the line.
    */
-  private async runSlice(booted: Booted, fn: Reference<(...args: unknown[]) => unknown>, args: unknown[], wallTimeoutMs: number): Promise<SliceRun> {
+  private async runSlice(
+    booted: Booted,
+    fn: Reference<(...args: unknown[]) => unknown>,
+    args: unknown[],
+    wallTimeoutMs: number,
+    batched = false,
+  ): Promise<SliceRun> {
     const applyOptions = wallTimeoutMs === this.limits.timeoutMs ? this.applyOptions : { timeout: wallTimeoutMs, result: { promise: true as const } };
     // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
     const turn = this.line.take();
@@ -1195,10 +1251,33 @@ export class ScriptSandbox {
     /** The process's CPU time at the first poll, and how long after the head that was (see cpuSince). */
     let process0: CpuMark | undefined;
     let timer: NodeJS.Timeout | undefined;
-    const settled = await new Promise<Settled | typeof TIMED_OUT>((resolve) => {
+    let batch: EntryBatch | undefined;
+    let inBatch = 0;
+    /** Answered with its batch before it became the head: nothing to time. */
+    let answered = false;
+    const settled = await new Promise<Settled | typeof TIMED_OUT | typeof BATCH_FAILED>((resolve) => {
+      if (batched) {
+        batch = this.batchFor(booted);
+        inBatch = batch.add(args, (answer: BatchAnswer) => {
+          answered = true;
+          resolve(answer);
+        });
+        if (batch.sealed && booted.openBatch === batch) {
+          booted.openBatch = undefined;
+          handOverSoon();
+        }
+      } else {
+        // An entry that goes alone closes the batch before it: the isolate runs them in line order.
+        booted.openBatch = undefined;
+      }
       turn.whenHead(() => {
         headAt = performance.now();
+        if (answered) return;
         cpuBefore = cpuSeen = cpuTimeOf(booted.isolate);
+        if (batch && batch.startedAt === undefined) {
+          batch.startedAt = headAt;
+          batch.cpuBefore = cpuBefore;
+        }
         // isolated-vm's own timeout stops code that runs; this one ends a call that waits (a
         // promise that never settles). While the call lasts, its CPU time is read now and then: a
         // call V8 stops at its heap limit takes its isolate, and the isolate's figures, with it.
@@ -1212,11 +1291,14 @@ export class ScriptSandbox {
           cpuSeen = cpuNow;
           const waited = now - headAt;
           process0 ??= { usage: process.cpuUsage(), afterMs: waited, threads: threadCpuTimes() };
-          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) resolve(TIMED_OUT);
-          else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
+          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) {
+            if (batch) batch.fail();
+            else resolve(TIMED_OUT);
+          } else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));
         };
         timer = setTimeout(poll, Math.min(CPU_POLL_MS, wallTimeoutMs / 2));
       });
+      if (batched) return;
       // Handed over with the others of this loop turn (handover.ts), in the same order, on a
       // near-empty stack: isolated-vm records its caller's stack with every async call, and under a
       // request's deep, optimized stack that walk was 4% of the server's CPU (perf:
@@ -1240,11 +1322,18 @@ export class ScriptSandbox {
       clearTimeout(timer);
       this.line.settle(turn);
     }
+    if (batch) {
+      if (settled === BATCH_FAILED) return { settled, entry, turn, atHead, headAt, wallMs: 0, cpuMs: 0, alive: !booted.isolate.isDisposed };
+      // An equal share of the batch's figures: the isolate's CPU time is read per task.
+      const wallMs = batch.wallMs / batch.size;
+      const cpuMs = batch.cpuMs / batch.size;
+      return { settled, entry, turn, atHead, headAt: (batch.startedAt ?? headAt) + inBatch * wallMs, wallMs, cpuMs, alive: true };
+    }
     let wallMs = performance.now() - headAt;
     const alive = !booted.isolate.isDisposed;
     // A disposed isolate has no figures left: its CPU time as last read while the call ran.
     let cpuMs = cpuSince(process0, alive ? cpuOf(booted.isolate, cpuBefore) : Number(cpuSeen - cpuBefore) / 1e6);
-    if (settled !== TIMED_OUT && !settled.ok) {
+    if (settled !== TIMED_OUT && settled !== BATCH_FAILED && !settled.ok) {
       // Why it failed depends on how long it ran (ranToItsTimeout): from when the guest began it,
       // not from the host's mark (entry-clock.ts). Time it ran before that mark counts whole, as CPU too.
       const ranMs = ranForMs(booted.clock, entry);
@@ -1253,7 +1342,30 @@ export class ScriptSandbox {
         wallMs = ranMs;
       }
     }
-    return { settled, turn, atHead, headAt, wallMs, cpuMs, alive };
+    return { settled, entry, turn, atHead, headAt, wallMs, cpuMs, alive };
+  }
+
+  /**
+   * The batch a call of `booted` joins: the open one, or a new one handed over with the entries of
+   * this loop turn (handover.ts), in its place in the line.
+   */
+  private batchFor(booted: Booted): EntryBatch {
+    const open = booted.openBatch;
+    if (open && !open.sealed) return open;
+    const batch = new EntryBatch();
+    booted.openBatch = batch;
+    this.inline.batches++;
+    handOver(() => {
+      if (booted.openBatch === batch) booted.openBatch = undefined;
+      batch.run(
+        (requests) => booted.invokeBatch.apply(undefined, requests, this.applyOptions),
+        () => ({
+          wallMs: batch.startedAt === undefined ? 0 : performance.now() - batch.startedAt,
+          cpuMs: booted.isolate.isDisposed ? 0 : cpuOf(booted.isolate, batch.cpuBefore),
+        }),
+      );
+    }, true);
+    return batch;
   }
 
   /**
@@ -1261,22 +1373,34 @@ export class ScriptSandbox {
    * once when nothing was handed to the isolate after it, otherwise asynchronously, behind the
    * invocations that followed it.
    */
-  private async heapAfter(booted: Booted, turn: Turn | undefined, cpuMs: number, wanted: boolean): Promise<number | undefined> {
+  private async heapAfter(
+    booted: Booted,
+    turn: Turn | undefined,
+    cpuMs: number,
+    wanted: boolean,
+    entry: number,
+  ): Promise<number | undefined | typeof FILLED_LATER> {
     // Also when a lighter call behind this one read the heap first and found it over (overHeap).
     if (booted.isolate.isDisposed) return undefined;
     if (!wanted && cpuMs < HEAVY_CALL_CPU_MS) return undefined;
     // (An invocation that waited for the host has no turn of its own left: read behind the line.)
     if (turn && this.line.isLast(turn)) return heapUsedOf(booted.isolate);
+    const suspect = cpuMs * FASTEST_FILL_MB_PER_MS >= this.limits.memoryMb;
     booted.heavyReadings = (booted.heavyReadings ?? 0) + 1;
+    if (suspect) booted.fillSuspects = (booted.fillSuspects ?? 0) + 1;
     try {
       return (await booted.isolate.getHeapStatistics()).used_heap_size;
     } catch {
       // The isolate went away before the reading: when not by the host's hand, V8 found it over its
-      // heap while a later call ran (that call is run again), and this heavy call is why.
+      // heap while a later call ran (that call is run again), and this call is why, if it used CPU
+      // enough to fill it and the later call did not run longer than that.
+      // (Also when the later call, finding the isolate gone first, retired it.)
+      if (!suspect || laterEntryRanFor(booted, entry) > cpuMs + 1) return FILLED_LATER;
       if (!booted.retired) booted.overHeap = true;
       return undefined;
     } finally {
       booted.heavyReadings--;
+      if (suspect) booted.fillSuspects!--;
     }
   }
 
@@ -1404,6 +1528,18 @@ function withMappedStack(failure: HookFailure, sourceMap: BundleSourceMap, stack
   return failure;
 }
 
+/**
+ * How long the last entry of `booted` that began after `entry` has run by now, by the guest's
+ * marks (entry-clock.ts); 0 when none began after it.
+ */
+function laterEntryRanFor(booted: Booted, entry: number): number {
+  for (let later = booted.entries; later > entry && booted.entries - later < ENTRY_CLOCK_SLOTS; later--) {
+    const ranMs = ranForMs(booted.clock, later);
+    if (ranMs !== undefined) return ranMs;
+  }
+  return 0;
+}
+
 function cpuTimeOf(isolate: Isolate): bigint {
   try {
     return isolate.cpuTime;
@@ -1459,9 +1595,10 @@ async function bootOnce(
     loading = undefined;
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
     const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
+    const invokeBatch = (await entry.get("invokeBatch", { reference: true })) as Booted["invokeBatch"];
     const settle = (await entry.get("settle", { reference: true })) as Booted["settle"];
     const clock = newEntryClock();
-    const booted: Booted = { isolate, context, invoke, settle, clock, entries: 0 };
+    const booted: Booted = { isolate, context, invoke, invokeBatch, settle, clock, entries: 0 };
     // The guest's way out for requests (fetch, kv): a plain function in the isolate, held only by
     // the prelude's closure; it copies primitives to the host and returns nothing.
     const send: HostSend = (token, id, op, payloadJson) => link.request?.(booted, token, id, op, payloadJson);

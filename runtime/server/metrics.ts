@@ -189,6 +189,21 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     },
   });
 
+  new Gauge({
+    name: "callscript_script_batched_calls",
+    help: "Calls of a script's serving version handed to its isolate several in one task while the server was busy (config batchCalls), at scrape time; kind batches: the tasks; kind failed: batches that failed as a whole, whose calls ran again alone",
+    labelNames: ["script", "kind"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const sandbox of scripts.sandboxes()) {
+        this.set({ script: sandbox.name, kind: "calls" }, sandbox.inline.batchedCalls);
+        this.set({ script: sandbox.name, kind: "batches" }, sandbox.inline.batches);
+        this.set({ script: sandbox.name, kind: "failed" }, sandbox.inline.failedBatches);
+      }
+    },
+  });
+
   // Reading an isolate's heap synchronously waits for the script it is running (isolated-vm takes
   // the isolate's lock), which would stall the server for up to a time limit: a busy isolate keeps
   // the figure of its last idle scrape.

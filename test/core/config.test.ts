@@ -114,6 +114,15 @@ describe("precedence", () => {
     expect(error).toContain("CALLSCRIPT_INLINE_CALLS");
   });
 
+  it("CALLSCRIPT_BATCH_CALLS takes true/false/1/0; anything else is named, with the variable it came from", () => {
+    expect(loadConfig({ env: {} }).batchCalls).toBe(true);
+    expect(loadConfig({ env: { CALLSCRIPT_BATCH_CALLS: "0" } }).batchCalls).toBe(false);
+    expect(loadConfig({ env: { CALLSCRIPT_BATCH_CALLS: "1" } }).batchCalls).toBe(true);
+    const error = configError(() => loadConfig({ env: { CALLSCRIPT_BATCH_CALLS: "yes" } })).message;
+    expect(error).toContain("batchCalls: Invalid input: expected boolean, received string");
+    expect(error).toContain("CALLSCRIPT_BATCH_CALLS");
+  });
+
   it("bootIsolates: afterLoad unless set; CALLSCRIPT_BOOT_ISOLATES sets it, and anything else is named with the values it takes", () => {
     expect(loadConfig({ env: {} }).bootIsolates).toBe("afterLoad");
     expect(loadConfig({ env: { CALLSCRIPT_BOOT_ISOLATES: "onFirstCall" } }).bootIsolates).toBe("onFirstCall");

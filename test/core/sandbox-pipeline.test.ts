@@ -52,6 +52,27 @@ describe("invocations handed over together", () => {
     });
   }
 
+  for (const busy of [false, true])
+    it(`calls that answered before a heap bomb handed over with them keep their answers; the bomb fails with memory (${busy ? "gathered per loop turn" : "handed over one by one"})`, async () => {
+      // The first call of a fresh isolate used 0.9 ms of CPU (lazy compilation): its heap reading,
+      // queued behind the bomb, found the isolate gone, and the call was taken for the one that had
+      // filled the heap, its answer replaced by `memory`.
+      const bomb = `need_registration() { const hoard: string[] = []; for (;;) hoard.push("x".repeat(1024) + hoard.length); }`;
+      const sandbox = await sandboxes.load(misbehaving(bomb, "{ timeoutMs: 5000, memoryMb: 16 }"), {
+        ...sandboxOptions({}, 16),
+        loopBusy: () => busy,
+        batch: false,
+      });
+      const results = await Promise.all([
+        sandbox.invoke(phone(1)),
+        sandbox.invoke(phone(2)),
+        sandbox.invoke(request("need_registration")),
+        sandbox.invoke(phone(3)),
+      ]);
+      expect(outcomes(results)).toEqual(["1#1", "2#2", "memory", "3#1"]);
+      expect(sandbox.queueDepth).toBe(0);
+    });
+
   it("one 128 MB string (past V8's own check) fails with memory once the host reads the heap; the isolate is then rebuilt", async () => {
     const bomb = `need_registration() { const s = "x".repeat(2 ** 27); return { result: s.indexOf("y") > 0 }; }`;
     const sandbox = await sandboxes.load(misbehaving(bomb, "{ timeoutMs: 2000, memoryMb: 16 }"), sandboxOptions({}, 16));

@@ -270,10 +270,11 @@ describe("reaching the host: Function, process, require, globalThis", () => {
       body: `const entry = (globalThis as any).__callscript_entry.entry;
         const inner = await entry.invoke(1, "process_client_phone", JSON.stringify({ phone: "7" }), "{}", "{}", "inner", 100, 100);
         const settled = await entry.settle(1, true, "{}");
-        return { keys: Object.keys(entry).join(","), frozen: Object.isFrozen(entry), inner, settled };`,
+        const batch = await entry.invokeBatch(1, "process_client_phone", JSON.stringify({ phone: "7" }), "{}", "{}", "inner", 100, 100, false, 1, 2, "process_client_phone", "{}", "{}", "{}", "inner", 100, 100, false, 2);
+        return { keys: Object.keys(entry).join(","), frozen: Object.isFrozen(entry), inner, settled, batch };`,
     });
-    // settle: no request of that id is waiting, so it does nothing.
-    expect(dataOf(invocation)).toEqual({ keys: "meta,connect,invoke,settle", frozen: true, inner: "busy", settled: "" });
+    // settle: no request of that id is waiting, so it does nothing. A batch: each of its calls busy.
+    expect(dataOf(invocation)).toEqual({ keys: "meta,connect,invoke,invokeBatch,settle", frozen: true, inner: "busy", settled: "", batch: "busy\u0000busy" });
     expect(dataOf(next)).toEqual(REBUILT);
   });
 
