@@ -117,6 +117,8 @@ describe("operations", () => {
     for (const name of ["recordings", "flaky", "click-to-call"]) {
       expect(at("callscript_script_queue_depth", { script: name })).toBe(0);
       expect(at("callscript_script_heap_used_bytes", { script: name })).toBeGreaterThan(100_000);
+      // Calls one at a time, the server idle: none went in a batch.
+      for (const kind of ["calls", "batches", "failed"]) expect(at("callscript_script_batched_calls", { script: name, kind })).toBe(0);
     }
     // This process's isolates: at least the three scripts' own (other tests of the file may hold more).
     expect(at("callscript_isolates")).toBeGreaterThanOrEqual(3);
