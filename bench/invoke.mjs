@@ -13,7 +13,7 @@ import { compileScript } from "../dist/runtime/compile/compile.js";
 import { configSchema } from "../dist/runtime/config.js";
 import { callHook } from "../dist/runtime/dispatch/hook-call.js";
 import { parseHookInput } from "../dist/runtime/schema/hook-input.js";
-import { loadScriptFile } from "../dist/runtime/registry/load-script.js";
+import { loadScriptFile, sandboxOptionsFrom } from "../dist/runtime/registry/load-script.js";
 import { isolatedVm } from "../dist/runtime/sandbox/ivm.js";
 import { hookCatalog } from "../dist/runtime/schema/hooks.js";
 import { machine, median, quick, repoRoot, round, summarize, table, timeCalls, writeResult } from "./lib.mjs";
@@ -54,6 +54,16 @@ const config = configSchema.parse({ scriptsDir: examples });
 const loaded = await loadScriptFile(scriptFile, examples, config);
 if (!loaded.ok) throw new Error(loaded.failure.message);
 const { sandbox } = loaded.script;
+// The same script as a busy server runs it (its event loop over 80% used): calls gathered in a loop
+// turn go to the isolate in one task (config batchCalls), or one task each with batchCalls off.
+/** @param {boolean} batch */
+async function busyServerSandbox(batch) {
+  const busy = await loadScriptFile(scriptFile, examples, config, { sandbox: { ...sandboxOptionsFrom(config), loopBusy: () => true, batch } });
+  if (!busy.ok) throw new Error(busy.failure.message);
+  return busy.script.sandbox;
+}
+const batching = await busyServerSandbox(true);
+const oneTaskEach = await busyServerSandbox(false);
 const { settingsJson } = loaded.script;
 /**
  * The guest's entry as the sandbox calls it (runtime/sandbox/protocol.ts, GuestInvocation): token,
@@ -230,6 +240,10 @@ for (const [label, file] of Object.entries(payloads)) {
         }),
       "callscript sandbox.invoke": () =>
         sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
+      "callscript sandbox.invoke, server busy: calls in batches": () =>
+        batching.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
+      "callscript sandbox.invoke, server busy, batchCalls off": () =>
+        oneTaskEach.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
       "callscript parseHookInput + callHook, the example pipeline (3 scripts)": () => {
         const parsed = parseHookInput("need_registration", body, text);
         if (!parsed.ok) throw parsed.error;
@@ -260,7 +274,12 @@ for (const [label, file] of Object.entries(payloads)) {
     });
   }
 }
-await sandbox.drainAndDispose();
+// Whether the busy server's calls did go in batches: each variant's figures are only what they say if so.
+console.log(
+  `busy server, calls in batches: ${batching.inline.batchedCalls} of its calls in ${batching.inline.batches} batches; batchCalls off: ${oneTaskEach.inline.batches} batches`,
+);
+if (batching.inline.batchedCalls === 0 || oneTaskEach.inline.batches !== 0) throw new Error("the busy-server variants did not run as named");
+await Promise.all([sandbox, batching, oneTaskEach].map((each) => each.drainAndDispose()));
 await Promise.all(pipeline.map((script) => script.sandbox.drainAndDispose()));
 bare.dispose();
 

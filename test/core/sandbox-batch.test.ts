@@ -1,7 +1,17 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Invocation, ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, failureOf, HEADER, misbehaving, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import {
+  dataOf,
+  failureOf,
+  HEADER,
+  misbehaving,
+  MIXED_CALLS as mixed,
+  request,
+  sandboxOptions,
+  Sandboxes,
+  type MixedKind as Kind,
+} from "../helpers/scripts.js";
 
 /**
  * While the event loop is busy, the calls of a short script gathered in one loop turn go to its
@@ -132,19 +142,6 @@ describe("calls in batches", () => {
 });
 
 describe("any mix of calls in batches (generated)", () => {
-  type Kind = "healthy" | "throw" | "loop" | "hang";
-  const mixed =
-    `${HEADER}let calls = 0;\n` +
-    `export default defineScript({ limits: { timeoutMs: 60 }, hooks: {\n` +
-    `  async process_client_phone(input) {\n` +
-    `    if (input.phone === "throw") throw new Error("thrown");\n` +
-    `    if (input.phone === "loop") for (;;) {}\n` +
-    `    if (input.phone === "hang") await new Promise(() => {});\n` +
-    `    await null;\n` +
-    `    calls++;\n` +
-    `    return { phone: "ok#" + calls };\n` +
-    `  },\n` +
-    `} });\n`;
   const reasonOf: Record<Kind, string> = { healthy: "ok", throw: "exception", loop: "timeout", hang: "timeout" };
 
   it("every call answers with its own outcome; the counter goes on, or starts again only where a batch of calls met a timeout", async () => {

@@ -1,7 +1,17 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Invocation, ScriptSandbox } from "../../runtime/sandbox/sandbox.js";
-import { dataOf, failureOf, HEADER, misbehaving, request, sandboxOptions, Sandboxes } from "../helpers/scripts.js";
+import {
+  dataOf,
+  failureOf,
+  HEADER,
+  misbehaving,
+  MIXED_CALLS as mixed,
+  request,
+  sandboxOptions,
+  Sandboxes,
+  type MixedKind as Kind,
+} from "../helpers/scripts.js";
 
 /**
  * Invocations that arrive together are handed to the script's isolate together (isolated-vm runs
@@ -171,20 +181,6 @@ describe("what the host learns late, or from an entry that left its isolate stuc
 });
 
 describe("any mix of calls handed over together (generated)", () => {
-  type Kind = "healthy" | "throw" | "loop" | "hang";
-  const mixed =
-    `${HEADER}let calls = 0;\n` +
-    `export default defineScript({ limits: { timeoutMs: 60 }, hooks: {\n` +
-    `  async process_client_phone(input) {\n` +
-    `    if (input.phone === "throw") throw new Error("thrown");\n` +
-    `    if (input.phone === "loop") for (;;) {}\n` +
-    `    if (input.phone === "hang") await new Promise(() => {});\n` +
-    `    await null;\n` +
-    `    calls++;\n` +
-    `    return { phone: "ok#" + calls };\n` +
-    `  },\n` +
-    `} });\n`;
-
   /**
    * What each call must answer, by a model of the rule: calls run in arrival order, one at a time;
    * a throw keeps the isolate (and its counter); a timeout rebuilds it, so the counter starts again.

@@ -180,3 +180,23 @@ export function brokenScript(hook: string, body = "return undefined;"): { broken
   const fixed = `import { defineScript } from "callscript";\nexport default defineScript({ hooks: { ${hook}() { ${body} } } });\n`;
   return { broken: fixed.replace(/\);\n$/, "\n"), fixed };
 }
+
+/** What a call of MIXED_CALLS does, by its input's phone: a healthy call's "x", or one of these. */
+export type MixedKind = "healthy" | "throw" | "loop" | "hang";
+
+/**
+ * A script whose calls are healthy (count, answering "ok#<count>"), throw, loop until their 60 ms
+ * limit or never settle, by their input's phone: for generated mixes of calls handed over together.
+ */
+export const MIXED_CALLS =
+  `${HEADER}let calls = 0;\n` +
+  `export default defineScript({ limits: { timeoutMs: 60 }, hooks: {\n` +
+  `  async process_client_phone(input) {\n` +
+  `    if (input.phone === "throw") throw new Error("thrown");\n` +
+  `    if (input.phone === "loop") for (;;) {}\n` +
+  `    if (input.phone === "hang") await new Promise(() => {});\n` +
+  `    await null;\n` +
+  `    calls++;\n` +
+  `    return { phone: "ok#" + calls };\n` +
+  `  },\n` +
+  `} });\n`;
