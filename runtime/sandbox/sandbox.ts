@@ -1594,9 +1594,12 @@ async function bootOnce(
     });
     loading = undefined;
     if (overHeap(isolate, memoryMb)) throw new HeapOverLimit();
-    const invoke = (await entry.get("invoke", { reference: true })) as Booted["invoke"];
-    const invokeBatch = (await entry.get("invokeBatch", { reference: true })) as Booted["invokeBatch"];
-    const settle = (await entry.get("settle", { reference: true })) as Booted["settle"];
+    // Together: each is a task of its own on the isolate's thread, and a cold start boots hundreds.
+    const [invoke, invokeBatch, settle] = (await Promise.all([
+      entry.get("invoke", { reference: true }),
+      entry.get("invokeBatch", { reference: true }),
+      entry.get("settle", { reference: true }),
+    ])) as [Booted["invoke"], Booted["invokeBatch"], Booted["settle"]];
     const clock = newEntryClock();
     const booted: Booted = { isolate, context, invoke, invokeBatch, settle, clock, entries: 0 };
     // The guest's way out for requests (fetch, kv): a plain function in the isolate, held only by

@@ -69,14 +69,14 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
   });
   const scriptSeconds = new Histogram({
     name: "callscript_script_duration_seconds",
-    help: "Wall time of one script invocation in its isolate (queueing excluded), by hook and script",
+    help: "Wall time of one script invocation in its isolate (queueing excluded; a call in a batch, config batchCalls: an equal share of the batch's), by hook and script",
     labelNames: ["hook", "script"] as const,
     buckets: BUCKETS,
     registers,
   });
   const scriptCpu = new Counter({
     name: "callscript_script_cpu_seconds_total",
-    help: "CPU time spent in a script's isolate",
+    help: "CPU time spent in a script's isolate (a call in a batch, config batchCalls: an equal share of the batch's)",
     labelNames: ["script"] as const,
     registers,
   });
