@@ -89,6 +89,67 @@ const noopSync =
     await (await bare.compileScript("(function noop() { return '{}'; })")).run(bareContext, { reference: true })
   );
 
+// The guest in an isolate of its own, called straight through isolated-vm, for the calls-in-flight
+// table: one apply of its invoke per call (what each call costs without batches), and the calls of
+// one loop turn, up to 8, in one apply of its invokeBatch (what a batch costs; config batchCalls).
+// 128 MB, not the scripts' 32: the 60 KB inputs reach the isolate as external strings, which count
+// against isolated-vm's limit and which V8 collects late; 16 calls in flight of them killed a 32 MB
+// isolate now and then (the sandbox's own calls too: see the tenth issue-16 session's note).
+const guestIsolate = new ivm.Isolate({ memoryLimit: 128 });
+const guestEntry = await (
+  await guestIsolate.compileScript(compiled.script.runtime.code + compiled.script.code)
+).run(await guestIsolate.createContext(), {
+  reference: true,
+});
+const guestInvoke = await guestEntry.get("invoke", { reference: true });
+const guestBatch = await guestEntry.get("invokeBatch", { reference: true });
+let guestCalls = 0;
+/** @param {string} inputText @param {string} dataText */
+const guestArgs = (inputText, dataText) => {
+  const n = ++guestCalls;
+  return [n, "need_registration", inputText, dataText, loaded.script.settingsJson, "b", 8192, 65536, false, n];
+};
+/** @param {unknown} answer */
+const guestAnswered = (answer) => {
+  if (typeof answer !== "string" || !answer.startsWith('{"kind":"') || answer.includes('"kind":"exception"'))
+    throw new Error(`the guest did not answer: ${String(answer).slice(0, 200)}`);
+  return answer;
+};
+/** @type {{ args: unknown[]; resolve: (answer: string) => void; reject: (error: unknown) => void }[]} */
+let gathering = [];
+/** @param {unknown[]} args @returns {Promise<string>} */
+function gathered(args) {
+  return new Promise((resolve, reject) => {
+    gathering.push({ args, resolve, reject });
+    if (gathering.length === 1) setImmediate(applyGathered);
+    if (gathering.length === 8) applyGathered();
+  });
+}
+function applyGathered() {
+  const group = gathering;
+  gathering = [];
+  if (group.length === 0) return;
+  guestBatch
+    .apply(
+      undefined,
+      group.flatMap((call) => call.args),
+      { timeout: 250, result: { promise: true } },
+    )
+    .then(
+      (text) => {
+        const answers = String(text).split("\u0000");
+        group.forEach((call, i) => {
+          try {
+            call.resolve(guestAnswered(answers[i]));
+          } catch (error) {
+            call.reject(error);
+          }
+        });
+      },
+      (error) => group.forEach((call) => call.reject(error)),
+    );
+}
+
 // The example pipeline of need_registration (three scripts, the examples' config: settings,
 // failure policy), for the calls-in-flight table.
 const examplesConfig = configSchema.parse({ ...JSON.parse(readFileSync(path.join(examples, "callscript.config.json"), "utf8")), scriptsDir: examples });
@@ -238,6 +299,9 @@ for (const [label, file] of Object.entries(payloads)) {
           timeout: 250,
           result: { promise: true },
         }),
+      "isolated-vm: the guest's invoke, one apply per call": async () =>
+        guestAnswered(await guestInvoke.apply(undefined, guestArgs(inputJson, dataJson), { timeout: 250, result: { promise: true } })),
+      "isolated-vm: the guest's invokeBatch, the calls of a loop turn (up to 8) in one apply": () => gathered(guestArgs(inputJson, dataJson)),
       "callscript sandbox.invoke": () =>
         sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
       "callscript sandbox.invoke, server busy: calls in batches": () =>
@@ -282,6 +346,7 @@ if (batching.inline.batchedCalls === 0 || oneTaskEach.inline.batches !== 0) thro
 await Promise.all([sandbox, batching, oneTaskEach].map((each) => each.drainAndDispose()));
 await Promise.all(pipeline.map((script) => script.sandbox.drainAndDispose()));
 bare.dispose();
+guestIsolate.dispose();
 
 const small = results["2 KB (one conversation)"];
 if (!small) throw new Error("no results for the 2 KB payload");
