@@ -9,7 +9,6 @@ import { partialLimitsSchema, resolveLimits, type Limits } from "./limits.js";
 import { InvocationLine, type Turn } from "./line.js";
 import { InlinePolicy } from "./inline-policy.js";
 import {
-  ENTRY_CLOCK_SLOTS,
   GUEST_BUSY,
   GUEST_PARKED,
   LOG_LEVELS,
@@ -161,8 +160,6 @@ interface Booted {
 /** One entry into the isolate, as the host saw it (see runSlice). */
 interface SliceRun {
   settled: Settled | typeof TIMED_OUT | typeof NEVER_SETTLES | typeof BATCH_FAILED;
-  /** Its number among the isolate's entries (entry-clock.ts). */
-  entry: number;
   turn: Turn;
   atHead: boolean;
   headAt: number;
@@ -236,11 +233,15 @@ const RUN_AGAIN = Symbol("run again");
 const HEAVY_CALL_CPU_MS = 0.25;
 /**
  * Three times the fastest V8 filled a heap here (2–2.6 MB/ms, above). A call that used less CPU
- * than the heap limit takes at this rate did not fill it: when its isolate dies at its heap limit
- * before its reading, during a later call, that later call is the one (a first call of 0.9 ms,
- * lazy compilation and all, was taken for it, and its answer replaced by `memory`).
+ * than the heap limit takes at this rate, or less than FILL_SUSPECT_MIN_CPU_MS, did not fill it:
+ * when its isolate dies at its heap limit before its reading, during a later call, that later call
+ * is the one (a first call of 0.9 ms, lazy compilation and all, was taken for it, and its answer
+ * replaced by `memory`). The floor is for a busy host, where isolated-vm's CPU figure, which counts
+ * wall time while the isolate runs, makes a short call read a few milliseconds; a 128 MB string
+ * past V8's own check takes 50 ms to flatten.
  */
 const FASTEST_FILL_MB_PER_MS = 8;
+const FILL_SUSPECT_MIN_CPU_MS = 10;
 /** A call whose heap reading found its isolate gone, at its heap limit, because of a later call: it keeps its answer. */
 const FILLED_LATER = Symbol("filled later");
 /**
@@ -1134,7 +1135,7 @@ export class ScriptSandbox {
       lastTurn = undefined;
     }
     // Past its heap limit without V8 noticing (one huge allocation): the memory goes with the isolate.
-    const reading = await this.heapAfter(booted, lastTurn, cpuMs, measure.heap === true, slice.entry);
+    const reading = await this.heapAfter(booted, lastTurn, cpuMs, measure.heap === true);
     const heapUsed = reading === FILLED_LATER ? undefined : reading;
     if (reading !== FILLED_LATER && (booted.overHeap || (heapUsed !== undefined && heapUsed > HEAP_SLACK_FACTOR * limits.memoryMb * MB))) {
       booted.overHeap = true;
@@ -1222,7 +1223,7 @@ export class ScriptSandbox {
     const alive = !booted.isolate.isDisposed;
     // On this thread, the call's wall time bounds its CPU time (a disposed isolate has no figures left).
     const cpuMs = alive ? Math.min(wallMs, cpuOf(booted.isolate, cpuBefore)) : wallMs;
-    return { settled, entry: booted.entries, turn, atHead: true, headAt, wallMs, cpuMs, alive };
+    return { settled, turn, atHead: true, headAt, wallMs, cpuMs, alive };
   }
 
   /**
@@ -1323,11 +1324,11 @@ export class ScriptSandbox {
       this.line.settle(turn);
     }
     if (batch) {
-      if (settled === BATCH_FAILED) return { settled, entry, turn, atHead, headAt, wallMs: 0, cpuMs: 0, alive: !booted.isolate.isDisposed };
+      if (settled === BATCH_FAILED) return { settled, turn, atHead, headAt, wallMs: 0, cpuMs: 0, alive: !booted.isolate.isDisposed };
       // An equal share of the batch's figures: the isolate's CPU time is read per task.
       const wallMs = batch.wallMs / batch.size;
       const cpuMs = batch.cpuMs / batch.size;
-      return { settled, entry, turn, atHead, headAt: (batch.startedAt ?? headAt) + inBatch * wallMs, wallMs, cpuMs, alive: true };
+      return { settled, turn, atHead, headAt: (batch.startedAt ?? headAt) + inBatch * wallMs, wallMs, cpuMs, alive: true };
     }
     let wallMs = performance.now() - headAt;
     const alive = !booted.isolate.isDisposed;
@@ -1342,7 +1343,7 @@ export class ScriptSandbox {
         wallMs = ranMs;
       }
     }
-    return { settled, entry, turn, atHead, headAt, wallMs, cpuMs, alive };
+    return { settled, turn, atHead, headAt, wallMs, cpuMs, alive };
   }
 
   /**
@@ -1373,19 +1374,13 @@ export class ScriptSandbox {
    * once when nothing was handed to the isolate after it, otherwise asynchronously, behind the
    * invocations that followed it.
    */
-  private async heapAfter(
-    booted: Booted,
-    turn: Turn | undefined,
-    cpuMs: number,
-    wanted: boolean,
-    entry: number,
-  ): Promise<number | undefined | typeof FILLED_LATER> {
+  private async heapAfter(booted: Booted, turn: Turn | undefined, cpuMs: number, wanted: boolean): Promise<number | undefined | typeof FILLED_LATER> {
     // Also when a lighter call behind this one read the heap first and found it over (overHeap).
     if (booted.isolate.isDisposed) return undefined;
     if (!wanted && cpuMs < HEAVY_CALL_CPU_MS) return undefined;
     // (An invocation that waited for the host has no turn of its own left: read behind the line.)
     if (turn && this.line.isLast(turn)) return heapUsedOf(booted.isolate);
-    const suspect = cpuMs * FASTEST_FILL_MB_PER_MS >= this.limits.memoryMb;
+    const suspect = cpuMs >= Math.max(this.limits.memoryMb / FASTEST_FILL_MB_PER_MS, FILL_SUSPECT_MIN_CPU_MS);
     booted.heavyReadings = (booted.heavyReadings ?? 0) + 1;
     if (suspect) booted.fillSuspects = (booted.fillSuspects ?? 0) + 1;
     try {
@@ -1393,9 +1388,8 @@ export class ScriptSandbox {
     } catch {
       // The isolate went away before the reading: when not by the host's hand, V8 found it over its
       // heap while a later call ran (that call is run again), and this call is why, if it used CPU
-      // enough to fill it and the later call did not run longer than that.
-      // (Also when the later call, finding the isolate gone first, retired it.)
-      if (!suspect || laterEntryRanFor(booted, entry) > cpuMs + 1) return FILLED_LATER;
+      // enough to fill it (also when the later call, finding the isolate gone first, retired it).
+      if (!suspect) return FILLED_LATER;
       if (!booted.retired) booted.overHeap = true;
       return undefined;
     } finally {
@@ -1526,18 +1520,6 @@ function withMappedStack(failure: HookFailure, sourceMap: BundleSourceMap, stack
   failure.stack = clip(lines.join("\n"), GUEST_SLACK * (MAX_STACK_CHARS + MAX_MESSAGE_CHARS));
   if (mapped.location) failure.location = mapped.location;
   return failure;
-}
-
-/**
- * How long the last entry of `booted` that began after `entry` has run by now, by the guest's
- * marks (entry-clock.ts); 0 when none began after it.
- */
-function laterEntryRanFor(booted: Booted, entry: number): number {
-  for (let later = booted.entries; later > entry && booted.entries - later < ENTRY_CLOCK_SLOTS; later--) {
-    const ranMs = ranForMs(booted.clock, later);
-    if (ranMs !== undefined) return ranMs;
-  }
-  return 0;
 }
 
 function cpuTimeOf(isolate: Isolate): bigint {
