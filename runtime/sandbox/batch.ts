@@ -6,8 +6,8 @@ import { BATCH_SEPARATOR } from "./protocol.js";
  *
  * Each call into an isolate is an isolated-vm task: its arguments copied, a task posted to the
  * isolate's thread, a promise made and settled through the event loop. With 16 calls in flight
- * that was 70 µs of CPU per call (33 on the event loop) for the example script, against 39 (10)
- * when 8 calls went in one task, the guest running them one after the other (docs/benchmarks.md §7).
+ * that was 92 µs of CPU per call (26 on the event loop) for an example script's guest, against 60
+ * (17.5) with the calls of a loop turn in one task (bench/invoke.mjs, docs/benchmarks.md §7).
  *
  * A batch answers all of its calls or none: when it fails as a whole (its time limit, its heap, a
  * promise that never settles, a rejection the script left, an answer that cannot be read), every
@@ -63,12 +63,12 @@ export class EntryBatch {
     }
     call.then(
       (value) => {
+        if (this.settled) return;
         const answers = typeof value === "string" ? value.split(BATCH_SEPARATOR) : undefined;
         if (answers?.length !== this.answer.length) {
           this.fail();
           return;
         }
-        if (this.settled) return;
         this.settled = true;
         ({ wallMs: this.wallMs, cpuMs: this.cpuMs } = measure());
         for (let i = 0; i < answers.length; i++) this.answer[i]!({ ok: true, value: answers[i]! });

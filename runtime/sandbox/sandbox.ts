@@ -141,7 +141,7 @@ interface Booted {
   overHeap?: boolean;
   /** Heap readings after heavy calls, asked for and not yet answered (see heapAfter). */
   heavyReadings?: number;
-  /** Those of them for calls that used CPU enough to fill the heap (see couldFillHeap). */
+  /** Those of them for calls that used CPU enough to fill the heap (FASTEST_FILL_MB_PER_MS, heapAfter). */
   fillSuspects?: number;
   /** A call has failed with `memory` for this isolate: the one that filled it (see attempt). */
   blamed?: boolean;
@@ -157,9 +157,9 @@ interface Booted {
   entries: number;
 }
 
-/** One entry into the isolate, as the host saw it (see runSlice). */
-interface SliceRun {
-  settled: Settled | typeof TIMED_OUT | typeof NEVER_SETTLES | typeof BATCH_FAILED;
+/** One entry into the isolate, as the host saw it (see runSlice); BATCH_FAILED only for a call sent in a batch. */
+interface SliceRun<Batched = never> {
+  settled: Settled | typeof TIMED_OUT | typeof NEVER_SETTLES | Batched;
   turn: Turn;
   atHead: boolean;
   headAt: number;
@@ -882,8 +882,6 @@ export class ScriptSandbox {
     const running = live && !live.ended ? live : undefined;
     const timeoutMs = running ? Math.max(1, Math.ceil(this.limits.timeoutMs - running.firstCpuMs - running.laterCpuMs)) : this.limits.timeoutMs;
     const slice = await this.runSlice(booted, booted.settle, [id, ok, text], timeoutMs);
-    // (Only an invocation's first entry goes in a batch, never the answer to one of its requests.)
-    if (slice.settled === BATCH_FAILED) return;
     if (running) {
       running.laterCpuMs += slice.cpuMs;
       running.laterWallMs += slice.wallMs;
@@ -1233,13 +1231,23 @@ export class ScriptSandbox {
    * isolated-vm runs them one after the other, in order, each with its own time limit. Its wall
    * time, CPU and promise deadline count from when it is the head of the line.
    */
+  // Only an invocation's first entry may go in a batch, never the answer to one of its requests:
+  // only that call can come back BATCH_FAILED.
+  private runSlice(booted: Booted, fn: Reference<(...args: unknown[]) => unknown>, args: unknown[], wallTimeoutMs: number): Promise<SliceRun>;
+  private runSlice(
+    booted: Booted,
+    fn: Reference<(...args: unknown[]) => unknown>,
+    args: unknown[],
+    wallTimeoutMs: number,
+    batched: boolean,
+  ): Promise<SliceRun<typeof BATCH_FAILED>>;
   private async runSlice(
     booted: Booted,
     fn: Reference<(...args: unknown[]) => unknown>,
     args: unknown[],
     wallTimeoutMs: number,
     batched = false,
-  ): Promise<SliceRun> {
+  ): Promise<SliceRun<typeof BATCH_FAILED>> {
     const applyOptions = wallTimeoutMs === this.limits.timeoutMs ? this.applyOptions : { timeout: wallTimeoutMs, result: { promise: true as const } };
     // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
     const turn = this.line.take();

@@ -4,6 +4,7 @@ import type { FaultEvent, FetchEvent, KvEvent } from "../capabilities/capabiliti
 import type { ScriptRegistry } from "../registry/registry.js";
 import type { ScriptProblem } from "../registry/states.js";
 import { liveIsolateCount } from "../sandbox/isolates.js";
+import type { InlinePolicy } from "../sandbox/inline-policy.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
 import { failureReason } from "../schema/envelope.js";
@@ -175,34 +176,30 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
     },
   });
 
-  new Gauge({
-    name: "callscript_script_inline_calls",
-    help: "Calls of a script's serving version run on the server's thread (config inlineCalls), at scrape time; kind long: those that used 2 ms of CPU or more, and held the event loop that long",
-    labelNames: ["script", "kind"] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const sandbox of scripts.sandboxes()) {
-        this.set({ script: sandbox.name, kind: "inline" }, sandbox.inline.inlineCalls);
-        this.set({ script: sandbox.name, kind: "long" }, sandbox.inline.longInlineCalls);
-      }
-    },
-  });
-
-  new Gauge({
-    name: "callscript_script_batched_calls",
-    help: "Calls of a script's serving version handed to its isolate several in one task while the server was busy (config batchCalls), at scrape time; kind batches: the tasks; kind failed: batches that failed as a whole, whose calls ran again alone",
-    labelNames: ["script", "kind"] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const sandbox of scripts.sandboxes()) {
-        this.set({ script: sandbox.name, kind: "calls" }, sandbox.inline.batchedCalls);
-        this.set({ script: sandbox.name, kind: "batches" }, sandbox.inline.batches);
-        this.set({ script: sandbox.name, kind: "failed" }, sandbox.inline.failedBatches);
-      }
-    },
-  });
+  /** A gauge of the serving versions' call counters (InlinePolicy), one series per script and kind, read at scrape time. */
+  const callCounts = (name: string, help: string, kinds: Record<string, (policy: InlinePolicy) => number>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["script", "kind"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const sandbox of scripts.sandboxes()) {
+          for (const [kind, count] of Object.entries(kinds)) this.set({ script: sandbox.name, kind }, count(sandbox.inline));
+        }
+      },
+    });
+  callCounts(
+    "callscript_script_inline_calls",
+    "Calls of a script's serving version run on the server's thread (config inlineCalls), at scrape time; kind long: those that used 2 ms of CPU or more, and held the event loop that long",
+    { inline: (policy) => policy.inlineCalls, long: (policy) => policy.longInlineCalls },
+  );
+  callCounts(
+    "callscript_script_batched_calls",
+    "Calls of a script's serving version handed to its isolate several in one task while the server was busy (config batchCalls), at scrape time; kind batches: the tasks; kind failed: batches that failed as a whole, whose calls ran again alone",
+    { calls: (policy) => policy.batchedCalls, batches: (policy) => policy.batches, failed: (policy) => policy.failedBatches },
+  );
 
   // Reading an isolate's heap synchronously waits for the script it is running (isolated-vm takes
   // the isolate's lock), which would stall the server for up to a time limit: a busy isolate keeps
