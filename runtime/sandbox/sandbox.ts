@@ -437,6 +437,10 @@ export class ScriptSandbox {
   /** Whether an isolate of this version has booted yet (see SandboxOptions.loadProbes). */
   private bootedOnce: boolean;
   private readonly line = new InvocationLine();
+  /** A quarter of the isolate's memory limit, in characters of two bytes (see InvocationLine.stretchOver). */
+  private get stretchBudgetChars(): number {
+    return (this.limits.memoryMb * MB) / 8;
+  }
   /** isolated-vm's options for an invocation: the same for every call of this version. */
   private readonly applyOptions: { timeout: number; result: { promise: true } };
   private pending = 0;
@@ -958,6 +962,21 @@ export class ScriptSandbox {
   }
 
   /**
+   * Lets the isolate's thread end its stretch of work and free what the stretch held (see
+   * InvocationLine.stretchOver): waits until every entry handed over has answered, then enters the
+   * isolate from this thread, which isolated-vm lets it do only once the isolate's thread has left
+   * its stretch (it holds the isolate's lock until then). On an idle isolate that is at once; an
+   * empty line alone was not enough on a loaded machine, where the host sometimes handed over the
+   * next entries before the isolate's thread had looked for more.
+   */
+  private async endStretch(): Promise<void> {
+    while (this.line.stretchOver(this.stretchBudgetChars)) await this.line.whenIdle();
+    // Only the first call to resume finds the line empty; those behind it go on.
+    const booted = this.booted;
+    if (this.line.idle && booted && !booted.isolate.isDisposed) heapUsedOf(booted.isolate);
+  }
+
+  /**
    * One attempt at an invocation. Every invocation is handed to isolated-vm as soon as it arrives,
    * so that a busy script's calls reach its isolate's thread in one go instead of one round trip
    * each; isolated-vm runs them one after the other, in order, each with its own time limit. Its
@@ -977,6 +996,7 @@ export class ScriptSandbox {
       if (!this.line.idle) await this.line.whenIdle();
       if (inlineThisTurn >= MAX_INLINE_PER_TURN) await loopTurned();
     }
+    if (this.line.stretchOver(this.stretchBudgetChars)) await this.endStretch();
     let booted: Booted;
     try {
       booted = this.booted && !this.booted.isolate.isDisposed ? this.booted : await this.ready();
@@ -1250,7 +1270,7 @@ export class ScriptSandbox {
   ): Promise<SliceRun<typeof BATCH_FAILED>> {
     const applyOptions = wallTimeoutMs === this.limits.timeoutMs ? this.applyOptions : { timeout: wallTimeoutMs, result: { promise: true as const } };
     // From here to the apply, nothing awaits: the line's order is the order isolated-vm runs them.
-    const turn = this.line.take();
+    const turn = this.line.take(textChars(args));
     const atHead = turn.isHead;
     const entry = ++booted.entries;
     args.push(entry);
@@ -1323,6 +1343,7 @@ export class ScriptSandbox {
         }
       }, this.options.loopBusy?.() === true);
     });
+    if (typeof settled === "object" && settled.ok) this.line.answered(settled.value.length);
     try {
       // Answers arrive in order, but the host may still be finishing an earlier one (a heap
       // check): this one's figures, and any retry, start after it.
@@ -1486,6 +1507,13 @@ function signalOf(live: LiveCall): AbortSignal {
 /** A refusal as the guest's settle reads it. */
 function failureText(code: string, message: string): string {
   return JSON.stringify({ code, message });
+}
+
+/** The characters of an entry's text arguments. */
+function textChars(args: unknown[]): number {
+  let chars = 0;
+  for (const arg of args) if (typeof arg === "string") chars += arg.length;
+  return chars;
 }
 
 function heapUsedOf(isolate: Isolate): number | undefined {

@@ -44,4 +44,24 @@ describe("the line of invocations handed to one isolate", () => {
     b.whenHead(() => calls++);
     expect(calls).toBe(3);
   });
+
+  it("counts the text of a stretch, handed over and answered, until nothing is left in the line", () => {
+    const line = new InvocationLine();
+    const a = line.take(600);
+    const b = line.take(300);
+    line.answered(100);
+    expect(line.stretchOver(1000)).toBe(true);
+    expect(line.stretchOver(1001)).toBe(false);
+    line.settle(a);
+    // b is still in the isolate: the stretch goes on.
+    expect(line.stretchOver(1000)).toBe(true);
+    line.settle(b);
+    // Empty: the isolate's thread is out of work, and the count starts again.
+    expect(line.idle).toBe(true);
+    expect(line.stretchOver(0)).toBe(false);
+    line.answered(5000);
+    expect(line.stretchOver(1)).toBe(false);
+    line.take(10);
+    expect(line.stretchOver(10)).toBe(true);
+  });
 });
