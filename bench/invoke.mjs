@@ -92,9 +92,10 @@ const noopSync =
 // The guest in an isolate of its own, called straight through isolated-vm, for the calls-in-flight
 // table: one apply of its invoke per call (what each call costs without batches), and the calls of
 // one loop turn, up to 8, in one apply of its invokeBatch (what a batch costs; config batchCalls).
-// 128 MB, not the scripts' 32: the 60 KB inputs reach the isolate as external strings, which count
-// against isolated-vm's limit and which V8 collects late; 16 calls in flight of them killed a 32 MB
-// isolate now and then (the sandbox's own calls too: see the tenth issue-16 session's note).
+// 128 MB, not the scripts' 32: isolated-vm keeps what the tasks of an isolate's busy stretch handed
+// over until its queue empties, and the 60 KB inputs (outside the heap, counted against the limit)
+// of 16 calls in flight killed a 32 MB isolate now and then. The sandbox ends such stretches
+// (InvocationLine.stretchOver); this bare loop does not.
 const guestIsolate = new ivm.Isolate({ memoryLimit: 128 });
 const guestEntry = await (
   await guestIsolate.compileScript(compiled.script.runtime.code + compiled.script.code)
