@@ -23,10 +23,15 @@ export class WorkerTypeChecking implements TypeChecking {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private readonly cache: TypeCheckCache | undefined;
+  private readonly busy: (() => boolean) | undefined;
 
-  /** `cache: false`: never read or keep results on disk (see typecheck-cache.ts). */
-  constructor(options: { cache?: boolean } = {}) {
+  /**
+   * `cache: false`: never read or keep results on disk (see typecheck-cache.ts). `busy`: whether
+   * the server's event loop is busy now, when warming the compiler after a start waits (warmLater).
+   */
+  constructor(options: { cache?: boolean; busy?: () => boolean } = {}) {
     this.cache = options.cache === false ? undefined : new TypeCheckCache();
+    this.busy = options.busy;
   }
 
   async check(dir: string, files: readonly string[]): Promise<TypeProblem[]> {
@@ -57,13 +62,18 @@ export class WorkerTypeChecking implements TypeChecking {
    * the last result the cache served (it runs in the worker's thread), so that the first save is
    * checked by a warm program. Counted from the last, not the first: scripts load in runs while
    * esbuild bundles the next, and a worker started during the start would be asked for every
-   * script after it (500 scripts booted at load took 9.4 s instead of 5.0).
+   * script after it (500 scripts booted at load took 9.4 s instead of 5.0). Not while the server
+   * is busy: loading the compiler takes over a second of a core, and a restarted server taking
+   * traffic at once spent four times its usual CPU per request in its first two seconds
+   * (docs/benchmarks.md, "A server's first seconds"). A save checked before then loads it at once.
    */
   private warmTimer: NodeJS.Timeout | undefined;
   private warmLater(dir: string, files: readonly string[]): void {
     clearTimeout(this.warmTimer);
     this.warmTimer = setTimeout(() => {
-      if (!this.worker && !this.closed) this.ask(dir, files).catch(() => undefined);
+      if (this.worker || this.closed) return;
+      if (this.busy?.()) this.warmLater(dir, files);
+      else this.ask(dir, files).catch(() => undefined);
     }, 1_000);
     this.warmTimer.unref();
   }

@@ -72,6 +72,52 @@ describe("type check results on disk", () => {
     }
   });
 
+  it("nor while the server is busy: it waits for a quiet moment, and a save checked before loads it at once", async () => {
+    const dir = scriptsFolder({ "a.ts": typo });
+    const file = path.join(dir, "a.ts");
+    const inProcess = new InProcessTypeChecking();
+    const found = await inProcess.check(dir, [file]);
+    await inProcess.close();
+    new TypeCheckCache().store(dir, folderKey(dir, { exact: true }), [file], found);
+
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    let busy = true;
+    const checking = new WorkerTypeChecking({ busy: () => busy });
+    const compilerLoaded = () => (checking as unknown as { worker?: unknown }).worker !== undefined;
+    try {
+      expect(await checking.check(dir, [file])).toEqual(found);
+      vi.advanceTimersByTime(5_000);
+      expect(compilerLoaded()).toBe(false);
+      busy = false;
+      vi.advanceTimersByTime(1_000);
+      expect(compilerLoaded()).toBe(true);
+    } finally {
+      vi.useRealTimers();
+      await checking.close();
+    }
+
+    // Busy all along, and a save comes: its check loads the compiler and answers.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const saved = new WorkerTypeChecking({ busy: () => true });
+    try {
+      expect(await saved.check(dir, [file])).toEqual(found);
+      vi.advanceTimersByTime(3_000);
+      expect((saved as unknown as { worker?: unknown }).worker).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
+    try {
+      writeFileSync(file, `${typo}// saved\n`);
+      // (The folder's key is kept for one turn of the event loop.)
+      await new Promise((resolve) => setImmediate(resolve));
+      const problems = await saved.check(dir, [file]);
+      expect(problems).toHaveLength(1);
+      expect((saved as unknown as { worker?: unknown }).worker).toBeDefined();
+    } finally {
+      await saved.close();
+    }
+  });
+
   it("equal content gives an equal key; a different file gives another", () => {
     const one = scriptsFolder({ "a.ts": typo });
     const two = scriptsFolder({ "a.ts": typo });
