@@ -11,10 +11,16 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
-import { median, repoRoot, round, serveExamplesArgs, SERVING_LINE, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
+import { median, procStats, repoRoot, round, serveExamplesArgs, SERVING_LINE, spawnUntil, stopChild, table, writeResult } from "./lib.mjs";
 
-const STARTS = Number(process.env.FIRST_SECONDS_STARTS ?? 3);
-const WINDOWS = Number(process.env.FIRST_SECONDS_WINDOWS ?? 6);
+/** @param {string} name @param {number} fallback */
+function count(name, fallback) {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}: a whole number of 1 or more, not ${process.env[name]}`);
+  return value;
+}
+const STARTS = count("FIRST_SECONDS_STARTS", 3);
+const WINDOWS = count("FIRST_SECONDS_WINDOWS", 6);
 const HOOK = process.env.FIRST_SECONDS_HOOK ?? "process_client_phone";
 const FILES = {
   process_client_phone: "process_client_phone.incoming-8-format.json",
@@ -23,13 +29,6 @@ const FILES = {
 const file = FILES[/** @type {keyof typeof FILES} */ (HOOK)];
 if (!file) throw new Error(`FIRST_SECONDS_HOOK: one of ${Object.keys(FILES).join(", ")}`);
 const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", file), "utf8")));
-const CLOCK_TICKS_PER_S = 100;
-
-/** User and system CPU of a process and all its threads, in ms. @param {number} pid */
-function cpuMsOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
-}
 
 /** @type {{ requests: number; cpuUsPerRequest: number }[][]} */
 const starts = [];
@@ -41,11 +40,11 @@ for (let s = 0; s < STARTS; s++) {
   const windows = [];
   try {
     for (let w = 0; w < WINDOWS; w++) {
-      const before = cpuMsOf(pid);
+      const before = procStats(pid).cpuSeconds;
       const run = await autocannon({ url, method: "POST", headers: { "content-type": "application/json" }, body, connections: 16, duration: 1 });
       if (run.non2xx > 0) throw new Error(`${run.non2xx} answers were not 2xx`);
       const requests = run.requests.total;
-      windows.push({ requests, cpuUsPerRequest: requests > 0 ? ((cpuMsOf(pid) - before) * 1000) / requests : NaN });
+      windows.push({ requests, cpuUsPerRequest: requests > 0 ? ((procStats(pid).cpuSeconds - before) * 1e6) / requests : NaN });
     }
   } finally {
     await stopChild(server.child);

@@ -438,9 +438,7 @@ export class ScriptSandbox {
   private bootedOnce: boolean;
   private readonly line = new InvocationLine();
   /** A quarter of the isolate's memory limit, in characters of two bytes (see InvocationLine.stretchOver). */
-  private get stretchBudgetChars(): number {
-    return (this.limits.memoryMb * MB) / 8;
-  }
+  private readonly stretchBudgetChars: number;
   /** isolated-vm's options for an invocation: the same for every call of this version. */
   private readonly applyOptions: { timeout: number; result: { promise: true } };
   private pending = 0;
@@ -471,6 +469,7 @@ export class ScriptSandbox {
     link.request = (from, token, id, op, payload) => this.hostRequest(from, token, id, op, payload);
     this.sourceMap = new BundleSourceMap(compiled.sourceMap, compiled.scriptsDir, compiled.runtime.lines);
     this.applyOptions = { timeout: limits.timeoutMs, result: { promise: true } };
+    this.stretchBudgetChars = (limits.memoryMb * MB) / 8;
     this.inline = new InlinePolicy(options.inline !== false, options.inlineAfter);
   }
 
@@ -965,13 +964,14 @@ export class ScriptSandbox {
    * Lets the isolate's thread end its stretch of work and free what the stretch held (see
    * InvocationLine.stretchOver): waits until every entry handed over has answered, then enters the
    * isolate from this thread, which isolated-vm lets it do only once the isolate's thread has left
-   * its stretch (it holds the isolate's lock until then). On an idle isolate that is at once; an
-   * empty line alone was not enough on a loaded machine, where the host sometimes handed over the
-   * next entries before the isolate's thread had looked for more.
+   * its stretch (it holds the isolate's lock until then). With the line empty no script code of the
+   * host's runs there, so that wait is short (unlike a reading taken while a call runs: see
+   * metrics.ts). An empty line alone was not enough on a loaded machine, where the host sometimes
+   * handed over the next entries before the isolate's thread had looked for more.
    */
   private async endStretch(): Promise<void> {
-    while (this.line.stretchOver(this.stretchBudgetChars)) await this.line.whenIdle();
-    // Only the first call to resume finds the line empty; those behind it go on.
+    await this.line.whenIdle();
+    // Only the first call to resume finds the line empty (and its count back to 0); those behind it go on.
     const booted = this.booted;
     if (this.line.idle && booted && !booted.isolate.isDisposed) heapUsedOf(booted.isolate);
   }
