@@ -14,7 +14,8 @@
 // Not part of `npm run bench`: a tool for docs/benchmarks.md's profile section.
 // Run: npm run build && node --no-node-snapshot bench/profile-serve.mjs
 // Env: PROFILE (cpu | perf), PROFILE_HOOK (process_client_phone), PROFILE_CONNECTIONS (16),
-//      PROFILE_SECONDS (10), PROFILE_LOG_LEVEL (warn), PROFILE_TOP (30), PROFILE_KEEP (keep files)
+//      PROFILE_SECONDS (10), PROFILE_WARMUP_SECONDS (3: JIT, isolates; the compiler's warm-up in its worker may
+//      fall in a short one when the loop is not busy), PROFILE_LOG_LEVEL (warn), PROFILE_TOP (30), PROFILE_KEEP (keep files)
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -26,6 +27,7 @@ const MODE = process.env.PROFILE ?? "cpu";
 const HOOK = process.env.PROFILE_HOOK ?? "process_client_phone";
 const CONNECTIONS = Number(process.env.PROFILE_CONNECTIONS ?? 16);
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 10);
+const WARMUP_SECONDS = Number(process.env.PROFILE_WARMUP_SECONDS ?? 3);
 const LOG_LEVEL = process.env.PROFILE_LOG_LEVEL ?? "warn";
 const TOP = Number(process.env.PROFILE_TOP ?? 30);
 const FILES = {
@@ -54,7 +56,7 @@ let window;
 /** @type {import("node:child_process").ChildProcess | undefined} */
 let perf;
 try {
-  await load(3); // warm-up: JIT, isolates
+  await load(WARMUP_SECONDS);
   if (MODE === "perf") {
     perf = spawn("perf", ["record", "-F", "999", "-g", "-o", path.join(dir, "perf.data"), "-p", String(server.child.pid)], {
       stdio: ["ignore", "ignore", "pipe"],

@@ -27,7 +27,8 @@ export class WorkerTypeChecking implements TypeChecking {
 
   /**
    * `cache: false`: never read or keep results on disk (see typecheck-cache.ts). `busy`: whether
-   * the server's event loop is busy now, when warming the compiler after a start waits (warmLater).
+   * the server is too busy now for the compiler's warm-up after a start, which then waits
+   * (warmLater; serve asks whether its event loop is quiet, loop-load.ts).
    */
   constructor(options: { cache?: boolean; busy?: () => boolean } = {}) {
     this.cache = options.cache === false ? undefined : new TypeCheckCache();
@@ -62,8 +63,8 @@ export class WorkerTypeChecking implements TypeChecking {
    * the last result the cache served (it runs in the worker's thread), so that the first save is
    * checked by a warm program. Counted from the last, not the first: scripts load in runs while
    * esbuild bundles the next, and a worker started during the start would be asked for every
-   * script after it (500 scripts booted at load took 9.4 s instead of 5.0). Not while the server
-   * is busy: loading the compiler takes over a second of a core, and a restarted server taking
+   * script after it (500 scripts booted at load took 9.4 s instead of 5.0). Only while the server
+   * is quiet: loading the compiler takes over a second of a core, and a restarted server taking
    * traffic at once spent four times its usual CPU per request in its first two seconds
    * (docs/benchmarks.md, "A server's first seconds"). A save checked before then loads it at once.
    */

@@ -11,24 +11,38 @@ import { performance } from "node:perf_hooks";
 const WINDOW_MS = 100;
 /** Busier than this share of the last window: calls go to their isolates' threads. */
 export const BUSY_SHARE = 0.8;
+/**
+ * Under this share of the last window: the server has room for work of its own that can wait (the
+ * compiler's warm-up, typecheck-service.ts). Not merely "not busy": loading the compiler takes over
+ * a second of a core, and a server answering a steady load with its loop at half its time (a
+ * three-script hook at 16 connections on 2 cores) gave it a tenth of its CPU for seconds.
+ */
+export const QUIET_SHARE = 0.2;
 
 export interface LoopLoad {
   readonly busy: boolean;
+  readonly quiet: boolean;
   close(): void;
 }
 
 export function watchLoopLoad(busyShare = BUSY_SHARE): LoopLoad {
   let last = performance.eventLoopUtilization();
   let busy = false;
+  let quiet = true;
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
-    busy = performance.eventLoopUtilization(now, last).utilization > busyShare;
+    const { utilization } = performance.eventLoopUtilization(now, last);
+    busy = utilization > busyShare;
+    quiet = utilization < QUIET_SHARE;
     last = now;
   }, WINDOW_MS);
   timer.unref();
   return {
     get busy() {
       return busy;
+    },
+    get quiet() {
+      return quiet;
     },
     close: () => clearInterval(timer),
   };

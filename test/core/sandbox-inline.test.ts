@@ -176,8 +176,32 @@ describe("calls on the host's thread", () => {
       spin(250);
       await new Promise((resolve) => setTimeout(resolve, 0));
       expect(load.busy).toBe(true);
+      expect(load.quiet).toBe(false);
       await new Promise((resolve) => setTimeout(resolve, 350));
       expect(load.busy).toBe(false);
+      expect(load.quiet).toBe(true);
+    } finally {
+      load.close();
+    }
+  });
+
+  it("watchLoopLoad: a loop at work half of the time is neither busy nor quiet (no room for the compiler's warm-up)", async () => {
+    const load = watchLoopLoad();
+    try {
+      const seen = { busy: 0, quiet: 0, windows: 0 };
+      // Half work, half wait, for several windows; a wait that a loaded machine stretches only
+      // lowers the share, and it stays far above a fifth while each wait lasts under 120 ms.
+      for (const until = performance.now() + 600; performance.now() < until;) {
+        for (const spinUntil = performance.now() + 25; performance.now() < spinUntil;);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        seen.windows++;
+        if (seen.windows > 4) {
+          if (load.busy) seen.busy++;
+          if (load.quiet) seen.quiet++;
+        }
+      }
+      expect(seen.windows).toBeGreaterThan(5);
+      expect(seen).toMatchObject({ busy: 0, quiet: 0 });
     } finally {
       load.close();
     }
