@@ -79,7 +79,8 @@ console.log(`${HOOK} @${CONNECTIONS} connections, log ${LOG_LEVEL}: ${window.rps
 const pct = (/** @type {number} */ part, /** @type {number} */ whole) => `${round((part / whole) * 100, 1)}%`;
 
 if (MODE === "cpu") {
-  const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+  // The event loop's own: node writes one per thread (CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile), 0 for the main thread.
+  const file = readdirSync(dir).find((name) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(name));
   if (!file) throw new Error(`no profile written in ${dir}`);
   /** @type {Required<import("node:inspector").Profiler.Profile>} */
   const profile = JSON.parse(readFileSync(path.join(dir, file), "utf8"));

@@ -31,6 +31,8 @@ export interface ServeOptions {
    * for a test in which the server aborts on purpose and must not leave a core file behind.
    */
   noCoreDump?: boolean;
+  /** Node's own flags, before the CLI's (a profiler's, say). */
+  nodeFlags?: string[];
 }
 
 /**
@@ -38,7 +40,7 @@ export interface ServeOptions {
  * CALLSCRIPT_* variables of the test's environment are cleared so that only `args` and `env` count.
  */
 export function serve(args: string[], env: Record<string, string> = {}, options: ServeOptions = {}): Served {
-  const node = [process.execPath, "--no-node-snapshot", path.join(packageRoot, "bin", "callscript.js"), "serve", ...args];
+  const node = [process.execPath, "--no-node-snapshot", ...(options.nodeFlags ?? []), path.join(packageRoot, "bin", "callscript.js"), "serve", ...args];
   const [command, ...argv] = options.noCoreDump ? ["/bin/sh", "-c", 'ulimit -c 0; exec "$@"', "sh", ...node] : node;
   const child = spawn(command!, argv, {
     cwd: packageRoot,
