@@ -1,5 +1,5 @@
-import vm from "node:vm";
 import { parentPort } from "node:worker_threads";
+import { collectDeadHandles } from "./collect-handles.js";
 import { ENTRY_CLOCK_SLOTS } from "./protocol.js";
 import { isolatedVm, type Context, type Isolate, type Reference, type Script } from "./ivm.js";
 import type { ProbeAnswer, ProbeMessage } from "./load-probe.js";
@@ -111,28 +111,10 @@ try {
   parentPort!.postMessage({ unavailable } satisfies ProbeAnswer);
 }
 
-/**
- * The isolates' JavaScript handles are collected before the thread ends, while isolated-vm's state
- * for this thread is still there. Node removes that state first when a thread ends, then does its
- * own last work: under `--cpu-prof` or `--heap-prof` it writes the thread's profile, under
- * NODE_V8_COVERAGE its coverage. When that work triggered a collection, the handles' weak callbacks
- * ran without isolated-vm's state, and isolated-vm 5 aborted the whole process on an assertion
- * (`IsolateEnvironment::GetCurrent(): Assertion environment != nullptr`): a server run with
- * `node --cpu-prof` died two seconds after its scripts loaded, when its probe workers ended.
- */
-async function collectThenClose(): Promise<void> {
-  // vm.measureMemory is the one full collection Node offers without --expose-gc (which would give
-  // every new context, the scripts' too, a global gc()). It is flagged experimental, and the
-  // warning would say nothing to an admin: not printed, from this thread only.
-  const emitWarning = process.emitWarning;
-  process.emitWarning = () => undefined;
-  try {
-    await vm.measureMemory({ mode: "summary", execution: "eager" });
-  } catch {
-    // Nothing was measured: the thread ends as before.
-  } finally {
-    process.emitWarning = emitWarning;
-  }
+/** Disposed, and their handles collected before the thread ends (see collect-handles.ts). */
+async function closeWorker(): Promise<void> {
+  for (const memoryMb of [...isolates.keys()]) drop(memoryMb);
+  await collectDeadHandles();
   parentPort!.close();
 }
 
@@ -142,8 +124,7 @@ parentPort!.on("message", (message: ProbeMessage) => {
   if (closing) return;
   if ("close" in message) {
     closing = true;
-    for (const memoryMb of [...isolates.keys()]) drop(memoryMb);
-    void collectThenClose();
+    void closeWorker();
     return;
   }
   if (unavailable !== undefined) return;

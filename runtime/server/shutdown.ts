@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { FastifyInstance } from "fastify";
 import type { ReloadResult, ScriptRegistry } from "../registry/registry.js";
+import { collectDeadHandles } from "../sandbox/collect-handles.js";
 import { disposeEveryIsolate } from "../sandbox/isolates.js";
 import type { HookFailure } from "../schema/envelope.js";
 import type { Catastrophe } from "./catastrophe.js";
@@ -154,6 +155,8 @@ export function handleSignals(options: SignalsOptions): { shutdown(signal: strin
         await registry.close();
         waitingFor = () => ({ waitingFor: "the capabilities' connections (fetch, the kv store)" });
         await options.capabilities?.close();
+        // The disposed isolates' handles, collected while isolated-vm can still hear of it.
+        await collectDeadHandles();
         clearTimeout(timer);
         log.info({ signal }, "stopped");
         exit(0);

@@ -89,4 +89,20 @@ describe("a server measured by node as an admin measures it", () => {
       expect(served.stderr()).not.toMatch(/Assertion|ExperimentalWarning/);
     },
   );
+  it("under coverage: stopped right after it starts serving (its isolates just disposed), it still exits 0 and writes its coverage", async () => {
+    const scripts = mkdtempSync(path.join(os.tmpdir(), "callscript-measured-"));
+    for (const name of readdirSync(path.join(packageRoot, "examples")).filter((entry) => entry.endsWith(".ts"))) {
+      cpSync(path.join(packageRoot, "examples", name), path.join(scripts, name));
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-measures-"));
+    const served = serve(["--scripts", scripts, "--port", "0", "--no-watch"], { NODE_V8_COVERAGE: dir });
+    await listening(served);
+    // The stop disposes every isolate; node then writes the main thread's coverage as the process
+    // ends. Before shutdown.ts collected the disposed isolates' handles first, that ended the
+    // process with SIGABRT (exit 134) instead of 0 (server/shutdown.ts, sandbox/collect-handles.ts).
+    served.child.kill("SIGTERM");
+    expect(await served.exit).toEqual({ code: 0, signal: null });
+    expect(readdirSync(dir).filter((name) => /^coverage-\d+-\d+-0\.json$/.test(name))).toHaveLength(1);
+    expect(served.stderr()).not.toMatch(/Assertion|ExperimentalWarning/);
+  });
 });
