@@ -569,7 +569,7 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
   async close(): Promise<void> {
     this.closed = true;
     void this.typeChecking?.close();
-    this.loadProbes?.close();
+    const probesEnded = this.loadProbes?.close();
     const sandboxes = [...this.entries.values()].flatMap((entry) => (entry.active ? [entry.active.sandbox] : []));
     for (const entry of this.entries.values()) entry.generation++;
     this.entries.clear();
@@ -577,7 +577,11 @@ export class ScriptRegistry extends EventEmitter<RegistryEvents> {
     sandboxes.push(...this.retiring);
     this.retiring.clear();
     for (const sandbox of sandboxes) this.closing.add(sandbox);
-    await Promise.all([...sandboxes.map((sandbox) => sandbox.drainAndDispose().finally(() => this.closing.delete(sandbox))), this.shadows.close()]);
+    await Promise.all([
+      ...sandboxes.map((sandbox) => sandbox.drainAndDispose().finally(() => this.closing.delete(sandbox))),
+      this.shadows.close(),
+      probesEnded,
+    ]);
   }
 
   /** The versions close() still waits for, with the invocations each is still running. */

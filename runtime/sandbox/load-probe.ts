@@ -34,6 +34,8 @@ import { PRELUDE_FILE } from "./script-context.js";
 const WORKERS = Math.max(1, Math.min(4, os.availableParallelism()));
 /** Probe workers (and their isolates) end this long after their last probe (a burst of loads, a save). */
 const IDLE_MS = 2_000;
+/** How long close() waits for the probe workers to end (a probe in flight ends at its time limit) before it ends them by force. */
+const CLOSE_WAIT_MS = 5_000;
 
 /** To a probe worker: a script to probe (with the prelude when it is new to that worker), or close. */
 export type ProbeMessage =
@@ -115,11 +117,30 @@ export class LoadProbes {
     });
   }
 
-  /** End the probe workers now (the registry closes); probes in flight answer undefined. */
-  close(): void {
+  /**
+   * End the probe workers now (the registry closes); probes in flight answer undefined. Resolves
+   * once the workers have ended: each collects its isolates' handles before it does
+   * (collect-handles.ts), which a worker still running when the process exits, ended by force, would
+   * not.
+   */
+  close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
+    const workers = this.workers.map((probe) => probe.worker);
+    const ended = workers.map((worker) => new Promise<void>((resolve) => worker.once("exit", () => resolve())));
+    // Held: a command whose last work this is would otherwise exit under them (an idle worker is unref'd).
+    for (const worker of workers) worker.ref();
     this.endAll();
+    if (workers.length === 0) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const worker of workers) void worker.terminate();
+        resolve();
+      }, CLOSE_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([Promise.all(ended).then(() => undefined), late]).finally(() => clearTimeout(timer));
   }
 
   /** The worker with the fewest probes waiting, a new one while there are fewer than WORKERS. */

@@ -1,3 +1,4 @@
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BUILTIN_MAX_LIMITS } from "../../runtime/sandbox/limits.js";
@@ -11,7 +12,7 @@ const probes = new LoadProbes();
 const sandboxes = new Sandboxes();
 afterAll(async () => {
   await sandboxes.disposeAll();
-  probes.close();
+  await probes.close();
 });
 
 const probed = (options: SandboxOptions = sandboxOptions()): SandboxOptions => ({ ...options, loadProbes: probes });
@@ -177,7 +178,7 @@ describe("probe isolates in worker threads", () => {
       expect(problems).toHaveLength(1);
       expect(problems[0]).toMatch(/^a load-probe worker failed \(its scripts load the full way\): /);
     } finally {
-      own.close();
+      await own.close();
     }
   });
 
@@ -205,19 +206,45 @@ describe("probe isolates in worker threads", () => {
           "isolated-vm does not load in a worker thread: no isolated-vm in this thread",
       ]);
     } finally {
-      own.close();
+      await own.close();
     }
+  });
+
+  it("close() resolves once its workers have ended, not before: none is left for the process's exit to end by force", async () => {
+    // A worker that takes its time to end (as a real one collects its isolates' handles first) and
+    // leaves a mark as it does; every probe it is given fails, so scripts load the full way.
+    const dir = scriptsFolder({});
+    const mark = path.join(dir, "ended");
+    writeFileSync(
+      path.join(dir, "worker.mjs"),
+      `import { writeFileSync } from "node:fs";\nimport { parentPort } from "node:worker_threads";\n` +
+        `parentPort.on("message", (message) => {\n` +
+        `  if (!("close" in message)) return parentPort.postMessage({ id: message.id, meta: undefined });\n` +
+        `  setTimeout(() => { writeFileSync(${JSON.stringify(mark)}, "ended"); parentPort.close(); }, 300);\n` +
+        `});\n`,
+    );
+    const own = new LoadProbes(undefined, undefined, () => path.join(dir, "worker.mjs"));
+    const sandbox = await sandboxes.load(`${HEADER}export default defineScript({ order: 3, hooks: { ${handler} } });\n`, {
+      ...sandboxOptions(),
+      loadProbes: own,
+    });
+    expect(sandbox.meta.order).toBe(3);
+    expect(existsSync(mark)).toBe(false);
+    await own.close();
+    expect(existsSync(mark)).toBe(true);
   });
 
   it("closed while a probe is in flight: the script loads the full way, and answers", async () => {
     const own = new LoadProbes();
     const loading = sandboxes.load(`${HEADER}export default defineScript({ order: 7, hooks: { ${handler} } });\n`, { ...sandboxOptions(), loadProbes: own });
-    own.close();
+    const closed = own.close();
     const sandbox = await loading;
     expect(sandbox.meta.order).toBe(7);
     // Loaded the full way: its isolate booted at load.
     expect(sandbox.heapUsedBytes()).toBeGreaterThan(0);
     expect(dataOf(await sandbox.invoke(request()))).toEqual({ result: false });
+    // And the worker ended, after the probe it had been given.
+    await closed;
   });
 });
 
