@@ -64,6 +64,8 @@ interface ProbeWorker {
 
 export class LoadProbes {
   private readonly workers: ProbeWorker[] = [];
+  /** Told to end, not ended yet (each collects its isolates' handles first): close() waits for them too. */
+  private readonly ending = new Set<Worker>();
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private ids = 0;
@@ -126,12 +128,13 @@ export class LoadProbes {
   close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
-    const workers = this.workers.map((probe) => probe.worker);
+    this.endAll();
+    // Those told to end just now, and those an idle moment ended a little earlier.
+    const workers = [...this.ending];
+    if (workers.length === 0) return Promise.resolve();
     const ended = workers.map((worker) => new Promise<void>((resolve) => worker.once("exit", () => resolve())));
     // Held: a command whose last work this is would otherwise exit under them (an idle worker is unref'd).
     for (const worker of workers) worker.ref();
-    this.endAll();
-    if (workers.length === 0) return Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
@@ -197,7 +200,10 @@ export class LoadProbes {
   private endAll(): void {
     for (const probe of [...this.workers]) {
       this.forget(probe);
-      probe.worker.postMessage({ close: true } satisfies ProbeMessage);
+      const { worker } = probe;
+      this.ending.add(worker);
+      worker.once("exit", () => this.ending.delete(worker));
+      worker.postMessage({ close: true } satisfies ProbeMessage);
     }
   }
 

@@ -210,7 +210,11 @@ describe("probe isolates in worker threads", () => {
     }
   });
 
-  it("close() resolves once its workers have ended, not before: none is left for the process's exit to end by force", async () => {
+  it.each([
+    { when: "told to end by close() itself", idleMs: 0 },
+    // The workers end 2 s after their last probe (load-probe.ts): close() comes while this one ends.
+    { when: "ended by an idle moment just before close()", idleMs: 2_500 },
+  ])("close() resolves once its workers have ended, not before: none is left for the process's exit to end by force ($when)", async ({ idleMs }) => {
     // A worker that takes its time to end (as a real one collects its isolates' handles first) and
     // leaves a mark as it does; every probe it is given fails, so scripts load the full way.
     const dir = scriptsFolder({});
@@ -220,7 +224,7 @@ describe("probe isolates in worker threads", () => {
       `import { writeFileSync } from "node:fs";\nimport { parentPort } from "node:worker_threads";\n` +
         `parentPort.on("message", (message) => {\n` +
         `  if (!("close" in message)) return parentPort.postMessage({ id: message.id, meta: undefined });\n` +
-        `  setTimeout(() => { writeFileSync(${JSON.stringify(mark)}, "ended"); parentPort.close(); }, 300);\n` +
+        `  setTimeout(() => { writeFileSync(${JSON.stringify(mark)}, "ended"); parentPort.close(); }, 1_500);\n` +
         `});\n`,
     );
     const own = new LoadProbes(undefined, undefined, () => path.join(dir, "worker.mjs"));
@@ -229,6 +233,7 @@ describe("probe isolates in worker threads", () => {
       loadProbes: own,
     });
     expect(sandbox.meta.order).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
     expect(existsSync(mark)).toBe(false);
     await own.close();
     expect(existsSync(mark)).toBe(true);
