@@ -150,7 +150,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   };
   // The type checker's worker starts with the first check, so `typecheck: off` never starts it.
   const loopLoad = watchLoopLoad();
-  const registry = new ScriptRegistry(config, log, { onCatastrophicError, typeChecking: new WorkerTypeChecking({ busy: () => !loopLoad.quiet }), loopLoad });
+  const registry = new ScriptRegistry(config, log, { onCatastrophicError, typeChecking: new WorkerTypeChecking({ quiet: () => loopLoad.quiet }), loopLoad });
   let app: CallscriptServer | undefined;
   let watcher: ScriptWatcher | undefined;
   let reloader: ConfigReloader | undefined;

@@ -23,16 +23,16 @@ export class WorkerTypeChecking implements TypeChecking {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private readonly cache: TypeCheckCache | undefined;
-  private readonly busy: (() => boolean) | undefined;
+  private readonly quiet: (() => boolean) | undefined;
 
   /**
-   * `cache: false`: never read or keep results on disk (see typecheck-cache.ts). `busy`: whether
-   * the server is too busy now for the compiler's warm-up after a start, which then waits
-   * (warmLater; serve asks whether its event loop is quiet, loop-load.ts).
+   * `cache: false`: never read or keep results on disk (see typecheck-cache.ts). `quiet`: whether
+   * the server has room now for the compiler's warm-up after a start, which waits until it has
+   * (warmLater; serve's is its event loop's, loop-load.ts). Without it, the warm-up never waits.
    */
-  constructor(options: { cache?: boolean; busy?: () => boolean } = {}) {
+  constructor(options: { cache?: boolean; quiet?: () => boolean } = {}) {
     this.cache = options.cache === false ? undefined : new TypeCheckCache();
-    this.busy = options.busy;
+    this.quiet = options.quiet;
   }
 
   async check(dir: string, files: readonly string[]): Promise<TypeProblem[]> {
@@ -73,7 +73,7 @@ export class WorkerTypeChecking implements TypeChecking {
     clearTimeout(this.warmTimer);
     this.warmTimer = setTimeout(() => {
       if (this.worker || this.closed) return;
-      if (this.busy?.()) this.warmLater(dir, files);
+      if (this.quiet?.() === false) this.warmLater(dir, files);
       else this.ask(dir, files).catch(() => undefined);
     }, 1_000);
     this.warmTimer.unref();

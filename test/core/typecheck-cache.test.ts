@@ -82,7 +82,7 @@ describe("type check results on disk", () => {
 
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     let busy = true;
-    const checking = new WorkerTypeChecking({ busy: () => busy });
+    const checking = new WorkerTypeChecking({ quiet: () => !busy });
     const compilerLoaded = () => (checking as unknown as { worker?: unknown }).worker !== undefined;
     try {
       expect(await checking.check(dir, [file])).toEqual(found);
@@ -98,7 +98,7 @@ describe("type check results on disk", () => {
 
     // Busy all along, and a save comes: its check loads the compiler and answers.
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const saved = new WorkerTypeChecking({ busy: () => true });
+    const saved = new WorkerTypeChecking({ quiet: () => false });
     try {
       expect(await saved.check(dir, [file])).toEqual(found);
       vi.advanceTimersByTime(3_000);

@@ -1,8 +1,8 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import os from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../../runtime/paths.js";
+import { scriptsFolder } from "../helpers/scripts.js";
 import { listening, serve, type ServeOptions, type Served } from "./serve-process.js";
 
 /**
@@ -25,6 +25,13 @@ const measured: { name: string; env: (dir: string) => Record<string, string>; op
   },
 ];
 
+/** A copy of the examples' scripts: enough of them that their load goes through the probe workers. */
+function exampleScripts(): string {
+  const examples = path.join(packageRoot, "examples");
+  const names = readdirSync(examples).filter((name) => name.endsWith(".ts"));
+  return scriptsFolder(Object.fromEntries(names.map((name) => [name, readFileSync(path.join(examples, name), "utf8")])));
+}
+
 /** Resolves once a worker thread's file is written (thread id 1 or more), or rejects when the server ends first. */
 async function workerFileWritten(served: Served, dir: string, file: RegExp): Promise<void> {
   let ended = false;
@@ -44,12 +51,8 @@ describe("a server measured by node as an admin measures it", () => {
   it.each(measured)(
     "under $name: outlives its load probes' workers, which end once the scripts are loaded, and stops cleanly",
     async ({ env, options, file }) => {
-      const scripts = mkdtempSync(path.join(os.tmpdir(), "callscript-measured-"));
-      // The examples: enough scripts that their load goes through the probe workers.
-      for (const name of readdirSync(path.join(packageRoot, "examples")).filter((entry) => entry.endsWith(".ts"))) {
-        cpSync(path.join(packageRoot, "examples", name), path.join(scripts, name));
-      }
-      const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-measures-"));
+      const scripts = exampleScripts();
+      const dir = scriptsFolder({});
       const served = serve(["--scripts", scripts, "--port", "0", "--no-watch"], env(dir), options(dir));
       const address = await listening(served);
       const call = () =>
@@ -90,11 +93,8 @@ describe("a server measured by node as an admin measures it", () => {
     },
   );
   it("under coverage: stopped right after it starts serving (its isolates just disposed), it still exits 0 and writes its coverage", async () => {
-    const scripts = mkdtempSync(path.join(os.tmpdir(), "callscript-measured-"));
-    for (const name of readdirSync(path.join(packageRoot, "examples")).filter((entry) => entry.endsWith(".ts"))) {
-      cpSync(path.join(packageRoot, "examples", name), path.join(scripts, name));
-    }
-    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-measures-"));
+    const scripts = exampleScripts();
+    const dir = scriptsFolder({});
     const served = serve(["--scripts", scripts, "--port", "0", "--no-watch"], { NODE_V8_COVERAGE: dir });
     await listening(served);
     // The stop disposes every isolate; node then writes the main thread's coverage as the process
