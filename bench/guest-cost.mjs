@@ -20,11 +20,12 @@
 // Not part of `npm run bench`: a tool for docs/benchmarks.md ("A script's call, on its isolate's side").
 // Run: npm run build && node --no-node-snapshot bench/guest-cost.mjs
 // Env: GUEST_ROUNDS (5), GUEST_CALLS (20000 per variant and round), GUEST_LIMITS (32,128)
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { compileScript } from "../dist/runtime/compile/compile.js";
 import { isolatedVm } from "../dist/runtime/sandbox/ivm.js";
-import { median, repoRoot, round, table } from "./lib.mjs";
+import { threadCpuTimes } from "../dist/runtime/sandbox/thread-cpu.js";
+import { gatheredApplies, median, repoRoot, round, table } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.GUEST_ROUNDS ?? 5);
 const CALLS = Number(process.env.GUEST_CALLS ?? 20_000);
@@ -69,50 +70,22 @@ let token = 0;
  * @returns {() => Promise<string>}
  */
 function batched(entry) {
-  /** @type {{ args: unknown[]; resolve: (answer: string) => void; reject: (error: unknown) => void }[]} */
-  let gathering = [];
-  const apply = () => {
-    const group = gathering;
-    gathering = [];
-    if (group.length === 0) return;
-    /** @type {Promise<unknown>} */ (
-      entry.apply(
-        undefined,
-        group.flatMap((call) => call.args),
-        { timeout: 250, result: { promise: true } },
-      )
-    ).then(
-      (text) => {
-        const answers = String(text).split("\u0000");
-        group.forEach((call, i) => call.resolve(answers[i] ?? ""));
-      },
-      (error) => group.forEach((call) => call.reject(error)),
-    );
+  const gathered = gatheredApplies(/** @type {Parameters<typeof gatheredApplies>[0]} */ (entry), BATCH);
+  return () => {
+    const n = ++token;
+    return gathered([n, "need_registration", input, dataJson, settingsJson, "b", 8192, 65536, false, n]);
   };
-  return () =>
-    new Promise((resolve, reject) => {
-      const n = ++token;
-      gathering.push({ args: [n, "need_registration", input, dataJson, settingsJson, "b", 8192, 65536, false, n], resolve, reject });
-      if (gathering.length === 1) setImmediate(apply);
-      if (gathering.length === BATCH) apply();
-    });
 }
 
-/** CPU ticks (1/100 s) of the event loop's thread and of every other thread of this process. */
-function threadTicks() {
+/** CPU time (ms) of the event loop's thread and of every other thread of this process. */
+function threadTimes() {
+  const times = threadCpuTimes();
+  if (!times) throw new Error("no per-thread CPU times here (/proc/self/task): this bench needs Linux");
   let loop = 0;
   let others = 0;
-  for (const tid of readdirSync("/proc/self/task")) {
-    let stat;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-    } catch {
-      continue; // a thread that ended meanwhile
-    }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    if (tid === String(process.pid)) loop += ticks;
-    else others += ticks;
+  for (const [tid, ms] of times) {
+    if (tid === String(process.pid)) loop += ms;
+    else others += ms;
   }
   return { loop, others };
 }
@@ -144,10 +117,11 @@ for (const call of Object.values(variants)) await closedLoops(call, Math.min(300
 const rounds = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
 for (let r = 0; r < ROUNDS; r++) {
   for (const [name, call] of Object.entries(variants)) {
-    const before = threadTicks();
+    const before = threadTimes();
     await closedLoops(call, CALLS);
-    const after = threadTicks();
-    rounds[name]?.push({ loop: ((after.loop - before.loop) * 10_000) / CALLS, others: ((after.others - before.others) * 10_000) / CALLS });
+    const after = threadTimes();
+    // A thread that ended meanwhile takes its time with it: none of this bench's ends during a round.
+    rounds[name]?.push({ loop: ((after.loop - before.loop) * 1000) / CALLS, others: ((after.others - before.others) * 1000) / CALLS });
   }
 }
 

@@ -16,7 +16,7 @@ import { parseHookInput } from "../dist/runtime/schema/hook-input.js";
 import { loadScriptFile, sandboxOptionsFrom } from "../dist/runtime/registry/load-script.js";
 import { isolatedVm } from "../dist/runtime/sandbox/ivm.js";
 import { hookCatalog } from "../dist/runtime/schema/hooks.js";
-import { machine, median, quick, repoRoot, round, summarize, table, timeCalls, writeResult } from "./lib.mjs";
+import { gatheredApplies, machine, median, quick, repoRoot, round, summarize, table, timeCalls, writeResult } from "./lib.mjs";
 
 const examples = path.join(repoRoot, "examples");
 const scriptFile = path.join(examples, "blacklist-extensions.ts");
@@ -116,40 +116,7 @@ const guestAnswered = (answer) => {
     throw new Error(`the guest did not answer: ${String(answer).slice(0, 200)}`);
   return answer;
 };
-/** @type {{ args: unknown[]; resolve: (answer: string) => void; reject: (error: unknown) => void }[]} */
-let gathering = [];
-/** @param {unknown[]} args @returns {Promise<string>} */
-function gathered(args) {
-  return new Promise((resolve, reject) => {
-    gathering.push({ args, resolve, reject });
-    if (gathering.length === 1) setImmediate(applyGathered);
-    if (gathering.length === 8) applyGathered();
-  });
-}
-function applyGathered() {
-  const group = gathering;
-  gathering = [];
-  if (group.length === 0) return;
-  guestBatch
-    .apply(
-      undefined,
-      group.flatMap((call) => call.args),
-      { timeout: 250, result: { promise: true } },
-    )
-    .then(
-      (text) => {
-        const answers = String(text).split("\u0000");
-        group.forEach((call, i) => {
-          try {
-            call.resolve(guestAnswered(answers[i]));
-          } catch (error) {
-            call.reject(error);
-          }
-        });
-      },
-      (error) => group.forEach((call) => call.reject(error)),
-    );
-}
+const gathered = gatheredApplies(guestBatch);
 
 // The example pipeline of need_registration (three scripts, the examples' config: settings,
 // failure policy), for the calls-in-flight table.
@@ -302,7 +269,8 @@ for (const [label, file] of Object.entries(payloads)) {
         }),
       "isolated-vm: the guest's invoke, one apply per call": async () =>
         guestAnswered(await guestInvoke.apply(undefined, guestArgs(inputJson, dataJson), { timeout: 250, result: { promise: true } })),
-      "isolated-vm: the guest's invokeBatch, the calls of a loop turn (up to 8) in one apply": () => gathered(guestArgs(inputJson, dataJson)),
+      "isolated-vm: the guest's invokeBatch, the calls of a loop turn (up to 8) in one apply": async () =>
+        guestAnswered(await gathered(guestArgs(inputJson, dataJson))),
       "callscript sandbox.invoke": () =>
         sandbox.invoke({ hook: "need_registration", inputJson, dataJson, settingsJson: loaded.script.settingsJson, requestId: "b" }),
       "callscript sandbox.invoke, server busy: calls in batches": () =>

@@ -203,3 +203,42 @@ export const serveExamplesArgs = (port) => [
   String(port),
   "--no-watch",
 ];
+
+/**
+ * Calls into an isolate gathered in one loop turn, up to `max`, handed to `entry` in one isolated-vm
+ * apply, as the sandbox's batches are while the server is busy (runtime/sandbox/batch.ts): `entry`
+ * is the guest's invokeBatch (or a stand-in taking the same arguments), each call's answer its part
+ * of the batch's answer. For the benches that measure a batch without the sandbox around it.
+ * @param {{ apply(receiver: undefined, args: unknown[], options: { timeout: number; result: { promise: true } }): Promise<unknown> }} entry
+ * @param {number} [max]
+ * @returns {(args: unknown[]) => Promise<string>}
+ */
+export function gatheredApplies(entry, max = 8) {
+  /** @type {{ args: unknown[]; resolve: (answer: string) => void; reject: (error: unknown) => void }[]} */
+  let gathering = [];
+  const apply = () => {
+    const group = gathering;
+    gathering = [];
+    if (group.length === 0) return;
+    entry
+      .apply(
+        undefined,
+        group.flatMap((call) => call.args),
+        { timeout: 250, result: { promise: true } },
+      )
+      .then(
+        (text) => {
+          // BATCH_SEPARATOR of runtime/sandbox/protocol.ts
+          const answers = String(text).split("\u0000");
+          group.forEach((call, i) => call.resolve(answers[i] ?? ""));
+        },
+        (error) => group.forEach((call) => call.reject(error)),
+      );
+  };
+  return (args) =>
+    new Promise((resolve, reject) => {
+      gathering.push({ args, resolve, reject });
+      if (gathering.length === 1) setImmediate(apply);
+      if (gathering.length === max) apply();
+    });
+}

@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { dataOf, HEADER, request, Sandboxes } from "../helpers/scripts.js";
 
 /**
  * Inputs of 1 KB or more reach a script's isolate as external strings, which isolated-vm counts
@@ -45,5 +46,25 @@ describe("a script's optimized code across its isolate's full collections", () =
       .map((line) => /SharedFunctionInfo (\w+)>/.exec(line)?.[1] ?? "")
       .filter((name) => SCRIPT_FUNCTIONS.includes(name));
     expect(deoptimized).toEqual([]);
+  });
+});
+
+describe("the objects the guest holds between calls, against a hostile script", () => {
+  const sandboxes = new Sandboxes();
+  afterAll(() => sandboxes.disposeAll());
+
+  it("setters a script puts on Object.prototype under the holder's names never see what is held (the calls held: the 1st and the 1 025th)", async () => {
+    // Were the holder an ordinary object, assigning its input, data, ctx and answer would call these.
+    const sandbox = await sandboxes.load(
+      `${HEADER}const caught: string[] = [];
+for (const key of ["input", "data", "ctx", "envelope", "shapes"]) {
+  Object.defineProperty(Object.prototype, key, { set() { caught.push(key); }, get() { return undefined; }, configurable: true });
+}
+export default defineScript({ hooks: { need_registration() { return { result: caught.length === 0 }; } } });
+`,
+    );
+    const results = [];
+    for (let i = 0; i < 1_030; i++) results.push(dataOf(await sandbox.invoke(request())));
+    expect(results.filter((data) => JSON.stringify(data) !== JSON.stringify({ result: true }))).toEqual([]);
   });
 });
