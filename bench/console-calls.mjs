@@ -1,7 +1,8 @@
 // @ts-check
-// What the console's calls buffer costs the hook route: `callscript serve` with the examples, three
+// What the console's calls buffer costs the hook route: `callscript serve` with the examples, four
 // ways, each in its own child process: the console off (console.enabled false), the console on
-// without calls (console.calls 0), and the console keeping the last 200 calls (the default). Driven
+// without calls (console.calls 0), the console keeping the last 200 calls (the default: successful
+// ones at most console.callsPerSecond, 50, a second), and keeping every one of them. Driven
 // by autocannon in this process at 16 connections on need_registration (three scripts, a 3.4 KB
 // call_full), the servers alternated within each round (order flipped every round); figures are
 // medians over the rounds. Server CPU per request is the figure to compare: it does not depend on
@@ -29,6 +30,8 @@ const variants = {
   "console off": { enabled: false },
   "console, calls 0": { calls: 0 },
   "console, calls 200": { calls: 200 },
+  // Every call kept, as before console.callsPerSecond (50 successful calls a second by default).
+  "console, calls 200, every call": { calls: 200, callsPerSecond: 100_000 },
 };
 
 const work = mkdtempSync(path.join(tmpdir(), "callscript-bench-console-"));

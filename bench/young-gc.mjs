@@ -12,7 +12,9 @@
 // Run: npm run build && node --no-node-snapshot bench/young-gc.mjs
 // Env: BENCH_GC_HOOKS (process_call_params,process_client_phone,need_registration),
 //      BENCH_DURATION_S (3), BENCH_GC_ROOT=<another built checkout> (measured beside this one),
-//      BENCH_GC_CONFIG=<a config file instead of the examples'>
+//      BENCH_GC_CONFIG=<a config file instead of the examples'>, BENCH_GC_FLAGS (Node flags of the
+//      servers, e.g. --max-semi-space-size=32: isolated-vm sets each script isolate's young generation
+//      itself, so such a flag reaches only the server's own heap)
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -51,11 +53,15 @@ for (const hook of HOOKS) {
   if (!file) throw new Error(`BENCH_GC_HOOKS: no payload for ${hook} (${Object.keys(FILES).join(", ")})`);
   const body = JSON.stringify(JSON.parse(readFileSync(path.join(repoRoot, "examples", "payloads", file), "utf8")));
   for (const [label, root] of roots) {
-    const server = await spawnUntil(process.execPath, ["--trace-gc-nvp", ...configArgs(serveExamplesArgs(0))], {
-      ready: SERVING_LINE,
-      env: { CALLSCRIPT_LOG_LEVEL: "warn" },
-      cwd: root,
-    });
+    const server = await spawnUntil(
+      process.execPath,
+      ["--trace-gc-nvp", ...(process.env.BENCH_GC_FLAGS ?? "").split(" ").filter(Boolean), ...configArgs(serveExamplesArgs(0))],
+      {
+        ready: SERVING_LINE,
+        env: { CALLSCRIPT_LOG_LEVEL: "warn" },
+        cwd: root,
+      },
+    );
     let output = "";
     server.child.stdout?.setEncoding("utf8").on("data", (chunk) => (output += chunk));
     try {

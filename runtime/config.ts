@@ -46,6 +46,15 @@ export const consoleSchema = z.strictObject({
     .positive()
     .default(16 * 1024 * 1024)
     .describe("Memory bound of those calls (their JSON size, estimated)"),
+  callsPerSecond: z
+    .number()
+    .int()
+    .positive()
+    .max(100_000)
+    .default(50)
+    .describe(
+      "At most this many successful calls a second are kept (failed and refused ones always are): under a heavier load the Calls page shows a sample of them and how many were not kept",
+    ),
   redact: z.boolean().default(true).describe("Show client phone numbers, names and e-mail addresses replaced, as record.anonymize does"),
   sessionMinutes: z
     .number()

@@ -60,7 +60,7 @@ export function CallsPage({
 }) {
   const [filter, setFilter] = useState<Filter>({ hook: "", outcome: "", phone: "" });
   const [calls, setCalls] = useState<CallSummary[]>([]);
-  const [state, setState] = useState<{ kept: number; bytes: number; enabled: boolean } | undefined>();
+  const [state, setState] = useState<{ kept: number; bytes: number; notKept: number; enabled: boolean } | undefined>();
   const lastSeq = useRef(0);
   const filterKey = useRef("");
   filterKey.current = `${filter.hook}|${filter.outcome}|${filter.phone}`;
@@ -76,7 +76,7 @@ export function CallsPage({
       const page = await api.calls({ ...filter, after: fresh ? undefined : lastSeq.current });
       // An answer to the filter before this one: the next poll asks again.
       if (asked !== filterKey.current) return;
-      setState({ kept: page.kept, bytes: page.bytes, enabled: page.enabled });
+      setState({ kept: page.kept, bytes: page.bytes, notKept: page.notKept, enabled: page.enabled });
       if (fresh || page.calls.length > 0) setCalls((old) => [...page.calls, ...(fresh ? [] : old)].slice(0, SHOWN));
       lastSeq.current = page.lastSeq;
     },
@@ -104,7 +104,10 @@ export function CallsPage({
         state && (
           <span class="muted small">
             {state.enabled
-              ? `${state.kept} kept in memory (${bytes(state.bytes)}; at most ${session.calls.capacity}, ${bytes(session.calls.maxBytes)})`
+              ? `${state.kept} kept in memory (${bytes(state.bytes)}; at most ${session.calls.capacity}, ${bytes(session.calls.maxBytes)})` +
+                (state.notKept > 0
+                  ? `; ${state.notKept} successful calls not kept since the start, over ${session.calls.perSecond} a second (console.callsPerSecond)`
+                  : "")
               : "off (console.calls is 0)"}
           </span>
         )

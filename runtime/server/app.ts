@@ -30,7 +30,7 @@ export interface BuildServerOptions {
   processMetrics?: boolean;
   /** Tripped by isolated-vm's onCatastrophicError (wired by `serve`): hook requests then get an error answer at once. */
   catastrophe?: Catastrophe;
-  /** The console sessions' clock (tests expire a session by moving it). */
+  /** The console's clock, in ms: its sessions' expiry and the calls it keeps per second (tests move it). */
   consoleClock?: () => number;
   /**
    * What the scripts may reach (ctx.fetch, ctx.secret, ctx.kv): made here once the metrics exist,

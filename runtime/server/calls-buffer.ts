@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { Invocation } from "../sandbox/sandbox.js";
 
 /**
@@ -45,6 +46,13 @@ export function estimateBytes(inputChars: number, invocations: readonly Invocati
 /**
  * The last `capacity` hook requests, in memory only, within `maxBytes`: a ring whose oldest call
  * goes first when either bound is reached. add() is O(1) and allocates nothing but the record.
+ *
+ * Successful calls are kept at most `perSecond` a second (admit): each kept call's objects (its
+ * input, answer and invocations) outlive the request in the server's heap, and at thousands of
+ * calls a second every one kept was copied by the young-generation collections and promoted to the
+ * old generation: the collections' pauses doubled, and with them the hook's p99 at 16 connections
+ * grew by 2 ms (bench/tail.mjs, docs/benchmarks.md). A page that shows the last 200 calls of 4
+ * seconds is no less useful than one that shows those of the last 40 ms.
  */
 export class CallsBuffer {
   private readonly ring: (CallRecord | undefined)[];
@@ -53,13 +61,44 @@ export class CallsBuffer {
   private count = 0;
   private totalBytes = 0;
   private nextSeq = 1;
+  /** Successful calls that may still be kept now: a second's worth at most, refilled as time passes. */
+  private allowance: number;
+  private allowanceAt: number;
+  private skipped = 0;
 
   constructor(
     readonly capacity: number,
     readonly maxBytes: number,
+    readonly perSecond = Number.POSITIVE_INFINITY,
+    private readonly clock: () => number = performance.now.bind(performance),
   ) {
     if (!(capacity > 0)) throw new Error("CallsBuffer: capacity must be positive (a console without calls has no buffer)");
+    if (!(perSecond > 0)) throw new Error("CallsBuffer: perSecond must be positive");
     this.ring = new Array<CallRecord | undefined>(capacity);
+    this.allowance = perSecond;
+    this.allowanceAt = clock();
+  }
+
+  /**
+   * Whether to keep the call that just ended: a failed or refused one (`always`) always, a
+   * successful one while fewer than `perSecond` were kept in the last second. One not kept is counted.
+   */
+  admit(always: boolean): boolean {
+    if (always) return true;
+    const now = this.clock();
+    this.allowance = Math.min(this.perSecond, this.allowance + ((now - this.allowanceAt) * this.perSecond) / 1000);
+    this.allowanceAt = now;
+    if (this.allowance >= 1) {
+      this.allowance -= 1;
+      return true;
+    }
+    this.skipped++;
+    return false;
+  }
+
+  /** Successful calls not kept since the start, for being over `perSecond`. */
+  get notKept(): number {
+    return this.skipped;
   }
 
   add(call: NewCall, bytes: number): CallRecord {

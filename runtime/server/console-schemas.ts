@@ -18,7 +18,7 @@ export const sessionInfo = z.object({
   /** When the session ends, ms since the epoch; null without a token. */
   expiresAt: z.number().nullable(),
   hooks: z.array(z.string()),
-  calls: z.object({ capacity: z.number().int(), maxBytes: z.number().int() }),
+  calls: z.object({ capacity: z.number().int(), maxBytes: z.number().int(), perSecond: z.number().int() }),
   redact: z.boolean(),
   saveCases: z.boolean(),
   version: z.string(),
@@ -111,6 +111,8 @@ export const callsPage = z.object({
   lastSeq: z.number().int(),
   kept: z.number().int(),
   bytes: z.number().int(),
+  /** Successful calls not kept since the start, for being over console.callsPerSecond. */
+  notKept: z.number().int(),
   /** Whether the server keeps calls at all (console.calls > 0). */
   enabled: z.boolean(),
 });

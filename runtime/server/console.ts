@@ -3,6 +3,7 @@ import fastifyStatic from "@fastify/static";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { Counter } from "prom-client";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { Config } from "../config.js";
 import { CasesReadOnlyError, ConsoleBusyError, ConsoleNotFoundError, CsrfError, UsageError } from "../errors.js";
@@ -160,6 +161,17 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
   const sampler = new LatencySampler(metrics.registry);
   sampler.start();
   app.addHook("onClose", async () => sampler.stop());
+  // Read at scrape time: the hook route only counts (calls-buffer.ts).
+  if (calls)
+    new Counter({
+      name: "callscript_console_calls_not_kept_total",
+      help: "Successful hook requests the console's Calls page did not keep, for being over console.callsPerSecond",
+      registers: [metrics.registry],
+      collect() {
+        this.reset();
+        this.inc(calls.notKept);
+      },
+    });
   let tryRuns = 0;
 
   // Every route of this plugin (the static files too) opens with a console session.
@@ -253,7 +265,7 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
       csrf: csrfOf(request) ?? "",
       expiresAt: checked?.ok ? checked.session.expiresAt : null,
       hooks: [...hookNames],
-      calls: { capacity: calls ? calls.capacity : 0, maxBytes: consoleConfig.callsMaxBytes },
+      calls: { capacity: calls ? calls.capacity : 0, maxBytes: consoleConfig.callsMaxBytes, perSecond: consoleConfig.callsPerSecond },
       redact: consoleConfig.redact,
       saveCases: consoleConfig.saveCases,
       version: packageVersion(),
@@ -293,7 +305,7 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
 
   app.get("/console/api/calls", { schema: { hide: true } }, async (request): Promise<CallsPage> => {
     const query = parseOr(callsQuery, request.query);
-    if (!calls) return { calls: [], lastSeq: 0, kept: 0, bytes: 0, enabled: false };
+    if (!calls) return { calls: [], lastSeq: 0, kept: 0, bytes: 0, notKept: 0, enabled: false };
     const phone = query.phone?.replace(/\D/g, "") ?? "";
     const found = [];
     for (const call of calls.newestFirst()) {
@@ -304,7 +316,7 @@ export const adminConsole: FastifyPluginAsync<ConsoleOptions> = async (app, opti
       found.push(callSummary(call));
       if (found.length >= query.limit) break;
     }
-    return { calls: found, lastSeq: calls.lastSeq, kept: calls.size, bytes: calls.bytes, enabled: true };
+    return { calls: found, lastSeq: calls.lastSeq, kept: calls.size, bytes: calls.bytes, notKept: calls.notKept, enabled: true };
   });
 
   app.get<{ Params: { seq: string } }>("/console/api/calls/:seq", { schema: { hide: true } }, async (request) => {
@@ -371,7 +383,7 @@ export function consoleParts(config: Config, clock?: () => number): ConsoleParts
   const parts: ConsoleParts = {};
   if (config.token) parts.sessions = new SessionStore(config.console.sessionMinutes * 60_000, clock);
   if (config.console.calls > 0) {
-    parts.calls = new CallsBuffer(config.console.calls, config.console.callsMaxBytes);
+    parts.calls = new CallsBuffer(config.console.calls, config.console.callsMaxBytes, config.console.callsPerSecond, clock);
   }
   return parts;
 }

@@ -173,8 +173,10 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (
       ...summary,
       ms: round(reply.elapsedTime),
     };
-    // Requests without the token are not the connector's: they never push its calls out.
-    if (calls && status !== 401) keepCall(calls, request, fields, capture);
+    // Requests without the token are not the connector's: they never push its calls out. Successful
+    // calls are kept at most console.callsPerSecond a second (calls-buffer.ts).
+    const succeeded = status === 200 && (summary.outcome === "success" || summary.outcome === "cancel");
+    if (calls && status !== 401 && calls.admit(!succeeded)) keepCall(calls, request, fields, capture);
     if (summary.outcome === undefined) {
       if (status >= 500) request.log.error(fields, "hook request failed");
       else request.log.warn(fields, "hook request refused");

@@ -333,7 +333,7 @@ describe("console config", () => {
       const info = (await quiet.app.inject({ url: "/console/api/session" })).json() as SessionInfo;
       expect(info).toMatchObject({ login: false, saveCases: false, calls: { capacity: 0 } });
       await quiet.post("need_registration", payload("need_registration.incoming-missed"));
-      expect((await quiet.app.inject({ url: "/console/api/calls" })).json()).toEqual({ calls: [], lastSeq: 0, kept: 0, bytes: 0, enabled: false });
+      expect((await quiet.app.inject({ url: "/console/api/calls" })).json()).toEqual({ calls: [], lastSeq: 0, kept: 0, bytes: 0, notKept: 0, enabled: false });
       const saved = await quiet.app.inject({
         method: "POST",
         url: "/console/api/cases",
@@ -353,6 +353,26 @@ describe("console config", () => {
     }
   });
 
+  it("console.callsPerSecond: successful calls past it are not kept, and counted (page, metric); failed and refused ones always are", async () => {
+    // The console's clock stands still: no call is kept for the time the requests took.
+    const sampled = await startServer({ "blacklist.ts": blacklist }, { console: { callsPerSecond: 2 } }, { consoleClock: () => 1_000 });
+    try {
+      const info = (await sampled.app.inject({ url: "/console/api/session" })).json() as SessionInfo;
+      expect(info.calls).toEqual({ capacity: 200, maxBytes: 16 * 1024 * 1024, perSecond: 2 });
+      // Six in the same instant: two kept, four not; the refused body in between is kept all the same.
+      for (let i = 0; i < 3; i++) expect((await sampled.post("need_registration", payload("need_registration.incoming-missed"))).statusCode).toBe(200);
+      expect((await sampled.post("need_registration", "{ not json")).statusCode).toBe(400);
+      for (let i = 0; i < 3; i++) expect((await sampled.post("need_registration", payload("need_registration.incoming-missed"))).statusCode).toBe(200);
+      const page = (await sampled.app.inject({ url: "/console/api/calls" })).json() as CallsPage;
+      expect(page.calls.map((call) => call.outcome)).toEqual(["CS_ERR_INVALID_JSON", "success", "success"]);
+      expect(page).toMatchObject({ kept: 3, notKept: 4 });
+      const metrics = (await sampled.app.inject({ url: "/metrics" })).body;
+      expect(metrics).toMatch(/^callscript_console_calls_not_kept_total 4$/m);
+    } finally {
+      await sampled.close();
+    }
+  });
+
   it("without a token, a page reaching the server by another name (DNS rebinding) is refused", async () => {
     const open = await startServer({});
     try {
@@ -368,6 +388,7 @@ describe("console config", () => {
       enabled: true,
       calls: 200,
       callsMaxBytes: 16 * 1024 * 1024,
+      callsPerSecond: 50,
       redact: true,
       sessionMinutes: 60,
       saveCases: false,
@@ -399,6 +420,22 @@ describe("calls buffer", () => {
     buffer.add(call("huge"), 5000);
     expect([...buffer.newestFirst()].map((entry) => [entry.id, entry.seq])).toEqual([["huge", 6]]);
     expect(buffer.lastSeq).toBe(6);
+  });
+
+  it("keeps at most perSecond successful calls a second, a second's worth at once; the others are counted", () => {
+    let now = 0;
+    const buffer = new CallsBuffer(100, 1_000_000, 10, () => now);
+    const admitted = (count: number) => Array.from({ length: count }, () => buffer.admit(false)).filter(Boolean).length;
+    expect(admitted(15)).toBe(10);
+    expect(buffer.notKept).toBe(5);
+    // Failed calls are kept whatever the rate, and take nothing from it.
+    expect(buffer.admit(true)).toBe(true);
+    now += 100;
+    expect(admitted(3)).toBe(1);
+    now += 10_000;
+    expect(admitted(20)).toBe(10);
+    expect(buffer.notKept).toBe(5 + 2 + 10);
+    expect(() => new CallsBuffer(10, 1000, 0)).toThrow(/perSecond must be positive/);
   });
 
   it("estimates a call's size from the body and what the sandbox measured", () => {
