@@ -175,8 +175,9 @@ export const hookRoutes: FastifyPluginAsync<HookRoutesOptions> = async (
     };
     // Requests without the token are not the connector's: they never push its calls out. Successful
     // calls are kept at most console.callsPerSecond a second (calls-buffer.ts).
-    const succeeded = status === 200 && (summary.outcome === "success" || summary.outcome === "cancel");
-    if (calls && status !== 401 && calls.admit(!succeeded)) keepCall(calls, request, fields, capture);
+    if (calls && status !== 401 && calls.admit(status !== 200 || (summary.outcome !== "success" && summary.outcome !== "cancel"))) {
+      keepCall(calls, request, fields, capture);
+    }
     if (summary.outcome === undefined) {
       if (status >= 500) request.log.error(fields, "hook request failed");
       else request.log.warn(fields, "hook request refused");

@@ -180,6 +180,15 @@ describe("bad values", () => {
     expect(message).toContain("maxQueue: Invalid input");
   });
 
+  it("console.callsPerSecond: zero, negative, fractional, past 100 000 or not a number is refused, by its field", () => {
+    for (const bad of [0, -5, 2.5, 100_001, "50", null]) {
+      const file = configFile("c.json", JSON.stringify({ console: { callsPerSecond: bad } }));
+      expect(configError(() => loadConfig({ file, env: NO_ENV })).message).toMatch(/console\.callsPerSecond: /);
+    }
+    const file = configFile("c.json", JSON.stringify({ console: { callsPerSecond: 1 } }));
+    expect(loadConfig({ file, env: NO_ENV }).console.callsPerSecond).toBe(1);
+  });
+
   it("a file that is missing, not JSON, not YAML or not an object says so", () => {
     const missing = path.join(scriptsFolder({}), "nope.json");
     expect(configError(() => loadConfig({ file: missing, env: NO_ENV })).message).toBe(`Invalid configuration in ${missing}: cannot be read (ENOENT)`);
