@@ -26,6 +26,7 @@
 // Env: BENCH_QUICK=1, BENCH_ROUNDS (3), BENCH_DURATION_S (3), BENCH_CONNECTIONS (1,16,64),
 //      BENCH_PEER_CHECK=1 (only start the servers and compare their answers; no load),
 //      BENCH_PEER_BASELINE=<dir> (another built checkout alternated as "baseline": before/after),
+//      BENCH_PEER_BASELINE_LOG=info (the baseline's log level; warn by default),
 //      BENCH_PEER_SERVERS=callscript,baseline (load only these; targets need bare and workerd),
 //      BENCH_PEER_HOP_MODES=sync-notimeout,… (more isolate-hop floors, see bench/http-hop.mjs),
 //      BENCH_PEER_FLAGS="--flag …" (Node/V8 flags for this checkout's callscript only)
@@ -81,6 +82,8 @@ const HOP_MODES = [
     .filter(Boolean),
 ];
 const hopKey = (/** @type {string} */ mode) => /** @type {"hop"} */ (mode === "async" ? "hop" : `hop-${mode}`); // one type for all of them
+/** BENCH_PEER_BASELINE_LOG: the baseline's log level (warn; info to set it beside callscript-info). */
+const BASELINE_LOG = process.env.BENCH_PEER_BASELINE_LOG ?? "warn";
 /** BENCH_PEER_FLAGS: Node/V8 flags for this checkout's callscript (not the baseline's): a flag's before/after. */
 const PEER_FLAGS = (process.env.BENCH_PEER_FLAGS ?? "").split(" ").filter(Boolean);
 /** BENCH_PEER_SERVERS: which servers to load (default all): bare, workerd, hop, callscript, callscript-info, baseline. */
@@ -351,7 +354,7 @@ const servers = {};
 try {
   servers.callscript = await startCallscript("warn");
   servers["callscript-info"] = await startCallscript("info");
-  if (BASELINE) servers.baseline = await startCallscript("warn", BASELINE, ` baseline ${path.basename(BASELINE)}`);
+  if (BASELINE) servers.baseline = await startCallscript(BASELINE_LOG, BASELINE, ` baseline ${path.basename(BASELINE)}`);
   servers.workerd = await startWorkerd();
   servers.hop = await startHop("async");
   for (const mode of HOP_MODES.slice(1)) servers[hopKey(mode)] = await startHop(mode);

@@ -226,6 +226,8 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
         typeof address === "string" ? [] : [`http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`],
       );
     log.info({ address: addresses[0], addresses, scriptsDir: config.scriptsDir, watch: config.watch, token: config.token !== undefined }, "callscript serving");
+    // Out at once, not with the next batch of lines (log-destination.ts): whoever started the server waits for it.
+    log.flush();
     console.error(
       `callscript: serving ${loaded.length} script${loaded.length === 1 ? "" : "s"} from ${config.scriptsDir} at ${addresses.join(", ")} ` +
         `(POST /hooks/<hook>${config.token ? ", bearer token required" : ""}; GET /docs, /scripts, /metrics${config.console.enabled ? ", /console" : ""})`,
