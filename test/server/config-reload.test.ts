@@ -109,7 +109,11 @@ describe("config reload without a restart", () => {
     body = await scripts(address);
     expect(body.config.lastReload).toMatchObject({ ok: true, problems: [], changed: ["limits", "hooks", "scripts"], restartRequired: [] });
     expect(body.scripts.map((s: { limits: { timeoutMs: number } }) => s.limits.timeoutMs)).toEqual([120, 120]);
-    expect(served.lines.find((line) => line.msg === "configuration reloaded")).toMatchObject({ level: LEVEL.info, changed: ["limits", "hooks", "scripts"] });
+    // Lines reach stdout in batches (log-destination.ts): waited for, not looked up.
+    expect(await served.line((line) => line.msg === "configuration reloaded", "the reload's line")).toMatchObject({
+      level: LEVEL.info,
+      changed: ["limits", "hooks", "scripts"],
+    });
 
     // Invalid: a misspelt script name. Refused whole, with the reason; the config in force stays.
     const valid = readFileSync(file, "utf8");
@@ -138,9 +142,10 @@ describe("config reload without a restart", () => {
     body = await scripts(address);
     expect(body.scripts.find((s: { name: string }) => s.name === "phone")).toMatchObject({ state: "disabled", version: null });
     expect(body.config.lastReload).toMatchObject({ ok: true, restartRequired: ["bodyLimitBytes"] });
-    expect(
-      served.lines.find((line) => line.level === LEVEL.warn && String(line.msg).includes("bodyLimitBytes changed, which takes effect only after a restart")),
-    ).toBeDefined();
+    await served.line(
+      (line) => line.level === LEVEL.warn && String(line.msg).includes("bodyLimitBytes changed, which takes effect only after a restart"),
+      "the restart warning",
+    );
     served.child.kill("SIGTERM");
     expect((await served.exit).code).toBe(0);
   });

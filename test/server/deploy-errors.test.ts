@@ -80,7 +80,10 @@ describe("startup equals reload", () => {
 
     // The probes above are answers, not errors: no error line for them in the log.
     expect(served.lines.filter((line) => line.level >= LEVEL.error && String(line.url ?? "").startsWith("/readyz"))).toEqual([]);
-    expect(served.lines.find((line) => line.msg.startsWith("script failed to compile; need_registration answers this error"))).toMatchObject({
+    // Lines reach stdout in batches (log-destination.ts): waited for, not looked up.
+    expect(
+      await served.line((line) => line.msg.startsWith("script failed to compile; need_registration answers this error"), "the compile failure's line"),
+    ).toMatchObject({
       level: LEVEL.error,
       script: "broken",
     });
@@ -153,7 +156,7 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
       "a type error against the SDK (typecheck: block): reg.ts:5:44 TS2551 Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?",
     );
     expect((await post(address, "process_registration_params", registrationInput())).body.data).toMatchObject({ USER_ID: 1 });
-    const logged = served.lines.find((line) => line.script === "reg" && line.stage === "typecheck");
+    const logged = await served.line((line) => line.script === "reg" && line.stage === "typecheck", "the type error's line");
     expect(logged).toMatchObject({ level: LEVEL.error, location: { file: "reg.ts", line: 5, column: 44 } });
     expect(String(logged!.msg)).toContain(`version ${working} keeps serving`);
     const metrics = await (await fetch(`${address}/metrics`)).text();
@@ -179,7 +182,7 @@ describe("type errors gate a deploy (typecheck: block, the default)", () => {
     const state = await scriptState(address, "reg");
     expect(state).toMatchObject({ state: "active", lastError: null });
     expect(state.warnings).toEqual(["type error: reg.ts:5:44 TS2551 Property 'chanel' does not exist on type 'CallFull'. Did you mean 'channel'?"]);
-    expect(warn.lines.find((line) => line.level === LEVEL.warn && line.script === "reg")?.msg).toContain(
+    expect((await warn.line((line) => line.level === LEVEL.warn && line.script === "reg", "the type error's warning")).msg).toContain(
       "type error (typecheck: warn, so this version serves)",
     );
     // It runs as written: the typo is a TypeError at run time, an error answer, not a quiet change.
