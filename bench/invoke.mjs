@@ -25,7 +25,7 @@ const payloads = {
   "60 KB (twenty conversations)": "need_registration.large-20-conversations.json",
 };
 const iterations = Number(process.env.BENCH_ITERATIONS ?? (quick ? 2000 : 20000));
-const TARGET_OVERHEAD_US = 60;
+const TARGET_OVERHEAD_US = 40;
 const warmup = Math.min(2000, iterations / 4);
 
 // Direct: the same script, bundled for Node and called in this realm with an already parsed input.

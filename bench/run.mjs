@@ -53,7 +53,7 @@ const add = (area, target, measured, goal, pass, note = "") =>
 const skipped = (area, target, goal, why) => rows.push({ area, target, measured: "", goal, status: "n/a", note: why });
 
 const invoke = result("invoke");
-if (invoke.missing) skipped("invoke", "sandbox overhead over a direct call, p50, 2 KB", "< 60 µs", invoke.missing);
+if (invoke.missing) skipped("invoke", "sandbox overhead over a direct call, p50, 2 KB", "< 40 µs", invoke.missing);
 else {
   const small = invoke.results["2 KB (one conversation)"];
   const overhead = Math.round((small["callscript sandbox.invoke"].p50Us - small["direct call"].p50Us) * 10) / 10;
@@ -61,8 +61,8 @@ else {
     "invoke",
     "sandbox overhead over a direct call, p50, 2 KB",
     `${overhead} µs`,
-    "< 60 µs",
-    overhead < 60,
+    "< 40 µs",
+    overhead < 40,
     invoke.stale ?? `p99 ${small["callscript sandbox.invoke"].p99Us} µs; node:vm p50 ${small["node:vm (same protocol)"].p50Us} µs`,
   );
 }
