@@ -50,8 +50,9 @@ export function logDestination(fd = 1): LogDestination {
   // of them. Each sonic-boom write is a task on libuv's thread pool whose completion wakes the
   // event loop, and a fast reader (a journal, /dev/null) finishes it before the next line comes,
   // so at log level info, where every hook request writes a line, the server paid that round trip
-  // for every request: 19 µs of CPU per line against 6 in batches (bench/log-lines.mjs), 4–9% of
-  // the CPU per request at 16 connections (docs/benchmarks.md, "Log lines in batches").
+  // for every request: 20 µs of the process's CPU per line against 6 in batches
+  // (bench/log-lines.mjs); in the server at 16 connections, a saving inside the rounds' spread
+  // (docs/benchmarks.md, "Log lines in batches").
   const sendToStream = stream.write.bind(stream);
   let batch = "";
   let batchTimer: NodeJS.Timeout | undefined;
