@@ -64,16 +64,15 @@ export function logDestination(fd = 1): LogDestination {
     const text = batch;
     batch = "";
     if (text === "") return;
-    if (state.broken) {
-      state.droppedLines += linesIn(text);
-      return;
+    if (!state.broken) {
+      try {
+        sendToStream(text);
+        return;
+      } catch {
+        // A destroyed stream throws; outside the call that logged, that would end the server.
+      }
     }
-    try {
-      sendToStream(text);
-    } catch {
-      // A destroyed stream throws; outside the call that logged, that would end the server.
-      state.droppedLines += linesIn(text);
-    }
+    state.droppedLines += linesIn(text);
   };
   stream.write = (line: string): boolean => {
     if (state.broken) {
