@@ -194,7 +194,7 @@ describe("a stop that cannot finish", () => {
       request.end();
     });
     expect(healthy).toBe(200);
-    const exit = new Promise<number | null>((resolve) => started.child.once("exit", (code) => resolve(code)));
+    const exit = new Promise<number | null>((resolve) => started.child.once("close", (code) => resolve(code)));
     const sent = performance.now();
     process.kill(-started.group, "SIGTERM");
     const code = await exit;

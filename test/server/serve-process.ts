@@ -12,6 +12,7 @@ export interface Served {
   pid: number;
   lines: LogLine[];
   stderr: () => string;
+  /** Once the process has exited and its stdout and stderr are read to the end. */
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first log line that satisfies `predicate` (already logged or to come). */
   line(predicate: (line: LogLine) => boolean, what: string): Promise<LogLine>;
@@ -67,7 +68,9 @@ export function serve(args: string[], env: Record<string, string> = {}, options:
   });
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  // "close", not "exit": the server's last lines are written as it exits (log lines go out in
+  // batches), and "exit" can come before they have been read from the pipe.
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   return {
     child,
     pid: child.pid ?? -1,
