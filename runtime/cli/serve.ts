@@ -128,7 +128,8 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
   // ≈ 0.3 s sooner (docs/benchmarks.md, "Cold start: the server's modules load beside the scripts").
   const serverModule = import("../server/app.js");
   serverModule.catch(() => undefined);
-  const log = pino({ level: config.logLevel }, logDestination().stream);
+  const logLines = logDestination();
+  const log = pino({ level: config.logLevel }, logLines.stream);
   try {
     const { line, version, patched } = loadIsolatedVm();
     log.info({ node: process.versions.node, isolatedVm: version, package: line, patched }, "sandbox runtime");
@@ -169,7 +170,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     loading = registry.loadAll();
     loading.catch(() => undefined);
     const { buildServer } = await serverModule;
-    app = buildServer({ config, registry, logger: log, catastrophe, capabilities: (hooks) => (capabilities = makeHost(hooks)) });
+    app = buildServer({ config, registry, logger: log, logLines, catastrophe, capabilities: (hooks) => (capabilities = makeHost(hooks)) });
     await app.ready();
     const results = await loading;
     // Settings the config gives a script that it does not declare: the config is wrong, as a typo is.

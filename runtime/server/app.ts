@@ -24,6 +24,8 @@ export interface BuildServerOptions {
   registry: ScriptRegistry;
   /** The pino logger of the server; by default one at config.logLevel on stdout. */
   logger?: Logger | FastifyBaseLogger;
+  /** The logger's destination, when it is log-destination.ts's: its dropped lines are a metric. */
+  logLines?: { readonly droppedLines: number };
   /** Swagger UI at /docs (about 3 ms at startup); default true. */
   docs?: boolean;
   /** Node's process metrics in /metrics; default true. */
@@ -74,7 +76,7 @@ export function buildServer(options: BuildServerOptions): CallscriptServer {
     routerOptions: { ignoreTrailingSlash: true },
   });
 
-  const metrics = createMetrics(registry, { processMetrics: options.processMetrics ?? true });
+  const metrics = createMetrics(registry, { processMetrics: options.processMetrics ?? true, logLines: options.logLines });
   app.decorate("metrics", metrics);
   const capabilities = options.capabilities?.(capabilityHooks(app.log as unknown as Logger, metrics));
   app.decorate("capabilities", capabilities);

@@ -21,13 +21,24 @@ function linesIn(text: string): number {
   return lines;
 }
 
+/** A drop episode ends at the first write this long after its last dropped line. */
+const CAUGHT_UP_AFTER_MS = 1_000;
+
 export interface LogDestination {
   stream: SonicBoom;
   /** Set once the reader went away (EPIPE) or stalled past the retries: later lines are dropped. */
   readonly broken: Error | undefined;
-  /** Lines dropped because the destination was broken or its buffer full. */
+  /** Lines dropped because the destination was broken or its buffer full (/metrics: callscript_log_lines_dropped_total). */
   readonly droppedLines: number;
 }
+
+export interface LogDestinationOptions {
+  /** Where the destination says that it drops lines, and when it stops: stderr by default (a journal reads it too). */
+  report?: (message: string) => void;
+}
+
+/** Asynchronous: a blocking stderr whose reader stalls would otherwise hold the main thread. */
+const toStderr = (message: string): void => write(2, `callscript: ${message}\n`, () => undefined);
 
 /**
  * The server's log stream: pino's JSON lines to stdout, written asynchronously, and never a reason
@@ -39,12 +50,33 @@ export interface LogDestination {
  * retries; here a broken destination also stops taking lines, and the flush at exit is one bounded
  * attempt whose failure is ignored.
  */
-export function logDestination(fd = 1): LogDestination {
+export function logDestination(fd = 1, { report = toStderr }: LogDestinationOptions = {}): LogDestination {
   // maxWriteRetries is in sonic-boom 5 but not yet in its bundled types.
   const options: SonicBoomOpts & { maxWriteRetries: number } = { fd, sync: false, maxLength: MAX_BUFFERED_BYTES, maxWriteRetries: MAX_WRITE_RETRIES };
   const stream = new SonicBoomStream(options);
   const state = { broken: undefined as Error | undefined, droppedLines: 0 };
-  stream.on("drop", (text: string) => (state.droppedLines += linesIn(text)));
+  // A reader that does not keep up (a stalled journal, a full pipe nobody reads) costs lines, never
+  // the server's memory: sonic-boom drops what would pass MAX_BUFFERED_BYTES. Said when it starts
+  // and, with the count, once lines are written again.
+  let dropping: { lines: number; lastAt: number } | undefined;
+  stream.on("drop", (text: string) => {
+    const lines = linesIn(text);
+    state.droppedLines += lines;
+    if (dropping === undefined) {
+      dropping = { lines: 0, lastAt: 0 };
+      report(
+        `the log's reader is not keeping up (${MAX_BUFFERED_BYTES / 1024 / 1024} MB of lines wait): ` +
+          "lines are dropped until it catches up (counted in callscript_log_lines_dropped_total)",
+      );
+    }
+    dropping.lines += lines;
+    dropping.lastAt = performance.now();
+  });
+  stream.on("write", () => {
+    if (dropping === undefined || performance.now() - dropping.lastAt < CAUGHT_UP_AFTER_MS) return;
+    report(`the log's reader caught up; ${dropping.lines} lines were dropped meanwhile`);
+    dropping = undefined;
+  });
 
   // Lines go to sonic-boom in batches: once BATCH_CHARS have gathered, or BATCH_MS after the first
   // of them. Each sonic-boom write is a task on libuv's thread pool whose completion wakes the
@@ -107,12 +139,7 @@ export function logDestination(fd = 1): LogDestination {
       handOver();
       callback?.();
     };
-    // Asynchronous: a blocking stderr whose reader stalls would otherwise hold the main thread.
-    write(
-      2,
-      `callscript: the log destination failed (${(error as NodeJS.ErrnoException).code ?? error.message}); later log lines are dropped\n`,
-      () => undefined,
-    );
+    report(`the log destination failed (${(error as NodeJS.ErrnoException).code ?? error.message}); later log lines are dropped`);
   });
   process.once("exit", () => {
     try {

@@ -51,6 +51,8 @@ export interface ServerMetrics {
 export interface MetricsOptions {
   /** Node's process metrics (memory, CPU, event loop lag, GC); default true. */
   processMetrics?: boolean;
+  /** The server's log destination (log-destination.ts), whose dropped lines are read at scrape time. */
+  logLines?: { readonly droppedLines: number } | undefined;
 }
 
 /**
@@ -245,6 +247,19 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
       for (const state of scripts.states()) this.set({ script: state.name, version: state.version ?? "", state: state.state }, 1);
     },
   });
+
+  const logLines = options.logLines;
+  if (logLines) {
+    new Counter({
+      name: "callscript_log_lines_dropped_total",
+      help: "Log lines the server could not write: its log's reader fell 16 MB behind, or went away (stderr says when either happens)",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(logLines.droppedLines);
+      },
+    });
+  }
 
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 

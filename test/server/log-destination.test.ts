@@ -1,14 +1,20 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { configSchema } from "../../runtime/config.js";
+import { ScriptRegistry } from "../../runtime/registry/registry.js";
+import { buildServer } from "../../runtime/server/app.js";
 import { logDestination, type LogDestination } from "../../runtime/server/log-destination.js";
 import { repoRoot } from "../helpers/build.js";
+import { scriptsFolder } from "../helpers/scripts.js";
+import { sample } from "./helpers.js";
 
 const dirs: string[] = [];
+const linesIn = (text: string) => text.split("\n").length - 1;
 const destinations: LogDestination[] = [];
 afterEach(() => {
   for (const destination of destinations.splice(0)) destination.stream.destroy();
@@ -113,5 +119,64 @@ describe("the server's log destination", () => {
     );
     expect(idle.status).toBe(0);
     expect(idle.stdout).toContain('"msg":"the only line"');
+  });
+
+  it("a reader that stalls costs lines past 16 MB, never memory: said on stderr when it starts and, with the count, once it catches up; /metrics counts them", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
+    dirs.push(dir);
+    const fifo = path.join(dir, "stdout");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    // A reader that reads nothing until the test says so; the server's end blocks when the pipe is full.
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const reports: string[] = [];
+    const destination = logDestination(writer, { report: (message) => reports.push(message) });
+    destinations.push(destination);
+    const log = pino({ base: null }, destination.stream);
+    const config = configSchema.parse({ watch: false, scriptsDir: scriptsFolder({}) });
+    const registry = new ScriptRegistry(config, log);
+    const app = buildServer({ config, registry, logger: log, logLines: destination, docs: false, processMetrics: false });
+    try {
+      await app.ready();
+      const padding = "p".repeat(1000);
+      const logged = 20_000;
+      for (let line = 0; line < logged; line++) log.info({ line, padding }, "busy");
+      // About 1 KB a line: the first 16 MB wait for the reader, the rest are dropped.
+      expect(destination.droppedLines).toBeGreaterThan(3_000);
+      expect(destination.droppedLines).toBeLessThan(5_000);
+      expect(reports).toEqual([expect.stringMatching(/^the log's reader is not keeping up \(16 MB of lines wait\): lines are dropped/)]);
+      const metrics = await app.inject({ method: "GET", url: "/metrics" });
+      expect(sample(metrics.body, "callscript_log_lines_dropped_total")).toBe(destination.droppedLines);
+
+      // The reader comes back: every line kept arrives whole and in order, and the count is said.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const chunk = Buffer.alloc(1 << 20);
+      const read: string[] = [];
+      let readLines = 0;
+      const kept = logged - destination.droppedLines;
+      while (readLines < kept) {
+        try {
+          const part = chunk.toString("utf8", 0, readSync(reader, chunk));
+          read.push(part);
+          readLines += linesIn(part);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      const lines = read
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { line: number }).line);
+      expect(lines).toEqual(Array.from({ length: kept }, (_, line) => line));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(reports).toHaveLength(2);
+      expect(reports[1]).toBe(`the log's reader caught up; ${destination.droppedLines} lines were dropped meanwhile`);
+    } finally {
+      await app.close();
+      await registry.close();
+      closeSync(reader);
+    }
   });
 });
