@@ -1,4 +1,4 @@
-import { write } from "node:fs";
+import { write, writeSync } from "node:fs";
 import sonicBoom, { type SonicBoom, type SonicBoomOpts } from "sonic-boom";
 
 // A CommonJS module: its class is a property of what it exports (ESM sees no named export).
@@ -19,6 +19,21 @@ function linesIn(text: string): number {
   let lines = 0;
   for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
   return lines;
+}
+
+/** Writes text to fd at once, waiting 100 ms after each EAGAIN (a full pipe) up to MAX_WRITE_RETRIES times. */
+function writeNow(fd: number, text: string): void {
+  const bytes = Buffer.from(text, "utf8");
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let retries = 0;
+  for (let offset = 0; offset < bytes.length;) {
+    try {
+      offset += writeSync(fd, bytes, offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN" || ++retries > MAX_WRITE_RETRIES) throw error;
+      Atomics.wait(pause, 0, 0, 100);
+    }
+  }
 }
 
 /** A drop episode ends at the first write this long after its last dropped line. */
@@ -88,13 +103,17 @@ export function logDestination(fd = 1, { report = toStderr }: LogDestinationOpti
   const sendToStream = stream.write.bind(stream);
   let batch = "";
   let batchTimer: NodeJS.Timeout | undefined;
-  const handOver = (): void => {
+  const takeBatch = (): string => {
     if (batchTimer !== undefined) {
       clearTimeout(batchTimer);
       batchTimer = undefined;
     }
     const text = batch;
     batch = "";
+    return text;
+  };
+  const handOver = (): void => {
+    const text = takeBatch();
     if (text === "") return;
     if (!state.broken) {
       try {
@@ -124,9 +143,19 @@ export function logDestination(fd = 1, { report = toStderr }: LogDestinationOpti
     handOver();
     flushStream(callback);
   };
+  // Not through handOver: a write to the stream starts an asynchronous write when none is in
+  // flight, which sonic-boom's flushSync then leaves alone, so the batch would wait on libuv's
+  // thread pool, and at exit nothing waits for that (a process ending on its own lost its last
+  // line so, on a busy machine). The batch follows what the stream holds.
   stream.flushSync = () => {
-    handOver();
-    flushStreamSync();
+    const text = takeBatch();
+    try {
+      flushStreamSync();
+      if (text !== "") writeNow(fd, text);
+    } catch (error) {
+      state.droppedLines += linesIn(text);
+      throw error;
+    }
   };
 
   stream.on("error", (error: Error) => {

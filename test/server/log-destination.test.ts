@@ -121,6 +121,35 @@ describe("the server's log destination", () => {
     expect(idle.stdout).toContain('"msg":"the only line"');
   });
 
+  it("writes the batch itself in a flushSync (the flush at exit), not through libuv's thread pool, which an exit does not wait for", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
+    dirs.push(dir);
+    const file = path.join(dir, "server.log");
+    const destinationModule = pathToFileURL(path.join(repoRoot, "dist", "runtime", "server", "log-destination.js")).href;
+    // The pool's only thread is busy: a write handed to it now would wait for the hash to finish.
+    const program = `
+      import { pbkdf2 } from "node:crypto";
+      import { openSync, readFileSync } from "node:fs";
+      import { pino } from "pino";
+      import { logDestination } from ${JSON.stringify(destinationModule)};
+      const { stream } = logDestination(openSync(${JSON.stringify(file)}, "w"));
+      const log = pino({ base: null }, stream);
+      pbkdf2("password", "salt", 1_000_000, 64, "sha512", () => undefined);
+      log.info("the last line");
+      stream.flushSync();
+      console.log(readFileSync(${JSON.stringify(file)}, "utf8").length > 0 ? "written" : "not written");
+    `;
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", program], {
+      cwd: repoRoot,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, UV_THREADPOOL_SIZE: "1" },
+    });
+    expect(child.stderr).toBe("");
+    expect(child.stdout).toBe("written\n");
+    expect(readFileSync(file, "utf8")).toContain('"msg":"the last line"');
+  });
+
   it("a reader that stalls costs lines past 16 MB, never memory: said on stderr when it starts and, with the count, once it catches up; /metrics counts them", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
     dirs.push(dir);
