@@ -31,6 +31,31 @@ const registry = new ScriptRegistry(config, log);
 await registry.loadAll();
 
 const answers = JSON.parse(process.env.BARE_ANSWERS ?? "{}");
+
+/**
+ * The hook's scripts invoked in order as the pipeline does, each one's data merged: no input checks,
+ * no metrics, no log.
+ * @param {import("../dist/runtime/schema/hooks.js").HookName} hook
+ * @param {string} inputJson
+ * @param {string} requestId
+ */
+async function invokeScripts(hook, inputJson, requestId) {
+  JSON.parse(inputJson);
+  const lease = registry.lease(hook);
+  try {
+    let data = {};
+    for (const script of lease.scripts) {
+      const invocation = await script.sandbox.invoke(
+        { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId },
+        { heap: false, admitted: true },
+      );
+      if (invocation.outcome.kind === "data") data = { ...data, ...invocation.outcome.data };
+    }
+    return { state: "success", data };
+  } finally {
+    lease.release();
+  }
+}
 /** @type {Record<string, () => import("fastify").FastifyInstance>} */
 const variants = {
   bare() {
@@ -45,25 +70,7 @@ const variants = {
   direct() {
     const app = Fastify({ logger: false });
     app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => done(null, text));
-    app.post("/hooks/:hook", async (request) => {
-      const hook = /** @type {any} */ (request.params).hook;
-      const inputJson = /** @type {string} */ (request.body);
-      JSON.parse(inputJson);
-      const lease = registry.lease(hook);
-      try {
-        let data = {};
-        for (const script of lease.scripts) {
-          const invocation = await script.sandbox.invoke(
-            { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId: "r" },
-            { heap: false, admitted: true },
-          );
-          if (invocation.outcome.kind === "data") data = { ...data, ...invocation.outcome.data };
-        }
-        return { state: "success", data };
-      } finally {
-        lease.release();
-      }
-    });
+    app.post("/hooks/:hook", async (request) => invokeScripts(/** @type {any} */ (request.params).hook, /** @type {string} */ (request.body), "r"));
     return app;
   },
   // direct, in a fastify made as callscript makes its own (logger, request ids), with its answer schema.
@@ -77,25 +84,9 @@ const variants = {
       routerOptions: { ignoreTrailingSlash: true },
     });
     app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => done(null, text));
-    app.post("/hooks/:hook", { schema: { response: { 200: answerSchema } } }, async (request) => {
-      const hook = /** @type {any} */ (request.params).hook;
-      const inputJson = /** @type {string} */ (request.body);
-      JSON.parse(inputJson);
-      const lease = registry.lease(hook);
-      try {
-        let data = {};
-        for (const script of lease.scripts) {
-          const invocation = await script.sandbox.invoke(
-            { hook, inputJson, dataJson: JSON.stringify(data), settingsJson: script.settingsJson, requestId: request.id },
-            { heap: false, admitted: true },
-          );
-          if (invocation.outcome.kind === "data") data = { ...data, ...invocation.outcome.data };
-        }
-        return { state: "success", data };
-      } finally {
-        lease.release();
-      }
-    });
+    app.post("/hooks/:hook", { schema: { response: { 200: answerSchema } } }, async (request) =>
+      invokeScripts(/** @type {any} */ (request.params).hook, /** @type {string} */ (request.body), request.id),
+    );
     return app;
   },
   // The bare route with the input's checks and the dispatch as the hook route makes them (no metrics, no log line).
