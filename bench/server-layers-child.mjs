@@ -32,6 +32,16 @@ await registry.loadAll();
 
 const answers = JSON.parse(process.env.BARE_ANSWERS ?? "{}");
 
+/** fastify's options as buildServer (runtime/server/app.ts) gives them. */
+const callscriptOptions = () => ({
+  loggerInstance: /** @type {any} */ (log),
+  genReqId: () => crypto.randomUUID(),
+  logController: new LogController({ disableRequestLogging: true }),
+  return503OnClosing: false,
+  forceCloseConnections: /** @type {const} */ ("idle"),
+  routerOptions: { ignoreTrailingSlash: true },
+});
+
 /**
  * The hook's scripts invoked in order as the pipeline does, each one's data merged: no input checks,
  * no metrics, no log.
@@ -75,14 +85,7 @@ const variants = {
   },
   // direct, in a fastify made as callscript makes its own (logger, request ids), with its answer schema.
   opts() {
-    const app = Fastify({
-      loggerInstance: /** @type {any} */ (log),
-      genReqId: () => crypto.randomUUID(),
-      logController: new LogController({ disableRequestLogging: true }),
-      return503OnClosing: false,
-      forceCloseConnections: "idle",
-      routerOptions: { ignoreTrailingSlash: true },
-    });
+    const app = Fastify(callscriptOptions());
     app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => done(null, text));
     app.post("/hooks/:hook", { schema: { response: { 200: answerSchema } } }, async (request) =>
       invokeScripts(/** @type {any} */ (request.params).hook, /** @type {string} */ (request.body), request.id),
@@ -137,13 +140,7 @@ for (const name of (process.env.FULL_VARIANTS ?? "").split(",").filter(Boolean))
  * @param {string[]} without
  */
 function layered(without) {
-  const app = Fastify({
-    loggerInstance: /** @type {any} */ (log),
-    genReqId: () => crypto.randomUUID(),
-    return503OnClosing: false,
-    forceCloseConnections: "idle",
-    routerOptions: { ignoreTrailingSlash: true },
-  });
+  const app = Fastify(callscriptOptions());
   const metrics = createMetrics(registry, { processMetrics: false });
   app.decorate("metrics", metrics);
   if (!without.includes("errors")) app.register(errorHandling, { bodyLimit: config.bodyLimitBytes });

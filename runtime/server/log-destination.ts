@@ -7,7 +7,7 @@ const { SonicBoom: SonicBoomStream } = sonicBoom;
 /** A full pipe is retried this many times, 100 ms apart, before its lines are given up. */
 const MAX_WRITE_RETRIES = 10;
 /** Lines waiting for a stalled reader beyond this are dropped (sonic-boom's `drop` event) rather than held. */
-const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 /** Lines are handed to the stream once this many characters have gathered… */
 const BATCH_CHARS = 4096;
@@ -73,23 +73,21 @@ export function logDestination(fd = 1, { report = toStderr }: LogDestinationOpti
   // A reader that does not keep up (a stalled journal, a full pipe nobody reads) costs lines, never
   // the server's memory: sonic-boom drops what would pass MAX_BUFFERED_BYTES. Said when it starts
   // and, with the count, once lines are written again.
-  let dropping: { lines: number; lastAt: number } | undefined;
+  let dropping: { droppedBefore: number; lastAt: number } | undefined;
   stream.on("drop", (text: string) => {
-    const lines = linesIn(text);
-    state.droppedLines += lines;
     if (dropping === undefined) {
-      dropping = { lines: 0, lastAt: 0 };
+      dropping = { droppedBefore: state.droppedLines, lastAt: 0 };
       report(
         `the log's reader is not keeping up (${MAX_BUFFERED_BYTES / 1024 / 1024} MB of lines wait): ` +
           "lines are dropped until it catches up (counted in callscript_log_lines_dropped_total)",
       );
     }
-    dropping.lines += lines;
+    state.droppedLines += linesIn(text);
     dropping.lastAt = performance.now();
   });
   stream.on("write", () => {
     if (dropping === undefined || performance.now() - dropping.lastAt < CAUGHT_UP_AFTER_MS) return;
-    report(`the log's reader caught up; ${dropping.lines} lines were dropped meanwhile`);
+    report(`the log's reader caught up; ${state.droppedLines - dropping.droppedBefore} lines were dropped meanwhile`);
     dropping = undefined;
   });
 

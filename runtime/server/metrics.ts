@@ -8,6 +8,7 @@ import type { InlinePolicy } from "../sandbox/inline-policy.js";
 import type { Invocation } from "../sandbox/sandbox.js";
 import type { HookName } from "../schema/hooks.js";
 import { failureReason } from "../schema/envelope.js";
+import { MAX_BUFFERED_BYTES } from "./log-destination.js";
 
 /** The failure reasons as the envelope defines them, so the help texts never fall behind. */
 const REASONS = failureReason.options.join(", ");
@@ -252,7 +253,7 @@ export function createMetrics(scripts: ScriptRegistry, options: MetricsOptions =
   if (logLines) {
     new Counter({
       name: "callscript_log_lines_dropped_total",
-      help: "Log lines the server could not write: its log's reader fell 16 MB behind, or went away (stderr says when either happens)",
+      help: `Log lines the server could not write: its log's reader fell ${MAX_BUFFERED_BYTES / 1024 / 1024} MB behind, or went away (stderr says when either happens)`,
       registers,
       collect() {
         this.reset();
