@@ -25,7 +25,7 @@ import {
 } from "./protocol.js";
 import { ReturnSites, shapeOf, type ReturnShape } from "./return-site.js";
 import { BundleSourceMap } from "./source-map.js";
-import { CPU_SHARE_FOR_TIMEOUT, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs, waitingIdleMs } from "./time-limit.js";
+import { CPU_SHARE_FOR_TIMEOUT, endsAsWaiting, maxWallTimeoutMs, ranToItsTimeout, retryTimeoutMs, stoppedLate, waitBackstopMs } from "./time-limit.js";
 import { closest } from "../util/closest.js";
 import type { Capabilities } from "../capabilities/types.js";
 import { CapabilityError, isCapabilityError } from "../capabilities/errors.js";
@@ -1311,7 +1311,6 @@ export class ScriptSandbox {
         // promise that never settles). While the call lasts, its CPU time is read now and then: a
         // call V8 stops at its heap limit takes its isolate, and the isolate's figures, with it.
         const backstopMs = waitBackstopMs(wallTimeoutMs);
-        const idleMs = waitingIdleMs(wallTimeoutMs);
         let idleSince = headAt;
         const poll = () => {
           const cpuNow = cpuTimeOf(booted.isolate) || cpuSeen;
@@ -1320,7 +1319,7 @@ export class ScriptSandbox {
           cpuSeen = cpuNow;
           const waited = now - headAt;
           process0 ??= { usage: process.cpuUsage(), afterMs: waited, threads: threadCpuTimes() };
-          if (waited >= backstopMs || (waited >= wallTimeoutMs && now - idleSince >= idleMs)) {
+          if (endsAsWaiting(waited, now - idleSince, Number(cpuNow - cpuBefore) / 1e6, wallTimeoutMs)) {
             if (batch) batch.fail();
             else resolve(TIMED_OUT);
           } else timer = setTimeout(poll, Math.min(CPU_POLL_MS, backstopMs - waited));

@@ -15,8 +15,9 @@
  *
  * A call that waits (a promise that never settles: scripts have no timers or I/O to wait for)
  * uses no CPU. isolated-vm's `cpuTime` stops advancing while its isolate runs nothing, so the host
- * ends a call whose isolate has been idle for waitingIdleMs() once its timeout has passed; and any
- * call after waitBackstopMs() of wall-clock time, whatever its isolate does.
+ * ends a call whose isolate has been idle for waitingIdleMs() once its timeout has passed (unless
+ * it ran to that timeout: isolated-vm's answer is coming); and any call after waitBackstopMs() of
+ * wall-clock time, whatever its isolate does (endsAsWaiting).
  */
 
 /** A call stopped at its wall-clock timeout having used at least this share of its CPU limit timed out. */
@@ -86,6 +87,19 @@ export function waitBackstopMs(wallTimeoutMs: number): number {
  * a thread on a very busy host. (A capability that makes a script wait for the host, such as a
  * fetch, would have to be counted as not idle.)
  */
-export function waitingIdleMs(wallTimeoutMs: number): number {
+function waitingIdleMs(wallTimeoutMs: number): number {
   return Math.max(200, wallTimeoutMs);
+}
+
+/**
+ * Whether the host ends a call as waiting for ever, having waited `waitedMs` for it, its isolate
+ * idle for the last `idleMs` after running for `ranMs` (its `cpuTime` since the call began). A
+ * call whose isolate ran to its timeout is not ended as idle: isolated-vm stopped it, or is
+ * stopping it, and its answer (the time limit, with the loop's stack) is on its way, however slowly
+ * a busy machine brings it (CI once saw a loop reported as a promise that never settles, the answer
+ * later than the idle rule). The backstop still ends it.
+ */
+export function endsAsWaiting(waitedMs: number, idleMs: number, ranMs: number, wallTimeoutMs: number): boolean {
+  if (waitedMs >= waitBackstopMs(wallTimeoutMs)) return true;
+  return waitedMs >= wallTimeoutMs && idleMs >= waitingIdleMs(wallTimeoutMs) && !ranToItsTimeout(ranMs, wallTimeoutMs);
 }
