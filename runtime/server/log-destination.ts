@@ -110,12 +110,27 @@ export function logDestination(fd = 1, { report = toStderr }: LogDestinationOpti
     batch = "";
     return text;
   };
+  // The batches the stream holds, until its writes have taken their bytes: when the destination
+  // breaks, their lines are lost too, and counted.
+  const unwritten: { bytes: number; lines: number }[] = [];
+  stream.on("write", (bytes: number) => {
+    while (bytes > 0 && unwritten.length > 0) {
+      const oldest = unwritten[0]!;
+      const taken = Math.min(bytes, oldest.bytes);
+      oldest.bytes -= taken;
+      bytes -= taken;
+      if (oldest.bytes === 0) unwritten.shift();
+    }
+  });
   const handOver = (): void => {
     const text = takeBatch();
     if (text === "") return;
     if (!state.broken) {
       try {
+        const droppedBefore = state.droppedLines;
         sendToStream(text);
+        // Unless the stream dropped it (a stalled reader, counted by the drop listener).
+        if (state.droppedLines === droppedBefore) unwritten.push({ bytes: Buffer.byteLength(text), lines: linesIn(text) });
         return;
       } catch {
         // A destroyed stream throws; outside the call that logged, that would end the server.
@@ -149,6 +164,7 @@ export function logDestination(fd = 1, { report = toStderr }: LogDestinationOpti
     const text = takeBatch();
     try {
       flushStreamSync();
+      unwritten.length = 0;
       if (text !== "") writeNow(fd, text);
     } catch (error) {
       state.droppedLines += linesIn(text);
@@ -159,6 +175,7 @@ export function logDestination(fd = 1, { report = toStderr }: LogDestinationOpti
   stream.on("error", (error: Error) => {
     if (state.broken) return;
     state.broken = error;
+    for (const batch of unwritten.splice(0)) state.droppedLines += batch.lines;
     // Nothing more reaches the reader: lines are counted and dropped instead of piling up, and
     // neither a flush nor the exit waits on it. stderr may still have a reader (a journal).
     stream.flushSync = () => handOver();

@@ -150,6 +150,41 @@ describe("the server's log destination", () => {
     expect(readFileSync(file, "utf8")).toContain('"msg":"the last line"');
   });
 
+  it("a reader that goes away (EPIPE): said on stderr once; the lines it did not take and every later line are counted as dropped; a flush does not wait", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
+    dirs.push(dir);
+    const fifo = path.join(dir, "stdout");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const reports: string[] = [];
+    const destination = logDestination(writer, { report: (message) => reports.push(message) });
+    destinations.push(destination);
+    const log = pino({ base: null }, destination.stream);
+    const written = new Promise((resolve) => destination.stream.once("write", resolve));
+    log.info("read");
+    await written;
+    const chunk = Buffer.alloc(4096);
+    expect(chunk.toString("utf8", 0, readSync(reader, chunk))).toContain('"msg":"read"');
+
+    // The reader goes; two lines are already on their way.
+    closeSync(reader);
+    const failed = new Promise((resolve) => destination.stream.once("error", resolve));
+    log.info("lost on its way");
+    log.info("lost on its way too");
+    await failed;
+    expect((destination.broken as NodeJS.ErrnoException | undefined)?.code).toBe("EPIPE");
+    expect(reports).toEqual(["the log destination failed (EPIPE); later log lines are dropped"]);
+    expect(destination.droppedLines).toBe(2);
+
+    for (let line = 0; line < 10; line++) log.info({ line }, "after");
+    expect(destination.droppedLines).toBe(12);
+    await new Promise<void>((resolve, reject) => log.flush((error) => (error ? reject(error) : resolve())));
+    expect(() => destination.stream.flushSync()).not.toThrow();
+    expect(reports).toHaveLength(1);
+    expect(destination.droppedLines).toBe(12);
+  });
+
   it("a reader that stalls costs lines past 16 MB, never memory: said on stderr when it starts and, with the count, once it catches up; /metrics counts them", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
     dirs.push(dir);
