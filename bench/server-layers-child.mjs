@@ -22,12 +22,15 @@ import { logDestination } from "../dist/runtime/server/log-destination.js";
 import { callHook } from "../dist/runtime/dispatch/hook-call.js";
 import { parseHookInput } from "../dist/runtime/schema/hook-input.js";
 import { answerSchema } from "../dist/runtime/server/schemas.js";
+import { watchLoopLoad } from "../dist/runtime/sandbox/loop-load.js";
 import { LogController } from "fastify";
 
 const examples = path.join(path.dirname(new URL(import.meta.url).pathname), "..", "examples");
 const config = loadConfig({ file: path.join(examples, "callscript.config.json"), overrides: { scriptsDir: examples, watch: false, logLevel: "warn" } });
 const log = pino({ level: "warn" }, logDestination().stream);
-const registry = new ScriptRegistry(config, log);
+// As serve makes it: with the event loop's load, so that short scripts' calls go to their isolates
+// in batches while the loop is busy, and run on it when it is not (inline-policy.ts).
+const registry = new ScriptRegistry(config, log, { loopLoad: watchLoopLoad() });
 await registry.loadAll();
 
 const answers = JSON.parse(process.env.BARE_ANSWERS ?? "{}");

@@ -53,8 +53,27 @@ const only = process.env.LAYER_ONLY?.split(",");
 const names = Object.keys(ports).filter((name) => !only || name === "full" || only.includes(name));
 const pid = /** @type {number} */ (child.pid);
 
+/** The scripts a request of the hook calls. */
+const scriptsReport = /** @type {{ scripts: { hooks: string[]; state: string }[] }} */ (await (await fetch(`http://127.0.0.1:${ports.full}/scripts`)).json());
+const scriptsOnHook = scriptsReport.scripts.filter((script) => script.state === "active" && script.hooks.includes(HOOK)).length;
+
+/**
+ * The calls of the process's scripts so far that ran on the event loop (inline) and in batches, from
+ * the full app's /metrics (the variants share the registry, and one is loaded at a time); the rest
+ * went alone to their isolate's thread.
+ */
+async function callModes() {
+  const text = await (await fetch(`http://127.0.0.1:${ports.full}/metrics`)).text();
+  const sum = (/** @type {RegExp} */ pattern) => [...text.matchAll(pattern)].reduce((total, match) => total + Number(match[1]), 0);
+  return {
+    inline: sum(/^callscript_script_inline_calls\{[^}]*kind="inline"\} (\d+)$/gm),
+    batched: sum(/^callscript_script_batched_calls\{[^}]*kind="calls"\} (\d+)$/gm),
+  };
+}
+
 /** @param {string} name @param {number} seconds */
 async function load(name, seconds) {
+  const modesBefore = await callModes();
   const before = procStats(pid).cpuSeconds;
   const result = await autocannon({
     url: `http://127.0.0.1:${ports[name]}/hooks/${HOOK}`,
@@ -67,13 +86,21 @@ async function load(name, seconds) {
   const cpu = procStats(pid).cpuSeconds - before;
   if (result.non2xx + result.errors + result.timeouts > 0)
     throw new Error(`${name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-  return { rps: result.requests.average, cpuUs: (cpu * 1e6) / result.requests.total };
+  const modes = await callModes();
+  const calls = result.requests.total * scriptsOnHook;
+  return {
+    rps: result.requests.average,
+    cpuUs: (cpu * 1e6) / result.requests.total,
+    inlineShare: (modes.inline - modesBefore.inline) / calls,
+    batchedShare: (modes.batched - modesBefore.batched) / calls,
+  };
 }
 
 for (const name of names) await load(name, 2);
-/** @type {Map<string, { rps: number; cpuUs: number }[]>} */
+/** @typedef {{ rps: number; cpuUs: number; inlineShare: number; batchedShare: number }} Run */
+/** @type {Map<string, Run[]>} */
 const runs = new Map(names.map((name) => [name, []]));
-const runsOf = (/** @type {string} */ name) => /** @type {{ rps: number; cpuUs: number }[]} */ (runs.get(name));
+const runsOf = (/** @type {string} */ name) => /** @type {Run[]} */ (runs.get(name));
 for (let r = 0; r < ROUNDS; r++) {
   for (let i = 0; i < names.length; i++) {
     const name = /** @type {string} */ (names[(i + r) % names.length]);
@@ -88,7 +115,9 @@ const rows = names.map((name) => ({
   "req/s": round(median(runsOf(name).map((run) => run.rps)), 0),
   "CPU µs/req": round(median(runsOf(name).map((run) => run.cpuUs))),
   "vs full, µs (median of rounds)": round(median(runsOf(name).map((run, i) => run.cpuUs - (full[i]?.cpuUs ?? NaN)))),
+  // Calls on the event loop cost less CPU (no hop) but take the loop's time: compare like with like.
+  "calls inline / batched": `${round(100 * median(runsOf(name).map((run) => run.inlineShare)), 0)}% / ${round(100 * median(runsOf(name).map((run) => run.batchedShare)), 0)}%`,
 }));
 console.log(`${HOOK}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s`);
-console.log(table(rows, ["server", "req/s", "CPU µs/req", "vs full, µs (median of rounds)"]));
+console.log(table(rows, ["server", "req/s", "CPU µs/req", "vs full, µs (median of rounds)", "calls inline / batched"]));
 writeResult("server-layers", { hook: HOOK, connections: CONNECTIONS, rounds: ROUNDS, durationS: DURATION_S, rows, runs: Object.fromEntries(runs) });
