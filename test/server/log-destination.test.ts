@@ -40,6 +40,24 @@ function onFile() {
   return { destination, log, writes, messages, written, file };
 }
 
+/**
+ * A log destination on a FIFO whose reader (non-blocking) is the test's, with what the destination
+ * reports (instead of stderr).
+ */
+function onFifo() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
+  dirs.push(dir);
+  const fifo = path.join(dir, "stdout");
+  expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writer = openSync(fifo, constants.O_WRONLY);
+  const reports: string[] = [];
+  const destination = logDestination(writer, { report: (message) => reports.push(message) });
+  destinations.push(destination);
+  const log = pino({ base: null }, destination.stream);
+  return { reader, reports, destination, log };
+}
+
 describe("the server's log destination", () => {
   it("hands lines over in batches: a few lines in one write, soon after the first", async () => {
     const { log, writes, messages, written, file } = onFile();
@@ -151,16 +169,7 @@ describe("the server's log destination", () => {
   });
 
   it("a reader that goes away (EPIPE): said on stderr once; the lines it did not take and every later line are counted as dropped; a flush does not wait", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
-    dirs.push(dir);
-    const fifo = path.join(dir, "stdout");
-    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writer = openSync(fifo, constants.O_WRONLY);
-    const reports: string[] = [];
-    const destination = logDestination(writer, { report: (message) => reports.push(message) });
-    destinations.push(destination);
-    const log = pino({ base: null }, destination.stream);
+    const { reader, reports, destination, log } = onFifo();
     const written = new Promise((resolve) => destination.stream.once("write", resolve));
     log.info("read");
     await written;
@@ -186,17 +195,8 @@ describe("the server's log destination", () => {
   });
 
   it("a reader that stalls costs lines past 16 MB, never memory: said on stderr when it starts and, with the count, once it catches up; /metrics counts them", async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "callscript-log-"));
-    dirs.push(dir);
-    const fifo = path.join(dir, "stdout");
-    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
     // A reader that reads nothing until the test says so; the server's end blocks when the pipe is full.
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writer = openSync(fifo, constants.O_WRONLY);
-    const reports: string[] = [];
-    const destination = logDestination(writer, { report: (message) => reports.push(message) });
-    destinations.push(destination);
-    const log = pino({ base: null }, destination.stream);
+    const { reader, reports, destination, log } = onFifo();
     const config = configSchema.parse({ watch: false, scriptsDir: scriptsFolder({}) });
     const registry = new ScriptRegistry(config, log);
     const app = buildServer({ config, registry, logger: log, logLines: destination, docs: false, processMetrics: false });
