@@ -84,7 +84,7 @@ export const configSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe(
-      "Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread",
+      "Run the calls of scripts that have been short (16 calls in a row under 2 ms of CPU, no fetch/kv) on the server's thread, with the same limits, instead of a hop to their isolate's thread, while the server has time to spare or one connection is open",
     ),
   batchCalls: z
     .boolean()

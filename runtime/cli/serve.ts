@@ -171,6 +171,7 @@ async function serve(options: ServeOptions, noWatch: boolean): Promise<number> {
     loading.catch(() => undefined);
     const { buildServer } = await serverModule;
     app = buildServer({ config, registry, logger: log, logLines, catastrophe, capabilities: (hooks) => (capabilities = makeHost(hooks)) });
+    loopLoad.countConnections(app.server);
     await app.ready();
     const results = await loading;
     // Settings the config gives a script that it does not declare: the config is wrong, as a typo is.

@@ -1,3 +1,4 @@
+import { createConnection, createServer, type AddressInfo, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { INLINE_AFTER_SHORT_CALLS } from "../../runtime/sandbox/inline-policy.js";
 import { watchLoopLoad } from "../../runtime/sandbox/loop-load.js";
@@ -182,6 +183,48 @@ describe("calls on the host's thread", () => {
       expect(load.quiet).toBe(true);
     } finally {
       load.close();
+    }
+  });
+
+  it("watchLoopLoad, counting its server's connections: a busy loop with one connection open is not busy for calls (no other request can wait); with two it is", async () => {
+    const load = watchLoopLoad();
+    const server = createServer();
+    load.countConnections(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const sockets: Socket[] = [];
+    /** A client connection, once the server has counted it; `closed` once the server saw it close. */
+    const connect = async () => {
+      const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+      sockets.push(createConnection(port, "127.0.0.1"));
+      const serverSide = await accepted;
+      return { closed: new Promise((resolve) => serverSide.once("close", resolve)) };
+    };
+    // As in the test above: two spins of more than two windows leave the last window full.
+    const spinTwice = async () => {
+      for (let i = 0; i < 2; i++) {
+        for (const until = performance.now() + 250; performance.now() < until;);
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    };
+    try {
+      await spinTwice();
+      expect(load.busy).toBe(false);
+      await connect();
+      await spinTwice();
+      expect(load.busy).toBe(false);
+      expect(load.quiet).toBe(false);
+      const second = await connect();
+      await spinTwice();
+      expect(load.busy).toBe(true);
+      sockets.pop()!.destroy();
+      await second.closed;
+      await spinTwice();
+      expect(load.busy).toBe(false);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      load.close();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 
